@@ -1,0 +1,639 @@
+//! The coordinatewise two-layer LSTM optimizer of §2.1, its forward pass over blocks of
+//! coordinates, and its hand-written truncated backpropagation through time.
+//!
+//! Every coordinate of the optimizee is a row; all rows share the weights φ and keep their own
+//! (h, c) per layer. A step over `n` rows is one GEMM per layer, `[x_t | h_{t-1}] · W`, followed
+//! by a fused kernel that applies the gates row by row while the row is in cache.
+//!
+//! Gate order inside each layer's 4H pre-activations: input i, forget f, cell candidate g,
+//! output o.
+
+use crate::rng::{streams, Rng};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+
+/// The sizes of a two-layer coordinatewise LSTM optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LstmShape {
+    /// Input features per coordinate: 1 for a scaled gradient, 2 for Appendix A's (log, sign).
+    pub inputs: usize,
+    /// Hidden units in each of the two layers (20 in the paper).
+    pub hidden: usize,
+}
+
+/// Where each weight block lives inside the flat parameter vector.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    w1: usize,
+    b1: usize,
+    w2: usize,
+    b2: usize,
+    w_out: usize,
+    b_out: usize,
+    len: usize,
+}
+
+impl LstmShape {
+    pub fn gates(&self) -> usize {
+        4 * self.hidden
+    }
+    fn layout(&self) -> Layout {
+        let (f, h) = (self.inputs, self.hidden);
+        let w1 = 0;
+        let b1 = w1 + (f + h) * 4 * h;
+        let w2 = b1 + 4 * h;
+        let b2 = w2 + 2 * h * 4 * h;
+        let w_out = b2 + 4 * h;
+        let b_out = w_out + h;
+        Layout { w1, b1, w2, b2, w_out, b_out, len: b_out + 1 }
+    }
+    pub fn num_params(&self) -> usize {
+        self.layout().len
+    }
+    /// Multiply-adds of one forward step for one coordinate, counted as 2 FLOPs each, plus the
+    /// element-wise gate work (about 12 FLOPs per hidden unit and layer, transcendental counted
+    /// as one). Used only to report achieved GFLOP/s.
+    pub fn forward_flops_per_coordinate(&self) -> f64 {
+        let (f, h) = (self.inputs as f64, self.hidden as f64);
+        2.0 * (f + h) * 4.0 * h + 2.0 * 2.0 * h * 4.0 * h + 2.0 * h + 2.0 * 12.0 * h
+    }
+    /// FLOPs of BPTT per coordinate and step: two GEMMs per layer (input gradient and weight
+    /// gradient), each the size of the forward GEMM, plus element-wise work.
+    pub fn backward_flops_per_coordinate(&self) -> f64 {
+        let (f, h) = (self.inputs as f64, self.hidden as f64);
+        2.0 * (2.0 * (f + h) * 4.0 * h + 2.0 * 2.0 * 2.0 * h * 4.0 * h) + 4.0 * h + 2.0 * 16.0 * h
+    }
+}
+
+/// A flat vector with the LSTM's parameter layout: the weights φ, or a gradient with respect
+/// to them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmWeights {
+    shape: LstmShape,
+    data: Vec<f32>,
+}
+
+/// The names under which each weight block is stored in a checkpoint, with its shape.
+pub fn weight_blocks(shape: LstmShape) -> [(&'static str, Vec<usize>); 6] {
+    let (f, h) = (shape.inputs, shape.hidden);
+    [
+        ("lstm1_w", vec![f + h, 4 * h]),
+        ("lstm1_b", vec![4 * h]),
+        ("lstm2_w", vec![2 * h, 4 * h]),
+        ("lstm2_b", vec![4 * h]),
+        ("out_w", vec![h]),
+        ("out_b", vec![1]),
+    ]
+}
+
+impl LstmWeights {
+    pub fn zeros(shape: LstmShape) -> Self {
+        LstmWeights { shape, data: vec![0.0; shape.num_params()] }
+    }
+
+    /// Initial weights: N(0, 1/fan_in) for the LSTM matrices, the given forget-gate bias, and a
+    /// small output layer so that the first updates are small.
+    pub fn init(shape: LstmShape, seed: u64, forget_bias: f32) -> Self {
+        let mut w = Self::zeros(shape);
+        let mut rng = Rng::new(seed, streams::LSTM_INIT);
+        let l = shape.layout();
+        let h = shape.hidden;
+        let std1 = 1.0 / ((shape.inputs + h) as f64).sqrt();
+        let std2 = 1.0 / ((2 * h) as f64).sqrt();
+        for x in &mut w.data[l.w1..l.b1] {
+            *x = (rng.normal() * std1) as f32;
+        }
+        for x in &mut w.data[l.w2..l.b2] {
+            *x = (rng.normal() * std2) as f32;
+        }
+        for b in [l.b1, l.b2] {
+            w.data[b + h..b + 2 * h].fill(forget_bias);
+        }
+        for x in &mut w.data[l.w_out..l.b_out] {
+            *x = (rng.normal() * 0.01) as f32;
+        }
+        w
+    }
+
+    pub fn from_flat(shape: LstmShape, data: Vec<f32>) -> Option<Self> {
+        (data.len() == shape.num_params()).then_some(LstmWeights { shape, data })
+    }
+
+    pub fn shape(&self) -> LstmShape {
+        self.shape
+    }
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The weight blocks in checkpoint order, as flat slices.
+    pub fn blocks(&self) -> Vec<(&'static str, Vec<usize>, &[f32])> {
+        let mut rest = self.data.as_slice();
+        weight_blocks(self.shape)
+            .into_iter()
+            .map(|(name, dims)| {
+                let (block, tail) = rest.split_at(dims.iter().product());
+                rest = tail;
+                (name, dims, block)
+            })
+            .collect()
+    }
+
+    fn w1(&self) -> ArrayView2<'_, f32> {
+        let l = self.shape.layout();
+        let rows = self.shape.inputs + self.shape.hidden;
+        ArrayView2::from_shape((rows, self.shape.gates()), &self.data[l.w1..l.b1]).unwrap()
+    }
+    fn b1(&self) -> &[f32] {
+        let l = self.shape.layout();
+        &self.data[l.b1..l.w2]
+    }
+    fn w2(&self) -> ArrayView2<'_, f32> {
+        let l = self.shape.layout();
+        ArrayView2::from_shape((2 * self.shape.hidden, self.shape.gates()), &self.data[l.w2..l.b2])
+            .unwrap()
+    }
+    fn b2(&self) -> &[f32] {
+        let l = self.shape.layout();
+        &self.data[l.b2..l.w_out]
+    }
+    fn w_out(&self) -> &[f32] {
+        let l = self.shape.layout();
+        &self.data[l.w_out..l.b_out]
+    }
+    fn b_out(&self) -> f32 {
+        self.data[self.shape.layout().b_out]
+    }
+
+    /// Adds `other` to `self`, block for block.
+    pub fn add_assign(&mut self, other: &LstmWeights) {
+        for (a, b) in self.data.iter_mut().zip(&other.data) {
+            *a += b;
+        }
+    }
+
+    pub fn fill_zero(&mut self) {
+        self.data.fill(0.0);
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.data.iter().all(|x| x.is_finite())
+    }
+}
+
+/// Per-row state and the record of a truncated unroll, for one block of `rows` coordinates.
+///
+/// With `slots == 1` it only runs forward (evaluation); with `slots == T` it records the T
+/// steps of an unroll so that [`Tape::backward`] can run BPTT over them. All buffers are
+/// allocated once here and reused by every step.
+#[derive(Clone)]
+pub struct Tape {
+    shape: LstmShape,
+    rows: usize,
+    slots: usize,
+    /// Steps recorded since the last [`Tape::start_unroll`].
+    recorded: usize,
+    // Current state, carried from step to step and across unroll boundaries.
+    h1: Vec<f32>,
+    c1: Vec<f32>,
+    h2: Vec<f32>,
+    c2: Vec<f32>,
+    // The cell states at the start of the current unroll (the `c_{t-1}` of its first step).
+    c1_start: Vec<f32>,
+    c2_start: Vec<f32>,
+    // Per slot: [x | h1_prev], gate activations (later their pre-activation gradients),
+    // c and tanh(c) of layer 1; [h1 | h2_prev], gates, c, tanh(c) and h of layer 2.
+    xh1: Vec<f32>,
+    a1: Vec<f32>,
+    c1s: Vec<f32>,
+    tc1: Vec<f32>,
+    xh2: Vec<f32>,
+    a2: Vec<f32>,
+    c2s: Vec<f32>,
+    tc2: Vec<f32>,
+    h2s: Vec<f32>,
+    // Backward scratch.
+    dxh2: Vec<f32>,
+    dh1_next: Vec<f32>,
+    dh2_next: Vec<f32>,
+    dc1_carry: Vec<f32>,
+    dc2_carry: Vec<f32>,
+}
+
+impl Tape {
+    pub fn new(shape: LstmShape, rows: usize, slots: usize) -> Self {
+        assert!(slots >= 1);
+        let (f, h) = (shape.inputs, shape.hidden);
+        let state = || vec![0.0f32; rows * h];
+        let per_slot = |width: usize| vec![0.0f32; slots * rows * width];
+        let backward = slots > 1;
+        let scratch = |width: usize| if backward { vec![0.0f32; rows * width] } else { Vec::new() };
+        Tape {
+            shape,
+            rows,
+            slots,
+            recorded: 0,
+            h1: state(),
+            c1: state(),
+            h2: state(),
+            c2: state(),
+            c1_start: state(),
+            c2_start: state(),
+            xh1: per_slot(f + h),
+            a1: per_slot(4 * h),
+            c1s: per_slot(h),
+            tc1: per_slot(h),
+            xh2: per_slot(2 * h),
+            a2: per_slot(4 * h),
+            c2s: per_slot(h),
+            tc2: per_slot(h),
+            h2s: per_slot(h),
+            dxh2: scratch(2 * h),
+            dh1_next: scratch(h),
+            dh2_next: scratch(h),
+            dc1_carry: scratch(h),
+            dc2_carry: scratch(h),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes held by this tape, for memory reports.
+    pub fn bytes(&self) -> usize {
+        let floats = [
+            &self.h1, &self.c1, &self.h2, &self.c2, &self.c1_start, &self.c2_start, &self.xh1,
+            &self.a1, &self.c1s, &self.tc1, &self.xh2, &self.a2, &self.c2s, &self.tc2, &self.h2s,
+            &self.dxh2, &self.dh1_next, &self.dh2_next, &self.dc1_carry, &self.dc2_carry,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+        floats * 4
+    }
+
+    /// Zeroes the hidden and cell states (a new trajectory).
+    pub fn reset_state(&mut self) {
+        for v in [&mut self.h1, &mut self.c1, &mut self.h2, &mut self.c2] {
+            v.fill(0.0);
+        }
+        self.recorded = 0;
+    }
+
+    /// Begins a truncated unroll: the state carries over, but gradients will stop here.
+    pub fn start_unroll(&mut self) {
+        self.c1_start.copy_from_slice(&self.c1);
+        self.c2_start.copy_from_slice(&self.c2);
+        self.recorded = 0;
+    }
+
+    /// One optimizer step over all rows: `inputs` holds `rows × shape.inputs` preprocessed
+    /// gradient features; `outputs` receives the raw network output per row (before the
+    /// output scale). With more than one slot the step is recorded for BPTT.
+    pub fn forward(&mut self, w: &LstmWeights, inputs: &[f32], outputs: &mut [f32]) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        assert_eq!(w.shape, self.shape);
+        assert_eq!(inputs.len(), n * f);
+        assert_eq!(outputs.len(), n);
+        let slot = if self.slots == 1 { 0 } else { self.recorded };
+        assert!(slot < self.slots, "tape holds {} steps; call start_unroll", self.slots);
+
+        // Layer 1: [x_t | h1_{t-1}] · W1 + b1.
+        let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
+        for ((row, x), hp) in
+            xh1.chunks_exact_mut(f + h).zip(inputs.chunks_exact(f)).zip(self.h1.chunks_exact(h))
+        {
+            row[..f].copy_from_slice(x);
+            row[f..].copy_from_slice(hp);
+        }
+        let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
+        gemm(view(xh1, n, f + h), w.w1(), 0.0, view_mut(a1, n, g4));
+        let c1s = &mut self.c1s[slot * n * h..(slot + 1) * n * h];
+        let tc1 = &mut self.tc1[slot * n * h..(slot + 1) * n * h];
+        let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
+        // h1_t goes straight into layer 2's input row and into the carried state.
+        lstm_cell_forward(a1, w.b1(), &mut self.c1, c1s, tc1, h, |r, hv| {
+            xh2[r * 2 * h..r * 2 * h + h].copy_from_slice(hv);
+        });
+        for ((row, h1), h2p) in xh2
+            .chunks_exact_mut(2 * h)
+            .zip(self.h1.chunks_exact_mut(h))
+            .zip(self.h2.chunks_exact(h))
+        {
+            h1.copy_from_slice(&row[..h]);
+            row[h..].copy_from_slice(h2p);
+        }
+
+        // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
+        let a2 = &mut self.a2[slot * n * g4..(slot + 1) * n * g4];
+        gemm(view(xh2, n, 2 * h), w.w2(), 0.0, view_mut(a2, n, g4));
+        let c2s = &mut self.c2s[slot * n * h..(slot + 1) * n * h];
+        let tc2 = &mut self.tc2[slot * n * h..(slot + 1) * n * h];
+        let h2s = &mut self.h2s[slot * n * h..(slot + 1) * n * h];
+        let h2 = &mut self.h2;
+        lstm_cell_forward(a2, w.b2(), &mut self.c2, c2s, tc2, h, |r, hv| {
+            h2[r * h..(r + 1) * h].copy_from_slice(hv);
+        });
+        h2s.copy_from_slice(h2);
+
+        // Linear output layer.
+        let (w_out, b_out) = (w.w_out(), w.b_out());
+        for (o, hv) in outputs.iter_mut().zip(h2.chunks_exact(h)) {
+            *o = b_out + hv.iter().zip(w_out).map(|(a, b)| a * b).sum::<f32>();
+        }
+        self.recorded += 1;
+    }
+
+    /// BPTT over the steps recorded since [`Tape::start_unroll`]. `d_outputs[t * rows + r]` is
+    /// the gradient of the meta-loss with respect to the raw output of row `r` at step `t`.
+    /// The inputs are constants (the paper's dashed edges), and no gradient flows into the
+    /// state at the start of the unroll (truncation). Adds the weight gradient into `grad`.
+    pub fn backward(&mut self, w: &LstmWeights, d_outputs: &[f32], grad: &mut LstmWeights) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        let steps = self.recorded;
+        assert!(self.slots > 1, "this tape was made for forward-only use");
+        assert_eq!(d_outputs.len(), steps * n);
+        self.dh1_next.fill(0.0);
+        self.dh2_next.fill(0.0);
+        self.dc1_carry.fill(0.0);
+        self.dc2_carry.fill(0.0);
+        let layout = self.shape.layout();
+        let w_out = w.w_out();
+        let w1_h = w.w1().slice_move(ndarray::s![f.., ..]);
+        let w2 = w.w2();
+
+        let (mut dw_out, mut db_out) = (vec![0.0f32; h], 0.0f32);
+        for t in (0..steps).rev() {
+            let dy = &d_outputs[t * n..(t + 1) * n];
+            let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
+            // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
+            for ((&d, hv), dh2) in dy.iter().zip(h2s.chunks_exact(h)).zip(self.dh2_next.chunks_exact_mut(h)) {
+                db_out += d;
+                for k in 0..h {
+                    dw_out[k] += d * hv[k];
+                    dh2[k] += d * w_out[k];
+                }
+            }
+            // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
+            let c2_prev = if t == 0 { &self.c2_start[..] } else { &self.c2s[(t - 1) * n * h..t * n * h] };
+            let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
+            lstm_cell_backward(
+                a2,
+                &self.tc2[t * n * h..(t + 1) * n * h],
+                c2_prev,
+                &self.dh2_next,
+                &mut self.dc2_carry,
+                h,
+            );
+            gemm(view(a2, n, g4), w2.t(), 0.0, view_mut(&mut self.dxh2, n, 2 * h));
+            for ((dx, dh1), dh2) in self
+                .dxh2
+                .chunks_exact(2 * h)
+                .zip(self.dh1_next.chunks_exact_mut(h))
+                .zip(self.dh2_next.chunks_exact_mut(h))
+            {
+                for k in 0..h {
+                    dh1[k] += dx[k];
+                }
+                dh2.copy_from_slice(&dx[h..]);
+            }
+            // Layer 1 cell; dh1_{t-1} = dz1 · W1[h rows]ᵀ (the input x gets no gradient).
+            let c1_prev = if t == 0 { &self.c1_start[..] } else { &self.c1s[(t - 1) * n * h..t * n * h] };
+            let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
+            lstm_cell_backward(
+                a1,
+                &self.tc1[t * n * h..(t + 1) * n * h],
+                c1_prev,
+                &self.dh1_next,
+                &mut self.dc1_carry,
+                h,
+            );
+            gemm(view(a1, n, g4), w1_h.t(), 0.0, view_mut(&mut self.dh1_next, n, h));
+        }
+
+        // Weight gradients over all steps at once: one tall GEMM per layer, since every slot's
+        // pre-activation gradient now sits where its activations were.
+        let total = steps * n;
+        let g = &mut grad.data;
+        {
+            let dw1 = &mut g[layout.w1..layout.b1];
+            gemm(
+                view(&self.xh1[..total * (f + h)], total, f + h).t(),
+                view(&self.a1[..total * g4], total, g4),
+                1.0,
+                view_mut(dw1, f + h, g4),
+            );
+        }
+        column_sums_into(&self.a1[..total * g4], g4, &mut g[layout.b1..layout.w2]);
+        {
+            let dw2 = &mut g[layout.w2..layout.b2];
+            gemm(
+                view(&self.xh2[..total * 2 * h], total, 2 * h).t(),
+                view(&self.a2[..total * g4], total, g4),
+                1.0,
+                view_mut(dw2, 2 * h, g4),
+            );
+        }
+        column_sums_into(&self.a2[..total * g4], g4, &mut g[layout.b2..layout.w_out]);
+        for (a, b) in g[layout.w_out..layout.b_out].iter_mut().zip(&dw_out) {
+            *a += b;
+        }
+        g[layout.b_out] += db_out;
+    }
+}
+
+fn view(data: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), data).expect("buffer sized for its view")
+}
+
+fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), data).expect("buffer sized for its view")
+}
+
+/// C = A·B + beta·C through BLAS sgemm.
+fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, mut c: ArrayViewMut2<f32>) {
+    general_mat_mul(1.0, &a, &b, beta, &mut c);
+}
+
+fn column_sums_into(data: &[f32], cols: usize, out: &mut [f32]) {
+    for row in data.chunks_exact(cols) {
+        for (o, x) in out.iter_mut().zip(row) {
+            *o += x;
+        }
+    }
+}
+
+/// Gates of one LSTM layer for every row, fused: turns the pre-activations `z` (without bias)
+/// into activations in place, advances the carried cell state `c`, records c and tanh(c), and
+/// hands each row's new h = o ⊙ tanh(c) to `emit_h`.
+fn lstm_cell_forward(
+    z: &mut [f32],
+    bias: &[f32],
+    c: &mut [f32],
+    c_record: &mut [f32],
+    tanh_c_record: &mut [f32],
+    h: usize,
+    mut emit_h: impl FnMut(usize, &[f32]),
+) {
+    let mut h_row = [0.0f32; 256];
+    assert!(h <= h_row.len());
+    for (r, (((zr, cr), cw), tw)) in z
+        .chunks_exact_mut(4 * h)
+        .zip(c.chunks_exact_mut(h))
+        .zip(c_record.chunks_exact_mut(h))
+        .zip(tanh_c_record.chunks_exact_mut(h))
+        .enumerate()
+    {
+        for (zv, b) in zr.iter_mut().zip(bias) {
+            *zv += b;
+        }
+        let (zi, rest) = zr.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        for k in 0..h {
+            let i = sigmoid(zi[k]);
+            let f = sigmoid(zf[k]);
+            let g = tanh(zg[k]);
+            let o = sigmoid(zo[k]);
+            let c_new = f * cr[k] + i * g;
+            let tc = tanh(c_new);
+            zi[k] = i;
+            zf[k] = f;
+            zg[k] = g;
+            zo[k] = o;
+            cr[k] = c_new;
+            cw[k] = c_new;
+            tw[k] = tc;
+            h_row[k] = o * tc;
+        }
+        emit_h(r, &h_row[..h]);
+    }
+}
+
+/// Backward through one LSTM layer's gates for every row, fused. `acts` holds the gate
+/// activations of the step and is overwritten with the pre-activation gradients dz.
+/// `dc_carry` enters as dc_{t+1} ⊙ f_{t+1} and leaves as dc_t ⊙ f_t.
+fn lstm_cell_backward(
+    acts: &mut [f32],
+    tanh_c: &[f32],
+    c_prev: &[f32],
+    dh: &[f32],
+    dc_carry: &mut [f32],
+    h: usize,
+) {
+    for ((((ar, tc), cp), dhr), dcr) in acts
+        .chunks_exact_mut(4 * h)
+        .zip(tanh_c.chunks_exact(h))
+        .zip(c_prev.chunks_exact(h))
+        .zip(dh.chunks_exact(h))
+        .zip(dc_carry.chunks_exact_mut(h))
+    {
+        let (ai, rest) = ar.split_at_mut(h);
+        let (af, rest) = rest.split_at_mut(h);
+        let (ag, ao) = rest.split_at_mut(h);
+        for k in 0..h {
+            let (i, f, g, o) = (ai[k], af[k], ag[k], ao[k]);
+            let dc = dhr[k] * o * (1.0 - tc[k] * tc[k]) + dcr[k];
+            let d_o = dhr[k] * tc[k];
+            ai[k] = dc * g * i * (1.0 - i);
+            af[k] = dc * cp[k] * f * (1.0 - f);
+            ag[k] = dc * i * (1.0 - g * g);
+            ao[k] = d_o * o * (1.0 - o);
+            dcr[k] = dc * f;
+        }
+    }
+}
+
+/// e^x in f32, written so that it vectorises: range reduction to r ∈ [−ln2/2, ln2/2], a
+/// degree-6 polynomial (relative error about 1e-7), and 2^n built from exponent bits.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding 1.5·2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let n_bits = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n_bits + 127) as u32) << 23)
+}
+
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(-x))
+}
+
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    2.0 / (1.0 + exp_f32(-2.0 * x)) - 1.0
+}
+
+/// The network's output weights, for tests and inspection.
+pub fn output_weights(w: &LstmWeights) -> ArrayView1<'_, f32> {
+    ArrayView1::from(w.w_out())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_to_float_precision() {
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let (a, b) = (exp_f32(x), x.exp());
+            assert!(((a - b) / b).abs() < 4e-7, "x={x}: {a} vs {b}");
+            x += 0.0137;
+        }
+        assert!(exp_f32(-1000.0) >= 0.0 && exp_f32(-1000.0) < 1e-37);
+        assert!(exp_f32(1000.0).is_finite());
+    }
+
+    #[test]
+    fn sigmoid_and_tanh_are_accurate_and_saturate() {
+        for &x in &[-50.0f32, -5.0, -0.3, 0.0, 1e-4, 0.7, 9.0, 50.0] {
+            assert!((sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6);
+            assert!((tanh(x) - x.tanh()).abs() < 1e-6);
+        }
+        assert_eq!(sigmoid(1e30), 1.0);
+        assert_eq!(tanh(-1e30), -1.0);
+        assert!(sigmoid(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn parameter_count_matches_the_paper_architecture() {
+        // Two layers of 20 with one input: 4·20·(1+20) + 80 + 4·20·40 + 80 + 20 + 1.
+        let shape = LstmShape { inputs: 1, hidden: 20 };
+        assert_eq!(shape.num_params(), 1680 + 80 + 3200 + 80 + 20 + 1);
+        let w = LstmWeights::init(shape, 3, 1.0);
+        let names: Vec<_> = w.blocks().iter().map(|b| b.0).collect();
+        assert_eq!(names, ["lstm1_w", "lstm1_b", "lstm2_w", "lstm2_b", "out_w", "out_b"]);
+        assert_eq!(w.b1()[20..40], [1.0; 20]);
+    }
+
+    #[test]
+    fn rows_are_independent() {
+        // The same input in two rows gives the same output; the weights are shared.
+        let shape = LstmShape { inputs: 2, hidden: 5 };
+        let w = LstmWeights::init(shape, 1, 1.0);
+        let mut tape = Tape::new(shape, 3, 1);
+        let mut out = [0.0f32; 3];
+        for _ in 0..4 {
+            tape.forward(&w, &[0.3, -1.0, 0.5, 0.5, 0.3, -1.0], &mut out);
+        }
+        assert_eq!(out[0], out[2]);
+        assert_ne!(out[0], out[1]);
+    }
+}

@@ -1,0 +1,647 @@
+//! Meta-training a learned optimizer (§2, §3): minimise eq. (3) with w_t = 1 by truncated
+//! BPTT and Adam on the LSTM weights φ.
+//!
+//! Because the optimizee gradients are constant inputs (no second derivatives, the dashed edges
+//! of Figure 2), the gradient reaching the optimizer's output at step s is the sum of the
+//! optimizee gradients after it, Σ_{t>s} ∇_t (see METHOD.md). So the forward pass keeps every
+//! ∇_t it fed to the LSTM, and BPTT starts from their reverse cumulative sum.
+//!
+//! Each unroll's meta-loss is (1/B) Σ_b Σ_{t=1..T} f_b(θ_t): the losses after each of its T
+//! updates, averaged over the B problems of the epoch (the loss at the unroll's start is a
+//! constant and is left out).
+//!
+//! [`MetaTrainer::train_epoch`] is one epoch and holds no loop over epochs; [`train`] is the
+//! executor that runs epochs, validation, checkpoints and progress.
+
+use crate::error::{config_error, Error, Result};
+use crate::evaluation::{self, SHARD_ROWS};
+use crate::io::{write_npz, Npz};
+use crate::learned::LearnedOptimizer;
+use crate::lstm::{LstmShape, LstmWeights, Tape};
+use crate::optimizers::OptimizerChoice;
+use crate::preprocessing::Preprocessing;
+use crate::problems::{shard_ranges, ProblemSet};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Hyperparameters of a meta-training run, validated before any work starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaTrainConfig {
+    pub hidden: usize,
+    pub preprocessing: Preprocessing,
+    pub output_scale: f32,
+    pub forget_bias: f32,
+    /// Problems per epoch.
+    pub batch: usize,
+    /// Optimizee steps per trajectory (the horizon T of eq. 3).
+    pub steps: usize,
+    /// Steps per truncated unroll.
+    pub unroll: usize,
+    pub meta_lr: f64,
+    /// The meta learning rate is multiplied by this after every epoch.
+    pub meta_lr_decay: f64,
+    /// Clip the meta-gradient to this global L2 norm.
+    pub clip: Option<f64>,
+    pub epochs: u64,
+    /// Validate (and keep the best weights) every this many epochs.
+    pub eval_every: u64,
+    pub seed: u64,
+}
+
+impl MetaTrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.preprocessing.validate()?;
+        if self.hidden == 0 || self.hidden > 256 {
+            return config_error(format!("--hidden must be between 1 and 256, got {}", self.hidden));
+        }
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return config_error(format!("--output-scale must be positive, got {}", self.output_scale));
+        }
+        if self.batch == 0 {
+            return config_error("--batch must be at least 1");
+        }
+        if self.steps == 0 || self.unroll == 0 || self.steps % self.unroll != 0 {
+            return config_error(format!(
+                "--steps ({}) must be a positive multiple of --unroll ({})",
+                self.steps, self.unroll
+            ));
+        }
+        if !(self.meta_lr.is_finite() && self.meta_lr > 0.0) {
+            return config_error(format!("--meta-lr must be positive, got {}", self.meta_lr));
+        }
+        if !(self.meta_lr_decay > 0.0 && self.meta_lr_decay <= 1.0) {
+            return config_error(format!("--meta-lr-decay must be in (0, 1], got {}", self.meta_lr_decay));
+        }
+        if matches!(self.clip, Some(c) if !(c > 0.0)) {
+            return config_error("--clip must be positive");
+        }
+        if self.eval_every == 0 {
+            return config_error("--eval-every must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn shape(&self) -> LstmShape {
+        LstmShape { inputs: self.preprocessing.features(), hidden: self.hidden }
+    }
+
+    /// Everything that must match for a run to resume another (all but the epoch budget).
+    fn fingerprint(&self, source: &str) -> String {
+        format!(
+            "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
+             meta_lr={} meta_lr_decay={} clip={:?} eval_every={} seed={} source={source}",
+            self.hidden, self.preprocessing, self.output_scale, self.forget_bias, self.batch, self.steps,
+            self.unroll, self.meta_lr, self.meta_lr_decay, self.clip, self.eval_every, self.seed
+        )
+    }
+}
+
+/// Where each epoch's training problems come from.
+pub trait TrainingSource: Sync {
+    type Set: ProblemSet;
+    /// The `batch` problems of epoch `epoch`; a pure function of its arguments.
+    fn draw(&self, epoch: u64, batch: usize) -> Self::Set;
+    /// Identifies the source, for resume checks.
+    fn describe(&self) -> String;
+}
+
+/// One shard of an epoch's problems, with every buffer its unrolls need, allocated once.
+#[derive(Clone)]
+struct Shard<S> {
+    problems: std::ops::Range<usize>,
+    theta: Vec<f32>,
+    /// ∇_0 … ∇_T of the current unroll, `rows` each.
+    grads: Vec<f32>,
+    features: Vec<f32>,
+    outputs: Vec<f32>,
+    d_outputs: Vec<f32>,
+    tape: Tape,
+    grad: LstmWeights,
+    scratch: S,
+    final_losses: f64,
+}
+
+/// Workspace for training on batches of one shape; reused for every epoch.
+#[derive(Clone)]
+pub struct Workspace<S> {
+    shards: Vec<Shard<S>>,
+    total: LstmWeights,
+}
+
+impl<S: Send> Workspace<S> {
+    pub fn new<P: ProblemSet<Scratch = S>>(config: &MetaTrainConfig, like: &P) -> Self {
+        let dim = like.dim();
+        let shape = config.shape();
+        let shards = shard_ranges(config.batch, dim, SHARD_ROWS)
+            .into_iter()
+            .map(|problems| {
+                let rows = problems.len() * dim;
+                Shard {
+                    problems,
+                    theta: vec![0.0; rows],
+                    grads: vec![0.0; (config.unroll + 1) * rows],
+                    features: vec![0.0; rows * shape.inputs],
+                    outputs: vec![0.0; rows],
+                    d_outputs: vec![0.0; config.unroll * rows],
+                    tape: Tape::new(shape, rows, config.unroll),
+                    grad: LstmWeights::zeros(shape),
+                    scratch: like.scratch(),
+                    final_losses: 0.0,
+                }
+            })
+            .collect();
+        Workspace { shards, total: LstmWeights::zeros(shape) }
+    }
+
+    /// Bytes held by the tapes and buffers, for memory reports.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.tape.bytes() + 4 * (s.theta.len() + s.grads.len() + s.features.len() + s.outputs.len() + s.d_outputs.len()))
+            .sum()
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug, Default)]
+pub struct EpochReport {
+    /// Mean over problems of the loss at the last step of the trajectory (NaN if skipped).
+    pub final_loss: f64,
+    /// Mean over problems and steps of the meta-loss terms f(θ_t).
+    pub mean_loss: f64,
+    pub skipped_unrolls: u64,
+}
+
+/// The state of a meta-training run: weights, meta-Adam state and bookkeeping.
+#[derive(Clone, Debug)]
+pub struct MetaTrainer {
+    pub config: MetaTrainConfig,
+    pub weights: LstmWeights,
+    adam_m: Vec<f32>,
+    adam_v: Vec<f32>,
+    adam_t: u64,
+    /// Epochs completed.
+    pub epoch: u64,
+    pub skipped_unrolls: u64,
+    /// The best weights by validation so far.
+    pub best: Option<LearnedOptimizer>,
+}
+
+const META_BETA1: f64 = 0.9;
+const META_BETA2: f64 = 0.999;
+const META_EPSILON: f64 = 1e-8;
+
+impl MetaTrainer {
+    pub fn new(config: MetaTrainConfig) -> Result<Self> {
+        config.validate()?;
+        let weights = LstmWeights::init(config.shape(), config.seed, config.forget_bias);
+        let n = weights.as_slice().len();
+        Ok(MetaTrainer {
+            config,
+            weights,
+            adam_m: vec![0.0; n],
+            adam_v: vec![0.0; n],
+            adam_t: 0,
+            epoch: 0,
+            skipped_unrolls: 0,
+            best: None,
+        })
+    }
+
+    /// The current weights as a usable optimizer.
+    pub fn current(&self, validation_loss: f64) -> LearnedOptimizer {
+        LearnedOptimizer {
+            weights: self.weights.clone(),
+            preprocessing: self.config.preprocessing,
+            output_scale: self.config.output_scale,
+            epoch: self.epoch,
+            validation_loss,
+        }
+    }
+
+    /// One epoch: every problem of `batch` runs the whole trajectory, as `steps / unroll`
+    /// truncated unrolls, each followed by one Adam step on φ. An unroll whose loss or
+    /// meta-gradient is not finite is skipped, and so are the rest of that epoch's unrolls
+    /// (their trajectories have diverged).
+    pub fn train_epoch<P: ProblemSet>(&mut self, batch: &P, ws: &mut Workspace<P::Scratch>) -> EpochReport {
+        let unrolls = self.config.steps / self.config.unroll;
+        let count = batch.count() as f64;
+        start_trajectories(batch, ws);
+        let mut report = EpochReport { final_loss: f64::NAN, mean_loss: 0.0, skipped_unrolls: 0 };
+        for u in 0..unrolls {
+            let loss = run_unroll(&self.config, &self.weights, u, batch, ws);
+            if !loss.is_finite() || !ws.total.is_finite() {
+                report.skipped_unrolls = (unrolls - u) as u64;
+                report.mean_loss = f64::NAN;
+                self.skipped_unrolls += report.skipped_unrolls;
+                self.epoch += 1;
+                return report;
+            }
+            report.mean_loss += loss / (count * self.config.steps as f64);
+            let grad = std::mem::replace(&mut ws.total, LstmWeights::zeros(self.config.shape()));
+            self.adam_step(&grad);
+            ws.total = grad;
+        }
+        report.final_loss = ws.shards.iter().map(|s| s.final_losses).sum::<f64>() / count;
+        self.epoch += 1;
+        report
+    }
+
+    /// One Adam step on φ with the meta-gradient `grad`, after optional clipping.
+    fn adam_step(&mut self, grad: &LstmWeights) {
+        let cfg = &self.config;
+        let g = grad.as_slice();
+        let norm = g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+        let clip = match cfg.clip {
+            Some(c) if norm > c => c / norm,
+            _ => 1.0,
+        };
+        self.adam_t += 1;
+        let t = self.adam_t as i32;
+        let lr = cfg.meta_lr * cfg.meta_lr_decay.powf(self.epoch as f64);
+        let bc1 = 1.0 - META_BETA1.powi(t);
+        let bc2 = 1.0 - META_BETA2.powi(t);
+        for ((w, (m, v)), &gi) in self
+            .weights
+            .as_mut_slice()
+            .iter_mut()
+            .zip(self.adam_m.iter_mut().zip(self.adam_v.iter_mut()))
+            .zip(g)
+        {
+            let gi = gi as f64 * clip;
+            let m64 = META_BETA1 * *m as f64 + (1.0 - META_BETA1) * gi;
+            let v64 = META_BETA2 * *v as f64 + (1.0 - META_BETA2) * gi * gi;
+            *m = m64 as f32;
+            *v = v64 as f32;
+            *w -= (lr * (m64 / bc1) / ((v64 / bc2).sqrt() + META_EPSILON)) as f32;
+        }
+    }
+
+    /// The mean final loss of the current weights on `validation`, over the training horizon.
+    pub fn validate<P: ProblemSet>(&self, validation: &P) -> f64 {
+        let choice = OptimizerChoice::Learned { label: "lstm".into(), optimizer: Arc::new(self.current(f64::NAN)) };
+        evaluation::run(validation, &choice, self.config.steps).final_mean()
+    }
+
+    /// Writes everything needed to continue this run: current and best weights, the Adam
+    /// state, the epoch (which fixes the random streams of every later epoch) and the settings.
+    pub fn save_state(&self, path: &Path, source: &str) -> Result<()> {
+        write_npz(path, |a| {
+            self.current(f64::NAN).add_to(a, "");
+            if let Some(best) = &self.best {
+                best.add_to(a, "best_");
+            }
+            a.add("adam_m", ndarray::Array1::from(self.adam_m.clone()));
+            a.add("adam_v", ndarray::Array1::from(self.adam_v.clone()));
+            a.scalar_i64("adam_t", self.adam_t as i64);
+            a.scalar_i64("skipped_unrolls", self.skipped_unrolls as i64);
+            a.add("settings", ndarray::Array1::from(self.config.fingerprint(source).into_bytes()));
+            Ok(())
+        })
+    }
+
+    /// Continues a run from [`MetaTrainer::save_state`]'s file; its settings must match.
+    pub fn resume(config: MetaTrainConfig, path: &Path, source: &str) -> Result<Self> {
+        let mut t = MetaTrainer::new(config)?;
+        let mut npz = Npz::open(path)?;
+        let saved: Vec<u8> = npz.array::<i64>("settings")?.iter().map(|&b| b as u8).collect();
+        let saved = String::from_utf8_lossy(&saved).into_owned();
+        let wanted = t.config.fingerprint(source);
+        if saved != wanted {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "resume state was made with other settings; delete it or pass --restart.\n  saved: {saved}\n  now:   {wanted}"
+                ),
+            ));
+        }
+        let current = LearnedOptimizer::read_from(&mut npz)?;
+        if current.weights.shape() != t.config.shape() {
+            return Err(Error::bad_file(path, "resume state has another architecture; pass --restart"));
+        }
+        t.weights = current.weights.clone();
+        t.epoch = current.epoch;
+        if npz.has("best_lstm1_w") {
+            t.best = Some(LearnedOptimizer::read_prefixed(&mut npz, "best_", &current)?);
+        }
+        let n = t.weights.as_slice().len();
+        for (name, dst) in [("adam_m", &mut t.adam_m), ("adam_v", &mut t.adam_v)] {
+            let a = npz.array::<f32>(name)?;
+            if a.len() != n {
+                return Err(Error::bad_file(path, format!("'{name}' has {} values, expected {n}", a.len())));
+            }
+            *dst = a.iter().copied().collect();
+        }
+        t.adam_t = npz.scalar("adam_t")? as u64;
+        t.skipped_unrolls = npz.scalar("skipped_unrolls")? as u64;
+        Ok(t)
+    }
+}
+
+/// Puts every problem of `batch` at θ0 with fresh LSTM state, and computes ∇_0.
+fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) {
+    let dim = batch.dim();
+    ws.shards.par_iter_mut().for_each(|s| {
+        s.tape.reset_state();
+        for (k, p) in s.problems.clone().enumerate() {
+            let span = k * dim..(k + 1) * dim;
+            batch.initial_point(p, &mut s.theta[span.clone()]);
+            batch.loss_and_gradient(p, 0, &s.theta[span.clone()], &mut s.grads[span], &mut s.scratch);
+        }
+    });
+}
+
+/// Unroll `u` of the trajectories: `unroll` steps forward from the carried state, then BPTT.
+/// Leaves dL/dφ of this unroll's meta-loss in `ws.total` and returns the sum of its loss terms
+/// over problems and steps (the meta-loss times the batch size).
+fn run_unroll<P: ProblemSet>(
+    cfg: &MetaTrainConfig,
+    weights: &LstmWeights,
+    u: usize,
+    batch: &P,
+    ws: &mut Workspace<P::Scratch>,
+) -> f64 {
+    let (dim, t_len) = (batch.dim(), cfg.unroll);
+    let last_unroll = (u + 1) * t_len == cfg.steps;
+    let count = batch.count();
+    assert_eq!(count, cfg.batch, "batch size differs from the workspace's");
+    let (scale, pre) = (cfg.output_scale, cfg.preprocessing);
+    let sums: Vec<f64> = ws
+        .shards
+        .par_iter_mut()
+        .map(|s| {
+            let rows = s.theta.len();
+            s.tape.start_unroll();
+            let mut loss_sum = 0.0;
+            for t in 0..t_len {
+                pre.apply(&s.grads[t * rows..(t + 1) * rows], &mut s.features);
+                s.tape.forward(weights, &s.features, &mut s.outputs);
+                for (x, o) in s.theta.iter_mut().zip(&s.outputs) {
+                    *x += scale * o;
+                }
+                let step = u * t_len + t + 1;
+                let next = &mut s.grads[(t + 1) * rows..(t + 2) * rows];
+                let mut step_sum = 0.0;
+                for (k, p) in s.problems.clone().enumerate() {
+                    let span = k * dim..(k + 1) * dim;
+                    step_sum +=
+                        batch.loss_and_gradient(p, step, &s.theta[span.clone()], &mut next[span], &mut s.scratch);
+                }
+                loss_sum += step_sum;
+                if last_unroll && t + 1 == t_len {
+                    s.final_losses = step_sum;
+                }
+            }
+            // dL/d(output_s) = output_scale · Σ_{t>s} ∇_t / B: a reverse cumulative sum.
+            let c = scale / count as f32;
+            for t in (0..t_len).rev() {
+                let (head, tail) = s.d_outputs.split_at_mut((t + 1) * rows);
+                let cur = &mut head[t * rows..];
+                let g_next = &s.grads[(t + 1) * rows..(t + 2) * rows];
+                if t + 1 == t_len {
+                    for (d, g) in cur.iter_mut().zip(g_next) {
+                        *d = c * g;
+                    }
+                } else {
+                    for ((d, g), later) in cur.iter_mut().zip(g_next).zip(&tail[..rows]) {
+                        *d = later + c * g;
+                    }
+                }
+            }
+            s.grad.fill_zero();
+            s.tape.backward(weights, &s.d_outputs, &mut s.grad);
+            // The last gradient is the first input of the next unroll.
+            s.grads.copy_within(t_len * rows..(t_len + 1) * rows, 0);
+            loss_sum
+        })
+        .collect();
+    // Sum shard gradients in shard order, so the result is the same for any thread count.
+    ws.total.fill_zero();
+    for s in &ws.shards {
+        ws.total.add_assign(&s.grad);
+    }
+    sums.iter().sum()
+}
+
+/// Progress of a run, handed to the observer after every epoch.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub epoch: u64,
+    pub epochs: u64,
+    pub report: EpochReport,
+    /// Set on the epochs that ran validation.
+    pub validation_loss: Option<f64>,
+    pub best_validation_loss: Option<f64>,
+    pub best_epoch: Option<u64>,
+    pub skipped_unrolls: u64,
+    pub seconds: f64,
+    /// Optimizee steps per second over this session (problems × steps per epoch / time).
+    pub optimizee_steps_per_second: f64,
+    pub resumed_from: Option<u64>,
+}
+
+/// The resume-state file kept beside a checkpoint.
+pub fn resume_path(output: &Path) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.resume.npz"))
+}
+
+/// Runs `trainer` to `config.epochs`, validating every `eval_every` epochs and keeping the best
+/// weights. The resume state is saved at every validation, so a killed run loses at most
+/// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
+pub fn train<Src: TrainingSource, V: ProblemSet>(
+    mut trainer: MetaTrainer,
+    source: &Src,
+    validation: Option<&V>,
+    output: &Path,
+    mut observe: impl FnMut(&Progress),
+) -> Result<LearnedOptimizer> {
+    let cfg = trainer.config.clone();
+    let state_path = resume_path(output);
+    let describe = source.describe();
+    let resumed_from = (trainer.epoch > 0).then_some(trainer.epoch);
+    let start = Instant::now();
+    let first_epoch = trainer.epoch;
+    let mut workspace: Option<Workspace<<Src::Set as ProblemSet>::Scratch>> = None;
+    while trainer.epoch < cfg.epochs {
+        let batch = source.draw(trainer.epoch, cfg.batch);
+        let ws = workspace.get_or_insert_with(|| Workspace::new(&cfg, &batch));
+        let report = trainer.train_epoch(&batch, ws);
+        let epoch = trainer.epoch;
+        let due = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
+        let mut validation_loss = None;
+        if due {
+            let loss = match validation {
+                Some(v) => trainer.validate(v),
+                None => report.final_loss,
+            };
+            validation_loss = Some(loss);
+            let better = match &trainer.best {
+                None => true,
+                Some(b) => loss < b.validation_loss || !b.validation_loss.is_finite(),
+            };
+            if better && (loss.is_finite() || trainer.best.is_none()) {
+                trainer.best = Some(trainer.current(loss));
+            }
+            trainer.save_state(&state_path, &describe)?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let done = (epoch - first_epoch) as f64;
+        observe(&Progress {
+            epoch,
+            epochs: cfg.epochs,
+            report,
+            validation_loss,
+            best_validation_loss: trainer.best.as_ref().map(|b| b.validation_loss),
+            best_epoch: trainer.best.as_ref().map(|b| b.epoch),
+            skipped_unrolls: trainer.skipped_unrolls,
+            seconds,
+            optimizee_steps_per_second: done * (cfg.batch * cfg.steps) as f64 / seconds.max(1e-9),
+            resumed_from,
+        });
+    }
+    let best = match trainer.best.clone() {
+        Some(b) => b,
+        None => trainer.current(f64::NAN),
+    };
+    best.save(output)?;
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problems::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
+
+    fn tiny_config(preprocessing: Preprocessing) -> MetaTrainConfig {
+        MetaTrainConfig {
+            hidden: 3,
+            preprocessing,
+            output_scale: 0.5,
+            forget_bias: 1.0,
+            batch: 3,
+            steps: 6,
+            unroll: 3,
+            meta_lr: 0.01,
+            meta_lr_decay: 1.0,
+            clip: None,
+            epochs: 4,
+            eval_every: 2,
+            seed: 11,
+        }
+    }
+
+    fn tiny_batch() -> QuadraticSet {
+        let family = QuadraticFamily { dims: 2, distribution: ValueDistribution::Normal, theta0_std: 0.5 };
+        family.sample(3, 3, |i| i)
+    }
+
+    /// The gradient of the whole truncated meta-loss (every unroll of a trajectory, each from
+    /// the state the previous one left) for every LSTM weight, against central differences of
+    /// each unroll's loss with its starting state held fixed, which is what truncation means.
+    fn check_gradient(preprocessing: Preprocessing) {
+        let cfg = tiny_config(preprocessing);
+        let batch = tiny_batch();
+        let weights = LstmWeights::init(cfg.shape(), 5, 1.0);
+        let mut ws = Workspace::new(&cfg, &batch);
+        start_trajectories(&batch, &mut ws);
+        let n = weights.as_slice().len();
+        let mut analytic = vec![0.0f64; n];
+        let mut numeric = vec![0.0f64; n];
+        let eps = 1e-2f32;
+        for u in 0..cfg.steps / cfg.unroll {
+            let start = ws.clone();
+            run_unroll(&cfg, &weights, u, &batch, &mut ws);
+            let mean = |loss_sum: f64| loss_sum / cfg.batch as f64;
+            for (a, g) in analytic.iter_mut().zip(ws.total.as_slice()) {
+                *a += *g as f64;
+            }
+            for k in 0..n {
+                let mut loss_at = |delta: f32| {
+                    let mut w = weights.clone();
+                    w.as_mut_slice()[k] += delta;
+                    let mut probe = start.clone();
+                    mean(run_unroll(&cfg, &w, u, &batch, &mut probe))
+                };
+                numeric[k] += (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+            }
+        }
+        let scale = analytic.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        assert!(scale > 1e-3, "gradient is vanishingly small ({scale}); the check would be empty");
+        let mut worst = 0.0f64;
+        for k in 0..n {
+            let err = (analytic[k] - numeric[k]).abs() / (analytic[k].abs().max(numeric[k].abs()) + 1e-2 * scale);
+            worst = worst.max(err);
+            assert!(err < 2e-2, "weight {k}: analytic {} vs finite difference {}", analytic[k], numeric[k]);
+        }
+        eprintln!("gradient check ({preprocessing}): {n} weights, worst relative error {worst:.2e}");
+    }
+
+    #[test]
+    fn bptt_gradient_matches_finite_differences_scaled_input() {
+        check_gradient(Preprocessing::Scale(0.1));
+    }
+
+    #[test]
+    fn bptt_gradient_matches_finite_differences_log_sign_input() {
+        check_gradient(Preprocessing::LogSign { p: 10.0 });
+    }
+
+    #[test]
+    fn training_reduces_the_meta_loss_and_is_deterministic() {
+        let mut cfg = tiny_config(Preprocessing::Scale(0.1));
+        cfg.epochs = 30;
+        cfg.batch = 8;
+        cfg.meta_lr = 0.01;
+        let family = QuadraticFamily { dims: 3, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+        let source = QuadraticSource::Family { family, seed: 1 };
+        let run = |cfg: &MetaTrainConfig| {
+            let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+            let first = source.draw(0, cfg.batch);
+            let mut ws = Workspace::new(cfg, &first);
+            let mut losses = Vec::new();
+            for e in 0..cfg.epochs {
+                losses.push(t.train_epoch(&source.draw(e, cfg.batch), &mut ws).mean_loss);
+            }
+            (t.weights, losses)
+        };
+        let (w1, l1) = run(&cfg);
+        let (w2, _) = run(&cfg);
+        assert_eq!(w1, w2);
+        let early: f64 = l1[..5].iter().sum();
+        let late: f64 = l1[25..].iter().sum();
+        assert!(late < early, "meta-loss did not fall: {l1:?}");
+    }
+
+    #[test]
+    fn resumed_run_equals_uninterrupted_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let family = QuadraticFamily { dims: 2, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+        let source = QuadraticSource::Family { family, seed: 4 };
+        let validation = family.sample(99, 4, |i| i);
+        let cfg = MetaTrainConfig { epochs: 6, ..tiny_config(Preprocessing::Scale(0.1)) };
+        let straight = train(MetaTrainer::new(cfg.clone()).unwrap(), &source, Some(&validation), &dir.path().join("a.npz"), |_| {}).unwrap();
+
+        let out = dir.path().join("b.npz");
+        let half = MetaTrainConfig { epochs: 4, ..cfg.clone() };
+        train(MetaTrainer::new(half).unwrap(), &source, Some(&validation), &out, |_| {}).unwrap();
+        let resumed = MetaTrainer::resume(cfg.clone(), &resume_path(&out), &source.describe()).unwrap();
+        assert_eq!(resumed.epoch, 4);
+        let finished = train(resumed, &source, Some(&validation), &out, |_| {}).unwrap();
+        assert_eq!(straight, finished);
+
+        let other = MetaTrainConfig { seed: 12, ..cfg };
+        let err = MetaTrainer::resume(other, &resume_path(&out), &source.describe()).unwrap_err();
+        assert!(err.to_string().contains("--restart"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_before_training() {
+        let cfg = MetaTrainConfig { steps: 10, unroll: 3, ..tiny_config(Preprocessing::Scale(1.0)) };
+        assert!(MetaTrainer::new(cfg).is_err());
+        let cfg = MetaTrainConfig { meta_lr: -1.0, ..tiny_config(Preprocessing::Scale(1.0)) };
+        assert!(MetaTrainer::new(cfg).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! Update rules: the hand-designed baselines, with Torch7 `optim` defaults as the paper used
+//! (§3), and the learned LSTM optimizer behind the same interface.
+
+use crate::error::{Error, Result};
+use crate::learned::LearnedOptimizer;
+use crate::lstm::Tape;
+use std::sync::Arc;
+
+/// An update rule applied to a block of coordinates, step after step.
+pub trait UpdateRule: Send {
+    /// θ ← θ + update(∇), advancing the rule's own state.
+    fn step(&mut self, theta: &mut [f32], grad: &[f32]);
+}
+
+/// The hand-designed optimizers of the paper's comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Baseline {
+    Sgd,
+    /// Nesterov's accelerated gradient, as Torch7's `optim.nag` (Sutskever et al. 2013).
+    Nag,
+    Rmsprop,
+    Adam,
+}
+
+/// Torch7 `optim` defaults other than the learning rate.
+pub const NAG_MOMENTUM: f32 = 0.9;
+pub const RMSPROP_ALPHA: f32 = 0.99;
+pub const RMSPROP_EPSILON: f32 = 1e-8;
+pub const ADAM_BETA1: f32 = 0.9;
+pub const ADAM_BETA2: f32 = 0.999;
+pub const ADAM_EPSILON: f32 = 1e-8;
+
+impl Baseline {
+    pub const ALL: [Baseline; 4] = [Baseline::Sgd, Baseline::Nag, Baseline::Rmsprop, Baseline::Adam];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Sgd => "sgd",
+            Baseline::Nag => "nag",
+            Baseline::Rmsprop => "rmsprop",
+            Baseline::Adam => "adam",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Torch7's default learning rate, used when none is given.
+    pub fn default_lr(self) -> f64 {
+        match self {
+            Baseline::Sgd | Baseline::Nag | Baseline::Adam => 1e-3,
+            Baseline::Rmsprop => 1e-2,
+        }
+    }
+
+    pub fn rule(self, lr: f64, rows: usize) -> BaselineRule {
+        let with_state = |k: usize| vec![0.0f32; rows * k];
+        BaselineRule {
+            kind: self,
+            lr: lr as f32,
+            first: with_state(match self {
+                Baseline::Sgd => 0,
+                _ => 1,
+            }),
+            second: with_state(usize::from(self == Baseline::Adam)),
+            t: 0,
+        }
+    }
+}
+
+/// A baseline with its per-coordinate state.
+pub struct BaselineRule {
+    kind: Baseline,
+    lr: f32,
+    /// NAG: velocity v; RMSprop: mean square m; Adam: first moment m.
+    first: Vec<f32>,
+    /// Adam: second moment v.
+    second: Vec<f32>,
+    t: i32,
+}
+
+impl UpdateRule for BaselineRule {
+    fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
+        let lr = self.lr;
+        match self.kind {
+            Baseline::Sgd => {
+                for (x, g) in theta.iter_mut().zip(grad) {
+                    *x -= lr * g;
+                }
+            }
+            Baseline::Nag => {
+                // Torch's nag evaluates the gradient at the look-ahead point x + μv; taking
+                // that point as the iterate gives θ ← θ + μ²v − (1+μ)·lr·∇, v ← μv − lr·∇,
+                // which reports the same losses as optim.nag does.
+                let mu = NAG_MOMENTUM;
+                for ((x, v), g) in theta.iter_mut().zip(&mut self.first).zip(grad) {
+                    *x += mu * mu * *v - (1.0 + mu) * lr * g;
+                    *v = mu * *v - lr * g;
+                }
+            }
+            Baseline::Rmsprop => {
+                for ((x, m), g) in theta.iter_mut().zip(&mut self.first).zip(grad) {
+                    *m = RMSPROP_ALPHA * *m + (1.0 - RMSPROP_ALPHA) * g * g;
+                    *x -= lr * g / (m.sqrt() + RMSPROP_EPSILON);
+                }
+            }
+            Baseline::Adam => {
+                // optim.adam: ε is added to √v before the bias corrections, which fold into
+                // the step size.
+                self.t += 1;
+                let bc1 = 1.0 - ADAM_BETA1.powi(self.t);
+                let bc2 = 1.0 - ADAM_BETA2.powi(self.t);
+                let step = lr * bc2.sqrt() / bc1;
+                for (((x, m), v), g) in
+                    theta.iter_mut().zip(&mut self.first).zip(&mut self.second).zip(grad)
+                {
+                    *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
+                    *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
+                    *x -= step * *m / (v.sqrt() + ADAM_EPSILON);
+                }
+            }
+        }
+    }
+}
+
+/// The learned optimizer applied to a block of rows: θ ← θ + output_scale · LSTM(pre(∇)).
+pub struct LstmRule {
+    optimizer: Arc<LearnedOptimizer>,
+    tape: Tape,
+    features: Vec<f32>,
+    outputs: Vec<f32>,
+}
+
+impl LstmRule {
+    pub fn new(optimizer: Arc<LearnedOptimizer>, rows: usize) -> Self {
+        let shape = optimizer.weights.shape();
+        LstmRule {
+            tape: Tape::new(shape, rows, 1),
+            features: vec![0.0; rows * shape.inputs],
+            outputs: vec![0.0; rows],
+            optimizer,
+        }
+    }
+}
+
+impl UpdateRule for LstmRule {
+    fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
+        let opt = &self.optimizer;
+        opt.preprocessing.apply(grad, &mut self.features);
+        self.tape.forward(&opt.weights, &self.features, &mut self.outputs);
+        let scale = opt.output_scale;
+        for (x, o) in theta.iter_mut().zip(&self.outputs) {
+            *x += scale * o;
+        }
+    }
+}
+
+/// An optimizer named on the command line, with its learning rate where it has one.
+#[derive(Clone)]
+pub enum OptimizerChoice {
+    Learned { label: String, optimizer: Arc<LearnedOptimizer> },
+    Baseline { kind: Baseline, lr: f64 },
+}
+
+impl OptimizerChoice {
+    /// The `optimizer` column of a trajectory: the baseline's name, or `lstm` (with the
+    /// checkpoint's file stem when several learned optimizers are compared).
+    pub fn label(&self) -> String {
+        match self {
+            OptimizerChoice::Learned { label, .. } => label.clone(),
+            OptimizerChoice::Baseline { kind, .. } => kind.name().to_string(),
+        }
+    }
+    pub fn lr(&self) -> Option<f64> {
+        match self {
+            OptimizerChoice::Learned { .. } => None,
+            OptimizerChoice::Baseline { lr, .. } => Some(*lr),
+        }
+    }
+    pub fn rule(&self, rows: usize) -> Box<dyn UpdateRule> {
+        match self {
+            OptimizerChoice::Learned { optimizer, .. } => {
+                Box::new(LstmRule::new(optimizer.clone(), rows))
+            }
+            OptimizerChoice::Baseline { kind, lr } => Box::new(kind.rule(*lr, rows)),
+        }
+    }
+}
+
+/// Checks a learning rate before any work starts.
+pub fn validate_lr(lr: f64) -> Result<()> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("learning rate must be a positive number, got {lr}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_steps(kind: Baseline, lr: f64) -> Vec<f32> {
+        let mut rule = kind.rule(lr, 2);
+        let mut theta = vec![1.0f32, -2.0];
+        rule.step(&mut theta, &[0.5, -4.0]);
+        rule.step(&mut theta, &[0.25, 2.0]);
+        theta
+    }
+
+    fn close(a: &[f32], b: &[f64]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((*x as f64 - y).abs() < 1e-6 * (1.0 + y.abs()), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn sgd_by_hand() {
+        // θ1 = θ0 − 0.1 g0, θ2 = θ1 − 0.1 g1.
+        close(&two_steps(Baseline::Sgd, 0.1), &[1.0 - 0.05 - 0.025, -2.0 + 0.4 - 0.2]);
+    }
+
+    #[test]
+    fn nag_by_hand() {
+        // Step 1: v = −lr g0 = (−0.05, 0.4); θ = θ0 − 1.9·lr·g0 = (0.905, −1.24).
+        // Step 2: θ += 0.81 v − 1.9·lr·g1 = (0.905 − 0.0405 − 0.0475, −1.24 + 0.324 − 0.38).
+        close(&two_steps(Baseline::Nag, 0.1), &[0.817, -1.296]);
+    }
+
+    #[test]
+    fn nag_matches_torch_lookahead_form() {
+        // optim.nag on f = ½θ²: x ← x + μv (look-ahead), g = x, v ← μv − lr g, x ← x − lr g.
+        // The look-ahead points are what our iterate follows.
+        let (lr, mu) = (0.1f64, 0.9f64);
+        let (mut x, mut v) = (1.0f64, 0.0f64);
+        let mut lookahead = Vec::new();
+        for k in 0..5 {
+            if k > 0 {
+                x += mu * v;
+            }
+            lookahead.push(x);
+            let g = x;
+            v = mu * v - lr * g;
+            x -= lr * g;
+        }
+        let mut rule = Baseline::Nag.rule(lr, 1);
+        let mut theta = [1.0f32];
+        for want in lookahead {
+            assert!((theta[0] as f64 - want).abs() < 1e-6);
+            let g = [theta[0]];
+            rule.step(&mut theta, &g);
+        }
+    }
+
+    #[test]
+    fn rmsprop_by_hand() {
+        // m1 = 0.01 g0², θ1 = θ0 − lr g0/√m1 = θ0 − lr·sign(g0)·10.
+        let m1 = [0.01 * 0.25, 0.01 * 16.0];
+        let t1 = [1.0 - 0.01 * 0.5 / (m1[0] as f64).sqrt(), -2.0 + 0.01 * 4.0 / (m1[1] as f64).sqrt()];
+        let m2 = [0.99 * m1[0] + 0.01 * 0.0625, 0.99 * m1[1] + 0.01 * 4.0];
+        let t2 = [t1[0] - 0.01 * 0.25 / (m2[0] as f64).sqrt(), t1[1] - 0.01 * 2.0 / (m2[1] as f64).sqrt()];
+        close(&two_steps(Baseline::Rmsprop, 0.01), &t2);
+    }
+
+    #[test]
+    fn adam_by_hand() {
+        // Step 1: bias-corrected m/√v = sign(g0), so θ1 = θ0 − lr·sign(g0) (up to ε).
+        // Step 2: m = 0.09 g0 + 0.1 g1, v = 0.000999 g0² + 0.001 g1²,
+        //         θ2 = θ1 − lr·√(1−0.999²)/(1−0.9²) · m/√v.
+        let lr = 0.1f64;
+        let g0 = [0.5f64, -4.0];
+        let g1 = [0.25f64, 2.0];
+        let mut want = [1.0 - lr, -2.0 + lr];
+        for k in 0..2 {
+            let m = 0.9 * 0.1 * g0[k] + 0.1 * g1[k];
+            let v = 0.999 * 0.001 * g0[k] * g0[k] + 0.001 * g1[k] * g1[k];
+            let step = lr * (1.0f64 - 0.999f64.powi(2)).sqrt() / (1.0 - 0.9f64.powi(2));
+            want[k] -= step * m / v.sqrt();
+        }
+        close(&two_steps(Baseline::Adam, lr), &want);
+    }
+}

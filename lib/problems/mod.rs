@@ -1,0 +1,72 @@
+//! Optimizee problems ("optimizees"): classes of functions a learned optimizer is trained on and
+//! tested against. A set holds many problems of one dimension; every coordinate of every problem
+//! becomes one row of the coordinatewise LSTM.
+
+pub mod quadratic;
+
+pub use quadratic::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
+
+/// A set of problems of equal dimension, evaluated one problem at a time.
+pub trait ProblemSet: Sync {
+    /// Per-thread working memory for [`ProblemSet::loss_and_gradient`].
+    type Scratch: Send;
+
+    fn count(&self) -> usize;
+    /// Coordinates per problem.
+    fn dim(&self) -> usize;
+    fn scratch(&self) -> Self::Scratch;
+    /// Writes θ0 of `problem`.
+    fn initial_point(&self, problem: usize, theta: &mut [f32]);
+    /// f(θ) of `problem` at optimisation step `step` (stochastic problems pick their minibatch
+    /// from it), with ∇f written to `grad`.
+    fn loss_and_gradient(
+        &self,
+        problem: usize,
+        step: usize,
+        theta: &[f32],
+        grad: &mut [f32],
+        scratch: &mut Self::Scratch,
+    ) -> f64;
+}
+
+/// Splits `count` problems of `dim` coordinates into contiguous shards of about `target_rows`
+/// rows, a multiple of four shards where possible so that two or four threads share them
+/// evenly. The split depends only on the sizes, never on the thread count, which keeps results
+/// identical for any number of threads.
+pub fn shard_ranges(count: usize, dim: usize, target_rows: usize) -> Vec<std::ops::Range<usize>> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let wanted = (count * dim).div_ceil(target_rows.max(1)).max(1);
+    let shards = wanted.div_ceil(4).saturating_mul(4).min(count);
+    let base = count / shards;
+    let extra = count % shards;
+    let mut start = 0;
+    (0..shards)
+        .map(|s| {
+            let len = base + usize::from(s < extra);
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_problem_once() {
+        for (count, dim) in [(1, 10), (7, 10), (128, 10), (100, 10), (3, 15910)] {
+            let shards = shard_ranges(count, dim, 256);
+            assert_eq!(shards.first().unwrap().start, 0);
+            assert_eq!(shards.last().unwrap().end, count);
+            for w in shards.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+            assert!(shards.iter().all(|r| !r.is_empty()));
+        }
+        assert_eq!(shard_ranges(128, 10, 256).len(), 8);
+    }
+}

@@ -1,0 +1,157 @@
+//! Trajectory files: learning curves in long format, one row per (optimizer, problem, step),
+//! as parquet, plus the small tables (tuning grids, benchmarks) written the same way.
+//!
+//! Columns: `optimizer` utf8, `problem` int64, `step` int64 (0 is the loss at θ0),
+//! `loss` float64, `lr` float64 (null for learned optimizers).
+
+use crate::error::{Error, Result};
+use crate::evaluation::Curves;
+use crate::io::write_atomically;
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A column of a table to be written.
+pub enum Column {
+    Utf8(Vec<String>),
+    Int64(Vec<i64>),
+    Float64(Vec<Option<f64>>),
+    Bool(Vec<bool>),
+}
+
+impl Column {
+    fn into_array(self) -> ArrayRef {
+        match self {
+            Column::Utf8(v) => Arc::new(StringArray::from(v)),
+            Column::Int64(v) => Arc::new(Int64Array::from(v)),
+            Column::Float64(v) => Arc::new(Float64Array::from(v)),
+            Column::Bool(v) => Arc::new(BooleanArray::from(v)),
+        }
+    }
+}
+
+/// Writes named columns as one parquet file (snappy), atomically.
+pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| Error::Parquet { path: path.into(), detail: e.to_string() };
+    let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, c)| (n, c.into_array())))
+        .map_err(|e| err(&e))?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    write_atomically(path, |out| {
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| err(&e))?;
+        writer.write(&batch).map_err(|e| err(&e))?;
+        writer.close().map_err(|e| err(&e))?;
+        Ok(())
+    })
+}
+
+/// Writes learning curves in the long trajectory format.
+pub fn write_trajectories(path: &Path, curves: &[Curves]) -> Result<()> {
+    let rows: usize = curves.iter().map(|c| c.losses.len()).sum();
+    let mut optimizer = Vec::with_capacity(rows);
+    let mut problem = Vec::with_capacity(rows);
+    let mut step = Vec::with_capacity(rows);
+    let mut loss = Vec::with_capacity(rows);
+    let mut lr = Vec::with_capacity(rows);
+    for c in curves {
+        for ((p, s), &l) in c.losses.indexed_iter() {
+            optimizer.push(c.label.clone());
+            problem.push(p as i64);
+            step.push(s as i64);
+            loss.push(Some(l));
+            lr.push(c.lr);
+        }
+    }
+    write_table(
+        path,
+        vec![
+            ("optimizer", Column::Utf8(optimizer)),
+            ("problem", Column::Int64(problem)),
+            ("step", Column::Int64(step)),
+            ("loss", Column::Float64(loss)),
+            ("lr", Column::Float64(lr)),
+        ],
+    )
+}
+
+/// One row of a trajectory file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrajectoryRow {
+    pub optimizer: String,
+    pub problem: i64,
+    pub step: i64,
+    pub loss: f64,
+    pub lr: Option<f64>,
+}
+
+/// Reads a trajectory file, checking that the five columns exist with their types.
+pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
+    let err = |d: String| Error::Parquet { path: path.into(), detail: d };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| err(format!("not a readable parquet file ({e})")))?
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let col = |name: &str, ty: DataType| -> Result<ArrayRef> {
+            let c = batch.column_by_name(name).ok_or_else(|| {
+                err(format!("no column '{name}'; a trajectory has optimizer, problem, step, loss, lr"))
+            })?;
+            if c.data_type() != &ty {
+                return Err(err(format!("column '{name}' is {}, expected {ty}", c.data_type())));
+            }
+            Ok(c.clone())
+        };
+        let optimizer = col("optimizer", DataType::Utf8)?;
+        let problem = col("problem", DataType::Int64)?;
+        let step = col("step", DataType::Int64)?;
+        let loss = col("loss", DataType::Float64)?;
+        let lr = col("lr", DataType::Float64)?;
+        let optimizer = optimizer.as_any().downcast_ref::<StringArray>().unwrap();
+        let problem = problem.as_any().downcast_ref::<Int64Array>().unwrap();
+        let step = step.as_any().downcast_ref::<Int64Array>().unwrap();
+        let loss = loss.as_any().downcast_ref::<Float64Array>().unwrap();
+        let lr = lr.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            if optimizer.is_null(i) || problem.is_null(i) || step.is_null(i) {
+                return Err(err(format!("row {i} has a null optimizer, problem or step")));
+            }
+            rows.push(TrajectoryRow {
+                optimizer: optimizer.value(i).to_string(),
+                problem: problem.value(i),
+                step: step.value(i),
+                loss: if loss.is_null(i) { f64::NAN } else { loss.value(i) },
+                lr: (!lr.is_null(i)).then(|| lr.value(i)),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trajectories_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let curves = vec![
+            Curves { label: "adam".into(), lr: Some(0.1), losses: ndarray::array![[3.0, 2.0], [5.0, f64::NAN]] },
+            Curves { label: "lstm".into(), lr: None, losses: ndarray::array![[3.0, 1.0], [5.0, 4.0]] },
+        ];
+        write_trajectories(&path, &curves).unwrap();
+        let rows = read_trajectories(&path).unwrap();
+        assert_eq!(rows.len(), 8);
+        assert_eq!(rows[1], TrajectoryRow { optimizer: "adam".into(), problem: 0, step: 1, loss: 2.0, lr: Some(0.1) });
+        assert!(rows[3].loss.is_nan());
+        assert_eq!(rows[7].lr, None);
+    }
+}
