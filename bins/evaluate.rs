@@ -1,1 +1,178 @@
-fn main(){}
+//! `evaluate`: runs learned or hand-designed optimizers on a spec and writes trajectories.
+
+use anyhow::Context;
+use clap::Parser;
+use l2l::evaluation::{lr_grid, run as run_optimizer, tune, validate_steps, Curves};
+use l2l::optimizers::OptimizerChoice;
+use l2l::problems::Spec;
+use l2l::trajectory::{write_table, write_trajectories, Column};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run optimizers on every problem of a spec and write their learning curves as a parquet
+/// trajectory file (columns optimizer, problem, step, loss, lr; step 0 is the loss at θ0).
+///
+/// Optimizers: lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam. A baseline takes its learning
+/// rate from NAME=LR, else --lr, else --tune, else Torch7's default. Other hyperparameters are
+/// Torch7 optim's defaults: NAG momentum 0.9; RMSprop alpha 0.99, epsilon 1e-8; Adam beta1 0.9,
+/// beta2 0.999, epsilon 1e-8.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Problem spec to run on.
+    #[arg(long)]
+    spec: PathBuf,
+    /// Optimizers to run (repeat the flag or separate with commas).
+    #[arg(
+        long = "optimizer",
+        short = 'O',
+        value_delimiter = ',',
+        required = true
+    )]
+    optimizers: Vec<String>,
+    /// Optimizer steps per problem.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Learning rate for every baseline given without NAME=LR.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Tune each baseline without an explicit rate: try 1e-4 … 10 in quarter decades on
+    /// --validation and keep the rate with the best mean final loss.
+    #[arg(long, requires = "validation")]
+    tune: bool,
+    /// Validation spec for --tune (never the test spec).
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    /// Steps to tune over (default: --steps).
+    #[arg(long = "tune-steps")]
+    tune_steps: Option<usize>,
+    /// Where to write the tuning grid (parquet: optimizer, lr, validation_final_loss, chosen).
+    #[arg(long = "tuning-output")]
+    tuning_output: Option<PathBuf>,
+    /// Output trajectory file (.parquet).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    l2l::cli::init_threads(args.threads)?;
+    validate_steps(args.steps)?;
+    if let Some(lr) = args.lr {
+        l2l::optimizers::validate_lr(lr)?;
+    }
+    let mut choices = Vec::new();
+    for arg in &args.optimizers {
+        choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
+    }
+    let Spec::Quadratic(set) = Spec::load(&args.spec)?;
+
+    if args.tune {
+        let validation_path = args.validation.as_ref().expect("clap requires it");
+        let Spec::Quadratic(validation) = Spec::load(validation_path)?;
+        anyhow::ensure!(
+            validation.w.shape()[1] == set.w.shape()[1],
+            "{}: validation problems have dimension {}, the spec {}",
+            validation_path.display(),
+            validation.w.shape()[1],
+            set.w.shape()[1]
+        );
+        let to_tune: Vec<_> = choices
+            .iter()
+            .filter_map(|(c, explicit)| match c {
+                OptimizerChoice::Baseline { kind, .. } if !explicit => Some(*kind),
+                _ => None,
+            })
+            .collect();
+        let steps = args.tune_steps.unwrap_or(args.steps);
+        validate_steps(steps)?;
+        eprintln!(
+            "evaluate: tuning {} over {} learning rates on {} validation problems",
+            to_tune
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            lr_grid().len(),
+            validation.w.shape()[0]
+        );
+        let points = tune(&validation, &to_tune, steps);
+        for (choice, explicit) in &mut choices {
+            if let OptimizerChoice::Baseline { kind, lr } = choice {
+                if let Some(p) = points
+                    .iter()
+                    .find(|p| p.chosen && p.optimizer == *kind && !*explicit)
+                {
+                    *lr = p.lr;
+                    eprintln!(
+                        "evaluate: {} lr = {} (validation mean final loss {:.4})",
+                        kind.name(),
+                        p.lr,
+                        p.validation_final_loss
+                    );
+                }
+            }
+        }
+        if let Some(path) = &args.tuning_output {
+            write_table(
+                path,
+                vec![
+                    (
+                        "optimizer",
+                        Column::Utf8(
+                            points
+                                .iter()
+                                .map(|p| p.optimizer.name().to_string())
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "lr",
+                        Column::Float64(points.iter().map(|p| Some(p.lr)).collect()),
+                    ),
+                    (
+                        "validation_final_loss",
+                        Column::Float64(
+                            points
+                                .iter()
+                                .map(|p| Some(p.validation_final_loss))
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "chosen",
+                        Column::Bool(points.iter().map(|p| p.chosen).collect()),
+                    ),
+                ],
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+
+    let curves: Vec<Curves> = choices
+        .iter()
+        .map(|(c, _)| {
+            let curves = run_optimizer(&set, c, args.steps);
+            eprintln!(
+                "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}",
+                curves.label,
+                curves
+                    .lr
+                    .map(|l| format!("{l:.4}"))
+                    .unwrap_or_else(|| "-".into()),
+                args.steps,
+                curves.final_mean()
+            );
+            curves
+        })
+        .collect();
+    write_trajectories(&args.output, &curves)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    l2l::cli::finish("evaluate", run(Args::parse()))
+}

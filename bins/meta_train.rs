@@ -1,1 +1,193 @@
-fn main(){}
+//! `meta-train`: trains a learned LSTM optimizer by truncated BPTT and writes a checkpoint.
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use l2l::meta_training::{
+    resume_path, train, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+};
+use l2l::preprocessing::Preprocessing;
+use l2l::problems::{QuadraticSource, Spec};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Meta-train a coordinatewise LSTM optimizer (§2.1: two LSTM layers, weights shared by every
+/// coordinate) on a class of problems, by truncated BPTT with Adam on the LSTM weights.
+///
+/// Every epoch draws --batch fresh problems from the family recorded in the --train spec (a
+/// spec without that record, e.g. one written by numpy, is used as a pool to draw from). The
+/// best weights by mean final loss on --validation are written to --output at the end.
+/// A killed run resumes from <output stem>.resume.npz, saved at every validation.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Training spec (from sample-optimizee): the problem family to draw from.
+    #[arg(long)]
+    train: PathBuf,
+    /// Validation spec for early stopping; without it the last weights are kept.
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    /// Output checkpoint (.npz).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Meta-training epochs (one epoch = one trajectory of --steps for each of --batch problems).
+    #[arg(long, default_value_t = 1000)]
+    epochs: u64,
+    /// Problems per epoch.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Optimizee steps per trajectory (the horizon of eq. 3).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Steps per truncated BPTT unroll.
+    #[arg(long, default_value_t = 20)]
+    unroll: usize,
+    /// Adam learning rate on the LSTM weights.
+    #[arg(long = "meta-lr", default_value_t = 0.003)]
+    meta_lr: f64,
+    /// Multiply the meta learning rate by this after every epoch (1 = constant).
+    #[arg(long = "meta-lr-decay", default_value_t = 1.0)]
+    meta_lr_decay: f64,
+    /// Clip each meta-gradient to this global L2 norm (default: no clipping).
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Validate and keep the best weights every this many epochs.
+    #[arg(long = "eval-every", default_value_t = 10)]
+    eval_every: u64,
+    /// Hidden units in each of the two LSTM layers.
+    #[arg(long, default_value_t = 20)]
+    hidden: usize,
+    /// Input processing: `scale` multiplies the gradient by --input-scale (§2.1; the paper's
+    /// quadratics use none, i.e. scale 1); `log-sign` is Appendix A with parameter --p.
+    #[arg(long, value_enum, default_value_t = Pre::Scale)]
+    preprocessing: Pre,
+    /// Gradient multiplier for --preprocessing scale. The default 1/128 feeds the LSTM the
+    /// gradient of the batch-mean loss over 128 problems, as the original code did, which
+    /// keeps its inputs where its tanh units are not saturated.
+    #[arg(long = "input-scale", default_value_t = 0.0078125)]
+    input_scale: f32,
+    /// The p of Appendix A's preprocessing.
+    #[arg(long, default_value_t = 10.0)]
+    p: f32,
+    /// The LSTM's output is multiplied by this before it is added to θ (§3.2 uses 0.1).
+    #[arg(long = "output-scale", default_value_t = 1.0)]
+    output_scale: f32,
+    /// Initial bias of both layers' forget gates.
+    #[arg(long = "forget-bias", default_value_t = 1.0)]
+    forget_bias: f32,
+    /// Seed of the weight initialisation and, for a pool spec, of its minibatches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Ignore an existing resume state and start again.
+    #[arg(long)]
+    restart: bool,
+    /// Worker threads (0 = one per core). Results are identical for any count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pre {
+    Scale,
+    LogSign,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    l2l::cli::init_threads(args.threads)?;
+    let config = MetaTrainConfig {
+        hidden: args.hidden,
+        preprocessing: match args.preprocessing {
+            Pre::Scale => Preprocessing::Scale(args.input_scale),
+            Pre::LogSign => Preprocessing::LogSign { p: args.p },
+        },
+        output_scale: args.output_scale,
+        forget_bias: args.forget_bias,
+        batch: args.batch,
+        steps: args.steps,
+        unroll: args.unroll,
+        meta_lr: args.meta_lr,
+        meta_lr_decay: args.meta_lr_decay,
+        clip: args.clip,
+        epochs: args.epochs,
+        eval_every: args.eval_every,
+        seed: args.seed,
+    };
+    config.validate()?;
+    let Spec::Quadratic(train_set) = Spec::load(&args.train)?;
+    let source = QuadraticSource::from_spec(train_set, args.seed);
+    let validation = match &args.validation {
+        Some(p) => match Spec::load(p)? {
+            Spec::Quadratic(v) => {
+                anyhow::ensure!(
+                    v.w.shape()[1] == source.draw(0, 1).w.shape()[1],
+                    "{}: validation problems have another dimension than the training problems",
+                    p.display()
+                );
+                Some(v)
+            }
+        },
+        None => None,
+    };
+
+    let state = resume_path(&args.output);
+    let trainer = if state.exists() && !args.restart {
+        let t = MetaTrainer::resume(config.clone(), &state, &source.describe())
+            .with_context(|| format!("resuming from {}", state.display()))?;
+        eprintln!(
+            "meta-train: resuming from {} at epoch {}",
+            state.display(),
+            t.epoch
+        );
+        t
+    } else {
+        MetaTrainer::new(config.clone())?
+    };
+    eprintln!(
+        "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} LSTM weights, {} threads",
+        config.epochs,
+        config.batch,
+        config.steps,
+        config.unroll,
+        config.shape().num_params(),
+        rayon::current_num_threads()
+    );
+    let mut last_print = Instant::now();
+    let started = Instant::now();
+    let mut last: Option<Progress> = None;
+    let best = train(trainer, &source, validation.as_ref(), &args.output, |p| {
+        let now = Instant::now();
+        if p.validation_loss.is_some() && (now - last_print).as_secs_f64() >= 2.0
+            || p.epoch == p.epochs
+        {
+            last_print = now;
+            let remaining = (p.epochs - p.epoch) as f64 * p.seconds
+                / (p.epoch - p.resumed_from.unwrap_or(0)).max(1) as f64;
+            eprintln!(
+                "epoch {:>6}/{}  train final {:>10.4}  val {:>10.4}  best {:>10.4} @ {:>6}  skipped unrolls {}  {:.0} optimizee steps/s  ETA {:.0}s",
+                p.epoch,
+                p.epochs,
+                p.report.final_loss,
+                p.validation_loss.unwrap_or(f64::NAN),
+                p.best_validation_loss.unwrap_or(f64::NAN),
+                p.best_epoch.unwrap_or(0),
+                p.skipped_unrolls,
+                p.optimizee_steps_per_second,
+                remaining
+            );
+        }
+        last = Some(p.clone());
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = last.map(|p| p.optimizee_steps_per_second).unwrap_or(0.0);
+    eprintln!(
+        "meta-train: wrote {} (epoch {}, validation loss {:.4}) after {secs:.1}s, {rate:.0} optimizee steps/s",
+        args.output.display(),
+        best.epoch,
+        best.validation_loss
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    l2l::cli::finish("meta-train", run(Args::parse()))
+}

@@ -26,10 +26,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn bad_file(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        Error::BadFile { path: path.into(), detail: detail.into() }
+        Error::BadFile {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 }
 

@@ -23,14 +23,19 @@ pub fn write_atomically<T>(
             format!("folder {} does not exist; create it first", dir.display()),
         ));
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut out = BufWriter::new(file);
         let value = write(&mut out)?;
         out.flush().map_err(|e| Error::io(&tmp, e))?;
-        let file = out.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         Ok(value)
@@ -51,15 +56,24 @@ pub struct Npz {
 impl Npz {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = NpzReader::new(file)
-            .map_err(|e| Error::NotNpz { path: path.into(), detail: e.to_string() })?;
+        let mut reader = NpzReader::new(file).map_err(|e| Error::NotNpz {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
         let names = reader
             .names()
-            .map_err(|e| Error::NotNpz { path: path.into(), detail: e.to_string() })?
+            .map_err(|e| Error::NotNpz {
+                path: path.into(),
+                detail: e.to_string(),
+            })?
             .into_iter()
             .map(|n| n.trim_end_matches(".npy").to_string())
             .collect();
-        Ok(Npz { path: path.into(), reader, names })
+        Ok(Npz {
+            path: path.into(),
+            reader,
+            names,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -84,12 +98,15 @@ impl Npz {
         if !self.has(name) {
             return Err(self.bad(format!(
                 "has no array '{name}' (it holds: {})",
-                if self.names.is_empty() { "nothing".into() } else { self.names.join(", ") }
+                if self.names.is_empty() {
+                    "nothing".into()
+                } else {
+                    self.names.join(", ")
+                }
             )));
         }
-        A::read(&mut self.reader, name).map_err(|detail| {
-            Error::bad_file(&self.path, format!("array '{name}': {detail}"))
-        })
+        A::read(&mut self.reader, name)
+            .map_err(|detail| Error::bad_file(&self.path, format!("array '{name}': {detail}")))
     }
 
     /// Reads array `name` and checks its number of dimensions.
@@ -109,7 +126,10 @@ impl Npz {
     pub fn scalar(&mut self, name: &str) -> Result<f64> {
         let a = self.array::<f64>(name)?;
         if a.len() != 1 {
-            return Err(self.bad(format!("'{name}' should be a scalar, found shape {:?}", a.shape())));
+            return Err(self.bad(format!(
+                "'{name}' should be a scalar, found shape {:?}",
+                a.shape()
+            )));
         }
         Ok(*a.iter().next().unwrap())
     }
@@ -133,13 +153,19 @@ fn read_as<A, F>(reader: &mut NpzReader<File>, name: &str, f: impl Fn(F) -> A) -
 where
     F: ReadableElement + Clone,
 {
-    reader.by_name::<ndarray::OwnedRepr<F>, IxDyn>(name).ok().map(|a| a.mapv(f))
+    reader
+        .by_name::<ndarray::OwnedRepr<F>, IxDyn>(name)
+        .ok()
+        .map(|a| a.mapv(f))
 }
 
 macro_rules! npz_element {
     ($t:ty) => {
         impl NpzElement for $t {
-            fn read(reader: &mut NpzReader<File>, name: &str) -> std::result::Result<ArrayD<$t>, String> {
+            fn read(
+                reader: &mut NpzReader<File>,
+                name: &str,
+            ) -> std::result::Result<ArrayD<$t>, String> {
                 if let Ok(a) = reader.by_name::<ndarray::OwnedRepr<$t>, IxDyn>(name) {
                     return Ok(a);
                 }
@@ -150,7 +176,8 @@ macro_rules! npz_element {
                     .or_else(|| read_as(reader, name, |x: u8| x as $t))
                     .or_else(|| read_as(reader, name, |x: bool| x as u8 as $t))
                     .ok_or_else(|| {
-                        "unsupported element type or corrupt data (expected a numeric array)".to_string()
+                        "unsupported element type or corrupt data (expected a numeric array)"
+                            .to_string()
                     })
             }
         }
@@ -167,9 +194,11 @@ pub fn write_npz(path: &Path, fill: impl FnOnce(&mut NpzArrays) -> Result<()>) -
     write_atomically(path, |out| {
         let mut npz = NpzWriter::new(out);
         for item in &arrays.items {
-            item.write(&mut npz).map_err(|e| Error::bad_file(path, format!("writing npz: {e}")))?;
+            item.write(&mut npz)
+                .map_err(|e| Error::bad_file(path, format!("writing npz: {e}")))?;
         }
-        npz.finish().map_err(|e| Error::bad_file(path, format!("writing npz: {e}")))?;
+        npz.finish()
+            .map_err(|e| Error::bad_file(path, format!("writing npz: {e}")))?;
         Ok(())
     })
 }
@@ -201,6 +230,7 @@ trait NpzItem {
 
 impl<A: WritableElement, D: Dimension> NpzItem for (String, Array<A, D>) {
     fn write(&self, npz: &mut NpzWriter<&mut BufWriter<File>>) -> std::result::Result<(), String> {
-        npz.add_array(self.0.as_str(), &self.1).map_err(|e| e.to_string())
+        npz.add_array(self.0.as_str(), &self.1)
+            .map_err(|e| e.to_string())
     }
 }

@@ -38,7 +38,10 @@ impl LearnedOptimizer {
             let data = data.to_vec();
             let name = format!("{prefix}{name}");
             if dims.len() == 2 {
-                a.add(&name, Array2::from_shape_vec((dims[0], dims[1]), data).unwrap());
+                a.add(
+                    &name,
+                    Array2::from_shape_vec((dims[0], dims[1]), data).unwrap(),
+                );
             } else {
                 a.add(&name, Array1::from(data));
             }
@@ -51,7 +54,10 @@ impl LearnedOptimizer {
         let shape = self.weights.shape();
         let (code, param) = self.preprocessing.to_code();
         a.scalar_i64("format_version", CHECKPOINT_VERSION);
-        a.add("architecture", Array1::from(ARCHITECTURE.as_bytes().to_vec()));
+        a.add(
+            "architecture",
+            Array1::from(ARCHITECTURE.as_bytes().to_vec()),
+        );
         a.scalar_i64("num_layers", NUM_LAYERS);
         a.scalar_i64("hidden_size", shape.hidden as i64);
         a.scalar_i64("input_features", shape.inputs as i64);
@@ -81,7 +87,13 @@ impl LearnedOptimizer {
         for (name, dims) in weight_blocks(shape) {
             let a = npz.array::<f32>(&format!("{prefix}{name}"))?;
             if a.shape() != dims.as_slice() {
-                return Err(Error::bad_file(npz.path(), format!("'{prefix}{name}' has shape {:?}, expected {dims:?}", a.shape())));
+                return Err(Error::bad_file(
+                    npz.path(),
+                    format!(
+                        "'{prefix}{name}' has shape {:?}, expected {dims:?}",
+                        a.shape()
+                    ),
+                ));
             }
             data.extend(a.iter().copied());
         }
@@ -97,16 +109,27 @@ impl LearnedOptimizer {
     pub fn read_from(npz: &mut Npz) -> Result<Self> {
         let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
         if !npz.has("format_version") || !npz.has("lstm1_w") {
-            return Err(bad(npz, "is not an l2l optimizer checkpoint (no format_version or lstm1_w); \
-                 make one with meta-train".into()));
+            return Err(bad(
+                npz,
+                "is not an l2l optimizer checkpoint (no format_version or lstm1_w); \
+                 make one with meta-train"
+                    .into(),
+            ));
         }
         let version = npz.scalar("format_version")? as i64;
         if version != CHECKPOINT_VERSION {
-            return Err(bad(npz, format!(
+            return Err(bad(
+                npz,
+                format!(
                 "checkpoint format version {version}; this l2l reads version {CHECKPOINT_VERSION}"
-            )));
+            ),
+            ));
         }
-        let arch: Vec<u8> = npz.array::<i64>("architecture")?.iter().map(|&b| b as u8).collect();
+        let arch: Vec<u8> = npz
+            .array::<i64>("architecture")?
+            .iter()
+            .map(|&b| b as u8)
+            .collect();
         let layers = npz.scalar("num_layers")? as i64;
         if arch != ARCHITECTURE.as_bytes() || layers != NUM_LAYERS {
             return Err(bad(npz, format!(
@@ -117,21 +140,32 @@ impl LearnedOptimizer {
         let hidden = npz.scalar("hidden_size")?;
         let inputs = npz.scalar("input_features")?;
         if !(1.0..=256.0).contains(&hidden) || !(1.0..=2.0).contains(&inputs) {
-            return Err(bad(npz, format!("implausible sizes: hidden_size {hidden}, input_features {inputs}")));
+            return Err(bad(
+                npz,
+                format!("implausible sizes: hidden_size {hidden}, input_features {inputs}"),
+            ));
         }
-        let shape = LstmShape { inputs: inputs as usize, hidden: hidden as usize };
+        let shape = LstmShape {
+            inputs: inputs as usize,
+            hidden: hidden as usize,
+        };
         let code = npz.scalar("preprocessing")? as i64;
         let param = npz.scalar("preprocessing_param")?;
         let preprocessing = Preprocessing::from_code(code, param)
             .ok_or_else(|| bad(npz, format!("unknown preprocessing code {code}")))?;
         if preprocessing.features() != shape.inputs {
-            return Err(bad(npz, format!(
-                "preprocessing {preprocessing} gives {} input features but the weights take {}",
-                preprocessing.features(),
-                shape.inputs
-            )));
+            return Err(bad(
+                npz,
+                format!(
+                    "preprocessing {preprocessing} gives {} input features but the weights take {}",
+                    preprocessing.features(),
+                    shape.inputs
+                ),
+            ));
         }
-        preprocessing.validate().map_err(|e| bad(npz, e.to_string()))?;
+        preprocessing
+            .validate()
+            .map_err(|e| bad(npz, e.to_string()))?;
         let mut data = Vec::with_capacity(shape.num_params());
         for (name, dims) in weight_blocks(shape) {
             let a = npz.array::<f32>(name)?;
@@ -152,7 +186,10 @@ impl LearnedOptimizer {
         }
         let output_scale = npz.scalar("output_scale")? as f32;
         if !(output_scale.is_finite() && output_scale > 0.0) {
-            return Err(bad(npz, format!("output_scale must be positive, found {output_scale}")));
+            return Err(bad(
+                npz,
+                format!("output_scale must be positive, found {output_scale}"),
+            ));
         }
         Ok(LearnedOptimizer {
             weights,
@@ -173,7 +210,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("opt.npz");
         let opt = LearnedOptimizer {
-            weights: LstmWeights::init(LstmShape { inputs: 2, hidden: 4 }, 1, 1.0),
+            weights: LstmWeights::init(
+                LstmShape {
+                    inputs: 2,
+                    hidden: 4,
+                },
+                1,
+                1.0,
+            ),
             preprocessing: Preprocessing::LogSign { p: 10.0 },
             output_scale: 0.1,
             epoch: 12,

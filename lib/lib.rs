@@ -13,6 +13,7 @@
 //!
 //! Numbers are f32 in the hot loops; losses are accumulated in f64.
 
+pub mod cli;
 pub mod error;
 pub mod evaluation;
 pub mod io;

@@ -45,7 +45,15 @@ impl LstmShape {
         let b2 = w2 + 2 * h * 4 * h;
         let w_out = b2 + 4 * h;
         let b_out = w_out + h;
-        Layout { w1, b1, w2, b2, w_out, b_out, len: b_out + 1 }
+        Layout {
+            w1,
+            b1,
+            w2,
+            b2,
+            w_out,
+            b_out,
+            len: b_out + 1,
+        }
     }
     pub fn num_params(&self) -> usize {
         self.layout().len
@@ -88,7 +96,10 @@ pub fn weight_blocks(shape: LstmShape) -> [(&'static str, Vec<usize>); 6] {
 
 impl LstmWeights {
     pub fn zeros(shape: LstmShape) -> Self {
-        LstmWeights { shape, data: vec![0.0; shape.num_params()] }
+        LstmWeights {
+            shape,
+            data: vec![0.0; shape.num_params()],
+        }
     }
 
     /// Initial weights: N(0, 1/fan_in) for the LSTM matrices, the given forget-gate bias, and a
@@ -153,8 +164,11 @@ impl LstmWeights {
     }
     fn w2(&self) -> ArrayView2<'_, f32> {
         let l = self.shape.layout();
-        ArrayView2::from_shape((2 * self.shape.hidden, self.shape.gates()), &self.data[l.w2..l.b2])
-            .unwrap()
+        ArrayView2::from_shape(
+            (2 * self.shape.hidden, self.shape.gates()),
+            &self.data[l.w2..l.b2],
+        )
+        .unwrap()
     }
     fn b2(&self) -> &[f32] {
         let l = self.shape.layout();
@@ -230,7 +244,13 @@ impl Tape {
         let state = || vec![0.0f32; rows * h];
         let per_slot = |width: usize| vec![0.0f32; slots * rows * width];
         let backward = slots > 1;
-        let scratch = |width: usize| if backward { vec![0.0f32; rows * width] } else { Vec::new() };
+        let scratch = |width: usize| {
+            if backward {
+                vec![0.0f32; rows * width]
+            } else {
+                Vec::new()
+            }
+        };
         Tape {
             shape,
             rows,
@@ -266,9 +286,26 @@ impl Tape {
     /// Bytes held by this tape, for memory reports.
     pub fn bytes(&self) -> usize {
         let floats = [
-            &self.h1, &self.c1, &self.h2, &self.c2, &self.c1_start, &self.c2_start, &self.xh1,
-            &self.a1, &self.c1s, &self.tc1, &self.xh2, &self.a2, &self.c2s, &self.tc2, &self.h2s,
-            &self.dxh2, &self.dh1_next, &self.dh2_next, &self.dc1_carry, &self.dc2_carry,
+            &self.h1,
+            &self.c1,
+            &self.h2,
+            &self.c2,
+            &self.c1_start,
+            &self.c2_start,
+            &self.xh1,
+            &self.a1,
+            &self.c1s,
+            &self.tc1,
+            &self.xh2,
+            &self.a2,
+            &self.c2s,
+            &self.tc2,
+            &self.h2s,
+            &self.dxh2,
+            &self.dh1_next,
+            &self.dh2_next,
+            &self.dc1_carry,
+            &self.dc2_carry,
         ]
         .iter()
         .map(|v| v.len())
@@ -301,12 +338,18 @@ impl Tape {
         assert_eq!(inputs.len(), n * f);
         assert_eq!(outputs.len(), n);
         let slot = if self.slots == 1 { 0 } else { self.recorded };
-        assert!(slot < self.slots, "tape holds {} steps; call start_unroll", self.slots);
+        assert!(
+            slot < self.slots,
+            "tape holds {} steps; call start_unroll",
+            self.slots
+        );
 
         // Layer 1: [x_t | h1_{t-1}] · W1 + b1.
         let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
-        for ((row, x), hp) in
-            xh1.chunks_exact_mut(f + h).zip(inputs.chunks_exact(f)).zip(self.h1.chunks_exact(h))
+        for ((row, x), hp) in xh1
+            .chunks_exact_mut(f + h)
+            .zip(inputs.chunks_exact(f))
+            .zip(self.h1.chunks_exact(h))
         {
             row[..f].copy_from_slice(x);
             row[f..].copy_from_slice(hp);
@@ -373,7 +416,11 @@ impl Tape {
             let dy = &d_outputs[t * n..(t + 1) * n];
             let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
             // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
-            for ((&d, hv), dh2) in dy.iter().zip(h2s.chunks_exact(h)).zip(self.dh2_next.chunks_exact_mut(h)) {
+            for ((&d, hv), dh2) in dy
+                .iter()
+                .zip(h2s.chunks_exact(h))
+                .zip(self.dh2_next.chunks_exact_mut(h))
+            {
                 db_out += d;
                 for k in 0..h {
                     dw_out[k] += d * hv[k];
@@ -381,7 +428,11 @@ impl Tape {
                 }
             }
             // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
-            let c2_prev = if t == 0 { &self.c2_start[..] } else { &self.c2s[(t - 1) * n * h..t * n * h] };
+            let c2_prev = if t == 0 {
+                &self.c2_start[..]
+            } else {
+                &self.c2s[(t - 1) * n * h..t * n * h]
+            };
             let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
             lstm_cell_backward(
                 a2,
@@ -391,7 +442,12 @@ impl Tape {
                 &mut self.dc2_carry,
                 h,
             );
-            gemm(view(a2, n, g4), w2.t(), 0.0, view_mut(&mut self.dxh2, n, 2 * h));
+            gemm(
+                view(a2, n, g4),
+                w2.t(),
+                0.0,
+                view_mut(&mut self.dxh2, n, 2 * h),
+            );
             for ((dx, dh1), dh2) in self
                 .dxh2
                 .chunks_exact(2 * h)
@@ -404,7 +460,11 @@ impl Tape {
                 dh2.copy_from_slice(&dx[h..]);
             }
             // Layer 1 cell; dh1_{t-1} = dz1 · W1[h rows]ᵀ (the input x gets no gradient).
-            let c1_prev = if t == 0 { &self.c1_start[..] } else { &self.c1s[(t - 1) * n * h..t * n * h] };
+            let c1_prev = if t == 0 {
+                &self.c1_start[..]
+            } else {
+                &self.c1s[(t - 1) * n * h..t * n * h]
+            };
             let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
             lstm_cell_backward(
                 a1,
@@ -414,7 +474,12 @@ impl Tape {
                 &mut self.dc1_carry,
                 h,
             );
-            gemm(view(a1, n, g4), w1_h.t(), 0.0, view_mut(&mut self.dh1_next, n, h));
+            gemm(
+                view(a1, n, g4),
+                w1_h.t(),
+                0.0,
+                view_mut(&mut self.dh1_next, n, h),
+            );
         }
 
         // Weight gradients over all steps at once: one tall GEMM per layer, since every slot's
@@ -566,7 +631,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     p * f32::from_bits(((n_bits + 127) as u32) << 23)
 }
 
@@ -615,18 +681,27 @@ mod tests {
     #[test]
     fn parameter_count_matches_the_paper_architecture() {
         // Two layers of 20 with one input: 4·20·(1+20) + 80 + 4·20·40 + 80 + 20 + 1.
-        let shape = LstmShape { inputs: 1, hidden: 20 };
+        let shape = LstmShape {
+            inputs: 1,
+            hidden: 20,
+        };
         assert_eq!(shape.num_params(), 1680 + 80 + 3200 + 80 + 20 + 1);
         let w = LstmWeights::init(shape, 3, 1.0);
         let names: Vec<_> = w.blocks().iter().map(|b| b.0).collect();
-        assert_eq!(names, ["lstm1_w", "lstm1_b", "lstm2_w", "lstm2_b", "out_w", "out_b"]);
+        assert_eq!(
+            names,
+            ["lstm1_w", "lstm1_b", "lstm2_w", "lstm2_b", "out_w", "out_b"]
+        );
         assert_eq!(w.b1()[20..40], [1.0; 20]);
     }
 
     #[test]
     fn rows_are_independent() {
         // The same input in two rows gives the same output; the weights are shared.
-        let shape = LstmShape { inputs: 2, hidden: 5 };
+        let shape = LstmShape {
+            inputs: 2,
+            hidden: 5,
+        };
         let w = LstmWeights::init(shape, 1, 1.0);
         let mut tape = Tape::new(shape, 3, 1);
         let mut out = [0.0f32; 3];

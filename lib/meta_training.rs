@@ -54,10 +54,16 @@ impl MetaTrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.preprocessing.validate()?;
         if self.hidden == 0 || self.hidden > 256 {
-            return config_error(format!("--hidden must be between 1 and 256, got {}", self.hidden));
+            return config_error(format!(
+                "--hidden must be between 1 and 256, got {}",
+                self.hidden
+            ));
         }
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
-            return config_error(format!("--output-scale must be positive, got {}", self.output_scale));
+            return config_error(format!(
+                "--output-scale must be positive, got {}",
+                self.output_scale
+            ));
         }
         if self.batch == 0 {
             return config_error("--batch must be at least 1");
@@ -72,7 +78,10 @@ impl MetaTrainConfig {
             return config_error(format!("--meta-lr must be positive, got {}", self.meta_lr));
         }
         if !(self.meta_lr_decay > 0.0 && self.meta_lr_decay <= 1.0) {
-            return config_error(format!("--meta-lr-decay must be in (0, 1], got {}", self.meta_lr_decay));
+            return config_error(format!(
+                "--meta-lr-decay must be in (0, 1], got {}",
+                self.meta_lr_decay
+            ));
         }
         if matches!(self.clip, Some(c) if !(c > 0.0)) {
             return config_error("--clip must be positive");
@@ -84,7 +93,10 @@ impl MetaTrainConfig {
     }
 
     pub fn shape(&self) -> LstmShape {
-        LstmShape { inputs: self.preprocessing.features(), hidden: self.hidden }
+        LstmShape {
+            inputs: self.preprocessing.features(),
+            hidden: self.hidden,
+        }
     }
 
     /// Everything that must match for a run to resume another (all but the epoch budget).
@@ -152,14 +164,24 @@ impl<S: Send> Workspace<S> {
                 }
             })
             .collect();
-        Workspace { shards, total: LstmWeights::zeros(shape) }
+        Workspace {
+            shards,
+            total: LstmWeights::zeros(shape),
+        }
     }
 
     /// Bytes held by the tapes and buffers, for memory reports.
     pub fn bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.tape.bytes() + 4 * (s.theta.len() + s.grads.len() + s.features.len() + s.outputs.len() + s.d_outputs.len()))
+            .map(|s| {
+                s.tape.bytes()
+                    + 4 * (s.theta.len()
+                        + s.grads.len()
+                        + s.features.len()
+                        + s.outputs.len()
+                        + s.d_outputs.len())
+            })
             .sum()
     }
 }
@@ -225,11 +247,19 @@ impl MetaTrainer {
     /// truncated unrolls, each followed by one Adam step on φ. An unroll whose loss or
     /// meta-gradient is not finite is skipped, and so are the rest of that epoch's unrolls
     /// (their trajectories have diverged).
-    pub fn train_epoch<P: ProblemSet>(&mut self, batch: &P, ws: &mut Workspace<P::Scratch>) -> EpochReport {
+    pub fn train_epoch<P: ProblemSet>(
+        &mut self,
+        batch: &P,
+        ws: &mut Workspace<P::Scratch>,
+    ) -> EpochReport {
         let unrolls = self.config.steps / self.config.unroll;
         let count = batch.count() as f64;
         start_trajectories(batch, ws);
-        let mut report = EpochReport { final_loss: f64::NAN, mean_loss: 0.0, skipped_unrolls: 0 };
+        let mut report = EpochReport {
+            final_loss: f64::NAN,
+            mean_loss: 0.0,
+            skipped_unrolls: 0,
+        };
         for u in 0..unrolls {
             let loss = run_unroll(&self.config, &self.weights, u, batch, ws);
             if !loss.is_finite() || !ws.total.is_finite() {
@@ -253,7 +283,11 @@ impl MetaTrainer {
     fn adam_step(&mut self, grad: &LstmWeights) {
         let cfg = &self.config;
         let g = grad.as_slice();
-        let norm = g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+        let norm = g
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
         let clip = match cfg.clip {
             Some(c) if norm > c => c / norm,
             _ => 1.0,
@@ -281,7 +315,10 @@ impl MetaTrainer {
 
     /// The mean final loss of the current weights on `validation`, over the training horizon.
     pub fn validate<P: ProblemSet>(&self, validation: &P) -> f64 {
-        let choice = OptimizerChoice::Learned { label: "lstm".into(), optimizer: Arc::new(self.current(f64::NAN)) };
+        let choice = OptimizerChoice::Learned {
+            label: "lstm".into(),
+            optimizer: Arc::new(self.current(f64::NAN)),
+        };
         evaluation::run(validation, &choice, self.config.steps).final_mean()
     }
 
@@ -297,7 +334,10 @@ impl MetaTrainer {
             a.add("adam_v", ndarray::Array1::from(self.adam_v.clone()));
             a.scalar_i64("adam_t", self.adam_t as i64);
             a.scalar_i64("skipped_unrolls", self.skipped_unrolls as i64);
-            a.add("settings", ndarray::Array1::from(self.config.fingerprint(source).into_bytes()));
+            a.add(
+                "settings",
+                ndarray::Array1::from(self.config.fingerprint(source).into_bytes()),
+            );
             Ok(())
         })
     }
@@ -306,7 +346,11 @@ impl MetaTrainer {
     pub fn resume(config: MetaTrainConfig, path: &Path, source: &str) -> Result<Self> {
         let mut t = MetaTrainer::new(config)?;
         let mut npz = Npz::open(path)?;
-        let saved: Vec<u8> = npz.array::<i64>("settings")?.iter().map(|&b| b as u8).collect();
+        let saved: Vec<u8> = npz
+            .array::<i64>("settings")?
+            .iter()
+            .map(|&b| b as u8)
+            .collect();
         let saved = String::from_utf8_lossy(&saved).into_owned();
         let wanted = t.config.fingerprint(source);
         if saved != wanted {
@@ -319,18 +363,26 @@ impl MetaTrainer {
         }
         let current = LearnedOptimizer::read_from(&mut npz)?;
         if current.weights.shape() != t.config.shape() {
-            return Err(Error::bad_file(path, "resume state has another architecture; pass --restart"));
+            return Err(Error::bad_file(
+                path,
+                "resume state has another architecture; pass --restart",
+            ));
         }
         t.weights = current.weights.clone();
         t.epoch = current.epoch;
         if npz.has("best_lstm1_w") {
-            t.best = Some(LearnedOptimizer::read_prefixed(&mut npz, "best_", &current)?);
+            t.best = Some(LearnedOptimizer::read_prefixed(
+                &mut npz, "best_", &current,
+            )?);
         }
         let n = t.weights.as_slice().len();
         for (name, dst) in [("adam_m", &mut t.adam_m), ("adam_v", &mut t.adam_v)] {
             let a = npz.array::<f32>(name)?;
             if a.len() != n {
-                return Err(Error::bad_file(path, format!("'{name}' has {} values, expected {n}", a.len())));
+                return Err(Error::bad_file(
+                    path,
+                    format!("'{name}' has {} values, expected {n}", a.len()),
+                ));
             }
             *dst = a.iter().copied().collect();
         }
@@ -348,7 +400,13 @@ fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) 
         for (k, p) in s.problems.clone().enumerate() {
             let span = k * dim..(k + 1) * dim;
             batch.initial_point(p, &mut s.theta[span.clone()]);
-            batch.loss_and_gradient(p, 0, &s.theta[span.clone()], &mut s.grads[span], &mut s.scratch);
+            batch.loss_and_gradient(
+                p,
+                0,
+                &s.theta[span.clone()],
+                &mut s.grads[span],
+                &mut s.scratch,
+            );
         }
     });
 }
@@ -386,8 +444,13 @@ fn run_unroll<P: ProblemSet>(
                 let mut step_sum = 0.0;
                 for (k, p) in s.problems.clone().enumerate() {
                     let span = k * dim..(k + 1) * dim;
-                    step_sum +=
-                        batch.loss_and_gradient(p, step, &s.theta[span.clone()], &mut next[span], &mut s.scratch);
+                    step_sum += batch.loss_and_gradient(
+                        p,
+                        step,
+                        &s.theta[span.clone()],
+                        &mut next[span],
+                        &mut s.scratch,
+                    );
                 }
                 loss_sum += step_sum;
                 if last_unroll && t + 1 == t_len {
@@ -444,7 +507,10 @@ pub struct Progress {
 
 /// The resume-state file kept beside a checkpoint.
 pub fn resume_path(output: &Path) -> PathBuf {
-    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     output.with_file_name(format!("{stem}.resume.npz"))
 }
 
@@ -534,7 +600,11 @@ mod tests {
     }
 
     fn tiny_batch() -> QuadraticSet {
-        let family = QuadraticFamily { dims: 2, distribution: ValueDistribution::Normal, theta0_std: 0.5 };
+        let family = QuadraticFamily {
+            dims: 2,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 0.5,
+        };
         family.sample(3, 3, |i| i)
     }
 
@@ -559,7 +629,7 @@ mod tests {
                 *a += *g as f64;
             }
             for k in 0..n {
-                let mut loss_at = |delta: f32| {
+                let loss_at = |delta: f32| {
                     let mut w = weights.clone();
                     w.as_mut_slice()[k] += delta;
                     let mut probe = start.clone();
@@ -569,14 +639,25 @@ mod tests {
             }
         }
         let scale = analytic.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        assert!(scale > 1e-3, "gradient is vanishingly small ({scale}); the check would be empty");
+        assert!(
+            scale > 1e-3,
+            "gradient is vanishingly small ({scale}); the check would be empty"
+        );
         let mut worst = 0.0f64;
         for k in 0..n {
-            let err = (analytic[k] - numeric[k]).abs() / (analytic[k].abs().max(numeric[k].abs()) + 1e-2 * scale);
+            let err = (analytic[k] - numeric[k]).abs()
+                / (analytic[k].abs().max(numeric[k].abs()) + 1e-2 * scale);
             worst = worst.max(err);
-            assert!(err < 2e-2, "weight {k}: analytic {} vs finite difference {}", analytic[k], numeric[k]);
+            assert!(
+                err < 2e-2,
+                "weight {k}: analytic {} vs finite difference {}",
+                analytic[k],
+                numeric[k]
+            );
         }
-        eprintln!("gradient check ({preprocessing}): {n} weights, worst relative error {worst:.2e}");
+        eprintln!(
+            "gradient check ({preprocessing}): {n} weights, worst relative error {worst:.2e}"
+        );
     }
 
     #[test]
@@ -595,7 +676,11 @@ mod tests {
         cfg.epochs = 30;
         cfg.batch = 8;
         cfg.meta_lr = 0.01;
-        let family = QuadraticFamily { dims: 3, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+        let family = QuadraticFamily {
+            dims: 3,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        };
         let source = QuadraticSource::Family { family, seed: 1 };
         let run = |cfg: &MetaTrainConfig| {
             let mut t = MetaTrainer::new(cfg.clone()).unwrap();
@@ -618,16 +703,41 @@ mod tests {
     #[test]
     fn resumed_run_equals_uninterrupted_run() {
         let dir = tempfile::tempdir().unwrap();
-        let family = QuadraticFamily { dims: 2, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+        let family = QuadraticFamily {
+            dims: 2,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        };
         let source = QuadraticSource::Family { family, seed: 4 };
         let validation = family.sample(99, 4, |i| i);
-        let cfg = MetaTrainConfig { epochs: 6, ..tiny_config(Preprocessing::Scale(0.1)) };
-        let straight = train(MetaTrainer::new(cfg.clone()).unwrap(), &source, Some(&validation), &dir.path().join("a.npz"), |_| {}).unwrap();
+        let cfg = MetaTrainConfig {
+            epochs: 6,
+            ..tiny_config(Preprocessing::Scale(0.1))
+        };
+        let straight = train(
+            MetaTrainer::new(cfg.clone()).unwrap(),
+            &source,
+            Some(&validation),
+            &dir.path().join("a.npz"),
+            |_| {},
+        )
+        .unwrap();
 
         let out = dir.path().join("b.npz");
-        let half = MetaTrainConfig { epochs: 4, ..cfg.clone() };
-        train(MetaTrainer::new(half).unwrap(), &source, Some(&validation), &out, |_| {}).unwrap();
-        let resumed = MetaTrainer::resume(cfg.clone(), &resume_path(&out), &source.describe()).unwrap();
+        let half = MetaTrainConfig {
+            epochs: 4,
+            ..cfg.clone()
+        };
+        train(
+            MetaTrainer::new(half).unwrap(),
+            &source,
+            Some(&validation),
+            &out,
+            |_| {},
+        )
+        .unwrap();
+        let resumed =
+            MetaTrainer::resume(cfg.clone(), &resume_path(&out), &source.describe()).unwrap();
         assert_eq!(resumed.epoch, 4);
         let finished = train(resumed, &source, Some(&validation), &out, |_| {}).unwrap();
         assert_eq!(straight, finished);
@@ -639,9 +749,16 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_before_training() {
-        let cfg = MetaTrainConfig { steps: 10, unroll: 3, ..tiny_config(Preprocessing::Scale(1.0)) };
+        let cfg = MetaTrainConfig {
+            steps: 10,
+            unroll: 3,
+            ..tiny_config(Preprocessing::Scale(1.0))
+        };
         assert!(MetaTrainer::new(cfg).is_err());
-        let cfg = MetaTrainConfig { meta_lr: -1.0, ..tiny_config(Preprocessing::Scale(1.0)) };
+        let cfg = MetaTrainConfig {
+            meta_lr: -1.0,
+            ..tiny_config(Preprocessing::Scale(1.0))
+        };
         assert!(MetaTrainer::new(cfg).is_err());
     }
 }

@@ -31,7 +31,12 @@ pub const ADAM_BETA2: f32 = 0.999;
 pub const ADAM_EPSILON: f32 = 1e-8;
 
 impl Baseline {
-    pub const ALL: [Baseline; 4] = [Baseline::Sgd, Baseline::Nag, Baseline::Rmsprop, Baseline::Adam];
+    pub const ALL: [Baseline; 4] = [
+        Baseline::Sgd,
+        Baseline::Nag,
+        Baseline::Rmsprop,
+        Baseline::Adam,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -112,8 +117,11 @@ impl UpdateRule for BaselineRule {
                 let bc1 = 1.0 - ADAM_BETA1.powi(self.t);
                 let bc2 = 1.0 - ADAM_BETA2.powi(self.t);
                 let step = lr * bc2.sqrt() / bc1;
-                for (((x, m), v), g) in
-                    theta.iter_mut().zip(&mut self.first).zip(&mut self.second).zip(grad)
+                for (((x, m), v), g) in theta
+                    .iter_mut()
+                    .zip(&mut self.first)
+                    .zip(&mut self.second)
+                    .zip(grad)
                 {
                     *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
                     *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
@@ -148,7 +156,8 @@ impl UpdateRule for LstmRule {
     fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
         let opt = &self.optimizer;
         opt.preprocessing.apply(grad, &mut self.features);
-        self.tape.forward(&opt.weights, &self.features, &mut self.outputs);
+        self.tape
+            .forward(&opt.weights, &self.features, &mut self.outputs);
         let scale = opt.output_scale;
         for (x, o) in theta.iter_mut().zip(&self.outputs) {
             *x += scale * o;
@@ -159,8 +168,14 @@ impl UpdateRule for LstmRule {
 /// An optimizer named on the command line, with its learning rate where it has one.
 #[derive(Clone)]
 pub enum OptimizerChoice {
-    Learned { label: String, optimizer: Arc<LearnedOptimizer> },
-    Baseline { kind: Baseline, lr: f64 },
+    Learned {
+        label: String,
+        optimizer: Arc<LearnedOptimizer>,
+    },
+    Baseline {
+        kind: Baseline,
+        lr: f64,
+    },
 }
 
 impl OptimizerChoice {
@@ -193,7 +208,9 @@ pub fn validate_lr(lr: f64) -> Result<()> {
     if lr.is_finite() && lr > 0.0 {
         Ok(())
     } else {
-        Err(Error::Config(format!("learning rate must be a positive number, got {lr}")))
+        Err(Error::Config(format!(
+            "learning rate must be a positive number, got {lr}"
+        )))
     }
 }
 
@@ -211,14 +228,20 @@ mod tests {
 
     fn close(a: &[f32], b: &[f64]) {
         for (x, y) in a.iter().zip(b) {
-            assert!((*x as f64 - y).abs() < 1e-6 * (1.0 + y.abs()), "{a:?} vs {b:?}");
+            assert!(
+                (*x as f64 - y).abs() < 1e-6 * (1.0 + y.abs()),
+                "{a:?} vs {b:?}"
+            );
         }
     }
 
     #[test]
     fn sgd_by_hand() {
         // θ1 = θ0 − 0.1 g0, θ2 = θ1 − 0.1 g1.
-        close(&two_steps(Baseline::Sgd, 0.1), &[1.0 - 0.05 - 0.025, -2.0 + 0.4 - 0.2]);
+        close(
+            &two_steps(Baseline::Sgd, 0.1),
+            &[1.0 - 0.05 - 0.025, -2.0 + 0.4 - 0.2],
+        );
     }
 
     #[test]
@@ -257,9 +280,15 @@ mod tests {
     fn rmsprop_by_hand() {
         // m1 = 0.01 g0², θ1 = θ0 − lr g0/√m1 = θ0 − lr·sign(g0)·10.
         let m1 = [0.01 * 0.25, 0.01 * 16.0];
-        let t1 = [1.0 - 0.01 * 0.5 / (m1[0] as f64).sqrt(), -2.0 + 0.01 * 4.0 / (m1[1] as f64).sqrt()];
+        let t1 = [
+            1.0 - 0.01 * 0.5 / (m1[0] as f64).sqrt(),
+            -2.0 + 0.01 * 4.0 / (m1[1] as f64).sqrt(),
+        ];
         let m2 = [0.99 * m1[0] + 0.01 * 0.0625, 0.99 * m1[1] + 0.01 * 4.0];
-        let t2 = [t1[0] - 0.01 * 0.25 / (m2[0] as f64).sqrt(), t1[1] - 0.01 * 2.0 / (m2[1] as f64).sqrt()];
+        let t2 = [
+            t1[0] - 0.01 * 0.25 / (m2[0] as f64).sqrt(),
+            t1[1] - 0.01 * 2.0 / (m2[1] as f64).sqrt(),
+        ];
         close(&two_steps(Baseline::Rmsprop, 0.01), &t2);
     }
 

@@ -1,1 +1,294 @@
-pub fn _todo() {}
+//! The paper's learning-curve panels (Figures 4 and 5): mean loss over problems against the
+//! optimisation step, log y axis, the learned optimizer solid and the baselines dashed.
+
+use crate::error::{Error, Result};
+use crate::trajectory::TrajectoryRow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One optimizer's mean learning curve.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub optimizer: String,
+    pub lr: Option<f64>,
+    /// Mean loss over problems per step; `None` where any problem's loss is NaN or Inf.
+    pub mean: Vec<Option<f64>>,
+}
+
+impl Series {
+    pub fn is_learned(&self) -> bool {
+        self.lr.is_none()
+    }
+    pub fn legend(&self) -> String {
+        match self.lr {
+            Some(lr) => format!("{} (lr {})", self.optimizer.to_uppercase(), format_lr(lr)),
+            None => self.optimizer.to_uppercase(),
+        }
+    }
+}
+
+fn format_lr(lr: f64) -> String {
+    let s = format!("{lr:.3e}");
+    // 3.162e-1 reads better as 0.316 in a legend.
+    if (1e-3..100.0).contains(&lr) {
+        format!("{}", (lr * 1e4).round() / 1e4)
+    } else {
+        s
+    }
+}
+
+/// A panel: a title and its curves.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+impl Panel {
+    /// Averages trajectory rows over problems, one series per (optimizer, lr), in order of
+    /// first appearance.
+    pub fn from_rows(title: &str, rows: &[TrajectoryRow]) -> Result<Panel> {
+        let mut order: Vec<(String, Option<u64>)> = Vec::new();
+        let mut sums: BTreeMap<(String, Option<u64>), BTreeMap<i64, (f64, usize, bool)>> =
+            BTreeMap::new();
+        for r in rows {
+            let key = (r.optimizer.clone(), r.lr.map(f64::to_bits));
+            if !sums.contains_key(&key) {
+                order.push(key.clone());
+            }
+            let e = sums
+                .entry(key)
+                .or_default()
+                .entry(r.step)
+                .or_insert((0.0, 0, true));
+            e.0 += r.loss;
+            e.1 += 1;
+            e.2 &= r.loss.is_finite();
+        }
+        if order.is_empty() {
+            return Err(Error::Other(format!(
+                "panel '{title}': the trajectory file has no rows"
+            )));
+        }
+        let series = order
+            .into_iter()
+            .map(|key| {
+                let steps = &sums[&key];
+                let last = steps.keys().copied().max().unwrap_or(0).max(0) as usize;
+                let mut mean = vec![None; last + 1];
+                for (&s, &(sum, n, finite)) in steps {
+                    if s >= 0 && finite {
+                        mean[s as usize] = Some(sum / n as f64);
+                    }
+                }
+                Series {
+                    optimizer: key.0,
+                    lr: key.1.map(f64::from_bits),
+                    mean,
+                }
+            })
+            .collect();
+        Ok(Panel {
+            title: title.to_string(),
+            series,
+        })
+    }
+}
+
+const FONT: &str = "sans-serif";
+/// Where Debian's fonts-dejavu-core puts the font the figures use.
+pub const DEFAULT_FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Registers the TrueType font used for all text (plotters draws PNG text with it).
+fn register_font(path: &Path) -> Result<()> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let bytes = std::fs::read(path).map_err(|e| {
+            format!(
+                "font {}: {e}; install it (apt-get install fonts-dejavu-core) or pass --font",
+                path.display()
+            )
+        })?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .map_err(|_| format!("font {}: not a usable TrueType font", path.display()))
+    })
+    .clone()
+    .map_err(Error::Other)
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Colours by optimizer name so that every panel uses the same colour for the same optimizer.
+fn color_for(name: &str) -> RGBColor {
+    match name {
+        "sgd" => PALETTE[1],
+        "nag" => PALETTE[4],
+        "rmsprop" => PALETTE[2],
+        "adam" => PALETTE[3],
+        n if n.starts_with("lstm") => PALETTE[0],
+        _ => PALETTE[5],
+    }
+}
+
+/// Draws the panels side by side into `<stem>.png` and `<stem>.svg` (each written atomically).
+pub fn draw_figure(panels: &[Panel], png: &Path, font: &Path) -> Result<()> {
+    register_font(font)?;
+    let width = 480 * panels.len() as u32;
+    let height = 400;
+    let svg = png.with_extension("svg");
+    let tmp_png = png.with_file_name(format!(".{}.tmp.png", std::process::id()));
+    let tmp_svg = png.with_file_name(format!(".{}.tmp.svg", std::process::id()));
+    let plot_err =
+        |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
+    let result = (|| {
+        {
+            let root = BitMapBackend::new(&tmp_png, (width, height)).into_drawing_area();
+            draw_panels(&root, panels).map_err(|e| plot_err(&e))?;
+            root.present().map_err(|e| plot_err(&e))?;
+        }
+        {
+            let root = SVGBackend::new(&tmp_svg, (width, height)).into_drawing_area();
+            draw_panels(&root, panels).map_err(|e| plot_err(&e))?;
+            root.present().map_err(|e| plot_err(&e))?;
+        }
+        std::fs::rename(&tmp_png, png).map_err(|e| Error::io(png, e))?;
+        std::fs::rename(&tmp_svg, &svg).map_err(|e| Error::io(&svg, e))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_png);
+        let _ = std::fs::remove_file(&tmp_svg);
+    }
+    result
+}
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[Panel],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, panel)?;
+    }
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult<DB> {
+    let values = panel
+        .series
+        .iter()
+        .flat_map(|s| s.mean.iter().flatten().copied());
+    let (mut lo, mut hi) = values
+        .filter(|v| *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() || hi <= 0.0 {
+        (lo, hi) = (1e-3, 1.0);
+    }
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    let steps = panel
+        .series
+        .iter()
+        .map(|s| s.mean.len())
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..steps as f64, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("mean loss")
+        .label_style((FONT, 12))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for s in &panel.series {
+        let color = color_for(&s.optimizer);
+        let points: Vec<(f64, f64)> = s
+            .mean
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.filter(|v| *v > 0.0).map(|v| (i as f64, v)))
+            .collect();
+        let style = ShapeStyle {
+            color: color.to_rgba(),
+            filled: false,
+            stroke_width: 2,
+        };
+        let legend_style = style;
+        let drawn = if s.is_learned() {
+            chart.draw_series(LineSeries::new(points, style))?
+        } else {
+            chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+        };
+        let learned = s.is_learned();
+        drawn.label(s.legend()).legend(move |(x, y)| {
+            if learned {
+                PathElement::new(vec![(x, y), (x + 20, y)], legend_style)
+            } else {
+                PathElement::new(vec![(x, y), (x + 7, y)], legend_style)
+            }
+        });
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(opt: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
+        TrajectoryRow {
+            optimizer: opt.into(),
+            problem,
+            step,
+            loss,
+            lr,
+        }
+    }
+
+    #[test]
+    fn panel_means_over_problems_and_marks_divergence() {
+        let rows = vec![
+            row("adam", 0, 0, 4.0, Some(0.1)),
+            row("adam", 1, 0, 2.0, Some(0.1)),
+            row("adam", 0, 1, 1.0, Some(0.1)),
+            row("adam", 1, 1, f64::NAN, Some(0.1)),
+            row("lstm", 0, 0, 4.0, None),
+            row("lstm", 0, 1, 0.5, None),
+        ];
+        let p = Panel::from_rows("t", &rows).unwrap();
+        assert_eq!(p.series.len(), 2);
+        assert_eq!(p.series[0].mean, vec![Some(3.0), None]);
+        assert_eq!(p.series[1].legend(), "LSTM");
+        assert_eq!(p.series[0].legend(), "ADAM (lr 0.1)");
+    }
+}

@@ -26,9 +26,9 @@ impl Preprocessing {
             Preprocessing::Scale(s) if !(s.is_finite() && s > 0.0) => {
                 config_error(format!("input scale must be a positive number, got {s}"))
             }
-            Preprocessing::LogSign { p } if !(p.is_finite() && p > 0.0) => {
-                config_error(format!("preprocessing p must be a positive number, got {p}"))
-            }
+            Preprocessing::LogSign { p } if !(p.is_finite() && p > 0.0) => config_error(format!(
+                "preprocessing p must be a positive number, got {p}"
+            )),
             _ => Ok(()),
         }
     }
@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for p in [Preprocessing::Scale(0.25), Preprocessing::LogSign { p: 5.0 }] {
+        for p in [
+            Preprocessing::Scale(0.25),
+            Preprocessing::LogSign { p: 5.0 },
+        ] {
             let (c, v) = p.to_code();
             assert_eq!(Preprocessing::from_code(c, v), Some(p));
         }

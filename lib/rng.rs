@@ -35,7 +35,10 @@ impl Rng {
         if s.iter().all(|&w| w == 0) {
             s[0] = 1;
         }
-        Rng { s, spare_normal: None }
+        Rng {
+            s,
+            spare_normal: None,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -101,10 +104,12 @@ mod tests {
 
     #[test]
     fn same_seed_and_stream_repeat() {
-        let a: Vec<u64> = (0..5).map({
-            let mut r = Rng::new(7, 3);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(7, 3);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = Rng::new(7, 3);
         let b: Vec<u64> = (0..5).map(|_| r.next_u64()).collect();
         assert_eq!(a, b);

@@ -38,12 +38,18 @@ impl Column {
 
 /// Writes named columns as one parquet file (snappy), atomically.
 pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| Error::Parquet { path: path.into(), detail: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| Error::Parquet {
+        path: path.into(),
+        detail: e.to_string(),
+    };
     let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, c)| (n, c.into_array())))
         .map_err(|e| err(&e))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
     write_atomically(path, |out| {
-        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| err(&e))?;
+        let mut writer =
+            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| err(&e))?;
         writer.write(&batch).map_err(|e| err(&e))?;
         writer.close().map_err(|e| err(&e))?;
         Ok(())
@@ -91,7 +97,10 @@ pub struct TrajectoryRow {
 
 /// Reads a trajectory file, checking that the five columns exist with their types.
 pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
-    let err = |d: String| Error::Parquet { path: path.into(), detail: d };
+    let err = |d: String| Error::Parquet {
+        path: path.into(),
+        detail: d,
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| err(format!("not a readable parquet file ({e})")))?
@@ -102,10 +111,15 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
         let batch = batch.map_err(|e| err(e.to_string()))?;
         let col = |name: &str, ty: DataType| -> Result<ArrayRef> {
             let c = batch.column_by_name(name).ok_or_else(|| {
-                err(format!("no column '{name}'; a trajectory has optimizer, problem, step, loss, lr"))
+                err(format!(
+                    "no column '{name}'; a trajectory has optimizer, problem, step, loss, lr"
+                ))
             })?;
             if c.data_type() != &ty {
-                return Err(err(format!("column '{name}' is {}, expected {ty}", c.data_type())));
+                return Err(err(format!(
+                    "column '{name}' is {}, expected {ty}",
+                    c.data_type()
+                )));
             }
             Ok(c.clone())
         };
@@ -121,13 +135,19 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
         let lr = lr.as_any().downcast_ref::<Float64Array>().unwrap();
         for i in 0..batch.num_rows() {
             if optimizer.is_null(i) || problem.is_null(i) || step.is_null(i) {
-                return Err(err(format!("row {i} has a null optimizer, problem or step")));
+                return Err(err(format!(
+                    "row {i} has a null optimizer, problem or step"
+                )));
             }
             rows.push(TrajectoryRow {
                 optimizer: optimizer.value(i).to_string(),
                 problem: problem.value(i),
                 step: step.value(i),
-                loss: if loss.is_null(i) { f64::NAN } else { loss.value(i) },
+                loss: if loss.is_null(i) {
+                    f64::NAN
+                } else {
+                    loss.value(i)
+                },
                 lr: (!lr.is_null(i)).then(|| lr.value(i)),
             });
         }
@@ -144,13 +164,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let curves = vec![
-            Curves { label: "adam".into(), lr: Some(0.1), losses: ndarray::array![[3.0, 2.0], [5.0, f64::NAN]] },
-            Curves { label: "lstm".into(), lr: None, losses: ndarray::array![[3.0, 1.0], [5.0, 4.0]] },
+            Curves {
+                label: "adam".into(),
+                lr: Some(0.1),
+                losses: ndarray::array![[3.0, 2.0], [5.0, f64::NAN]],
+            },
+            Curves {
+                label: "lstm".into(),
+                lr: None,
+                losses: ndarray::array![[3.0, 1.0], [5.0, 4.0]],
+            },
         ];
         write_trajectories(&path, &curves).unwrap();
         let rows = read_trajectories(&path).unwrap();
         assert_eq!(rows.len(), 8);
-        assert_eq!(rows[1], TrajectoryRow { optimizer: "adam".into(), problem: 0, step: 1, loss: 2.0, lr: Some(0.1) });
+        assert_eq!(
+            rows[1],
+            TrajectoryRow {
+                optimizer: "adam".into(),
+                problem: 0,
+                step: 1,
+                loss: 2.0,
+                lr: Some(0.1)
+            }
+        );
         assert!(rows[3].loss.is_nan());
         assert_eq!(rows[7].lr, None);
     }

@@ -70,3 +70,30 @@ mod tests {
         assert_eq!(shard_ranges(128, 10, 256).len(), 8);
     }
 }
+
+/// A spec file of any problem kind, recognised by the names of its arrays.
+pub enum Spec {
+    Quadratic(QuadraticSet),
+}
+
+impl Spec {
+    pub fn load(path: &std::path::Path) -> crate::Result<Spec> {
+        let mut npz = crate::io::Npz::open(path)?;
+        if npz.has("W") || npz.has("y") || npz.has("theta0") {
+            return Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?));
+        }
+        Err(crate::Error::bad_file(
+            path,
+            format!(
+                "is not a problem spec: a quadratic spec holds W, y and theta0, but this file holds {}",
+                if npz.names().is_empty() { "no arrays".to_string() } else { npz.names().join(", ") }
+            ),
+        ))
+    }
+
+    pub fn count(&self) -> usize {
+        match self {
+            Spec::Quadratic(s) => s.count(),
+        }
+    }
+}

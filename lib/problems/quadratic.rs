@@ -107,7 +107,10 @@ impl QuadraticSet {
         let bad = |d: String| Err(Error::bad_file(path, d));
         let (n, d, d2) = self.w.dim();
         if d != d2 {
-            return bad(format!("W must be [n,d,d] with square matrices, found {:?}", self.w.shape()));
+            return bad(format!(
+                "W must be [n,d,d] with square matrices, found {:?}",
+                self.w.shape()
+            ));
         }
         if n == 0 || d == 0 {
             return bad(format!("spec is empty (W has shape {:?})", self.w.shape()));
@@ -137,21 +140,30 @@ impl QuadraticSet {
         let w = npz.array_nd::<f32, Ix3>("W")?;
         let y = npz.array_nd::<f32, Ix2>("y")?;
         let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
-        let family = if npz.has("family_distribution") && npz.has("family_theta0_std") && npz.has("seed") {
-            let code = npz.scalar("family_distribution")? as i64;
-            let distribution = ValueDistribution::from_code(code).ok_or_else(|| {
-                Error::bad_file(npz.path(), format!("unknown family_distribution code {code}"))
-            })?;
-            let family = QuadraticFamily {
-                dims: w.shape()[1],
-                distribution,
-                theta0_std: npz.scalar("family_theta0_std")? as f32,
+        let family =
+            if npz.has("family_distribution") && npz.has("family_theta0_std") && npz.has("seed") {
+                let code = npz.scalar("family_distribution")? as i64;
+                let distribution = ValueDistribution::from_code(code).ok_or_else(|| {
+                    Error::bad_file(
+                        npz.path(),
+                        format!("unknown family_distribution code {code}"),
+                    )
+                })?;
+                let family = QuadraticFamily {
+                    dims: w.shape()[1],
+                    distribution,
+                    theta0_std: npz.scalar("family_theta0_std")? as f32,
+                };
+                Some((family, npz.scalar("seed")? as u64))
+            } else {
+                None
             };
-            Some((family, npz.scalar("seed")? as u64))
-        } else {
-            None
+        let set = QuadraticSet {
+            w,
+            y,
+            theta0,
+            family,
         };
-        let set = QuadraticSet { w, y, theta0, family };
         set.validate(npz.path())?;
         Ok(set)
     }
@@ -185,7 +197,12 @@ impl ProblemSet for QuadraticSet {
         vec![0.0; self.dim()]
     }
     fn initial_point(&self, problem: usize, theta: &mut [f32]) {
-        theta.copy_from_slice(self.theta0.row(problem).as_slice().expect("standard layout"));
+        theta.copy_from_slice(
+            self.theta0
+                .row(problem)
+                .as_slice()
+                .expect("standard layout"),
+        );
     }
     fn loss_and_gradient(
         &self,
@@ -220,7 +237,11 @@ mod tests {
     use super::*;
 
     fn family() -> QuadraticFamily {
-        QuadraticFamily { dims: 4, distribution: ValueDistribution::Normal, theta0_std: 1.0 }
+        QuadraticFamily {
+            dims: 4,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        }
     }
 
     #[test]
@@ -240,7 +261,11 @@ mod tests {
             tp[k] -= 2.0 * eps;
             let fm = set.loss_and_gradient(1, 0, &tp, &mut g2, &mut scratch);
             let fd = (fp - fm) / (2.0 * eps as f64);
-            assert!((fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "{fd} vs {}", grad[k]);
+            assert!(
+                (fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "{fd} vs {}",
+                grad[k]
+            );
         }
     }
 
@@ -248,9 +273,16 @@ mod tests {
     fn sampling_is_deterministic_and_uniform_option_is_nonnegative() {
         assert_eq!(family().sample(9, 3, |i| i), family().sample(9, 3, |i| i));
         assert_ne!(family().sample(9, 3, |i| i), family().sample(10, 3, |i| i));
-        let u = QuadraticFamily { distribution: ValueDistribution::Uniform, ..family() };
+        let u = QuadraticFamily {
+            distribution: ValueDistribution::Uniform,
+            ..family()
+        };
         let set = u.sample(1, 5, |i| i);
-        assert!(set.w.iter().chain(set.y.iter()).all(|&x| (0.0..1.0).contains(&x)));
+        assert!(set
+            .w
+            .iter()
+            .chain(set.y.iter())
+            .all(|&x| (0.0..1.0).contains(&x)));
     }
 }
 
@@ -265,7 +297,10 @@ impl QuadraticSource {
     /// The source a training spec describes; `seed` picks the pool's minibatches.
     pub fn from_spec(set: QuadraticSet, seed: u64) -> Self {
         match set.family {
-            Some((family, spec_seed)) => QuadraticSource::Family { family, seed: spec_seed },
+            Some((family, spec_seed)) => QuadraticSource::Family {
+                family,
+                seed: spec_seed,
+            },
             None => QuadraticSource::Pool { set, seed },
         }
     }
@@ -276,12 +311,14 @@ impl crate::meta_training::TrainingSource for QuadraticSource {
 
     fn draw(&self, epoch: u64, batch: usize) -> QuadraticSet {
         match self {
-            QuadraticSource::Family { family, seed } => {
-                family.sample(*seed, batch, |i| crate::rng::streams::train_problem(epoch, i))
-            }
+            QuadraticSource::Family { family, seed } => family.sample(*seed, batch, |i| {
+                crate::rng::streams::train_problem(epoch, i)
+            }),
             QuadraticSource::Pool { set, seed } => {
                 let mut rng = Rng::new(*seed, crate::rng::streams::train_problem(epoch, 0));
-                let picks: Vec<usize> = (0..batch).map(|_| rng.below(set.count() as u64) as usize).collect();
+                let picks: Vec<usize> = (0..batch)
+                    .map(|_| rng.below(set.count() as u64) as usize)
+                    .collect();
                 QuadraticSet {
                     w: set.w.select(ndarray::Axis(0), &picks),
                     y: set.y.select(ndarray::Axis(0), &picks),
@@ -302,9 +339,13 @@ impl crate::meta_training::TrainingSource for QuadraticSource {
                 "quadratic-pool(n={}, dims={}, checksum={:016x}, seed={seed})",
                 set.count(),
                 set.dim(),
-                set.w.iter().chain(set.y.iter()).chain(set.theta0.iter()).fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
-                    (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3)
-                })
+                set.w
+                    .iter()
+                    .chain(set.y.iter())
+                    .chain(set.theta0.iter())
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                        (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3)
+                    })
             ),
         }
     }

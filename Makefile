@@ -1,0 +1,53 @@
+# l2l — reproduce "Learning to learn by gradient descent by gradient descent"
+# (Andrychowicz et al., NIPS 2016). `make figure4` reproduces Figure 4; `make test` runs the
+# tests. Each paper figure has its own fragment in pipelines/.
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+CARGO ?= cargo
+OUT ?= out
+FIGURES ?= figures
+RELEASE := target/release
+# Worker threads for each binary (0 = one per core).
+THREADS ?= 0
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SOURCES := Cargo.toml Cargo.lock $(shell find lib bins -name '*.rs')
+BUILD := $(RELEASE)/.l2l-built
+
+.PHONY: all test bench deps build clean
+all: figure4
+
+# System packages: OpenBLAS (BLAS for ndarray, through pkg-config) and the font of the figures.
+# Installed with apt-get only when missing.
+DEB_PACKAGES := libopenblas-dev pkg-config fonts-dejavu-core
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing$$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD): $(SOURCES) | deps
+	$(CARGO) build --release --locked
+	@touch $@
+
+build: $(BUILD)
+
+test: | deps
+	$(CARGO) test --release --locked
+
+bench: $(BUILD)
+	@mkdir -p $(OUT)/bench
+	$(RELEASE)/l2l-bench --output $(OUT)/bench/results.parquet
+
+clean:
+	rm -rf $(OUT)
+
+%/:
+	@mkdir -p $@
+
+include pipelines/*.mk

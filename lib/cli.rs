@@ -1,0 +1,92 @@
+//! What every binary shares: exit codes, error lines, thread setup and argument parsing of
+//! optimizer names.
+
+use crate::error::{Error, Result};
+use crate::learned::LearnedOptimizer;
+use crate::optimizers::{validate_lr, Baseline, OptimizerChoice};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Turns a binary's result into its exit code: errors become one line on stderr
+/// (`<binary>: error: <message>: <cause>`) and exit 1; a closed stdout (broken pipe) exits 0.
+pub fn finish(binary: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{binary}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets the number of worker threads (0 = one per core) and keeps BLAS single-threaded.
+pub fn init_threads(threads: usize) -> Result<()> {
+    crate::init_blas_threads(1);
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| Error::Config(format!("--threads: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Parses an optimizer argument: `lstm:<checkpoint>`, or a baseline name with an optional
+/// learning rate, `adam` or `adam=0.1`. `default_lr` applies to a baseline given without one.
+pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {
+    if let Some(path) = arg.strip_prefix("lstm:") {
+        let optimizer = LearnedOptimizer::load(Path::new(path))?;
+        return Ok((
+            OptimizerChoice::Learned {
+                label: "lstm".into(),
+                optimizer: Arc::new(optimizer),
+            },
+            true,
+        ));
+    }
+    let (name, lr) = match arg.split_once('=') {
+        Some((n, v)) => {
+            let lr: f64 = v.parse().map_err(|_| {
+                Error::Config(format!("optimizer '{arg}': '{v}' is not a learning rate"))
+            })?;
+            (n, Some(lr))
+        }
+        None => (arg, None),
+    };
+    let kind = Baseline::from_name(name).ok_or_else(|| {
+        Error::Config(format!(
+            "unknown optimizer '{name}'; use one of lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam (optionally NAME=LR)"
+        ))
+    })?;
+    let explicit = lr.is_some() || default_lr.is_some();
+    let lr = lr.or(default_lr).unwrap_or(kind.default_lr());
+    validate_lr(lr)?;
+    Ok((OptimizerChoice::Baseline { kind, lr }, explicit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_baselines_and_rejects_unknown_names() {
+        let (c, explicit) = parse_optimizer("adam=0.5", None).unwrap();
+        assert_eq!(
+            (c.label(), c.lr(), explicit),
+            ("adam".into(), Some(0.5), true)
+        );
+        let (c, explicit) = parse_optimizer("rmsprop", None).unwrap();
+        assert_eq!((c.lr(), explicit), (Some(1e-2), false));
+        let e = parse_optimizer("lbfgs", None).err().unwrap().to_string();
+        assert!(e.contains("unknown optimizer 'lbfgs'"), "{e}");
+        assert!(parse_optimizer("sgd=-1", None).is_err());
+    }
+}
