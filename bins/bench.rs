@@ -1,1 +1,200 @@
-fn main() {}
+//! `l2l-bench` (`make bench`): how close meta-training and evaluation come to this machine's
+//! FLOP limit. Prints a table and writes a parquet file with columns task, measure, value, unit.
+
+use clap::Parser;
+use l2l::evaluation::run as run_optimizer;
+use l2l::learned::LearnedOptimizer;
+use l2l::lstm::LstmWeights;
+use l2l::meta_training::{MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
+use l2l::optimizers::{Baseline, OptimizerChoice};
+use l2l::preprocessing::Preprocessing;
+use l2l::problems::separable::SeparableQuadratic;
+use l2l::problems::{ProblemSet, QuadraticFamily, QuadraticSource, ValueDistribution};
+use l2l::trajectory::{write_table, Column};
+use ndarray::Array2;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Benchmark meta-training and evaluation throughput against the same-run sgemm rate.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Results table (parquet).
+    #[arg(short, long, default_value = "out/bench/results.parquet")]
+    output: PathBuf,
+    /// Coordinates of the MNIST-sized task (the base MLP 784-20-10 has 15,910).
+    #[arg(long, default_value_t = 15_910)]
+    coordinates: usize,
+    /// Timed repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+struct Row {
+    task: String,
+    measure: String,
+    value: f64,
+    unit: String,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Median seconds of `f` over `repeats` runs, after one warm-up run.
+fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn sgemm_gflops(threads: usize, repeats: usize) -> f64 {
+    l2l::init_blas_threads(threads);
+    let n = 1024;
+    let a = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.01);
+    let b = a.t().to_owned();
+    let mut c = Array2::<f32>::zeros((n, n));
+    let secs = time(repeats.max(5), || ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    l2l::init_blas_threads(1);
+    2.0 * (n as f64).powi(3) / secs / 1e9
+}
+
+fn peak_rss_bytes() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb * 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn config(batch: usize) -> MetaTrainConfig {
+    MetaTrainConfig {
+        hidden: 20,
+        preprocessing: Preprocessing::LogSign { p: 10.0 },
+        output_scale: 0.1,
+        forget_bias: 1.0,
+        batch,
+        steps: 100,
+        unroll: 20,
+        meta_lr: 1e-3,
+        meta_lr_decay: 1.0,
+        clip: None,
+        epochs: u64::MAX,
+        eval_every: 1,
+        seed: 0,
+    }
+}
+
+/// Seconds per meta-training epoch on `batch`.
+fn epoch_seconds<P: ProblemSet>(cfg: &MetaTrainConfig, batch: &P, repeats: usize) -> f64 {
+    let mut trainer = MetaTrainer::new(cfg.clone()).expect("valid config");
+    let mut ws = Workspace::new(cfg, batch);
+    time(repeats, || {
+        trainer.train_epoch(batch, &mut ws);
+    })
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    l2l::init_blas_threads(1);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut add = |task: &str, measure: &str, value: f64, unit: &str| {
+        rows.push(Row { task: task.into(), measure: measure.into(), value, unit: unit.into() })
+    };
+    let quad_cfg = MetaTrainConfig { preprocessing: Preprocessing::Scale(1.0 / 128.0), output_scale: 1.0, ..config(128) };
+    let family = QuadraticFamily { dims: 10, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+    let quad_batch = QuadraticSource::Family { family, seed: 1 }.draw(0, 128);
+    let big_cfg = config(1);
+    let big = SeparableQuadratic::new(args.coordinates, 1, 7);
+    let shape = big_cfg.shape();
+    let fwd_flops = shape.forward_flops_per_coordinate();
+    let bwd_flops = shape.backward_flops_per_coordinate();
+    let learned = Arc::new(LearnedOptimizer {
+        weights: LstmWeights::init(shape, 0, 1.0),
+        preprocessing: big_cfg.preprocessing,
+        output_scale: 0.1,
+        epoch: 0,
+        validation_loss: f64::NAN,
+    });
+    let lstm = OptimizerChoice::Learned { label: "lstm".into(), optimizer: learned };
+    let adam = OptimizerChoice::Baseline { kind: Baseline::Adam, lr: 0.01 };
+    let eval_steps = 100;
+    let mut epoch_by_threads = Vec::new();
+    let mut sgemm_by_threads = Vec::new();
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let t = format!("{threads} thread{}", if threads > 1 { "s" } else { "" });
+        let sgemm = sgemm_gflops(threads, args.repeats);
+        sgemm_by_threads.push(sgemm);
+        add("sgemm 1024", &format!("GFLOP/s, {t}"), sgemm, "GFLOP/s");
+        let (quad, big_epoch, lstm_eval, adam_eval) = pool.install(|| {
+            (
+                epoch_seconds(&quad_cfg, &quad_batch, args.repeats),
+                epoch_seconds(&big_cfg, &big, args.repeats),
+                time(args.repeats, || {
+                    run_optimizer(&big, &lstm, eval_steps);
+                }),
+                time(args.repeats, || {
+                    run_optimizer(&big, &adam, eval_steps);
+                }),
+            )
+        });
+        epoch_by_threads.push((quad, big_epoch, lstm_eval));
+        let big_name = format!("meta-train {} coordinates", args.coordinates);
+        add("meta-train quadratic 128x10", &format!("seconds per epoch, {t}"), quad, "s");
+        add(&big_name, &format!("seconds per epoch, {t}"), big_epoch, "s");
+        let coord_steps = (args.coordinates * 100) as f64;
+        let train_gflops = coord_steps * (fwd_flops + bwd_flops) / big_epoch / 1e9;
+        add(&big_name, &format!("GFLOP/s forward+backward, {t}"), train_gflops, "GFLOP/s");
+        add(&big_name, &format!("fraction of sgemm, {t}"), train_gflops / sgemm, "ratio");
+        let eval_name = format!("evaluate {} coordinates", args.coordinates);
+        add(&eval_name, &format!("LSTM optimizee steps per second, {t}"), eval_steps as f64 / lstm_eval, "steps/s");
+        add(&eval_name, &format!("Adam optimizee steps per second, {t}"), eval_steps as f64 / adam_eval, "steps/s");
+        let eval_gflops = (args.coordinates * eval_steps) as f64 * fwd_flops / lstm_eval / 1e9;
+        add(&eval_name, &format!("LSTM GFLOP/s forward, {t}"), eval_gflops, "GFLOP/s");
+        add(&eval_name, &format!("LSTM fraction of sgemm, {t}"), eval_gflops / sgemm, "ratio");
+    }
+    let ratio = |i: usize| epoch_by_threads[0].1 / epoch_by_threads[1].1 * if i == 0 { 1.0 } else { 1.0 };
+    add(&format!("meta-train {} coordinates", args.coordinates), "speed-up 2 threads over 1", ratio(0), "ratio");
+    add("meta-train quadratic 128x10", "speed-up 2 threads over 1", epoch_by_threads[0].0 / epoch_by_threads[1].0, "ratio");
+    add(&format!("evaluate {} coordinates", args.coordinates), "LSTM speed-up 2 threads over 1", epoch_by_threads[0].2 / epoch_by_threads[1].2, "ratio");
+    let ws_bytes = Workspace::new(&big_cfg, &big).bytes() as f64;
+    add(&format!("meta-train {} coordinates", args.coordinates), "workspace memory", ws_bytes / 1048576.0, "MiB");
+    add("process", "peak resident memory", peak_rss_bytes() / 1048576.0, "MiB");
+
+    println!("{:<34} {:<42} {:>12} {}", "task", "measure", "value", "unit");
+    for r in &rows {
+        println!("{:<34} {:<42} {:>12.4} {}", r.task, r.measure, r.value, r.unit);
+    }
+    if let Some(dir) = args.output.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_table(
+        &args.output,
+        vec![
+            ("task", Column::Utf8(rows.iter().map(|r| r.task.clone()).collect())),
+            ("measure", Column::Utf8(rows.iter().map(|r| r.measure.clone()).collect())),
+            ("value", Column::Float64(rows.iter().map(|r| Some(r.value)).collect())),
+            ("unit", Column::Utf8(rows.iter().map(|r| r.unit.clone()).collect())),
+        ],
+    )?;
+    eprintln!("l2l-bench: wrote {}", args.output.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    l2l::cli::finish("l2l-bench", run(Args::parse()))
+}

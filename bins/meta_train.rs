@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     unroll: usize,
     /// Adam learning rate on the LSTM weights.
-    #[arg(long = "meta-lr", default_value_t = 0.003)]
+    #[arg(long = "meta-lr", default_value_t = 0.001)]
     meta_lr: f64,
     /// Multiply the meta learning rate by this after every epoch (1 = constant).
     #[arg(long = "meta-lr-decay", default_value_t = 1.0)]

@@ -11,6 +11,7 @@
 use crate::rng::{streams, Rng};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 /// The sizes of a two-layer coordinatewise LSTM optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,16 +393,18 @@ impl Tape {
         self.recorded += 1;
     }
 
-    /// BPTT over the steps recorded since [`Tape::start_unroll`]. `d_outputs[t * rows + r]` is
-    /// the gradient of the meta-loss with respect to the raw output of row `r` at step `t`.
-    /// The inputs are constants (the paper's dashed edges), and no gradient flows into the
-    /// state at the start of the unroll (truncation). Adds the weight gradient into `grad`.
-    pub fn backward(&mut self, w: &LstmWeights, d_outputs: &[f32], grad: &mut LstmWeights) {
+    /// BPTT over the steps recorded since [`Tape::start_unroll`].
+    /// `d_outputs[t * stride + offset + r]` is the gradient of the meta-loss with respect to the
+    /// raw output of this tape's row `r` at step `t` (the tape may be one block of a larger
+    /// set of rows). The inputs are constants (the paper's dashed edges), and no gradient flows
+    /// into the state at the start of the unroll (truncation). Adds the weight gradient into
+    /// `grad`.
+    pub fn backward(&mut self, w: &LstmWeights, d_outputs: &[f32], stride: usize, offset: usize, grad: &mut LstmWeights) {
         let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
         let g4 = 4 * h;
         let steps = self.recorded;
         assert!(self.slots > 1, "this tape was made for forward-only use");
-        assert_eq!(d_outputs.len(), steps * n);
+        assert!(offset + n <= stride && d_outputs.len() >= (steps - 1) * stride + offset + n);
         self.dh1_next.fill(0.0);
         self.dh2_next.fill(0.0);
         self.dc1_carry.fill(0.0);
@@ -413,7 +416,7 @@ impl Tape {
 
         let (mut dw_out, mut db_out) = (vec![0.0f32; h], 0.0f32);
         for t in (0..steps).rev() {
-            let dy = &d_outputs[t * n..(t + 1) * n];
+            let dy = &d_outputs[t * stride + offset..t * stride + offset + n];
             let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
             // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
             for ((&d, hv), dh2) in dy
@@ -510,6 +513,76 @@ impl Tape {
             *a += b;
         }
         g[layout.b_out] += db_out;
+    }
+}
+
+/// A tape over many rows, cut into blocks of a fixed number of rows that run in parallel.
+/// The cut depends only on the row count, so results do not depend on the thread count.
+#[derive(Clone)]
+pub struct BlockedTape {
+    blocks: Vec<Tape>,
+    block_grads: Vec<LstmWeights>,
+    block_rows: usize,
+    rows: usize,
+    inputs: usize,
+}
+
+/// Rows per block: the per-step working set of a block (about 1.3 kB a row) stays in L2.
+pub const BLOCK_ROWS: usize = 512;
+
+impl BlockedTape {
+    pub fn new(shape: LstmShape, rows: usize, slots: usize) -> Self {
+        let block_rows = BLOCK_ROWS;
+        let blocks: Vec<Tape> = (0..rows.div_ceil(block_rows).max(1))
+            .map(|b| Tape::new(shape, block_rows.min(rows - (b * block_rows).min(rows)), slots))
+            .collect();
+        let block_grads = if slots > 1 { vec![LstmWeights::zeros(shape); blocks.len()] } else { Vec::new() };
+        BlockedTape { blocks, block_grads, block_rows, rows, inputs: shape.inputs }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.blocks.iter().map(Tape::bytes).sum()
+    }
+
+    pub fn reset_state(&mut self) {
+        self.blocks.iter_mut().for_each(Tape::reset_state);
+    }
+
+    pub fn start_unroll(&mut self) {
+        self.blocks.iter_mut().for_each(Tape::start_unroll);
+    }
+
+    /// [`Tape::forward`] over all rows, block by block in parallel.
+    pub fn forward(&mut self, w: &LstmWeights, inputs: &[f32], outputs: &mut [f32]) {
+        assert_eq!(outputs.len(), self.rows);
+        if let [only] = self.blocks.as_mut_slice() {
+            return only.forward(w, inputs, outputs);
+        }
+        self.blocks
+            .par_iter_mut()
+            .zip(inputs.par_chunks(self.block_rows * self.inputs))
+            .zip(outputs.par_chunks_mut(self.block_rows))
+            .for_each(|((tape, x), y)| tape.forward(w, x, y));
+    }
+
+    /// [`Tape::backward`] over all rows: `d_outputs[t * rows + r]`. Block gradients are summed
+    /// in block order.
+    pub fn backward(&mut self, w: &LstmWeights, d_outputs: &[f32], grad: &mut LstmWeights) {
+        let (rows, block_rows) = (self.rows, self.block_rows);
+        if let ([only], [g]) = (self.blocks.as_mut_slice(), self.block_grads.as_mut_slice()) {
+            g.fill_zero();
+            only.backward(w, d_outputs, rows, 0, g);
+        } else {
+            self.blocks.par_iter_mut().zip(self.block_grads.par_iter_mut()).enumerate().for_each(
+                |(b, (tape, g))| {
+                    g.fill_zero();
+                    tape.backward(w, d_outputs, rows, b * block_rows, g);
+                },
+            );
+        }
+        for g in &self.block_grads {
+            grad.add_assign(g);
+        }
     }
 }
 
@@ -693,6 +766,30 @@ mod tests {
             ["lstm1_w", "lstm1_b", "lstm2_w", "lstm2_b", "out_w", "out_b"]
         );
         assert_eq!(w.b1()[20..40], [1.0; 20]);
+    }
+
+    #[test]
+    fn blocked_tape_equals_one_tape() {
+        let shape = LstmShape { inputs: 1, hidden: 4 };
+        let w = LstmWeights::init(shape, 2, 1.0);
+        let rows = 2 * BLOCK_ROWS + 7;
+        let x: Vec<f32> = (0..rows).map(|r| ((r * 37) % 11) as f32 * 0.1 - 0.5).collect();
+        let d: Vec<f32> = (0..2 * rows).map(|r| ((r * 13) % 7) as f32 * 0.01).collect();
+        let (mut one, mut blocked) = (Tape::new(shape, rows, 2), BlockedTape::new(shape, rows, 2));
+        let (mut y1, mut y2) = (vec![0.0; rows], vec![0.0; rows]);
+        for _ in 0..2 {
+            one.forward(&w, &x, &mut y1);
+            blocked.forward(&w, &x, &mut y2);
+            for (a, b) in y1.iter().zip(&y2) {
+                assert!((a - b).abs() < 1e-6);
+            }
+        }
+        let (mut g1, mut g2) = (LstmWeights::zeros(shape), LstmWeights::zeros(shape));
+        one.backward(&w, &d, rows, 0, &mut g1);
+        blocked.backward(&w, &d, &mut g2);
+        for (a, b) in g1.as_slice().iter().zip(g2.as_slice()) {
+            assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::error::{config_error, Error, Result};
 use crate::evaluation::{self, SHARD_ROWS};
 use crate::io::{write_npz, Npz};
 use crate::learned::LearnedOptimizer;
-use crate::lstm::{LstmShape, LstmWeights, Tape};
+use crate::lstm::{BlockedTape, LstmShape, LstmWeights};
 use crate::optimizers::OptimizerChoice;
 use crate::preprocessing::Preprocessing;
 use crate::problems::{shard_ranges, ProblemSet};
@@ -129,7 +129,7 @@ struct Shard<S> {
     features: Vec<f32>,
     outputs: Vec<f32>,
     d_outputs: Vec<f32>,
-    tape: Tape,
+    tape: BlockedTape,
     grad: LstmWeights,
     scratch: S,
     final_losses: f64,
@@ -157,7 +157,7 @@ impl<S: Send> Workspace<S> {
                     features: vec![0.0; rows * shape.inputs],
                     outputs: vec![0.0; rows],
                     d_outputs: vec![0.0; config.unroll * rows],
-                    tape: Tape::new(shape, rows, config.unroll),
+                    tape: BlockedTape::new(shape, rows, config.unroll),
                     grad: LstmWeights::zeros(shape),
                     scratch: like.scratch(),
                     final_losses: 0.0,

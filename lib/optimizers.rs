@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::learned::LearnedOptimizer;
-use crate::lstm::Tape;
+use crate::lstm::BlockedTape;
 use std::sync::Arc;
 
 /// An update rule applied to a block of coordinates, step after step.
@@ -135,7 +135,7 @@ impl UpdateRule for BaselineRule {
 /// The learned optimizer applied to a block of rows: θ ← θ + output_scale · LSTM(pre(∇)).
 pub struct LstmRule {
     optimizer: Arc<LearnedOptimizer>,
-    tape: Tape,
+    tape: BlockedTape,
     features: Vec<f32>,
     outputs: Vec<f32>,
 }
@@ -144,7 +144,7 @@ impl LstmRule {
     pub fn new(optimizer: Arc<LearnedOptimizer>, rows: usize) -> Self {
         let shape = optimizer.weights.shape();
         LstmRule {
-            tape: Tape::new(shape, rows, 1),
+            tape: BlockedTape::new(shape, rows, 1),
             features: vec![0.0; rows * shape.inputs],
             outputs: vec![0.0; rows],
             optimizer,

@@ -22,9 +22,14 @@ impl Series {
         self.lr.is_none()
     }
     pub fn legend(&self) -> String {
+        // The paper's spelling of each name.
+        let name = match self.optimizer.as_str() {
+            "rmsprop" => "RMSprop".to_string(),
+            other => other.to_uppercase(),
+        };
         match self.lr {
-            Some(lr) => format!("{} (lr {})", self.optimizer.to_uppercase(), format_lr(lr)),
-            None => self.optimizer.to_uppercase(),
+            Some(lr) => format!("{name} (lr {})", format_lr(lr)),
+            None => name,
         }
     }
 }
@@ -220,6 +225,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .x_desc("step")
         .y_desc("mean loss")
         .label_style((FONT, 12))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;

@@ -7,8 +7,8 @@ figure4: $(FIGURES)/figure4.png
 
 Q := $(OUT)/quadratic
 # Meta-training budget in epochs (each: 128 fresh problems × 100 steps, 5 unrolls of 20).
-QUAD_EPOCHS ?= 3000
-QUAD_META_FLAGS ?= --eval-every 20 --meta-lr 0.003
+QUAD_EPOCHS ?= 1500
+QUAD_META_FLAGS ?= --eval-every 20 --meta-lr 0.001
 QUAD_TRAIN_SEED ?= 1
 QUAD_VALIDATION_SEED ?= 2
 QUAD_TEST_SEED ?= 3

@@ -3,6 +3,7 @@
 //! becomes one row of the coordinatewise LSTM.
 
 pub mod quadratic;
+pub mod separable;
 
 pub use quadratic::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
 
