@@ -64,7 +64,9 @@ fn sgemm_gflops(threads: usize, repeats: usize) -> f64 {
     let a = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.01);
     let b = a.t().to_owned();
     let mut c = Array2::<f32>::zeros((n, n));
-    let secs = time(repeats.max(5), || ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    let secs = time(repeats.max(5), || {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c)
+    });
     l2l::init_blas_threads(1);
     2.0 * (n as f64).powi(3) / secs / 1e9
 }
@@ -112,10 +114,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     l2l::init_blas_threads(1);
     let mut rows: Vec<Row> = Vec::new();
     let mut add = |task: &str, measure: &str, value: f64, unit: &str| {
-        rows.push(Row { task: task.into(), measure: measure.into(), value, unit: unit.into() })
+        rows.push(Row {
+            task: task.into(),
+            measure: measure.into(),
+            value,
+            unit: unit.into(),
+        })
     };
-    let quad_cfg = MetaTrainConfig { preprocessing: Preprocessing::Scale(1.0 / 128.0), output_scale: 1.0, ..config(128) };
-    let family = QuadraticFamily { dims: 10, distribution: ValueDistribution::Normal, theta0_std: 1.0 };
+    let quad_cfg = MetaTrainConfig {
+        preprocessing: Preprocessing::Scale(1.0 / 128.0),
+        output_scale: 1.0,
+        ..config(128)
+    };
+    let family = QuadraticFamily {
+        dims: 10,
+        distribution: ValueDistribution::Normal,
+        theta0_std: 1.0,
+    };
     let quad_batch = QuadraticSource::Family { family, seed: 1 }.draw(0, 128);
     let big_cfg = config(1);
     let big = SeparableQuadratic::new(args.coordinates, 1, 7);
@@ -129,13 +144,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         epoch: 0,
         validation_loss: f64::NAN,
     });
-    let lstm = OptimizerChoice::Learned { label: "lstm".into(), optimizer: learned };
-    let adam = OptimizerChoice::Baseline { kind: Baseline::Adam, lr: 0.01 };
+    let lstm = OptimizerChoice::Learned {
+        label: "lstm".into(),
+        optimizer: learned,
+    };
+    let adam = OptimizerChoice::Baseline {
+        kind: Baseline::Adam,
+        lr: 0.01,
+    };
     let eval_steps = 100;
     let mut epoch_by_threads = Vec::new();
     let mut sgemm_by_threads = Vec::new();
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
         let t = format!("{threads} thread{}", if threads > 1 { "s" } else { "" });
         let sgemm = sgemm_gflops(threads, args.repeats);
         sgemm_by_threads.push(sgemm);
@@ -154,30 +177,102 @@ fn run(args: Args) -> anyhow::Result<()> {
         });
         epoch_by_threads.push((quad, big_epoch, lstm_eval));
         let big_name = format!("meta-train {} coordinates", args.coordinates);
-        add("meta-train quadratic 128x10", &format!("seconds per epoch, {t}"), quad, "s");
-        add(&big_name, &format!("seconds per epoch, {t}"), big_epoch, "s");
+        add(
+            "meta-train quadratic 128x10",
+            &format!("seconds per epoch, {t}"),
+            quad,
+            "s",
+        );
+        add(
+            &big_name,
+            &format!("seconds per epoch, {t}"),
+            big_epoch,
+            "s",
+        );
         let coord_steps = (args.coordinates * 100) as f64;
         let train_gflops = coord_steps * (fwd_flops + bwd_flops) / big_epoch / 1e9;
-        add(&big_name, &format!("GFLOP/s forward+backward, {t}"), train_gflops, "GFLOP/s");
-        add(&big_name, &format!("fraction of sgemm, {t}"), train_gflops / sgemm, "ratio");
+        add(
+            &big_name,
+            &format!("GFLOP/s forward+backward, {t}"),
+            train_gflops,
+            "GFLOP/s",
+        );
+        add(
+            &big_name,
+            &format!("fraction of sgemm, {t}"),
+            train_gflops / sgemm,
+            "ratio",
+        );
         let eval_name = format!("evaluate {} coordinates", args.coordinates);
-        add(&eval_name, &format!("LSTM optimizee steps per second, {t}"), eval_steps as f64 / lstm_eval, "steps/s");
-        add(&eval_name, &format!("Adam optimizee steps per second, {t}"), eval_steps as f64 / adam_eval, "steps/s");
+        add(
+            &eval_name,
+            &format!("LSTM optimizee steps per second, {t}"),
+            eval_steps as f64 / lstm_eval,
+            "steps/s",
+        );
+        add(
+            &eval_name,
+            &format!("Adam optimizee steps per second, {t}"),
+            eval_steps as f64 / adam_eval,
+            "steps/s",
+        );
         let eval_gflops = (args.coordinates * eval_steps) as f64 * fwd_flops / lstm_eval / 1e9;
-        add(&eval_name, &format!("LSTM GFLOP/s forward, {t}"), eval_gflops, "GFLOP/s");
-        add(&eval_name, &format!("LSTM fraction of sgemm, {t}"), eval_gflops / sgemm, "ratio");
+        add(
+            &eval_name,
+            &format!("LSTM GFLOP/s forward, {t}"),
+            eval_gflops,
+            "GFLOP/s",
+        );
+        add(
+            &eval_name,
+            &format!("LSTM fraction of sgemm, {t}"),
+            eval_gflops / sgemm,
+            "ratio",
+        );
     }
-    let ratio = |i: usize| epoch_by_threads[0].1 / epoch_by_threads[1].1 * if i == 0 { 1.0 } else { 1.0 };
-    add(&format!("meta-train {} coordinates", args.coordinates), "speed-up 2 threads over 1", ratio(0), "ratio");
-    add("meta-train quadratic 128x10", "speed-up 2 threads over 1", epoch_by_threads[0].0 / epoch_by_threads[1].0, "ratio");
-    add(&format!("evaluate {} coordinates", args.coordinates), "LSTM speed-up 2 threads over 1", epoch_by_threads[0].2 / epoch_by_threads[1].2, "ratio");
+    let ratio =
+        |i: usize| epoch_by_threads[0].1 / epoch_by_threads[1].1 * if i == 0 { 1.0 } else { 1.0 };
+    add(
+        &format!("meta-train {} coordinates", args.coordinates),
+        "speed-up 2 threads over 1",
+        ratio(0),
+        "ratio",
+    );
+    add(
+        "meta-train quadratic 128x10",
+        "speed-up 2 threads over 1",
+        epoch_by_threads[0].0 / epoch_by_threads[1].0,
+        "ratio",
+    );
+    add(
+        &format!("evaluate {} coordinates", args.coordinates),
+        "LSTM speed-up 2 threads over 1",
+        epoch_by_threads[0].2 / epoch_by_threads[1].2,
+        "ratio",
+    );
     let ws_bytes = Workspace::new(&big_cfg, &big).bytes() as f64;
-    add(&format!("meta-train {} coordinates", args.coordinates), "workspace memory", ws_bytes / 1048576.0, "MiB");
-    add("process", "peak resident memory", peak_rss_bytes() / 1048576.0, "MiB");
+    add(
+        &format!("meta-train {} coordinates", args.coordinates),
+        "workspace memory",
+        ws_bytes / 1048576.0,
+        "MiB",
+    );
+    add(
+        "process",
+        "peak resident memory",
+        peak_rss_bytes() / 1048576.0,
+        "MiB",
+    );
 
-    println!("{:<34} {:<42} {:>12} {}", "task", "measure", "value", "unit");
+    println!(
+        "{:<34} {:<42} {:>12} {}",
+        "task", "measure", "value", "unit"
+    );
     for r in &rows {
-        println!("{:<34} {:<42} {:>12.4} {}", r.task, r.measure, r.value, r.unit);
+        println!(
+            "{:<34} {:<42} {:>12.4} {}",
+            r.task, r.measure, r.value, r.unit
+        );
     }
     if let Some(dir) = args.output.parent() {
         std::fs::create_dir_all(dir)?;
@@ -185,10 +280,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     write_table(
         &args.output,
         vec![
-            ("task", Column::Utf8(rows.iter().map(|r| r.task.clone()).collect())),
-            ("measure", Column::Utf8(rows.iter().map(|r| r.measure.clone()).collect())),
-            ("value", Column::Float64(rows.iter().map(|r| Some(r.value)).collect())),
-            ("unit", Column::Utf8(rows.iter().map(|r| r.unit.clone()).collect())),
+            (
+                "task",
+                Column::Utf8(rows.iter().map(|r| r.task.clone()).collect()),
+            ),
+            (
+                "measure",
+                Column::Utf8(rows.iter().map(|r| r.measure.clone()).collect()),
+            ),
+            (
+                "value",
+                Column::Float64(rows.iter().map(|r| Some(r.value)).collect()),
+            ),
+            (
+                "unit",
+                Column::Utf8(rows.iter().map(|r| r.unit.clone()).collect()),
+            ),
         ],
     )?;
     eprintln!("l2l-bench: wrote {}", args.output.display());

@@ -15,9 +15,15 @@ impl SeparableQuadratic {
     /// `count` identical problems of `dim` coordinates drawn from `seed`.
     pub fn new(dim: usize, count: usize, seed: u64) -> Self {
         let mut rng = Rng::new(seed, 0);
-        let curvature = (0..dim).map(|_| 10f64.powf(4.0 * rng.uniform() - 2.0) as f32).collect();
+        let curvature = (0..dim)
+            .map(|_| 10f64.powf(4.0 * rng.uniform() - 2.0) as f32)
+            .collect();
         let theta0 = (0..dim).map(|_| rng.normal() as f32).collect();
-        SeparableQuadratic { curvature, theta0, count }
+        SeparableQuadratic {
+            curvature,
+            theta0,
+            count,
+        }
     }
 }
 
@@ -34,7 +40,14 @@ impl ProblemSet for SeparableQuadratic {
     fn initial_point(&self, _problem: usize, theta: &mut [f32]) {
         theta.copy_from_slice(&self.theta0);
     }
-    fn loss_and_gradient(&self, _p: usize, _step: usize, theta: &[f32], grad: &mut [f32], _s: &mut ()) -> f64 {
+    fn loss_and_gradient(
+        &self,
+        _p: usize,
+        _step: usize,
+        theta: &[f32],
+        grad: &mut [f32],
+        _s: &mut (),
+    ) -> f64 {
         let mut loss = 0.0f32;
         for ((g, &a), &x) in grad.iter_mut().zip(&self.curvature).zip(theta) {
             *g = a * x;
