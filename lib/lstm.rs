@@ -8,6 +8,7 @@
 //! Gate order inside each layer's 4H pre-activations: input i, forget f, cell candidate g,
 //! output o.
 
+use crate::preprocessing::Preprocessing;
 use crate::rng::{streams, Rng};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
@@ -230,6 +231,8 @@ pub struct Tape {
     c2s: Vec<f32>,
     tc2: Vec<f32>,
     h2s: Vec<f32>,
+    /// Per gate column: 2 for the cell candidate (tanh x = 2σ(2x) − 1), 1 for σ gates.
+    gate_scale: Vec<f32>,
     // Backward scratch.
     dxh2: Vec<f32>,
     dh1_next: Vec<f32>,
@@ -244,6 +247,14 @@ impl Tape {
         let (f, h) = (shape.inputs, shape.hidden);
         let state = || vec![0.0f32; rows * h];
         let per_slot = |width: usize| vec![0.0f32; slots * rows * width];
+        // What only BPTT reads: a forward-only tape does not keep it.
+        let record = |width: usize| {
+            if slots > 1 {
+                per_slot(width)
+            } else {
+                Vec::new()
+            }
+        };
         let backward = slots > 1;
         let scratch = |width: usize| {
             if backward {
@@ -265,13 +276,22 @@ impl Tape {
             c2_start: state(),
             xh1: per_slot(f + h),
             a1: per_slot(4 * h),
-            c1s: per_slot(h),
-            tc1: per_slot(h),
+            c1s: record(h),
+            tc1: record(h),
             xh2: per_slot(2 * h),
             a2: per_slot(4 * h),
-            c2s: per_slot(h),
-            tc2: per_slot(h),
-            h2s: per_slot(h),
+            c2s: record(h),
+            tc2: record(h),
+            h2s: record(h),
+            gate_scale: (0..4 * h)
+                .map(|k| {
+                    if (2 * h..3 * h).contains(&k) {
+                        2.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect(),
             dxh2: scratch(2 * h),
             dh1_next: scratch(h),
             dh2_next: scratch(h),
@@ -356,11 +376,16 @@ impl Tape {
             row[f..].copy_from_slice(hp);
         }
         let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
-        gemm(view(xh1, n, f + h), w.w1(), 0.0, view_mut(a1, n, g4));
-        let c1s = &mut self.c1s[slot * n * h..(slot + 1) * n * h];
-        let tc1 = &mut self.tc1[slot * n * h..(slot + 1) * n * h];
+        let c1s = slot_rows(&mut self.c1s, slot, n * h);
+        let tc1 = slot_rows(&mut self.tc1, slot, n * h);
         let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
-        lstm_cell_forward(a1, w.b1(), &mut self.c1, c1s, tc1, &mut self.h1, h);
+        let cell = CellBuffers {
+            c: &mut self.c1,
+            c_record: c1s,
+            tanh_c_record: tc1,
+            h_out: &mut self.h1,
+        };
+        lstm_layer_forward(xh1, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
         for ((row, h1), h2p) in xh2
             .chunks_exact_mut(2 * h)
             .zip(self.h1.chunks_exact(h))
@@ -372,12 +397,19 @@ impl Tape {
 
         // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
         let a2 = &mut self.a2[slot * n * g4..(slot + 1) * n * g4];
-        gemm(view(xh2, n, 2 * h), w.w2(), 0.0, view_mut(a2, n, g4));
-        let c2s = &mut self.c2s[slot * n * h..(slot + 1) * n * h];
-        let tc2 = &mut self.tc2[slot * n * h..(slot + 1) * n * h];
-        let h2s = &mut self.h2s[slot * n * h..(slot + 1) * n * h];
-        lstm_cell_forward(a2, w.b2(), &mut self.c2, c2s, tc2, &mut self.h2, h);
-        h2s.copy_from_slice(&self.h2);
+        let c2s = slot_rows(&mut self.c2s, slot, n * h);
+        let tc2 = slot_rows(&mut self.tc2, slot, n * h);
+        let h2s = slot_rows(&mut self.h2s, slot, n * h);
+        let cell = CellBuffers {
+            c: &mut self.c2,
+            c_record: c2s,
+            tanh_c_record: tc2,
+            h_out: &mut self.h2,
+        };
+        lstm_layer_forward(xh2, w.w2(), w.b2(), &self.gate_scale, a2, cell, h);
+        if !h2s.is_empty() {
+            h2s.copy_from_slice(&self.h2);
+        }
         let h2 = &self.h2;
 
         // Linear output layer.
@@ -570,6 +602,40 @@ impl BlockedTape {
         self.blocks.iter_mut().for_each(Tape::start_unroll);
     }
 
+    /// One optimizer step over all rows, block by block in parallel: preprocess `grad` into
+    /// `features`, run the LSTM, and add `output_scale` × its output to `theta`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        w: &LstmWeights,
+        pre: &Preprocessing,
+        grad: &[f32],
+        features: &mut [f32],
+        outputs: &mut [f32],
+        theta: &mut [f32],
+        output_scale: f32,
+    ) {
+        let block_step =
+            |tape: &mut Tape, g: &[f32], x: &mut [f32], y: &mut [f32], th: &mut [f32]| {
+                pre.apply(g, x);
+                tape.forward(w, x, y);
+                for (t, o) in th.iter_mut().zip(y.iter()) {
+                    *t += output_scale * o;
+                }
+            };
+        let (br, f) = (self.block_rows, self.inputs);
+        if let [only] = self.blocks.as_mut_slice() {
+            return block_step(only, grad, features, outputs, theta);
+        }
+        self.blocks
+            .par_iter_mut()
+            .zip(grad.par_chunks(br))
+            .zip(features.par_chunks_mut(br * f))
+            .zip(outputs.par_chunks_mut(br))
+            .zip(theta.par_chunks_mut(br))
+            .for_each(|((((tape, g), x), y), th)| block_step(tape, g, x, y, th));
+    }
+
     /// [`Tape::forward`] over all rows, block by block in parallel.
     pub fn forward(&mut self, w: &LstmWeights, inputs: &[f32], outputs: &mut [f32]) {
         assert_eq!(outputs.len(), self.rows);
@@ -606,6 +672,24 @@ impl BlockedTape {
     }
 }
 
+/// Rows `range` of a record, or nothing for a record that is not kept.
+fn slot_rows_range(record: &mut [f32], range: std::ops::Range<usize>) -> &mut [f32] {
+    if record.is_empty() {
+        record
+    } else {
+        &mut record[range]
+    }
+}
+
+/// Slot `slot` of a per-slot record, or nothing for a record a forward-only tape does not keep.
+fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
+    if record.is_empty() {
+        record
+    } else {
+        &mut record[slot * len..(slot + 1) * len]
+    }
+}
+
 fn view(data: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((rows, cols), data).expect("buffer sized for its view")
 }
@@ -627,50 +711,206 @@ fn column_sums_into(data: &[f32], cols: usize, out: &mut [f32]) {
     }
 }
 
-/// Gates of one LSTM layer for every row: turns the pre-activations `z` (without bias) into
-/// activations in place, advances the carried cell state `c`, records c and tanh(c), and writes
-/// h = o ⊙ tanh(c) into `h_out` (`rows × h`).
+/// The per-row state a layer's forward pass advances and records.
+struct CellBuffers<'a> {
+    /// The carried cell state, advanced in place.
+    c: &'a mut [f32],
+    c_record: &'a mut [f32],
+    tanh_c_record: &'a mut [f32],
+    /// Receives h = o ⊙ tanh(c).
+    h_out: &'a mut [f32],
+}
+
+impl CellBuffers<'_> {
+    /// The rows `start..start + len` of every buffer, for `h` units.
+    fn rows(&mut self, start: usize, len: usize, h: usize) -> CellBuffers<'_> {
+        let r = start * h..(start + len) * h;
+        CellBuffers {
+            c: &mut self.c[r.clone()],
+            c_record: slot_rows_range(&mut self.c_record, r.clone()),
+            tanh_c_record: slot_rows_range(&mut self.tanh_c_record, r.clone()),
+            h_out: &mut self.h_out[r],
+        }
+    }
+}
+
+/// Lanes of the fused kernel's accumulators (one AVX-512 register of f32).
+const LANES: usize = 16;
+/// Rows per tile of the fused kernel; a tile's 4H pre-activations stay in L1 for the gate pass
+/// that follows.
+const TILE: usize = 5;
+
+/// One LSTM layer forward for every row: z = [input | h_prev] · W + b, then the gates.
+/// `inputs` is `rows × K` (K = rows of `w`); `z` (`rows × 4H`) receives the gate activations.
 ///
-/// Written as two flat loops so that both vectorise: every gate is σ(s·(z+b))·s − (s−1), with
+/// When 4H is a multiple of [`LANES`] this is one fused pass over tiles of [`TILE`] rows: W
+/// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
+/// and the gates are applied to the tile while it is still in L1. This avoids BLAS's per-call
+/// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80). Otherwise it is an
+/// sgemm followed by the gate pass.
+fn lstm_layer_forward(
+    inputs: &[f32],
+    w: ArrayView2<f32>,
+    bias: &[f32],
+    gate_scale: &[f32],
+    z: &mut [f32],
+    mut cell: CellBuffers,
+    h: usize,
+) {
+    let (k, g4) = w.dim();
+    let rows = z.len() / g4;
+    let w = w.as_slice().expect("weights are contiguous");
+    if g4 % LANES != 0 {
+        gemm(
+            view(inputs, rows, k),
+            view(w, k, g4),
+            0.0,
+            view_mut(z, rows, g4),
+        );
+        return lstm_cell_forward(z, Some(bias), gate_scale, cell, h);
+    }
+    for start in (0..rows).step_by(TILE) {
+        let len = TILE.min(rows - start);
+        let z_tile = &mut z[start * g4..(start + len) * g4];
+        if len == TILE {
+            matmul_tile(
+                &inputs[start * k..(start + TILE) * k],
+                w,
+                bias,
+                k,
+                g4,
+                z_tile,
+            );
+        } else {
+            // The last, partial tile: pad its inputs with zero rows.
+            assert!(k <= 512, "layer input wider than the fused kernel supports");
+            let mut padded_in = [0.0f32; TILE * 512];
+            let padded = &mut padded_in[..TILE * k];
+            padded[..len * k].copy_from_slice(&inputs[start * k..(start + len) * k]);
+            let mut out = [0.0f32; TILE * 4 * 256];
+            matmul_tile(padded, w, bias, k, g4, &mut out[..TILE * g4]);
+            z_tile.copy_from_slice(&out[..len * g4]);
+        }
+        lstm_cell_forward(z_tile, None, gate_scale, cell.rows(start, len, h), h);
+    }
+}
+
+/// `out` (TILE × g4) = `inputs` (TILE × k) · `w` (k × g4) + `bias`. Each pass covers up to
+/// [`CHUNKS`] chunks of LANES columns for all TILE rows, so TILE × CHUNKS accumulators and
+/// CHUNKS rows of W sit in registers, and each input value, broadcast once, feeds CHUNKS FMAs.
+#[inline(always)]
+fn matmul_tile(inputs: &[f32], w: &[f32], bias: &[f32], k: usize, g4: usize, out: &mut [f32]) {
+    let chunks = g4 / LANES;
+    let mut j0 = 0;
+    // 4H = 80 (the paper's 20 units) is exactly one pass of five chunks.
+    for _ in 0..chunks / CHUNKS {
+        matmul_tile_pass::<CHUNKS>(inputs, w, bias, k, g4, j0, out);
+        j0 += CHUNKS * LANES;
+    }
+    for _ in 0..chunks % CHUNKS {
+        matmul_tile_pass::<1>(inputs, w, bias, k, g4, j0, out);
+        j0 += LANES;
+    }
+}
+
+/// Column chunks per pass of [`matmul_tile`]: 5 rows × 5 chunks of accumulators plus 5 of W
+/// use 30 of the 32 vector registers of AVX-512.
+const CHUNKS: usize = 5;
+
+#[inline(always)]
+fn matmul_tile_pass<const C: usize>(
+    inputs: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    k: usize,
+    g4: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    let inputs = &inputs[..TILE * k];
+    let w = &w[..k * g4];
+    let mut acc = [[[0.0f32; LANES]; C]; TILE];
+    for row in acc.iter_mut() {
+        for (c, a) in row.iter_mut().enumerate() {
+            a.copy_from_slice(&bias[j0 + c * LANES..j0 + (c + 1) * LANES]);
+        }
+    }
+    for kk in 0..k {
+        let mut wv = [[0.0f32; LANES]; C];
+        for (c, v) in wv.iter_mut().enumerate() {
+            let at = kk * g4 + j0 + c * LANES;
+            v.copy_from_slice(&w[at..at + LANES]);
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = inputs[r * k + kk];
+            for (a, v) in row.iter_mut().zip(&wv) {
+                for l in 0..LANES {
+                    a[l] = x.mul_add(v[l], a[l]);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (c, a) in row.iter().enumerate() {
+            let at = r * g4 + j0 + c * LANES;
+            out[at..at + LANES].copy_from_slice(a);
+        }
+    }
+}
+
+/// Gates of one LSTM layer for every row: turns the pre-activations `z` into activations in
+/// place (adding `bias` first if given), advances the carried cell state, records c and
+/// tanh(c), and writes h = o ⊙ tanh(c).
+///
+/// Written as two flat loops so that both vectorise: every gate is σ(s·z)·s − (s−1), with
 /// s = 2 for the cell candidate (tanh x = 2σ(2x) − 1) and s = 1 for the σ gates, so one pass
 /// covers all 4H gates of a row with the same instructions.
 fn lstm_cell_forward(
     z: &mut [f32],
-    bias: &[f32],
-    c: &mut [f32],
-    c_record: &mut [f32],
-    tanh_c_record: &mut [f32],
-    h_out: &mut [f32],
+    bias: Option<&[f32]>,
+    gate_scale: &[f32],
+    cell: CellBuffers,
     h: usize,
 ) {
     let g4 = 4 * h;
-    let bias = &bias[..g4];
-    let mut scale = [1.0f32; 4 * 256];
-    scale[2 * h..3 * h].fill(2.0);
-    let scale = &scale[..g4];
+    let scale = &gate_scale[..g4];
     for zr in z.chunks_exact_mut(g4) {
         let zr = &mut zr[..g4];
+        if let Some(bias) = bias {
+            for (x, b) in zr.iter_mut().zip(&bias[..g4]) {
+                *x += b;
+            }
+        }
         for k in 0..g4 {
             let s = scale[k];
-            zr[k] = s * sigmoid(s * (zr[k] + bias[k])) - (s - 1.0);
+            zr[k] = s * sigmoid(s * zr[k]) - (s - 1.0);
         }
     }
-    for ((((ar, cr), cw), tw), hr) in z
+    let CellBuffers {
+        c,
+        c_record,
+        tanh_c_record,
+        h_out,
+    } = cell;
+    let recording = !c_record.is_empty();
+    let mut tanh_c = [0.0f32; 256];
+    for (r, ((ar, cr), hr)) in z
         .chunks_exact(g4)
         .zip(c.chunks_exact_mut(h))
-        .zip(c_record.chunks_exact_mut(h))
-        .zip(tanh_c_record.chunks_exact_mut(h))
         .zip(h_out.chunks_exact_mut(h))
+        .enumerate()
     {
         let (i, f, g, o) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h], &ar[3 * h..g4]);
-        let (cr, cw, tw, hr) = (&mut cr[..h], &mut cw[..h], &mut tw[..h], &mut hr[..h]);
+        let (cr, hr, tc) = (&mut cr[..h], &mut hr[..h], &mut tanh_c[..h]);
         for k in 0..h {
             let c_new = f[k] * cr[k] + i[k] * g[k];
-            let tc = tanh(c_new);
+            tc[k] = tanh(c_new);
             cr[k] = c_new;
-            cw[k] = c_new;
-            tw[k] = tc;
-            hr[k] = o[k] * tc;
+            hr[k] = o[k] * tc[k];
+        }
+        if recording {
+            c_record[r * h..(r + 1) * h].copy_from_slice(cr);
+            tanh_c_record[r * h..(r + 1) * h].copy_from_slice(tc);
         }
     }
 }
@@ -732,6 +972,23 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p * f32::from_bits(((n_bits + 127) as u32) << 23)
 }
 
+/// ln x in f32 for positive normal x, written so that it vectorises: x = m·2^e with
+/// m ∈ [√½, √2), and ln m = 2 atanh((m−1)/(m+1)) by its odd series (error below 1e-7).
+#[inline(always)]
+pub(crate) fn ln_f32(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let big = m > std::f32::consts::SQRT_2;
+    m = if big { 0.5 * m } else { m };
+    e += big as i32;
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let series =
+        2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (0.2 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))));
+    e as f32 * std::f32::consts::LN_2 + series
+}
+
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))
@@ -764,6 +1021,17 @@ mod tests {
     }
 
     #[test]
+    fn ln_matches_std() {
+        let mut x = 1e-30f32;
+        while x < 1e30 {
+            let (a, b) = (ln_f32(x), x.ln());
+            assert!((a - b).abs() < 2e-6 * (1.0 + b.abs()), "x={x}: {a} vs {b}");
+            x *= 1.37;
+        }
+        assert_eq!(ln_f32(1.0), 0.0);
+    }
+
+    #[test]
     fn sigmoid_and_tanh_are_accurate_and_saturate() {
         for &x in &[-50.0f32, -5.0, -0.3, 0.0, 1e-4, 0.7, 9.0, 50.0] {
             assert!((sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6);
@@ -789,6 +1057,60 @@ mod tests {
             ["lstm1_w", "lstm1_b", "lstm2_w", "lstm2_b", "out_w", "out_b"]
         );
         assert_eq!(w.b1()[20..40], [1.0; 20]);
+    }
+
+    #[test]
+    fn fused_layer_matches_sgemm_then_gates() {
+        let h = 4;
+        let (k, rows) = (7, 19); // a partial last tile
+        let w: Vec<f32> = (0..k * 4 * h)
+            .map(|i| ((i * 29) % 17) as f32 * 0.05 - 0.4)
+            .collect();
+        let bias: Vec<f32> = (0..4 * h).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+        let x: Vec<f32> = (0..rows * k)
+            .map(|i| ((i * 11) % 13) as f32 * 0.1 - 0.6)
+            .collect();
+        let scale: Vec<f32> = (0..4 * h)
+            .map(|j| {
+                if (2 * h..3 * h).contains(&j) {
+                    2.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
+        let run = |fused: bool| {
+            let mut z = vec![0.0f32; rows * 4 * h];
+            let (mut c, mut cr, mut tr, mut ho) = (
+                vec![0.3f32; rows * h],
+                vec![0.0; rows * h],
+                vec![0.0; rows * h],
+                vec![0.0; rows * h],
+            );
+            let cell = CellBuffers {
+                c: &mut c,
+                c_record: &mut cr,
+                tanh_c_record: &mut tr,
+                h_out: &mut ho,
+            };
+            if fused {
+                lstm_layer_forward(&x, w, &bias, &scale, &mut z, cell, h);
+            } else {
+                gemm(view(&x, rows, k), w, 0.0, view_mut(&mut z, rows, 4 * h));
+                lstm_cell_forward(&mut z, Some(&bias), &scale, cell, h);
+            }
+            (z, c, ho)
+        };
+        let (a, b) = (run(true), run(false));
+        for (u, v) in
+            a.0.iter()
+                .zip(&b.0)
+                .chain(a.1.iter().zip(&b.1))
+                .chain(a.2.iter().zip(&b.2))
+        {
+            assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+        }
     }
 
     #[test]

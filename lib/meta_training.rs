@@ -434,11 +434,15 @@ fn run_unroll<P: ProblemSet>(
             s.tape.start_unroll();
             let mut loss_sum = 0.0;
             for t in 0..t_len {
-                pre.apply(&s.grads[t * rows..(t + 1) * rows], &mut s.features);
-                s.tape.forward(weights, &s.features, &mut s.outputs);
-                for (x, o) in s.theta.iter_mut().zip(&s.outputs) {
-                    *x += scale * o;
-                }
+                s.tape.step(
+                    weights,
+                    &pre,
+                    &s.grads[t * rows..(t + 1) * rows],
+                    &mut s.features,
+                    &mut s.outputs,
+                    &mut s.theta,
+                    scale,
+                );
                 let step = u * t_len + t + 1;
                 let next = &mut s.grads[(t + 1) * rows..(t + 2) * rows];
                 let mut step_sum = 0.0;

@@ -45,15 +45,17 @@ impl Preprocessing {
             Preprocessing::LogSign { p } => {
                 let threshold = (-p).exp();
                 let ep = p.exp();
+                let inv_p = 1.0 / p;
+                // Both branches are computed and one selected, so the loop vectorises.
                 for (x, &g) in features.chunks_exact_mut(2).zip(grad) {
                     let a = g.abs();
-                    if a >= threshold {
-                        x[0] = a.ln() / p;
-                        x[1] = g.signum();
+                    let large = a >= threshold;
+                    x[0] = if large {
+                        crate::lstm::ln_f32(a) * inv_p
                     } else {
-                        x[0] = -1.0;
-                        x[1] = ep * g;
-                    }
+                        -1.0
+                    };
+                    x[1] = if large { g.signum() } else { ep * g };
                 }
             }
         }
