@@ -50,4 +50,5 @@ clean:
 %/:
 	@mkdir -p $@
 
+include data/*.mk
 include pipelines/*.mk

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{lr_grid, run as run_optimizer, tune, validate_steps, Curves};
 use l2l::optimizers::OptimizerChoice;
-use l2l::problems::Spec;
+use l2l::problems::{load_companion, FromSpec, Spec};
 use l2l::trajectory::{write_table, write_trajectories, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +52,9 @@ struct Args {
     /// Output trajectory file (.parquet).
     #[arg(short, long)]
     output: PathBuf,
+    /// Dataset for MLP specs, instead of the path recorded in the spec (its checksum must match).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -67,18 +70,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     for arg in &args.optimizers {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
     }
-    let Spec::Quadratic(set) = Spec::load(&args.spec)?;
+    match Spec::load(&args.spec, args.data.as_deref())? {
+        Spec::Quadratic(set) => evaluate_on(&args, choices, &set),
+        Spec::Mlp(set) => evaluate_on(&args, choices, &set),
+    }
+}
 
+fn evaluate_on<P: FromSpec>(
+    args: &Args,
+    mut choices: Vec<(OptimizerChoice, bool)>,
+    set: &P,
+) -> anyhow::Result<()> {
     if args.tune {
         let validation_path = args.validation.as_ref().expect("clap requires it");
-        let Spec::Quadratic(validation) = Spec::load(validation_path)?;
-        anyhow::ensure!(
-            validation.w.shape()[1] == set.w.shape()[1],
-            "{}: validation problems have dimension {}, the spec {}",
-            validation_path.display(),
-            validation.w.shape()[1],
-            set.w.shape()[1]
-        );
+        let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;
         let to_tune: Vec<_> = choices
             .iter()
             .filter_map(|(c, explicit)| match c {
@@ -96,7 +101,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", "),
             lr_grid().len(),
-            validation.w.shape()[0]
+            validation.count()
         );
         let points = tune(&validation, &to_tune, steps);
         for (choice, explicit) in &mut choices {
@@ -154,7 +159,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let curves: Vec<Curves> = choices
         .iter()
         .map(|(c, _)| {
-            let curves = run_optimizer(&set, c, args.steps);
+            let curves = run_optimizer(set, c, args.steps);
             eprintln!(
                 "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}",
                 curves.label,

@@ -6,7 +6,8 @@ use l2l::meta_training::{
     resume_path, train, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
 };
 use l2l::preprocessing::Preprocessing;
-use l2l::problems::{QuadraticSource, Spec};
+use l2l::problems::mlp::MlpSource;
+use l2l::problems::{load_companion, FromSpec, QuadraticSource, Spec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -81,6 +82,9 @@ struct Args {
     /// Ignore an existing resume state and start again.
     #[arg(long)]
     restart: bool,
+    /// Dataset for MLP specs, instead of the path recorded in the spec (its checksum must match).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Worker threads (0 = one per core). Results are identical for any count.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -113,22 +117,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     config.validate()?;
-    let Spec::Quadratic(train_set) = Spec::load(&args.train)?;
-    let source = QuadraticSource::from_spec(train_set, args.seed);
-    let validation = match &args.validation {
-        Some(p) => match Spec::load(p)? {
-            Spec::Quadratic(v) => {
-                anyhow::ensure!(
-                    v.w.shape()[1] == source.draw(0, 1).w.shape()[1],
-                    "{}: validation problems have another dimension than the training problems",
-                    p.display()
-                );
-                Some(v)
-            }
-        },
+    match Spec::load(&args.train, args.data.as_deref())? {
+        Spec::Quadratic(set) => {
+            train_with(&args, config, QuadraticSource::from_spec(set, args.seed))
+        }
+        Spec::Mlp(like) => train_with(&args, config, MlpSource { like }),
+    }
+}
+
+fn train_with<S: TrainingSource>(
+    args: &Args,
+    config: MetaTrainConfig,
+    source: S,
+) -> anyhow::Result<()>
+where
+    S::Set: FromSpec,
+{
+    let validation: Option<S::Set> = match &args.validation {
+        Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
         None => None,
     };
-
     let state = resume_path(&args.output);
     let trainer = if state.exists() && !args.restart {
         let t = MetaTrainer::resume(config.clone(), &state, &source.describe())

@@ -14,6 +14,7 @@
 //! Numbers are f32 in the hot loops; losses are accumulated in f64.
 
 pub mod cli;
+pub mod datasets;
 pub mod error;
 pub mod evaluation;
 pub mod io;

@@ -2,6 +2,7 @@
 //! tested against. A set holds many problems of one dimension; every coordinate of every problem
 //! becomes one row of the coordinatewise LSTM.
 
+pub mod mlp;
 pub mod quadratic;
 pub mod separable;
 
@@ -75,26 +76,86 @@ mod tests {
 /// A spec file of any problem kind, recognised by the names of its arrays.
 pub enum Spec {
     Quadratic(QuadraticSet),
+    Mlp(mlp::MlpSet),
 }
 
 impl Spec {
-    pub fn load(path: &std::path::Path) -> crate::Result<Spec> {
+    /// Reads a spec; an MLP spec loads its dataset from the recorded path, or `data` if given.
+    pub fn load(path: &std::path::Path, data: Option<&std::path::Path>) -> crate::Result<Spec> {
         let mut npz = crate::io::Npz::open(path)?;
+        if npz.has("hidden_sizes") {
+            return Ok(Spec::Mlp(mlp::MlpSet::load(&mut npz, data)?));
+        }
         if npz.has("W") || npz.has("y") || npz.has("theta0") {
             return Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?));
         }
         Err(crate::Error::bad_file(
             path,
             format!(
-                "is not a problem spec: a quadratic spec holds W, y and theta0, but this file holds {}",
+                "is not a problem spec: a quadratic spec holds W, y and theta0, an MLP spec hidden_sizes and theta0, but this file holds {}",
                 if npz.names().is_empty() { "no arrays".to_string() } else { npz.names().join(", ") }
             ),
         ))
     }
 
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Spec::Quadratic(_) => "quadratic",
+            Spec::Mlp(_) => "mlp",
+        }
+    }
+
     pub fn count(&self) -> usize {
         match self {
             Spec::Quadratic(s) => s.count(),
+            Spec::Mlp(s) => s.count(),
         }
     }
+}
+
+/// Takes the problem set of one kind out of a [`Spec`], for code generic over the kind.
+pub trait FromSpec: ProblemSet + Sized {
+    fn from_spec(spec: Spec) -> Option<Self>;
+}
+
+impl FromSpec for QuadraticSet {
+    fn from_spec(spec: Spec) -> Option<Self> {
+        match spec {
+            Spec::Quadratic(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromSpec for mlp::MlpSet {
+    fn from_spec(spec: Spec) -> Option<Self> {
+        match spec {
+            Spec::Mlp(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Loads a second spec that must be of the same kind and dimension as `like` (a validation
+/// spec beside a training or test spec).
+pub fn load_companion<P: FromSpec>(
+    path: &std::path::Path,
+    data: Option<&std::path::Path>,
+    like: &P,
+) -> crate::Result<P> {
+    let spec = Spec::load(path, data)?;
+    let kind = spec.kind();
+    let set = P::from_spec(spec).ok_or_else(|| {
+        crate::Error::bad_file(
+            path,
+            format!("is a {kind} spec, which does not match the other spec's kind"),
+        )
+    })?;
+    if set.dim() != like.dim() {
+        return Err(crate::Error::bad_file(
+            path,
+            format!("its problems have {} parameters, the other spec's {}; they must be the same problem class", set.dim(), like.dim()),
+        ));
+    }
+    Ok(set)
 }

