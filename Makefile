@@ -51,4 +51,6 @@ clean:
 	@mkdir -p $@
 
 include data/*.mk
-include pipelines/*.mk
+# mnist.mk defines what the figure fragments share, so it comes first.
+include pipelines/mnist.mk
+include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))

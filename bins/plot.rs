@@ -1,20 +1,33 @@
 //! `plot`: turns trajectory files into learning-curve figures.
 
 use clap::Parser;
-use l2l::plotting::{draw_figure, Panel, DEFAULT_FONT_PATH};
-use l2l::trajectory::read_trajectories;
+use l2l::plotting::{draw_figure, draw_sweep, Panel, SweepCell, DEFAULT_FONT_PATH};
+use l2l::trajectory::{read_trajectories, write_table, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Draw the paper's learning-curve panels: the mean loss over problems per optimizer against
 /// the step, log y axis, the learned optimizer solid and the baselines dashed, one panel per
 /// trajectory file, side by side. Writes OUTPUT (PNG) and the same name with .svg.
+///
+/// With --cell instead of --panel it draws Figure 6: the final loss of the learned optimizer
+/// and of the best tuned baseline against hidden units, one panel per layer count.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
     /// A panel: a trajectory file, optionally with a title as FILE=TITLE. Repeat for more.
-    #[arg(long = "panel", required = true)]
+    #[arg(long = "panel", required_unless_present = "cells")]
     panels: Vec<String>,
+    /// A cell of an architecture sweep (Figure 6): FILE=LAYERS,UNITS. Repeat for every cell.
+    #[arg(long = "cell", conflicts_with = "panels")]
+    cells: Vec<String>,
+    /// With --cell: the architecture the optimizer was trained on, LAYERS,UNITS (circled).
+    #[arg(long = "trained-on", default_value = "1,20")]
+    trained_on: String,
+    /// With --cell: also write the cells as a parquet table (layers, units, lstm_final_loss,
+    /// best_baseline, best_baseline_lr, best_baseline_final_loss).
+    #[arg(long)]
+    table: Option<PathBuf>,
     /// Output PNG; the SVG goes beside it.
     #[arg(short, long)]
     output: PathBuf,
@@ -28,6 +41,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.output.extension().is_some_and(|e| e == "png"),
         "--output must end in .png (the SVG is written beside it)"
     );
+    if !args.cells.is_empty() {
+        return sweep(&args);
+    }
     let mut panels = Vec::new();
     for spec in &args.panels {
         let (file, title) = match spec.split_once('=') {
@@ -38,6 +54,78 @@ fn run(args: Args) -> anyhow::Result<()> {
         panels.push(Panel::from_rows(&title, &rows)?);
     }
     draw_figure(&panels, &args.output, &args.font)?;
+    eprintln!(
+        "plot: wrote {} and {}",
+        args.output.display(),
+        args.output.with_extension("svg").display()
+    );
+    Ok(())
+}
+
+fn pair(text: &str, what: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    parsed.ok_or_else(|| anyhow::anyhow!("{what} '{text}' should be LAYERS,UNITS"))
+}
+
+fn sweep(args: &Args) -> anyhow::Result<()> {
+    let mut cells = Vec::new();
+    for spec in &args.cells {
+        let (file, at) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--cell '{spec}' should be FILE=LAYERS,UNITS"))?;
+        let (layers, units) = pair(at, "--cell")?;
+        cells.push(SweepCell::from_rows(
+            layers,
+            units,
+            &read_trajectories(&PathBuf::from(file))?,
+        )?);
+    }
+    cells.sort_by_key(|c| (c.layers, c.units));
+    draw_sweep(
+        &cells,
+        pair(&args.trained_on, "--trained-on")?,
+        &args.output,
+        &args.font,
+    )?;
+    if let Some(path) = &args.table {
+        write_table(
+            path,
+            vec![
+                (
+                    "layers",
+                    Column::Int64(cells.iter().map(|c| c.layers as i64).collect()),
+                ),
+                (
+                    "units",
+                    Column::Int64(cells.iter().map(|c| c.units as i64).collect()),
+                ),
+                (
+                    "lstm_final_loss",
+                    Column::Float64(cells.iter().map(|c| Some(c.lstm_final)).collect()),
+                ),
+                (
+                    "best_baseline",
+                    Column::Utf8(cells.iter().map(|c| c.best_baseline.clone()).collect()),
+                ),
+                (
+                    "best_baseline_lr",
+                    Column::Float64(cells.iter().map(|c| c.best_baseline_lr).collect()),
+                ),
+                (
+                    "best_baseline_final_loss",
+                    Column::Float64(cells.iter().map(|c| Some(c.best_baseline_final)).collect()),
+                ),
+            ],
+        )?;
+    }
+    for c in &cells {
+        eprintln!(
+            "plot: {} × {:>2}: LSTM {:.4}  best baseline {} {:.4}",
+            c.layers, c.units, c.lstm_final, c.best_baseline, c.best_baseline_final
+        );
+    }
     eprintln!(
         "plot: wrote {} and {}",
         args.output.display(),

@@ -298,3 +298,190 @@ mod tests {
         assert_eq!(p.series[0].legend(), "ADAM (lr 0.1)");
     }
 }
+
+/// One cell of Figure 6's architecture sweep: the mean final loss of the learned optimizer and
+/// of the best tuned baseline on one architecture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepCell {
+    pub layers: usize,
+    pub units: usize,
+    pub lstm_final: f64,
+    pub best_baseline: String,
+    pub best_baseline_lr: Option<f64>,
+    pub best_baseline_final: f64,
+}
+
+impl SweepCell {
+    /// Reduces a cell's trajectories to the mean loss at the last step per optimizer.
+    pub fn from_rows(layers: usize, units: usize, rows: &[TrajectoryRow]) -> Result<SweepCell> {
+        let panel = Panel::from_rows("cell", rows)?;
+        let last = |s: &Series| s.mean.last().copied().flatten().unwrap_or(f64::INFINITY);
+        let lstm = panel
+            .series
+            .iter()
+            .find(|s| s.is_learned())
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "cell {layers}×{units}: no learned optimizer in its trajectories"
+                ))
+            })?;
+        let best = panel
+            .series
+            .iter()
+            .filter(|s| !s.is_learned())
+            .min_by(|a, b| last(a).total_cmp(&last(b)))
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "cell {layers}×{units}: no baseline in its trajectories"
+                ))
+            })?;
+        Ok(SweepCell {
+            layers,
+            units,
+            lstm_final: last(lstm),
+            best_baseline: best.optimizer.clone(),
+            best_baseline_lr: best.lr,
+            best_baseline_final: last(best),
+        })
+    }
+}
+
+/// Figure 6: final loss against hidden units, one panel per layer count, the learned optimizer
+/// solid and the best tuned baseline dashed; the training architecture is circled.
+pub fn draw_sweep(
+    cells: &[SweepCell],
+    trained_on: (usize, usize),
+    png: &Path,
+    font: &Path,
+) -> Result<()> {
+    register_font(font)?;
+    let mut layer_counts: Vec<usize> = cells.iter().map(|c| c.layers).collect();
+    layer_counts.sort_unstable();
+    layer_counts.dedup();
+    let width = 420 * layer_counts.len().max(1) as u32;
+    let svg = png.with_extension("svg");
+    let tmp_png = png.with_file_name(format!(".{}.tmp.png", std::process::id()));
+    let tmp_svg = png.with_file_name(format!(".{}.tmp.svg", std::process::id()));
+    let plot_err =
+        |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
+    let result = (|| {
+        {
+            let root = BitMapBackend::new(&tmp_png, (width, 380)).into_drawing_area();
+            draw_sweep_panels(&root, cells, &layer_counts, trained_on).map_err(|e| plot_err(&e))?;
+            root.present().map_err(|e| plot_err(&e))?;
+        }
+        {
+            let root = SVGBackend::new(&tmp_svg, (width, 380)).into_drawing_area();
+            draw_sweep_panels(&root, cells, &layer_counts, trained_on).map_err(|e| plot_err(&e))?;
+            root.present().map_err(|e| plot_err(&e))?;
+        }
+        std::fs::rename(&tmp_png, png).map_err(|e| Error::io(png, e))?;
+        std::fs::rename(&tmp_svg, &svg).map_err(|e| Error::io(&svg, e))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_png);
+        let _ = std::fs::remove_file(&tmp_svg);
+    }
+    result
+}
+
+fn draw_sweep_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    cells: &[SweepCell],
+    layer_counts: &[usize],
+    trained_on: (usize, usize),
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let finite = |v: f64| v.is_finite() && v > 0.0;
+    let values: Vec<f64> = cells
+        .iter()
+        .flat_map(|c| [c.lstm_final, c.best_baseline_final])
+        .filter(|v| finite(*v))
+        .collect();
+    let lo = values
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(1.0)
+        / 1.3;
+    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 1.3;
+    let max_units = cells.iter().map(|c| c.units).max().unwrap_or(80) as f64;
+    let min_units = cells.iter().map(|c| c.units).min().unwrap_or(5) as f64;
+    let areas = root.split_evenly((1, layer_counts.len().max(1)));
+    for (area, &layers) in areas.iter().zip(layer_counts) {
+        let mut row: Vec<&SweepCell> = cells.iter().filter(|c| c.layers == layers).collect();
+        row.sort_by_key(|c| c.units);
+        let title = format!("{layers} hidden layer{}", if layers > 1 { "s" } else { "" });
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, (FONT, 16))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(
+                (min_units / 1.4..max_units * 1.4).log_scale(),
+                (lo..hi).log_scale(),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("hidden units")
+            .y_desc("final loss")
+            .label_style((FONT, 12))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        let lstm_style = ShapeStyle {
+            color: color_for("lstm").to_rgba(),
+            filled: true,
+            stroke_width: 2,
+        };
+        let base_style = ShapeStyle {
+            color: PALETTE[1].to_rgba(),
+            filled: true,
+            stroke_width: 2,
+        };
+        let lstm_pts: Vec<(f64, f64)> = row
+            .iter()
+            .filter(|c| finite(c.lstm_final))
+            .map(|c| (c.units as f64, c.lstm_final))
+            .collect();
+        let base_pts: Vec<(f64, f64)> = row
+            .iter()
+            .filter(|c| finite(c.best_baseline_final))
+            .map(|c| (c.units as f64, c.best_baseline_final))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(lstm_pts.clone(), lstm_style))?
+            .label("LSTM")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], lstm_style));
+        chart.draw_series(lstm_pts.iter().map(|&p| Circle::new(p, 3, lstm_style)))?;
+        chart
+            .draw_series(DashedLineSeries::new(base_pts.clone(), 6, 4, base_style))?
+            .label("best tuned baseline")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 7, y)], base_style));
+        chart.draw_series(base_pts.iter().map(|&p| Cross::new(p, 4, base_style)))?;
+        if let Some(c) = row
+            .iter()
+            .find(|c| (c.layers, c.units) == trained_on && finite(c.lstm_final))
+        {
+            chart.draw_series(std::iter::once(Circle::new(
+                (c.units as f64, c.lstm_final),
+                9,
+                ShapeStyle {
+                    color: BLACK.to_rgba(),
+                    filled: false,
+                    stroke_width: 2,
+                },
+            )))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+    }
+    Ok(())
+}

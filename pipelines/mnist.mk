@@ -1,0 +1,43 @@
+# MNIST (§3.2): the specs and the learned optimizer that Figures 4 (centre, right), 5 and 6
+# share. The optimizer is trained on the base network, an MLP 784-20-10 with sigmoid units,
+# minibatches of 128; training, validation and test runs come from disjoint seeds.
+
+M := $(OUT)/mnist
+MNIST_EPOCHS ?= 400
+MNIST_META_FLAGS ?= --preprocessing log-sign --p 10 --output-scale 0.1 --meta-lr 0.001 --batch 1 --eval-every 20
+MNIST_TRAIN_SEED ?= 11
+MNIST_VALIDATION_SEED ?= 12
+MNIST_TEST_SEED ?= 13
+MNIST_VALIDATION_RUNS ?= 20
+MNIST_TEST_RUNS ?= 40
+
+# $(call mnist_spec,OUTPUT,SEED,RUNS,FLAGS)
+define mnist_spec
+	$(RELEASE)/sample-optimizee mlp --data $(MNIST) --count $(3) --seed $(2) $(4) -o $(1)
+endef
+
+$(M)/train.npz: $(MNIST) $(BUILD) | $(M)/
+	$(call mnist_spec,$@,$(MNIST_TRAIN_SEED),1,)
+
+$(M)/validation.npz: $(MNIST) $(BUILD) | $(M)/
+	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),)
+
+$(M)/test.npz: $(MNIST) $(BUILD) | $(M)/
+	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),)
+
+$(M)/optimizer.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
+	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
+	  --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --threads $(THREADS) -o $@
+
+# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUT): the base optimizer and the four baselines,
+# each tuned on VALIDATION for STEPS steps, on the runs of TEST.
+define mnist_panel
+	$(RELEASE)/evaluate --spec $(1) --steps $(3) -O lstm:$(M)/optimizer.npz,sgd,nag,rmsprop,adam \
+	  --tune --validation $(2) --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4)
+endef
+
+$(M)/base_100.parquet: $(M)/optimizer.npz $(M)/test.npz $(M)/validation.npz $(BUILD)
+	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,100,$@)
+
+$(M)/base_200.parquet: $(M)/optimizer.npz $(M)/test.npz $(M)/validation.npz $(BUILD)
+	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,200,$@)
