@@ -264,10 +264,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "MiB",
     );
 
-    println!(
-        "{:<34} {:<42} {:>12} {}",
-        "task", "measure", "value", "unit"
-    );
+    println!("{:<34} {:<42} {:>12} unit", "task", "measure", "value");
     for r in &rows {
         println!(
             "{:<34} {:<42} {:>12.4} {}",

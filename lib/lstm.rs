@@ -727,8 +727,8 @@ impl CellBuffers<'_> {
         let r = start * h..(start + len) * h;
         CellBuffers {
             c: &mut self.c[r.clone()],
-            c_record: slot_rows_range(&mut self.c_record, r.clone()),
-            tanh_c_record: slot_rows_range(&mut self.tanh_c_record, r.clone()),
+            c_record: slot_rows_range(self.c_record, r.clone()),
+            tanh_c_record: slot_rows_range(self.tanh_c_record, r.clone()),
             h_out: &mut self.h_out[r],
         }
     }

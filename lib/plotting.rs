@@ -148,8 +148,23 @@ fn color_for(name: &str) -> RGBColor {
 /// Draws the panels side by side into `<stem>.png` and `<stem>.svg` (each written atomically).
 pub fn draw_figure(panels: &[Panel], png: &Path, font: &Path) -> Result<()> {
     register_font(font)?;
-    let width = 480 * panels.len() as u32;
-    let height = 400;
+    let size = (480 * panels.len() as u32, 400);
+    render_png_and_svg(
+        png,
+        size,
+        |a| draw_panels(a, panels).map_err(|e| e.to_string()),
+        |a| draw_panels(a, panels).map_err(|e| e.to_string()),
+    )
+}
+
+/// Draws a figure twice, as `png` and as the `.svg` beside it, through temporary files that are
+/// renamed into place only when both are complete.
+fn render_png_and_svg(
+    png: &Path,
+    size: (u32, u32),
+    draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+    draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
     let svg = png.with_extension("svg");
     let tmp_png = png.with_file_name(format!(".{}.tmp.png", std::process::id()));
     let tmp_svg = png.with_file_name(format!(".{}.tmp.svg", std::process::id()));
@@ -157,13 +172,13 @@ pub fn draw_figure(panels: &[Panel], png: &Path, font: &Path) -> Result<()> {
         |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
     let result = (|| {
         {
-            let root = BitMapBackend::new(&tmp_png, (width, height)).into_drawing_area();
-            draw_panels(&root, panels).map_err(|e| plot_err(&e))?;
+            let root = BitMapBackend::new(&tmp_png, size).into_drawing_area();
+            draw_png(&root).map_err(|e| plot_err(&e))?;
             root.present().map_err(|e| plot_err(&e))?;
         }
         {
-            let root = SVGBackend::new(&tmp_svg, (width, height)).into_drawing_area();
-            draw_panels(&root, panels).map_err(|e| plot_err(&e))?;
+            let root = SVGBackend::new(&tmp_svg, size).into_drawing_area();
+            draw_svg(&root).map_err(|e| plot_err(&e))?;
             root.present().map_err(|e| plot_err(&e))?;
         }
         std::fs::rename(&tmp_png, png).map_err(|e| Error::io(png, e))?;
@@ -358,32 +373,13 @@ pub fn draw_sweep(
     let mut layer_counts: Vec<usize> = cells.iter().map(|c| c.layers).collect();
     layer_counts.sort_unstable();
     layer_counts.dedup();
-    let width = 420 * layer_counts.len().max(1) as u32;
-    let svg = png.with_extension("svg");
-    let tmp_png = png.with_file_name(format!(".{}.tmp.png", std::process::id()));
-    let tmp_svg = png.with_file_name(format!(".{}.tmp.svg", std::process::id()));
-    let plot_err =
-        |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
-    let result = (|| {
-        {
-            let root = BitMapBackend::new(&tmp_png, (width, 380)).into_drawing_area();
-            draw_sweep_panels(&root, cells, &layer_counts, trained_on).map_err(|e| plot_err(&e))?;
-            root.present().map_err(|e| plot_err(&e))?;
-        }
-        {
-            let root = SVGBackend::new(&tmp_svg, (width, 380)).into_drawing_area();
-            draw_sweep_panels(&root, cells, &layer_counts, trained_on).map_err(|e| plot_err(&e))?;
-            root.present().map_err(|e| plot_err(&e))?;
-        }
-        std::fs::rename(&tmp_png, png).map_err(|e| Error::io(png, e))?;
-        std::fs::rename(&tmp_svg, &svg).map_err(|e| Error::io(&svg, e))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_png);
-        let _ = std::fs::remove_file(&tmp_svg);
-    }
-    result
+    let size = (420 * layer_counts.len().max(1) as u32, 380);
+    render_png_and_svg(
+        png,
+        size,
+        |a| draw_sweep_panels(a, cells, &layer_counts, trained_on).map_err(|e| e.to_string()),
+        |a| draw_sweep_panels(a, cells, &layer_counts, trained_on).map_err(|e| e.to_string()),
+    )
 }
 
 fn draw_sweep_panels<DB: DrawingBackend>(

@@ -502,6 +502,43 @@ fn mlp_loss_and_gradient(
     loss / b as f64
 }
 
+/// Training runs for meta-training: every epoch, fresh runs (new θ0 and minibatches) of the
+/// spec's architecture and data, from the spec's seed.
+pub struct MlpSource {
+    pub like: MlpSet,
+}
+
+impl crate::meta_training::TrainingSource for MlpSource {
+    type Set = MlpSet;
+
+    fn draw(&self, epoch: u64, batch: usize) -> MlpSet {
+        let l = &self.like;
+        let runs = (0..batch as u64)
+            .map(|i| RunSeeds::derive(l.seed, epoch + 1, i))
+            .collect();
+        MlpSet::new(
+            l.architecture.clone(),
+            l.batch_size,
+            l.data.clone(),
+            l.dataset_path.clone(),
+            runs,
+            l.seed,
+        )
+        .expect("the spec's architecture was validated")
+    }
+
+    fn describe(&self) -> String {
+        let l = &self.like;
+        format!(
+            "mlp({}, batch_size={}, data_sha256={}, seed={})",
+            l.architecture.describe(),
+            l.batch_size,
+            l.data.sha256,
+            l.seed
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,42 +632,5 @@ mod tests {
         let l2 = a.loss_and_gradient(0, 7, &theta, &mut g, &mut s);
         assert_eq!(l1, l2);
         assert!(a.theta0.iter().all(|x| x.abs() < 0.06));
-    }
-}
-
-/// Training runs for meta-training: every epoch, fresh runs (new θ0 and minibatches) of the
-/// spec's architecture and data, from the spec's seed.
-pub struct MlpSource {
-    pub like: MlpSet,
-}
-
-impl crate::meta_training::TrainingSource for MlpSource {
-    type Set = MlpSet;
-
-    fn draw(&self, epoch: u64, batch: usize) -> MlpSet {
-        let l = &self.like;
-        let runs = (0..batch as u64)
-            .map(|i| RunSeeds::derive(l.seed, epoch + 1, i))
-            .collect();
-        MlpSet::new(
-            l.architecture.clone(),
-            l.batch_size,
-            l.data.clone(),
-            l.dataset_path.clone(),
-            runs,
-            l.seed,
-        )
-        .expect("the spec's architecture was validated")
-    }
-
-    fn describe(&self) -> String {
-        let l = &self.like;
-        format!(
-            "mlp({}, batch_size={}, data_sha256={}, seed={})",
-            l.architecture.describe(),
-            l.batch_size,
-            l.data.sha256,
-            l.seed
-        )
     }
 }

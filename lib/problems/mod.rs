@@ -54,25 +54,6 @@ pub fn shard_ranges(count: usize, dim: usize, target_rows: usize) -> Vec<std::op
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_cover_every_problem_once() {
-        for (count, dim) in [(1, 10), (7, 10), (128, 10), (100, 10), (3, 15910)] {
-            let shards = shard_ranges(count, dim, 256);
-            assert_eq!(shards.first().unwrap().start, 0);
-            assert_eq!(shards.last().unwrap().end, count);
-            for w in shards.windows(2) {
-                assert_eq!(w[0].end, w[1].start);
-            }
-            assert!(shards.iter().all(|r| !r.is_empty()));
-        }
-        assert_eq!(shard_ranges(128, 10, 256).len(), 8);
-    }
-}
-
 /// A spec file of any problem kind, recognised by the names of its arrays.
 pub enum Spec {
     Quadratic(QuadraticSet),
@@ -158,4 +139,23 @@ pub fn load_companion<P: FromSpec>(
         ));
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_problem_once() {
+        for (count, dim) in [(1, 10), (7, 10), (128, 10), (100, 10), (3, 15910)] {
+            let shards = shard_ranges(count, dim, 256);
+            assert_eq!(shards.first().unwrap().start, 0);
+            assert_eq!(shards.last().unwrap().end, count);
+            for w in shards.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+            assert!(shards.iter().all(|r| !r.is_empty()));
+        }
+        assert_eq!(shard_ranges(128, 10, 256).len(), 8);
+    }
 }

@@ -232,60 +232,6 @@ impl ProblemSet for QuadraticSet {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn family() -> QuadraticFamily {
-        QuadraticFamily {
-            dims: 4,
-            distribution: ValueDistribution::Normal,
-            theta0_std: 1.0,
-        }
-    }
-
-    #[test]
-    fn gradient_matches_finite_differences() {
-        let set = family().sample(5, 2, |i| i);
-        let mut scratch = set.scratch();
-        let mut theta = vec![0.0f32; 4];
-        set.initial_point(1, &mut theta);
-        let mut grad = vec![0.0f32; 4];
-        set.loss_and_gradient(1, 0, &theta, &mut grad, &mut scratch);
-        let mut g2 = vec![0.0f32; 4];
-        for k in 0..4 {
-            let eps = 1e-2f32;
-            let mut tp = theta.clone();
-            tp[k] += eps;
-            let fp = set.loss_and_gradient(1, 0, &tp, &mut g2, &mut scratch);
-            tp[k] -= 2.0 * eps;
-            let fm = set.loss_and_gradient(1, 0, &tp, &mut g2, &mut scratch);
-            let fd = (fp - fm) / (2.0 * eps as f64);
-            assert!(
-                (fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
-                "{fd} vs {}",
-                grad[k]
-            );
-        }
-    }
-
-    #[test]
-    fn sampling_is_deterministic_and_uniform_option_is_nonnegative() {
-        assert_eq!(family().sample(9, 3, |i| i), family().sample(9, 3, |i| i));
-        assert_ne!(family().sample(9, 3, |i| i), family().sample(10, 3, |i| i));
-        let u = QuadraticFamily {
-            distribution: ValueDistribution::Uniform,
-            ..family()
-        };
-        let set = u.sample(1, 5, |i| i);
-        assert!(set
-            .w
-            .iter()
-            .chain(set.y.iter())
-            .all(|&x| (0.0..1.0).contains(&x)));
-    }
-}
-
 /// Training problems for meta-training: fresh draws from a family every epoch, or, for a spec
 /// without family metadata (one written by numpy), minibatches from its problems.
 pub enum QuadraticSource {
@@ -348,5 +294,59 @@ impl crate::meta_training::TrainingSource for QuadraticSource {
                     })
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family() -> QuadraticFamily {
+        QuadraticFamily {
+            dims: 4,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        }
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let set = family().sample(5, 2, |i| i);
+        let mut scratch = set.scratch();
+        let mut theta = vec![0.0f32; 4];
+        set.initial_point(1, &mut theta);
+        let mut grad = vec![0.0f32; 4];
+        set.loss_and_gradient(1, 0, &theta, &mut grad, &mut scratch);
+        let mut g2 = vec![0.0f32; 4];
+        for k in 0..4 {
+            let eps = 1e-2f32;
+            let mut tp = theta.clone();
+            tp[k] += eps;
+            let fp = set.loss_and_gradient(1, 0, &tp, &mut g2, &mut scratch);
+            tp[k] -= 2.0 * eps;
+            let fm = set.loss_and_gradient(1, 0, &tp, &mut g2, &mut scratch);
+            let fd = (fp - fm) / (2.0 * eps as f64);
+            assert!(
+                (fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "{fd} vs {}",
+                grad[k]
+            );
+        }
+    }
+
+    #[test]
+    fn sampling_is_deterministic_and_uniform_option_is_nonnegative() {
+        assert_eq!(family().sample(9, 3, |i| i), family().sample(9, 3, |i| i));
+        assert_ne!(family().sample(9, 3, |i| i), family().sample(10, 3, |i| i));
+        let u = QuadraticFamily {
+            distribution: ValueDistribution::Uniform,
+            ..family()
+        };
+        let set = u.sample(1, 5, |i| i);
+        assert!(set
+            .w
+            .iter()
+            .chain(set.y.iter())
+            .all(|&x| (0.0..1.0).contains(&x)));
     }
 }
