@@ -4,6 +4,8 @@
 
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
+# Nothing the pipeline makes is a throw-away intermediate (specs, folders, trajectories).
+.SECONDARY:
 .SUFFIXES:
 
 CARGO ?= cargo
@@ -40,15 +42,20 @@ build: $(BUILD)
 test: | deps
 	$(CARGO) test --release --locked
 
-bench: $(BUILD)
+bench: $(BUILD) $(MNIST)
 	@mkdir -p $(OUT)/bench
-	$(RELEASE)/l2l-bench --output $(OUT)/bench/results.parquet
+	$(RELEASE)/l2l-bench --data $(MNIST) --output $(OUT)/bench/results.parquet
 
 clean:
 	rm -rf $(OUT)
 
 %/:
 	@mkdir -p $@
+
+# A checkpoint that exists is a finished run: make retrains only because its inputs changed,
+# so that run's resume state must not be continued. A killed run leaves no checkpoint
+# (.DELETE_ON_ERROR), and meta-train resumes it.
+fresh_training = @if [ -e $(1) ]; then rm -f $(basename $(1)).resume.npz; fi
 
 include data/*.mk
 # mnist.mk defines what the figure fragments share, so it comes first.

@@ -388,10 +388,16 @@ impl MetaTrainer {
         let saved = String::from_utf8_lossy(&saved).into_owned();
         let wanted = t.config.fingerprint(source);
         if saved != wanted {
+            let differing: Vec<&str> = wanted
+                .split(' ')
+                .filter(|kv| !saved.split(' ').any(|s| s == *kv))
+                .map(|kv| kv.split('=').next().unwrap_or(kv))
+                .collect();
             return Err(Error::bad_file(
                 path,
                 format!(
-                    "resume state was made with other settings; delete it or pass --restart.\n  saved: {saved}\n  now:   {wanted}"
+                    "resume state was made with other settings ({} differ); delete it or pass --restart",
+                    if differing.is_empty() { "format".to_string() } else { differing.join(", ") }
                 ),
             ));
         }

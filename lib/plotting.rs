@@ -102,6 +102,22 @@ impl Panel {
     }
 }
 
+/// A log-axis label: plain decimals with up to three significant digits between 0.001 and
+/// 10,000, scientific notation outside.
+fn axis_number(v: f64) -> String {
+    if (1e-3..1e4).contains(&v.abs()) {
+        let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
 const FONT: &str = "sans-serif";
 /// Where Debian's fonts-dejavu-core puts the font the figures use.
 pub const DEFAULT_FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -241,7 +257,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .y_desc("mean loss")
         .label_style((FONT, 12))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .y_labels(8)
+        .y_label_formatter(&|v| axis_number(*v))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for s in &panel.series {
@@ -294,6 +311,18 @@ mod tests {
             loss,
             lr,
         }
+    }
+
+    #[test]
+    fn axis_labels_are_short() {
+        let labels: Vec<String> = [0.2, 0.15, 1.0, 3.0, 40.0, 0.0012, 1e-5, 2e5]
+            .iter()
+            .map(|&v| axis_number(v))
+            .collect();
+        assert_eq!(
+            labels,
+            ["0.2", "0.15", "1", "3", "40", "0.0012", "1e-5", "2e5"]
+        );
     }
 
     #[test]
@@ -424,7 +453,8 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             .y_desc("final loss")
             .label_style((FONT, 12))
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .y_labels(8)
+            .y_label_formatter(&|v| axis_number(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         let lstm_style = ShapeStyle {

@@ -25,6 +25,7 @@ $(Q)/test.npz: $(BUILD) | $(Q)/
 	$(RELEASE)/sample-optimizee quadratic --count 100 --seed $(QUAD_TEST_SEED) -o $@
 
 $(Q)/optimizer.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD)
+	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
 	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --threads $(THREADS) -o $@
 

@@ -24,4 +24,3 @@ $(FIGURES)/figure5.png: $(foreach a,$(FIG5_ARCHS),$(M)/fig5/$(a)/trajectories.pa
 	  --panel "$(M)/fig5/l2/trajectories.parquet=MNIST, 2 layers" \
 	  --panel "$(M)/fig5/relu/trajectories.parquet=MNIST, ReLU" -o $@
 
-.PRECIOUS: $(M)/fig5/%/validation.npz $(M)/fig5/%/test.npz $(M)/fig5/%/trajectories.parquet $(M)/fig5/%/

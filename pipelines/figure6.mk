@@ -27,4 +27,3 @@ $(FIGURES)/figure6.png: $(foreach c,$(FIG6_CELLS),$(M)/fig6/$(c)/trajectories.pa
 	$(RELEASE)/plot $(foreach c,$(FIG6_CELLS),$(call fig6_cell_arg,$(c))) --trained-on 1,20 \
 	  --table $(M)/fig6/cells.parquet -o $@
 
-.PRECIOUS: $(M)/fig6/%/validation.npz $(M)/fig6/%/test.npz $(M)/fig6/%/trajectories.parquet $(M)/fig6/%/

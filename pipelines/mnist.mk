@@ -26,6 +26,7 @@ $(M)/test.npz: $(MNIST) $(BUILD) | $(M)/
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),)
 
 $(M)/optimizer.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
+	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
 	  --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --threads $(THREADS) -o $@
 
