@@ -105,7 +105,9 @@ impl Panel {
 /// A log-axis label: plain decimals with up to three significant digits between 0.001 and
 /// 10,000, scientific notation outside.
 fn axis_number(v: f64) -> String {
-    if (1e-3..1e4).contains(&v.abs()) {
+    if v == 0.0 {
+        "0".to_string()
+    } else if (1e-3..1e4).contains(&v.abs()) {
         let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
         let s = format!("{v:.digits$}");
         if s.contains('.') {
@@ -299,50 +301,6 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(opt: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
-        TrajectoryRow {
-            optimizer: opt.into(),
-            problem,
-            step,
-            loss,
-            lr,
-        }
-    }
-
-    #[test]
-    fn axis_labels_are_short() {
-        let labels: Vec<String> = [0.2, 0.15, 1.0, 3.0, 40.0, 0.0012, 1e-5, 2e5]
-            .iter()
-            .map(|&v| axis_number(v))
-            .collect();
-        assert_eq!(
-            labels,
-            ["0.2", "0.15", "1", "3", "40", "0.0012", "1e-5", "2e5"]
-        );
-    }
-
-    #[test]
-    fn panel_means_over_problems_and_marks_divergence() {
-        let rows = vec![
-            row("adam", 0, 0, 4.0, Some(0.1)),
-            row("adam", 1, 0, 2.0, Some(0.1)),
-            row("adam", 0, 1, 1.0, Some(0.1)),
-            row("adam", 1, 1, f64::NAN, Some(0.1)),
-            row("lstm", 0, 0, 4.0, None),
-            row("lstm", 0, 1, 0.5, None),
-        ];
-        let p = Panel::from_rows("t", &rows).unwrap();
-        assert_eq!(p.series.len(), 2);
-        assert_eq!(p.series[0].mean, vec![Some(3.0), None]);
-        assert_eq!(p.series[1].legend(), "LSTM");
-        assert_eq!(p.series[0].legend(), "ADAM (lr 0.1)");
-    }
-}
-
 /// One cell of Figure 6's architecture sweep: the mean final loss of the learned optimizer and
 /// of the best tuned baseline on one architecture.
 #[derive(Clone, Debug, PartialEq)]
@@ -418,23 +376,21 @@ fn draw_sweep_panels<DB: DrawingBackend>(
     trained_on: (usize, usize),
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let finite = |v: f64| v.is_finite() && v > 0.0;
-    let values: Vec<f64> = cells
+    let finite = |v: f64| v.is_finite() && v >= 0.0;
+    let hi = cells
         .iter()
         .flat_map(|c| [c.lstm_final, c.best_baseline_final])
         .filter(|v| finite(*v))
-        .collect();
-    let lo = values
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .min(1.0)
-        / 1.3;
-    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 1.3;
-    let max_units = cells.iter().map(|c| c.units).max().unwrap_or(80) as f64;
-    let min_units = cells.iter().map(|c| c.units).min().unwrap_or(5) as f64;
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.15;
+    // The swept sizes as evenly spaced categories, labelled with their values.
+    let mut units: Vec<usize> = cells.iter().map(|c| c.units).collect();
+    units.sort_unstable();
+    units.dedup();
+    let position = |u: usize| units.iter().position(|&x| x == u).unwrap_or(0) as f64;
     let areas = root.split_evenly((1, layer_counts.len().max(1)));
-    for (area, &layers) in areas.iter().zip(layer_counts) {
+    for (panel, (area, &layers)) in areas.iter().zip(layer_counts).enumerate() {
         let mut row: Vec<&SweepCell> = cells.iter().filter(|c| c.layers == layers).collect();
         row.sort_by_key(|c| c.units);
         let title = format!("{layers} hidden layer{}", if layers > 1 { "s" } else { "" });
@@ -442,18 +398,26 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             .caption(title, (FONT, 16))
             .margin(10)
             .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                (min_units / 1.4..max_units * 1.4).log_scale(),
-                (lo..hi).log_scale(),
-            )?;
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5f64..units.len() as f64 - 0.5, 0f64..hi)?;
+        let unit_label = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 0.05 && i >= 0.0 {
+                units
+                    .get(i as usize)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
             .x_desc("hidden units")
-            .y_desc("final loss")
+            .y_desc("mean loss at the last step")
             .label_style((FONT, 12))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_labels(8)
+            .x_labels(units.len())
+            .x_label_formatter(&unit_label)
             .y_label_formatter(&|v| axis_number(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
@@ -470,12 +434,12 @@ fn draw_sweep_panels<DB: DrawingBackend>(
         let lstm_pts: Vec<(f64, f64)> = row
             .iter()
             .filter(|c| finite(c.lstm_final))
-            .map(|c| (c.units as f64, c.lstm_final))
+            .map(|c| (position(c.units), c.lstm_final))
             .collect();
         let base_pts: Vec<(f64, f64)> = row
             .iter()
             .filter(|c| finite(c.best_baseline_final))
-            .map(|c| (c.units as f64, c.best_baseline_final))
+            .map(|c| (position(c.units), c.best_baseline_final))
             .collect();
         chart
             .draw_series(LineSeries::new(lstm_pts.clone(), lstm_style))?
@@ -492,7 +456,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             .find(|c| (c.layers, c.units) == trained_on && finite(c.lstm_final))
         {
             chart.draw_series(std::iter::once(Circle::new(
-                (c.units as f64, c.lstm_final),
+                (position(c.units), c.lstm_final),
                 9,
                 ShapeStyle {
                     color: BLACK.to_rgba(),
@@ -501,13 +465,59 @@ fn draw_sweep_panels<DB: DrawingBackend>(
                 },
             )))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        if panel == 0 {
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 12))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(opt: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
+        TrajectoryRow {
+            optimizer: opt.into(),
+            problem,
+            step,
+            loss,
+            lr,
+        }
+    }
+
+    #[test]
+    fn axis_labels_are_short() {
+        let labels: Vec<String> = [0.2, 0.15, 1.0, 3.0, 40.0, 0.0012, 1e-5, 2e5]
+            .iter()
+            .map(|&v| axis_number(v))
+            .collect();
+        assert_eq!(
+            labels,
+            ["0.2", "0.15", "1", "3", "40", "0.0012", "1e-5", "2e5"]
+        );
+    }
+
+    #[test]
+    fn panel_means_over_problems_and_marks_divergence() {
+        let rows = vec![
+            row("adam", 0, 0, 4.0, Some(0.1)),
+            row("adam", 1, 0, 2.0, Some(0.1)),
+            row("adam", 0, 1, 1.0, Some(0.1)),
+            row("adam", 1, 1, f64::NAN, Some(0.1)),
+            row("lstm", 0, 0, 4.0, None),
+            row("lstm", 0, 1, 0.5, None),
+        ];
+        let p = Panel::from_rows("t", &rows).unwrap();
+        assert_eq!(p.series.len(), 2);
+        assert_eq!(p.series[0].mean, vec![Some(3.0), None]);
+        assert_eq!(p.series[1].legend(), "LSTM");
+        assert_eq!(p.series[0].legend(), "ADAM (lr 0.1)");
+    }
 }
