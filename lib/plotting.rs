@@ -291,14 +291,20 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             }
         });
     }
+    draw_legend(&mut chart)
+}
+
+/// The legend of every chart: upper right, on a translucent white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> DrawResult<DB> {
     chart
         .configure_series_labels()
         .label_font((FONT, 12))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
-    Ok(())
+        .draw()
 }
 
 /// One cell of Figure 6's architecture sweep: the mean final loss of the learned optimizer and
@@ -466,13 +472,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             )))?;
         }
         if panel == 0 {
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
+            draw_legend(&mut chart)?;
         }
     }
     Ok(())
