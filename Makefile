@@ -4,8 +4,6 @@
 
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-# Nothing the pipeline makes is a throw-away intermediate (specs, folders, trajectories).
-.SECONDARY:
 .SUFFIXES:
 
 CARGO ?= cargo

@@ -10,10 +10,10 @@ FIG5_FLAGS_h40 := --hidden 40
 FIG5_FLAGS_l2 := --hidden 20,20
 FIG5_FLAGS_relu := --hidden 20 --activation relu
 
-$(M)/fig5/%/validation.npz: $(MNIST) $(BUILD) | $(M)/fig5/%/
+$(M)/fig5/%/validation.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),$(FIG5_FLAGS_$*))
 
-$(M)/fig5/%/test.npz: $(MNIST) $(BUILD) | $(M)/fig5/%/
+$(M)/fig5/%/test.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),$(FIG5_FLAGS_$*))
 
 $(M)/fig5/%/trajectories.parquet: $(M)/optimizer.npz $(M)/fig5/%/test.npz $(M)/fig5/%/validation.npz $(BUILD)
@@ -24,3 +24,5 @@ $(FIGURES)/figure5.png: $(foreach a,$(FIG5_ARCHS),$(M)/fig5/$(a)/trajectories.pa
 	  --panel "$(M)/fig5/l2/trajectories.parquet=MNIST, 2 layers" \
 	  --panel "$(M)/fig5/relu/trajectories.parquet=MNIST, ReLU" -o $@
 
+# Specs made by pattern rules are kept (make would delete them as intermediates).
+.PRECIOUS: $(M)/fig5/%/validation.npz $(M)/fig5/%/test.npz

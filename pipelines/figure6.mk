@@ -11,10 +11,10 @@ FIG6_CELLS := $(foreach l,$(FIG6_LAYERS),$(foreach u,$(FIG6_UNITS),L$(l)_H$(u)))
 # L2_H40 -> --hidden 40,40
 fig6_hidden = $(shell n=$(word 1,$(subst _, ,$(subst L,,$(subst H,,$(1))))); u=$(word 2,$(subst _, ,$(subst L,,$(subst H,,$(1))))); printf '%s' "$$u"; for i in $$(seq 2 $$n); do printf ',%s' "$$u"; done)
 
-$(M)/fig6/%/validation.npz: $(MNIST) $(BUILD) | $(M)/fig6/%/
+$(M)/fig6/%/validation.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),--hidden $(call fig6_hidden,$*))
 
-$(M)/fig6/%/test.npz: $(MNIST) $(BUILD) | $(M)/fig6/%/
+$(M)/fig6/%/test.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),--hidden $(call fig6_hidden,$*))
 
 $(M)/fig6/%/trajectories.parquet: $(M)/optimizer.npz $(M)/fig6/%/test.npz $(M)/fig6/%/validation.npz $(BUILD)
@@ -27,3 +27,5 @@ $(FIGURES)/figure6.png: $(foreach c,$(FIG6_CELLS),$(M)/fig6/$(c)/trajectories.pa
 	$(RELEASE)/plot $(foreach c,$(FIG6_CELLS),$(call fig6_cell_arg,$(c))) --trained-on 1,20 \
 	  --table $(M)/fig6/cells.parquet -o $@
 
+# Specs made by pattern rules are kept (make would delete them as intermediates).
+.PRECIOUS: $(M)/fig6/%/validation.npz $(M)/fig6/%/test.npz

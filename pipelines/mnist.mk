@@ -13,6 +13,7 @@ MNIST_TEST_RUNS ?= 40
 
 # $(call mnist_spec,OUTPUT,SEED,RUNS,FLAGS)
 define mnist_spec
+	@mkdir -p $(dir $(1))
 	$(RELEASE)/sample-optimizee mlp --data $(MNIST) --count $(3) --seed $(2) $(4) -o $(1)
 endef
 
