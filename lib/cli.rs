@@ -72,6 +72,29 @@ pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerC
     Ok((OptimizerChoice::Baseline { kind, lr }, explicit))
 }
 
+/// Several learned optimizers in one trajectory file are told apart by their checkpoints' file
+/// stems (`lstm:base`, `lstm:long`); a single one is plain `lstm`.
+pub fn label_learned_by_file(choices: &mut [(OptimizerChoice, bool)], args: &[String]) {
+    let learned = choices
+        .iter()
+        .filter(|(c, _)| matches!(c, OptimizerChoice::Learned { .. }))
+        .count();
+    if learned < 2 {
+        return;
+    }
+    for ((choice, _), arg) in choices.iter_mut().zip(args) {
+        if let (OptimizerChoice::Learned { label, .. }, Some(path)) =
+            (choice, arg.trim().strip_prefix("lstm:"))
+        {
+            let stem = Path::new(path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            *label = format!("lstm:{stem}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

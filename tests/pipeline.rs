@@ -261,6 +261,28 @@ fn numpy_written_specs_work_everywhere() {
         read_trajectories(&d.path("t.parquet")).unwrap().len(),
         2 * 4 * 5
     );
+    // Two checkpoints in one file are told apart by their file names.
+    std::fs::copy(d.path("opt.npz"), d.path("other.npz")).unwrap();
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "np_test.npz",
+            "--steps",
+            "2",
+            "-O",
+            "lstm:opt.npz,lstm:other.npz",
+            "-o",
+            "two.parquet",
+        ],
+    );
+    let mut labels: Vec<String> = read_trajectories(&d.path("two.parquet"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.optimizer)
+        .collect();
+    labels.dedup();
+    assert_eq!(labels, ["lstm:opt", "lstm:other"]);
 }
 
 #[test]
