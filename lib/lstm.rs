@@ -274,11 +274,11 @@ impl Tape {
             c2: state(),
             c1_start: state(),
             c2_start: state(),
-            xh1: per_slot(f + h),
+            xh1: record(f + h),
             a1: per_slot(4 * h),
             c1s: record(h),
             tc1: record(h),
-            xh2: per_slot(2 * h),
+            xh2: record(2 * h),
             a2: per_slot(4 * h),
             c2s: record(h),
             tc2: record(h),
@@ -365,34 +365,40 @@ impl Tape {
             self.slots
         );
 
-        // Layer 1: [x_t | h1_{t-1}] · W1 + b1.
-        let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
-        for ((row, x), hp) in xh1
-            .chunks_exact_mut(f + h)
-            .zip(inputs.chunks_exact(f))
-            .zip(self.h1.chunks_exact(h))
-        {
-            row[..f].copy_from_slice(x);
-            row[f..].copy_from_slice(hp);
+        // Layer 1: [x_t | h1_{t-1}] · W1 + b1. BPTT needs the rows [x | h_prev] of every step
+        // for its weight gradients; a forward-only tape does not build them.
+        let recording = self.slots > 1;
+        if recording {
+            let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
+            for ((row, x), hp) in xh1
+                .chunks_exact_mut(f + h)
+                .zip(inputs.chunks_exact(f))
+                .zip(self.h1.chunks_exact(h))
+            {
+                row[..f].copy_from_slice(x);
+                row[f..].copy_from_slice(hp);
+            }
         }
         let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
         let c1s = slot_rows(&mut self.c1s, slot, n * h);
         let tc1 = slot_rows(&mut self.tc1, slot, n * h);
-        let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
         let cell = CellBuffers {
             c: &mut self.c1,
             c_record: c1s,
             tanh_c_record: tc1,
             h_out: &mut self.h1,
         };
-        lstm_layer_forward(xh1, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
-        for ((row, h1), h2p) in xh2
-            .chunks_exact_mut(2 * h)
-            .zip(self.h1.chunks_exact(h))
-            .zip(self.h2.chunks_exact(h))
-        {
-            row[..h].copy_from_slice(h1);
-            row[h..].copy_from_slice(h2p);
+        lstm_layer_forward(inputs, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
+        if recording {
+            let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
+            for ((row, h1), h2p) in xh2
+                .chunks_exact_mut(2 * h)
+                .zip(self.h1.chunks_exact(h))
+                .zip(self.h2.chunks_exact(h))
+            {
+                row[..h].copy_from_slice(h1);
+                row[h..].copy_from_slice(h2p);
+            }
         }
 
         // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
@@ -406,7 +412,7 @@ impl Tape {
             tanh_c_record: tc2,
             h_out: &mut self.h2,
         };
-        lstm_layer_forward(xh2, w.w2(), w.b2(), &self.gate_scale, a2, cell, h);
+        lstm_layer_forward(&self.h1, w.w2(), w.b2(), &self.gate_scale, a2, cell, h);
         if !h2s.is_empty() {
             h2s.copy_from_slice(&self.h2);
         }
@@ -741,15 +747,17 @@ const LANES: usize = 16;
 const TILE: usize = 5;
 
 /// One LSTM layer forward for every row: z = [input | h_prev] · W + b, then the gates.
-/// `inputs` is `rows × K` (K = rows of `w`); `z` (`rows × 4H`) receives the gate activations.
+/// `input` is `rows × a` with a = (rows of `w`) − h; h_prev is read from `cell.h_out`, which
+/// then receives the new h (each row's inputs are read before its h is written). `z`
+/// (`rows × 4H`) receives the gate activations.
 ///
 /// When 4H is a multiple of [`LANES`] this is one fused pass over tiles of [`TILE`] rows: W
 /// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
 /// and the gates are applied to the tile while it is still in L1. This avoids BLAS's per-call
-/// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80). Otherwise it is an
-/// sgemm followed by the gate pass.
+/// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80), and any copying of
+/// [input | h_prev] rows. Otherwise it is two sgemms followed by the gate pass.
 fn lstm_layer_forward(
-    inputs: &[f32],
+    input: &[f32],
     w: ArrayView2<f32>,
     bias: &[f32],
     gate_scale: &[f32],
@@ -758,57 +766,91 @@ fn lstm_layer_forward(
     h: usize,
 ) {
     let (k, g4) = w.dim();
+    let a = k - h;
     let rows = z.len() / g4;
     let w = w.as_slice().expect("weights are contiguous");
     if g4 % LANES != 0 {
+        let (w_in, w_rec) = w.split_at(a * g4);
         gemm(
-            view(inputs, rows, k),
-            view(w, k, g4),
+            view(input, rows, a),
+            view(w_in, a, g4),
             0.0,
+            view_mut(z, rows, g4),
+        );
+        gemm(
+            view(cell.h_out, rows, h),
+            view(w_rec, h, g4),
+            1.0,
             view_mut(z, rows, g4),
         );
         return lstm_cell_forward(z, Some(bias), gate_scale, cell, h);
     }
+    assert!(
+        a <= 256 && h <= 256,
+        "layer wider than the fused kernel supports"
+    );
     for start in (0..rows).step_by(TILE) {
         let len = TILE.min(rows - start);
         let z_tile = &mut z[start * g4..(start + len) * g4];
+        let mut tile = cell.rows(start, len, h);
         if len == TILE {
             matmul_tile(
-                &inputs[start * k..(start + TILE) * k],
+                &input[start * a..(start + TILE) * a],
+                tile.h_out,
                 w,
                 bias,
-                k,
+                a,
+                h,
                 g4,
                 z_tile,
             );
         } else {
             // The last, partial tile: pad its inputs with zero rows.
-            assert!(k <= 512, "layer input wider than the fused kernel supports");
-            let mut padded_in = [0.0f32; TILE * 512];
-            let padded = &mut padded_in[..TILE * k];
-            padded[..len * k].copy_from_slice(&inputs[start * k..(start + len) * k]);
+            let (mut x, mut r) = ([0.0f32; TILE * 256], [0.0f32; TILE * 256]);
+            x[..len * a].copy_from_slice(&input[start * a..(start + len) * a]);
+            r[..len * h].copy_from_slice(tile.h_out);
             let mut out = [0.0f32; TILE * 4 * 256];
-            matmul_tile(padded, w, bias, k, g4, &mut out[..TILE * g4]);
+            matmul_tile(
+                &x[..TILE * a],
+                &r[..TILE * h],
+                w,
+                bias,
+                a,
+                h,
+                g4,
+                &mut out[..TILE * g4],
+            );
             z_tile.copy_from_slice(&out[..len * g4]);
         }
-        lstm_cell_forward(z_tile, None, gate_scale, cell.rows(start, len, h), h);
+        lstm_cell_forward(z_tile, None, gate_scale, tile.rows(0, len, h), h);
     }
 }
 
-/// `out` (TILE × g4) = `inputs` (TILE × k) · `w` (k × g4) + `bias`. Each pass covers up to
-/// [`CHUNKS`] chunks of LANES columns for all TILE rows, so TILE × CHUNKS accumulators and
-/// CHUNKS rows of W sit in registers, and each input value, broadcast once, feeds CHUNKS FMAs.
+/// `out` (TILE × g4) = [`input` (TILE × a) | `recurrent` (TILE × h)] · `w` ((a+h) × g4) +
+/// `bias`. Each pass covers up to [`CHUNKS`] chunks of LANES columns for all TILE rows, so
+/// TILE × CHUNKS accumulators and CHUNKS rows of W sit in registers, and each input value,
+/// broadcast once, feeds CHUNKS FMAs.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn matmul_tile(inputs: &[f32], w: &[f32], bias: &[f32], k: usize, g4: usize, out: &mut [f32]) {
+fn matmul_tile(
+    input: &[f32],
+    recurrent: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    a: usize,
+    h: usize,
+    g4: usize,
+    out: &mut [f32],
+) {
     let chunks = g4 / LANES;
     let mut j0 = 0;
     // 4H = 80 (the paper's 20 units) is exactly one pass of five chunks.
     for _ in 0..chunks / CHUNKS {
-        matmul_tile_pass::<CHUNKS>(inputs, w, bias, k, g4, j0, out);
+        matmul_tile_pass::<CHUNKS>(input, recurrent, w, bias, a, h, g4, j0, out);
         j0 += CHUNKS * LANES;
     }
     for _ in 0..chunks % CHUNKS {
-        matmul_tile_pass::<1>(inputs, w, bias, k, g4, j0, out);
+        matmul_tile_pass::<1>(input, recurrent, w, bias, a, h, g4, j0, out);
         j0 += LANES;
     }
 }
@@ -817,43 +859,47 @@ fn matmul_tile(inputs: &[f32], w: &[f32], bias: &[f32], k: usize, g4: usize, out
 /// use 30 of the 32 vector registers of AVX-512.
 const CHUNKS: usize = 5;
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn matmul_tile_pass<const C: usize>(
-    inputs: &[f32],
+    input: &[f32],
+    recurrent: &[f32],
     w: &[f32],
     bias: &[f32],
-    k: usize,
+    a: usize,
+    h: usize,
     g4: usize,
     j0: usize,
     out: &mut [f32],
 ) {
-    let inputs = &inputs[..TILE * k];
-    let w = &w[..k * g4];
     let mut acc = [[[0.0f32; LANES]; C]; TILE];
     for row in acc.iter_mut() {
-        for (c, a) in row.iter_mut().enumerate() {
-            a.copy_from_slice(&bias[j0 + c * LANES..j0 + (c + 1) * LANES]);
+        for (c, v) in row.iter_mut().enumerate() {
+            v.copy_from_slice(&bias[j0 + c * LANES..j0 + (c + 1) * LANES]);
         }
     }
-    for kk in 0..k {
-        let mut wv = [[0.0f32; LANES]; C];
-        for (c, v) in wv.iter_mut().enumerate() {
-            let at = kk * g4 + j0 + c * LANES;
-            v.copy_from_slice(&w[at..at + LANES]);
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            let x = inputs[r * k + kk];
-            for (a, v) in row.iter_mut().zip(&wv) {
-                for l in 0..LANES {
-                    a[l] = x.mul_add(v[l], a[l]);
+    // The input columns, then the recurrent ones, in the order of W's rows.
+    for (source, width, w_row0) in [(&input[..TILE * a], a, 0), (&recurrent[..TILE * h], h, a)] {
+        for kk in 0..width {
+            let mut wv = [[0.0f32; LANES]; C];
+            for (c, v) in wv.iter_mut().enumerate() {
+                let at = (w_row0 + kk) * g4 + j0 + c * LANES;
+                v.copy_from_slice(&w[at..at + LANES]);
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = source[r * width + kk];
+                for (v_acc, v) in row.iter_mut().zip(&wv) {
+                    for l in 0..LANES {
+                        v_acc[l] = x.mul_add(v[l], v_acc[l]);
+                    }
                 }
             }
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        for (c, a) in row.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
             let at = r * g4 + j0 + c * LANES;
-            out[at..at + LANES].copy_from_slice(a);
+            out[at..at + LANES].copy_from_slice(v);
         }
     }
 }
@@ -1061,55 +1107,71 @@ mod tests {
 
     #[test]
     fn fused_layer_matches_sgemm_then_gates() {
-        let h = 4;
-        let (k, rows) = (7, 19); // a partial last tile
-        let w: Vec<f32> = (0..k * 4 * h)
-            .map(|i| ((i * 29) % 17) as f32 * 0.05 - 0.4)
-            .collect();
-        let bias: Vec<f32> = (0..4 * h).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
-        let x: Vec<f32> = (0..rows * k)
-            .map(|i| ((i * 11) % 13) as f32 * 0.1 - 0.6)
-            .collect();
-        let scale: Vec<f32> = (0..4 * h)
-            .map(|j| {
-                if (2 * h..3 * h).contains(&j) {
-                    2.0
+        for h in [4, 3] {
+            // h = 4 takes the fused kernel, h = 3 the sgemm fallback; 19 rows end in a partial tile.
+            let (a, rows) = (3, 19);
+            let k = a + h;
+            let w: Vec<f32> = (0..k * 4 * h)
+                .map(|i| ((i * 29) % 17) as f32 * 0.05 - 0.4)
+                .collect();
+            let bias: Vec<f32> = (0..4 * h).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+            let x: Vec<f32> = (0..rows * a)
+                .map(|i| ((i * 11) % 13) as f32 * 0.1 - 0.6)
+                .collect();
+            let h_prev: Vec<f32> = (0..rows * h)
+                .map(|i| ((i * 7) % 9) as f32 * 0.1 - 0.4)
+                .collect();
+            let scale: Vec<f32> = (0..4 * h)
+                .map(|j| {
+                    if (2 * h..3 * h).contains(&j) {
+                        2.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+            let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
+            // Reference: the concatenated rows [x | h_prev] through one sgemm, then the gates.
+            let xh: Vec<f32> = (0..rows)
+                .flat_map(|r| {
+                    x[r * a..(r + 1) * a]
+                        .iter()
+                        .chain(&h_prev[r * h..(r + 1) * h])
+                        .copied()
+                })
+                .collect();
+            let run = |fused: bool| {
+                let mut z = vec![0.0f32; rows * 4 * h];
+                let (mut c, mut cr, mut tr, mut ho) = (
+                    vec![0.3f32; rows * h],
+                    vec![0.0; rows * h],
+                    vec![0.0; rows * h],
+                    h_prev.clone(),
+                );
+                let cell = CellBuffers {
+                    c: &mut c,
+                    c_record: &mut cr,
+                    tanh_c_record: &mut tr,
+                    h_out: &mut ho,
+                };
+                if fused {
+                    lstm_layer_forward(&x, w, &bias, &scale, &mut z, cell, h);
                 } else {
-                    1.0
+                    gemm(view(&xh, rows, k), w, 0.0, view_mut(&mut z, rows, 4 * h));
+                    lstm_cell_forward(&mut z, Some(&bias), &scale, cell, h);
                 }
-            })
-            .collect();
-        let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
-        let run = |fused: bool| {
-            let mut z = vec![0.0f32; rows * 4 * h];
-            let (mut c, mut cr, mut tr, mut ho) = (
-                vec![0.3f32; rows * h],
-                vec![0.0; rows * h],
-                vec![0.0; rows * h],
-                vec![0.0; rows * h],
-            );
-            let cell = CellBuffers {
-                c: &mut c,
-                c_record: &mut cr,
-                tanh_c_record: &mut tr,
-                h_out: &mut ho,
+                (z, c, ho)
             };
-            if fused {
-                lstm_layer_forward(&x, w, &bias, &scale, &mut z, cell, h);
-            } else {
-                gemm(view(&x, rows, k), w, 0.0, view_mut(&mut z, rows, 4 * h));
-                lstm_cell_forward(&mut z, Some(&bias), &scale, cell, h);
+            let (got, want) = (run(true), run(false));
+            for (u, v) in got
+                .0
+                .iter()
+                .zip(&want.0)
+                .chain(got.1.iter().zip(&want.1))
+                .chain(got.2.iter().zip(&want.2))
+            {
+                assert!((u - v).abs() < 1e-5, "h={h}: {u} vs {v}");
             }
-            (z, c, ho)
-        };
-        let (a, b) = (run(true), run(false));
-        for (u, v) in
-            a.0.iter()
-                .zip(&b.0)
-                .chain(a.1.iter().zip(&b.1))
-                .chain(a.2.iter().zip(&b.2))
-        {
-            assert!((u - v).abs() < 1e-5, "{u} vs {v}");
         }
     }
 
