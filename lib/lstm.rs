@@ -11,7 +11,7 @@
 use crate::preprocessing::Preprocessing;
 use crate::rng::{streams, Rng};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 /// The sizes of a two-layer coordinatewise LSTM optimizer.
@@ -300,10 +300,6 @@ impl Tape {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Bytes held by this tape, for memory reports.
     pub fn bytes(&self) -> usize {
         let floats = [
@@ -370,14 +366,7 @@ impl Tape {
         let recording = self.slots > 1;
         if recording {
             let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
-            for ((row, x), hp) in xh1
-                .chunks_exact_mut(f + h)
-                .zip(inputs.chunks_exact(f))
-                .zip(self.h1.chunks_exact(h))
-            {
-                row[..f].copy_from_slice(x);
-                row[f..].copy_from_slice(hp);
-            }
+            join_rows(xh1, inputs, f, &self.h1, h);
         }
         let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
         let c1s = slot_rows(&mut self.c1s, slot, n * h);
@@ -391,14 +380,7 @@ impl Tape {
         lstm_layer_forward(inputs, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
         if recording {
             let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
-            for ((row, h1), h2p) in xh2
-                .chunks_exact_mut(2 * h)
-                .zip(self.h1.chunks_exact(h))
-                .zip(self.h2.chunks_exact(h))
-            {
-                row[..h].copy_from_slice(h1);
-                row[h..].copy_from_slice(h2p);
-            }
+            join_rows(xh2, &self.h1, h, &self.h2, h);
         }
 
         // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
@@ -687,12 +669,20 @@ fn slot_rows_range(record: &mut [f32], range: std::ops::Range<usize>) -> &mut [f
     }
 }
 
-/// Slot `slot` of a per-slot record, or nothing for a record a forward-only tape does not keep.
+/// Slot `slot` (of `len` values) of a per-slot record, or nothing for a record not kept.
 fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
-    if record.is_empty() {
-        record
-    } else {
-        &mut record[slot * len..(slot + 1) * len]
+    slot_rows_range(record, slot * len..(slot + 1) * len)
+}
+
+/// Writes rows [left | right] into `dst`, row by row (BPTT's record of a layer's input).
+fn join_rows(dst: &mut [f32], left: &[f32], left_width: usize, right: &[f32], right_width: usize) {
+    for ((row, l), r) in dst
+        .chunks_exact_mut(left_width + right_width)
+        .zip(left.chunks_exact(left_width))
+        .zip(right.chunks_exact(right_width))
+    {
+        row[..left_width].copy_from_slice(l);
+        row[left_width..].copy_from_slice(r);
     }
 }
 
@@ -1043,11 +1033,6 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
     2.0 / (1.0 + exp_f32(-2.0 * x)) - 1.0
-}
-
-/// The network's output weights, for tests and inspection.
-pub fn output_weights(w: &LstmWeights) -> ArrayView1<'_, f32> {
-    ArrayView1::from(w.w_out())
 }
 
 #[cfg(test)]

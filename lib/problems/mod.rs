@@ -85,13 +85,6 @@ impl Spec {
             Spec::Mlp(_) => "mlp",
         }
     }
-
-    pub fn count(&self) -> usize {
-        match self {
-            Spec::Quadratic(s) => s.count(),
-            Spec::Mlp(s) => s.count(),
-        }
-    }
 }
 
 /// Takes the problem set of one kind out of a [`Spec`], for code generic over the kind.
