@@ -6,7 +6,7 @@ use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
 use l2l::learned::LearnedOptimizer;
 use l2l::lstm::LstmWeights;
-use l2l::meta_training::{MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
+use l2l::meta_training::{MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
 use l2l::optimizers::{Baseline, OptimizerChoice};
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
@@ -102,6 +102,8 @@ fn config(batch: usize) -> MetaTrainConfig {
         meta_lr_decay: 1.0,
         clip: None,
         curriculum: None,
+        meta_loss: MetaLoss::Sum,
+        imitation: None,
         validation_steps: 100,
         epochs: u64::MAX,
         eval_every: 1,

@@ -3,8 +3,11 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use l2l::meta_training::{
-    resume_path, train, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+    resume_path, train, Imitation, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
 };
+use l2l::evaluation;
+use l2l::learned::LearnedOptimizer;
+use l2l::optimizers::Baseline;
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::MlpSource;
 use l2l::problems::{load_companion, FromSpec, QuadraticSource, Spec};
@@ -56,6 +59,23 @@ struct Args {
     /// and add one every this many epochs, up to --steps (default: always --steps).
     #[arg(long)]
     curriculum: Option<u64>,
+    /// Meta-loss of a trajectory: `sum` is eq. (3) with w_t = 1, Σ_t f(θ_t) (the paper);
+    /// `log` is Σ_t log f(θ_t), which weighs every step's relative progress the same, so the
+    /// late steps are not drowned out by the large early losses.
+    #[arg(long = "meta-loss", value_enum, default_value_t = Objective::Sum)]
+    meta_loss: Objective,
+    /// Imitate a hand-designed optimizer first (Chen et al., NeurIPS 2020), given as NAME
+    /// (its learning rate tuned on --validation over 1e-4 … 10, as `evaluate --tune` does) or
+    /// NAME=LR: for --imitation-epochs epochs the trajectories follow it and the LSTM learns
+    /// to reproduce its updates; then --meta-loss takes over.
+    #[arg(long)]
+    imitate: Option<String>,
+    /// Epochs of imitation before the meta-loss takes over (with --imitate).
+    #[arg(long = "imitation-epochs", default_value_t = 100)]
+    imitation_epochs: u64,
+    /// Adam learning rate on the LSTM weights while imitating (--meta-lr applies after).
+    #[arg(long = "imitation-meta-lr", default_value_t = 0.001)]
+    imitation_meta_lr: f64,
     /// Steps of the validation runs that select the checkpoint (default: --steps).
     #[arg(long = "validation-steps")]
     validation_steps: Option<usize>,
@@ -86,6 +106,11 @@ struct Args {
     /// Seed of the weight initialisation and, for a pool spec, of its minibatches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Start from the weights of this checkpoint instead of a fresh initialisation (its
+    /// architecture, --preprocessing, --p and --output-scale must be given to match). Only
+    /// used when a run starts; a resumed run continues from its own state.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Ignore an existing resume state and start again.
     #[arg(long)]
     restart: bool,
@@ -98,9 +123,29 @@ struct Args {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Objective {
+    Sum,
+    Log,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Pre {
     Scale,
     LogSign,
+}
+
+/// The teacher of --imitate: `NAME` or `NAME=LR`.
+fn parse_teacher(text: &str) -> anyhow::Result<(Baseline, Option<f64>)> {
+    let usage = || {
+        anyhow::anyhow!(
+            "--imitate takes NAME or NAME=LR with NAME one of sgd, nag, rmsprop, adam (e.g. nag=1), got '{text}'"
+        )
+    };
+    let (name, lr) = match text.split_once('=') {
+        Some((name, lr)) => (name, Some(lr.parse().map_err(|_| usage())?)),
+        None => (text, None),
+    };
+    Ok((Baseline::from_name(name).ok_or_else(usage)?, lr))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -120,23 +165,39 @@ fn run(args: Args) -> anyhow::Result<()> {
         meta_lr_decay: args.meta_lr_decay,
         clip: args.clip,
         curriculum: args.curriculum,
+        // Set once the teacher's learning rate is known (it may be tuned on --validation).
+        imitation: None,
+        meta_loss: match args.meta_loss {
+            Objective::Sum => MetaLoss::Sum,
+            Objective::Log => MetaLoss::Log,
+        },
         validation_steps: args.validation_steps.unwrap_or(args.steps),
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,
     };
     config.validate()?;
+    let teacher = args.imitate.as_deref().map(parse_teacher).transpose()?;
+    if teacher.is_some() && args.imitation_epochs == 0 {
+        anyhow::bail!("--imitation-epochs must be at least 1 with --imitate");
+    }
+    if matches!(teacher, Some((_, None))) && args.validation.is_none() {
+        anyhow::bail!(
+            "--imitate without a learning rate tunes it on --validation; give --validation or NAME=LR"
+        );
+    }
     match Spec::load(&args.train, args.data.as_deref())? {
         Spec::Quadratic(set) => {
-            train_with(&args, config, QuadraticSource::from_spec(set, args.seed))
+            train_with(&args, config, teacher, QuadraticSource::from_spec(set, args.seed))
         }
-        Spec::Mlp(like) => train_with(&args, config, MlpSource { like }),
+        Spec::Mlp(like) => train_with(&args, config, teacher, MlpSource { like }),
     }
 }
 
 fn train_with<S: TrainingSource>(
     args: &Args,
-    config: MetaTrainConfig,
+    mut config: MetaTrainConfig,
+    teacher: Option<(Baseline, Option<f64>)>,
     source: S,
 ) -> anyhow::Result<()>
 where
@@ -146,6 +207,35 @@ where
         Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
         None => None,
     };
+    if let Some((kind, lr)) = teacher {
+        let lr = match (lr, &validation) {
+            (Some(lr), _) => lr,
+            (None, Some(v)) => {
+                let points = evaluation::tune(v, &[kind], config.validation_steps);
+                let best = points
+                    .iter()
+                    .find(|p| p.chosen)
+                    .context("tuning the imitated optimizer found no learning rate")?;
+                eprintln!(
+                    "meta-train: imitating {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {})",
+                    kind.name(),
+                    best.lr,
+                    points.len(),
+                    best.validation_final_loss,
+                    config.validation_steps
+                );
+                best.lr
+            }
+            (None, None) => anyhow::bail!("--imitate without a learning rate needs --validation"),
+        };
+        config.imitation = Some(Imitation {
+            teacher: kind,
+            lr,
+            epochs: args.imitation_epochs,
+            meta_lr: args.imitation_meta_lr,
+        });
+        config.validate()?;
+    }
     let state = resume_path(&args.output);
     let trainer = if state.exists() && !args.restart {
         let t = MetaTrainer::resume(config.clone(), &state, &source.describe())
@@ -156,6 +246,10 @@ where
             t.epoch
         );
         t
+    } else if let Some(init) = &args.init {
+        let start = LearnedOptimizer::load(init)
+            .with_context(|| format!("reading the starting checkpoint {}", init.display()))?;
+        MetaTrainer::starting_from(config.clone(), &start)?
     } else {
         MetaTrainer::new(config.clone())?
     };

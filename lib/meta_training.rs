@@ -18,13 +18,64 @@ use crate::evaluation::{self, SHARD_ROWS};
 use crate::io::{write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::lstm::{BlockedTape, LstmShape, LstmWeights};
-use crate::optimizers::OptimizerChoice;
+use crate::optimizers::{Baseline, BaselineRule, OptimizerChoice, UpdateRule};
 use crate::preprocessing::Preprocessing;
 use crate::problems::{shard_ranges, ProblemSet};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The meta-loss of a trajectory, eq. (3) with w_t = 1 or its logarithmic form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaLoss {
+    /// Σ_t f(θ_t), the paper's eq. (3) with w_t = 1.
+    Sum,
+    /// Σ_t log f(θ_t): every step's relative progress counts the same, so the late steps of a
+    /// trajectory, whose losses are small, are not drowned out by the first ones (the
+    /// log-loss of later learned-optimizer work, e.g. Wichrowska et al., ICML 2017). Its
+    /// gradient is eq. (3)'s with w_t = 1 / f(θ_t).
+    Log,
+}
+
+impl std::fmt::Display for MetaLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MetaLoss::Sum => "sum",
+            MetaLoss::Log => "log",
+        })
+    }
+}
+
+impl MetaLoss {
+    /// The smallest loss the logarithm sees, so that a problem solved exactly stays finite.
+    const FLOOR: f64 = 1e-12;
+
+    /// The term of one step's loss `f` in the meta-loss, and its derivative w_t.
+    fn term_and_weight(self, f: f64) -> (f64, f64) {
+        match self {
+            MetaLoss::Sum => (f, 1.0),
+            MetaLoss::Log => {
+                let f = f.max(Self::FLOOR);
+                (f.ln(), 1.0 / f)
+            }
+        }
+    }
+}
+
+/// Off-policy imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020, §3.2): for
+/// the first `epochs` epochs the trajectories follow the teacher, the LSTM is fed the
+/// teacher's gradients, and the meta-loss is the mean squared difference between the LSTM's
+/// update and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖². The usual
+/// meta-loss then takes over from the weights imitation reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Imitation {
+    pub teacher: Baseline,
+    pub lr: f64,
+    pub epochs: u64,
+    /// Adam's learning rate on φ while imitating.
+    pub meta_lr: f64,
+}
 
 /// Hyperparameters of a meta-training run, validated before any work starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +99,10 @@ pub struct MetaTrainConfig {
     /// min(steps / unroll, 1 + ⌊e / stage⌋) unrolls, so the horizon grows by one unroll every
     /// `stage` epochs up to `steps`.
     pub curriculum: Option<u64>,
+    /// What each step contributes to the meta-loss.
+    pub meta_loss: MetaLoss,
+    /// Imitate a hand-designed optimizer for the first epochs.
+    pub imitation: Option<Imitation>,
     /// Steps of the validation runs whose final loss selects the checkpoint (usually `steps`).
     pub validation_steps: usize,
     pub epochs: u64,
@@ -98,6 +153,20 @@ impl MetaTrainConfig {
         if self.curriculum == Some(0) {
             return config_error("--curriculum must be at least 1 epoch per stage");
         }
+        if let Some(im) = &self.imitation {
+            if !(im.meta_lr.is_finite() && im.meta_lr > 0.0) {
+                return config_error(format!(
+                    "--imitation-meta-lr must be positive, got {}",
+                    im.meta_lr
+                ));
+            }
+            if !(im.lr.is_finite() && im.lr > 0.0) {
+                return config_error(format!(
+                    "the imitated optimizer's learning rate must be positive, got {}",
+                    im.lr
+                ));
+            }
+        }
         if self.validation_steps == 0 {
             return config_error("--validation-steps must be at least 1");
         }
@@ -111,12 +180,19 @@ impl MetaTrainConfig {
         }
     }
 
-    /// Unrolls of the trajectories of epoch `epoch` (fewer early on under a curriculum).
+    /// The imitation settings if epoch `epoch` imitates.
+    pub fn imitating_at(&self, epoch: u64) -> Option<Imitation> {
+        self.imitation.filter(|im| epoch < im.epochs)
+    }
+
+    /// Unrolls of the trajectories of epoch `epoch` (fewer early on under a curriculum, whose
+    /// stages count from the end of imitation; imitation uses whole trajectories).
     pub fn unrolls_at(&self, epoch: u64) -> usize {
         let full = self.steps / self.unroll;
-        match self.curriculum {
-            Some(stage) => full.min(1 + (epoch / stage) as usize),
-            None => full,
+        let own = epoch - self.imitation.map_or(0, |im| im.epochs.min(epoch));
+        match (self.curriculum, self.imitating_at(epoch)) {
+            (Some(stage), None) => full.min(1 + (own / stage) as usize),
+            _ => full,
         }
     }
 
@@ -124,7 +200,7 @@ impl MetaTrainConfig {
     fn fingerprint(&self, source: &str) -> String {
         format!(
             "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
-             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} validation_steps={} eval_every={} seed={} \
+             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} meta_loss={} imitation={:?} validation_steps={} eval_every={} seed={} \
              source={source}",
             self.hidden,
             self.preprocessing,
@@ -137,6 +213,8 @@ impl MetaTrainConfig {
             self.meta_lr_decay,
             self.clip,
             self.curriculum,
+            self.meta_loss,
+            self.imitation,
             self.validation_steps,
             self.eval_every,
             self.seed
@@ -166,6 +244,11 @@ struct Shard<S> {
     tape: BlockedTape,
     grad: LstmWeights,
     scratch: S,
+    /// w_t of each problem (rows of `problems.len()`) at each step of the current unroll.
+    step_weights: Vec<f32>,
+    /// Under imitation: the teacher, and θ_t while both updates are formed.
+    teacher: Option<BaselineRule>,
+    anchor: Vec<f32>,
     final_losses: f64,
 }
 
@@ -183,7 +266,8 @@ impl<S: Send> Workspace<S> {
         let shards = shard_ranges(config.batch, dim, SHARD_ROWS)
             .into_iter()
             .map(|problems| {
-                let rows = problems.len() * dim;
+                let local = problems.len();
+                let rows = local * dim;
                 Shard {
                     problems,
                     theta: vec![0.0; rows],
@@ -194,6 +278,9 @@ impl<S: Send> Workspace<S> {
                     tape: BlockedTape::new(shape, rows, config.unroll),
                     grad: LstmWeights::zeros(shape),
                     scratch: like.scratch(),
+                    step_weights: vec![0.0; config.unroll * local],
+                    teacher: config.imitation.map(|im| im.teacher.rule(im.lr, rows)),
+                    anchor: vec![0.0; if config.imitation.is_some() { rows } else { 0 }],
                     final_losses: 0.0,
                 }
             })
@@ -266,6 +353,31 @@ impl MetaTrainer {
         })
     }
 
+    /// A run that starts from the weights of `start` instead of a fresh initialisation, e.g.
+    /// to continue training a checkpoint with other settings. Its architecture, input
+    /// processing and output scale must be this run's.
+    pub fn starting_from(config: MetaTrainConfig, start: &LearnedOptimizer) -> Result<Self> {
+        let mut t = Self::new(config)?;
+        let cfg = &t.config;
+        if start.weights.shape() != cfg.shape()
+            || start.preprocessing != cfg.preprocessing
+            || start.output_scale != cfg.output_scale
+        {
+            return config_error(format!(
+                "the starting checkpoint has {} hidden units, {} input processing and output scale {}, \
+                 but this run asks for {}, {} and {}; pass the checkpoint's settings",
+                start.weights.shape().hidden,
+                start.preprocessing,
+                start.output_scale,
+                cfg.hidden,
+                cfg.preprocessing,
+                cfg.output_scale
+            ));
+        }
+        t.weights = start.weights.clone();
+        Ok(t)
+    }
+
     /// The current weights as a usable optimizer.
     pub fn current(&self, validation_loss: f64) -> LearnedOptimizer {
         LearnedOptimizer {
@@ -286,6 +398,14 @@ impl MetaTrainer {
         batch: &P,
         ws: &mut Workspace<P::Scratch>,
     ) -> EpochReport {
+        if matches!(self.config.imitation, Some(im) if im.epochs == self.epoch && im.epochs > 0) {
+            // The imitation loss's gradients are orders of magnitude smaller than the
+            // meta-loss's; Adam's moments from imitation would turn the first meta-loss
+            // gradients into huge steps.
+            self.adam_m.fill(0.0);
+            self.adam_v.fill(0.0);
+            self.adam_t = 0;
+        }
         let unrolls = self.config.unrolls_at(self.epoch);
         let count = batch.count() as f64;
         start_trajectories(batch, ws);
@@ -295,8 +415,18 @@ impl MetaTrainer {
             skipped_unrolls: 0,
         };
         for u in 0..unrolls {
-            let loss = run_unroll(&self.config, &self.weights, u, u + 1 == unrolls, batch, ws);
-            if !loss.is_finite() || !ws.total.is_finite() {
+            let imitating = self.config.imitating_at(self.epoch).is_some();
+            let sums = run_unroll(
+                &self.config,
+                &self.weights,
+                u,
+                u + 1 == unrolls,
+                imitating,
+                batch,
+                ws,
+            );
+            let loss = sums.loss;
+            if !sums.meta_loss.is_finite() || !loss.is_finite() || !ws.total.is_finite() {
                 report.skipped_unrolls = (unrolls - u) as u64;
                 report.mean_loss = f64::NAN;
                 self.skipped_unrolls += report.skipped_unrolls;
@@ -328,7 +458,10 @@ impl MetaTrainer {
         };
         self.adam_t += 1;
         let t = self.adam_t as i32;
-        let lr = cfg.meta_lr * cfg.meta_lr_decay.powf(self.epoch as f64);
+        let lr = match cfg.imitating_at(self.epoch) {
+            Some(im) => im.meta_lr,
+            None => cfg.meta_lr * cfg.meta_lr_decay.powf(self.epoch as f64),
+        };
         let bc1 = 1.0 - META_BETA1.powi(t);
         let bc2 = 1.0 - META_BETA2.powi(t);
         for ((w, (m, v)), &gi) in self
@@ -437,6 +570,9 @@ fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) 
     let dim = batch.dim();
     ws.shards.par_iter_mut().for_each(|s| {
         s.tape.reset_state();
+        if let Some(teacher) = &mut s.teacher {
+            teacher.reset();
+        }
         for (k, p) in s.problems.clone().enumerate() {
             let span = k * dim..(k + 1) * dim;
             batch.initial_point(p, &mut s.theta[span.clone()]);
@@ -451,29 +587,46 @@ fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) 
     });
 }
 
+/// The sums over problems and steps of one unroll's terms.
+#[derive(Clone, Copy, Debug, Default)]
+struct UnrollSums {
+    /// Σ f(θ_t), for progress reports.
+    loss: f64,
+    /// Σ of the meta-loss terms (equal to `loss` under [`MetaLoss::Sum`]).
+    meta_loss: f64,
+}
+
 /// Unroll `u` of the trajectories: `unroll` steps forward from the carried state, then BPTT.
-/// Leaves dL/dφ of this unroll's meta-loss in `ws.total` and returns the sum of its loss terms
-/// over problems and steps (the meta-loss times the batch size).
+/// Leaves dL/dφ of this unroll's meta-loss in `ws.total` and returns its sums over problems
+/// and steps (the meta-loss times the batch size).
 fn run_unroll<P: ProblemSet>(
     cfg: &MetaTrainConfig,
     weights: &LstmWeights,
     u: usize,
     last_unroll: bool,
+    imitating: bool,
     batch: &P,
     ws: &mut Workspace<P::Scratch>,
-) -> f64 {
+) -> UnrollSums {
     let (dim, t_len) = (batch.dim(), cfg.unroll);
     let count = batch.count();
     assert_eq!(count, cfg.batch, "batch size differs from the workspace's");
     let (scale, pre) = (cfg.output_scale, cfg.preprocessing);
-    let sums: Vec<f64> = ws
+    let sums: Vec<UnrollSums> = ws
         .shards
         .par_iter_mut()
         .map(|s| {
             let rows = s.theta.len();
+            let local = s.problems.len();
             s.tape.start_unroll();
-            let mut loss_sum = 0.0;
+            let mut sums = UnrollSums::default();
+            // dL/d(output) of each step of an imitation unroll; the trajectory follows the
+            // teacher, whatever the LSTM outputs.
+            let imitation_scale = 2.0 * scale / (count * dim) as f32;
             for t in 0..t_len {
+                if imitating {
+                    s.anchor.copy_from_slice(&s.theta);
+                }
                 s.tape.step(
                     weights,
                     &pre,
@@ -483,37 +636,64 @@ fn run_unroll<P: ProblemSet>(
                     &mut s.theta,
                     scale,
                 );
+                if imitating {
+                    let teacher = s.teacher.as_mut().expect("imitation without a teacher");
+                    teacher.step(&mut s.anchor, &s.grads[t * rows..(t + 1) * rows]);
+                    let d = &mut s.d_outputs[t * rows..(t + 1) * rows];
+                    let mut squares = 0.0f64;
+                    for ((d, own), taught) in d.iter_mut().zip(&s.theta).zip(&s.anchor) {
+                        let r = own - taught;
+                        *d = imitation_scale * r;
+                        squares += (r * r) as f64;
+                    }
+                    sums.meta_loss += squares / dim as f64;
+                    s.theta.copy_from_slice(&s.anchor);
+                }
                 let step = u * t_len + t + 1;
                 let next = &mut s.grads[(t + 1) * rows..(t + 2) * rows];
                 let mut step_sum = 0.0;
                 for (k, p) in s.problems.clone().enumerate() {
                     let span = k * dim..(k + 1) * dim;
-                    step_sum += batch.loss_and_gradient(
+                    let f = batch.loss_and_gradient(
                         p,
                         step,
                         &s.theta[span.clone()],
                         &mut next[span],
                         &mut s.scratch,
                     );
+                    if !imitating {
+                        let (term, weight) = cfg.meta_loss.term_and_weight(f);
+                        s.step_weights[t * local + k] = weight as f32;
+                        sums.meta_loss += term;
+                    }
+                    step_sum += f;
                 }
-                loss_sum += step_sum;
+                sums.loss += step_sum;
                 if last_unroll && t + 1 == t_len {
                     s.final_losses = step_sum;
                 }
             }
-            // dL/d(output_s) = output_scale · Σ_{t>s} ∇_t / B: a reverse cumulative sum.
+            // dL/d(output_s) = output_scale · Σ_{t>s} w_t ∇_t / B: a reverse cumulative sum.
             let c = scale / count as f32;
-            for t in (0..t_len).rev() {
+            for t in (0..t_len).rev().filter(|_| !imitating) {
                 let (head, tail) = s.d_outputs.split_at_mut((t + 1) * rows);
                 let cur = &mut head[t * rows..];
                 let g_next = &s.grads[(t + 1) * rows..(t + 2) * rows];
-                if t + 1 == t_len {
-                    for (d, g) in cur.iter_mut().zip(g_next) {
-                        *d = c * g;
-                    }
-                } else {
-                    for ((d, g), later) in cur.iter_mut().zip(g_next).zip(&tail[..rows]) {
-                        *d = later + c * g;
+                for k in 0..local {
+                    let span = k * dim..(k + 1) * dim;
+                    let cw = c * s.step_weights[t * local + k];
+                    if t + 1 == t_len {
+                        for (d, g) in cur[span.clone()].iter_mut().zip(&g_next[span]) {
+                            *d = cw * g;
+                        }
+                    } else {
+                        for ((d, g), later) in cur[span.clone()]
+                            .iter_mut()
+                            .zip(&g_next[span.clone()])
+                            .zip(&tail[span])
+                        {
+                            *d = later + cw * g;
+                        }
                     }
                 }
             }
@@ -521,7 +701,7 @@ fn run_unroll<P: ProblemSet>(
             s.tape.backward(weights, &s.d_outputs, &mut s.grad);
             // The last gradient is the first input of the next unroll.
             s.grads.copy_within(t_len * rows..(t_len + 1) * rows, 0);
-            loss_sum
+            sums
         })
         .collect();
     // Sum shard gradients in shard order, so the result is the same for any thread count.
@@ -529,7 +709,10 @@ fn run_unroll<P: ProblemSet>(
     for s in &ws.shards {
         ws.total.add_assign(&s.grad);
     }
-    sums.iter().sum()
+    sums.iter().fold(UnrollSums::default(), |a, b| UnrollSums {
+        loss: a.loss + b.loss,
+        meta_loss: a.meta_loss + b.meta_loss,
+    })
 }
 
 /// Progress of a run, handed to the observer after every epoch.
@@ -638,6 +821,8 @@ mod tests {
             meta_lr_decay: 1.0,
             clip: None,
             curriculum: None,
+            meta_loss: MetaLoss::Sum,
+            imitation: None,
             validation_steps: 6,
             epochs: 4,
             eval_every: 2,
@@ -657,8 +842,17 @@ mod tests {
     /// The gradient of the whole truncated meta-loss (every unroll of a trajectory, each from
     /// the state the previous one left) for every LSTM weight, against central differences of
     /// each unroll's loss with its starting state held fixed, which is what truncation means.
-    fn check_gradient(preprocessing: Preprocessing) {
-        let cfg = tiny_config(preprocessing);
+    fn check_gradient(preprocessing: Preprocessing, meta_loss: MetaLoss, imitating: bool) {
+        let mut cfg = tiny_config(preprocessing);
+        cfg.meta_loss = meta_loss;
+        if imitating {
+            cfg.imitation = Some(Imitation {
+                teacher: Baseline::Nag,
+                lr: 0.05,
+                epochs: 1,
+                meta_lr: 0.01,
+            });
+        }
         let batch = tiny_batch();
         let weights = LstmWeights::init(cfg.shape(), 5, 1.0);
         let mut ws = Workspace::new(&cfg, &batch);
@@ -674,6 +868,7 @@ mod tests {
                 &weights,
                 u,
                 u + 1 == cfg.steps / cfg.unroll,
+                imitating,
                 &batch,
                 &mut ws,
             );
@@ -686,7 +881,7 @@ mod tests {
                     let mut w = weights.clone();
                     w.as_mut_slice()[k] += delta;
                     let mut probe = start.clone();
-                    mean(run_unroll(&cfg, &w, u, false, &batch, &mut probe))
+                    mean(run_unroll(&cfg, &w, u, false, imitating, &batch, &mut probe).meta_loss)
                 };
                 numeric[k] += (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
             }
@@ -709,18 +904,28 @@ mod tests {
             );
         }
         eprintln!(
-            "gradient check ({preprocessing}): {n} weights, worst relative error {worst:.2e}"
+            "gradient check ({preprocessing}, {meta_loss} meta-loss, imitating {imitating}): {n} weights, worst relative error {worst:.2e}"
         );
     }
 
     #[test]
     fn bptt_gradient_matches_finite_differences_scaled_input() {
-        check_gradient(Preprocessing::Scale(0.1));
+        check_gradient(Preprocessing::Scale(0.1), MetaLoss::Sum, false);
     }
 
     #[test]
     fn bptt_gradient_matches_finite_differences_log_sign_input() {
-        check_gradient(Preprocessing::LogSign { p: 10.0 });
+        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, false);
+    }
+
+    #[test]
+    fn bptt_gradient_matches_finite_differences_log_meta_loss() {
+        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Log, false);
+    }
+
+    #[test]
+    fn bptt_gradient_matches_finite_differences_imitating_nag() {
+        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, true);
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Baseline {
 }
 
 /// A baseline with its per-coordinate state.
+#[derive(Clone)]
 pub struct BaselineRule {
     kind: Baseline,
     lr: f32,
@@ -83,6 +84,15 @@ pub struct BaselineRule {
     /// Adam: second moment v.
     second: Vec<f32>,
     t: i32,
+}
+
+impl BaselineRule {
+    /// Back to the state before the first step, for a new trajectory.
+    pub fn reset(&mut self) {
+        self.first.fill(0.0);
+        self.second.fill(0.0);
+        self.t = 0;
+    }
 }
 
 impl UpdateRule for BaselineRule {
