@@ -6,7 +6,7 @@ use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
 use l2l::learned::LearnedOptimizer;
 use l2l::lstm::LstmWeights;
-use l2l::meta_training::{MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
+use l2l::meta_training::{MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
 use l2l::optimizers::{Baseline, OptimizerChoice};
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
@@ -104,6 +104,7 @@ fn config(batch: usize) -> MetaTrainConfig {
         curriculum: None,
         meta_loss: MetaLoss::Sum,
         imitation: None,
+        meta_gradient: MetaGradient::Bptt,
         validation_steps: 100,
         epochs: u64::MAX,
         eval_every: 1,

@@ -70,7 +70,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     for arg in &args.optimizers {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
     }
-    l2l::cli::label_learned_by_file(&mut choices, &args.optimizers);
+    l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
     match Spec::load(&args.spec, args.data.as_deref())? {
         Spec::Quadratic(set) => evaluate_on(&args, choices, &set),
         Spec::Mlp(set) => evaluate_on(&args, choices, &set),

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use l2l::meta_training::{
-    resume_path, train, Imitation, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+    resume_path, train, EsScope, Imitation, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
 };
 use l2l::evaluation;
 use l2l::learned::LearnedOptimizer;
@@ -76,6 +76,21 @@ struct Args {
     /// Adam learning rate on the LSTM weights while imitating (--meta-lr applies after).
     #[arg(long = "imitation-meta-lr", default_value_t = 0.001)]
     imitation_meta_lr: f64,
+    /// How the meta-gradient is estimated: `bptt` is the paper's truncated BPTT without second
+    /// derivatives; `es` is antithetic evolution strategies over whole --steps trajectories
+    /// (forward runs only, unbiased, curvature included), best for refining a trained
+    /// optimizer (with --init or after --imitate).
+    #[arg(long = "meta-gradient", value_enum, default_value_t = Estimator::Bptt)]
+    meta_gradient: Estimator,
+    /// ES: antithetic pairs of perturbations per epoch.
+    #[arg(long = "es-pairs", default_value_t = 8)]
+    es_pairs: usize,
+    /// ES: standard deviation of the perturbations of the LSTM weights.
+    #[arg(long = "es-sigma", default_value_t = 0.01)]
+    es_sigma: f32,
+    /// ES: perturb only the output layer (`output`) or every weight (`all`).
+    #[arg(long = "es-scope", value_enum, default_value_t = Scope::Output)]
+    es_scope: Scope,
     /// Steps of the validation runs that select the checkpoint (default: --steps).
     #[arg(long = "validation-steps")]
     validation_steps: Option<usize>,
@@ -123,6 +138,18 @@ struct Args {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Estimator {
+    Bptt,
+    Es,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scope {
+    Output,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Objective {
     Sum,
     Log,
@@ -167,6 +194,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         curriculum: args.curriculum,
         // Set once the teacher's learning rate is known (it may be tuned on --validation).
         imitation: None,
+        meta_gradient: match args.meta_gradient {
+            Estimator::Bptt => MetaGradient::Bptt,
+            Estimator::Es => MetaGradient::Es {
+                pairs: args.es_pairs,
+                sigma: args.es_sigma,
+                scope: match args.es_scope {
+                    Scope::Output => EsScope::Output,
+                    Scope::All => EsScope::All,
+                },
+            },
+        },
         meta_loss: match args.meta_loss {
             Objective::Sum => MetaLoss::Sum,
             Objective::Log => MetaLoss::Log,

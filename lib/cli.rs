@@ -73,8 +73,27 @@ pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerC
 }
 
 /// Several learned optimizers in one trajectory file are told apart by their checkpoints' file
-/// stems (`lstm:base`, `lstm:long`); a single one is plain `lstm`.
-pub fn label_learned_by_file(choices: &mut [(OptimizerChoice, bool)], args: &[String]) {
+/// stems (`lstm:base`, `lstm:long`); a single one is plain `lstm`. Two optimizers with one
+/// label could not be told apart in the trajectory, so that is an error.
+pub fn label_learned_by_file(
+    choices: &mut [(OptimizerChoice, bool)],
+    args: &[String],
+) -> Result<()> {
+    name_learned_by_file(choices, args);
+    let mut seen = std::collections::HashSet::new();
+    for (choice, _) in choices.iter() {
+        let label = choice.label();
+        if !seen.insert(label.clone()) {
+            return Err(Error::Config(format!(
+                "two optimizers would both be labelled '{label}' in the trajectory; \
+                 give each baseline once and checkpoints distinct file names"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn name_learned_by_file(choices: &mut [(OptimizerChoice, bool)], args: &[String]) {
     let learned = choices
         .iter()
         .filter(|(c, _)| matches!(c, OptimizerChoice::Learned { .. }))

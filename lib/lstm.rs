@@ -60,6 +60,11 @@ impl LstmShape {
     pub fn num_params(&self) -> usize {
         self.layout().len
     }
+    /// Where the output layer (its weights, then its bias) sits in the flat parameters.
+    pub fn output_layer(&self) -> std::ops::Range<usize> {
+        let l = self.layout();
+        l.w_out..l.len
+    }
     /// Multiply-adds of one forward step for one coordinate, counted as 2 FLOPs each, plus the
     /// element-wise gate work (about 12 FLOPs per hidden unit and layer, transcendental counted
     /// as one). Used only to report achieved GFLOP/s.

@@ -14,7 +14,8 @@
 //! executor that runs epochs, validation, checkpoints and progress.
 
 use crate::error::{config_error, Error, Result};
-use crate::evaluation::{self, SHARD_ROWS};
+use crate::evaluation::{self, Curves, SHARD_ROWS};
+use crate::rng::{streams, Rng};
 use crate::io::{write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::lstm::{BlockedTape, LstmShape, LstmWeights};
@@ -77,6 +78,39 @@ pub struct Imitation {
     pub meta_lr: f64,
 }
 
+/// How the meta-gradient dL/dφ is estimated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MetaGradient {
+    /// Truncated BPTT under the paper's assumption that optimizee gradients do not depend on
+    /// φ (no second derivatives, METHOD.md): cheap, but blind to how a step changes the
+    /// gradients after it, e.g. to overshooting.
+    Bptt,
+    /// Antithetic evolution strategies over whole trajectories (Salimans et al. 2017; used for
+    /// learned optimizers by Metz et al., ICML 2019): (1/2σK) Σ_k [L(φ + σε_k) − L(φ − σε_k)] ε_k
+    /// with ε_k ~ N(0, I) on the weights of `scope`, both signs of a pair run on the same
+    /// problems and minibatches. Unbiased for the smoothed meta-loss of the untruncated
+    /// trajectory, second-order effects included; it needs only forward runs.
+    Es { pairs: usize, sigma: f32, scope: EsScope },
+}
+
+/// Which LSTM weights evolution strategies perturbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EsScope {
+    /// The linear output layer only (hidden + 1 weights): few directions, so few pairs give a
+    /// usable estimate; suited to refining a trained optimizer.
+    Output,
+    All,
+}
+
+impl std::fmt::Display for EsScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EsScope::Output => "output",
+            EsScope::All => "all",
+        })
+    }
+}
+
 /// Hyperparameters of a meta-training run, validated before any work starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetaTrainConfig {
@@ -103,6 +137,8 @@ pub struct MetaTrainConfig {
     pub meta_loss: MetaLoss,
     /// Imitate a hand-designed optimizer for the first epochs.
     pub imitation: Option<Imitation>,
+    /// How the meta-loss's gradient is estimated (after any imitation, which uses BPTT).
+    pub meta_gradient: MetaGradient,
     /// Steps of the validation runs whose final loss selects the checkpoint (usually `steps`).
     pub validation_steps: usize,
     pub epochs: u64,
@@ -167,6 +203,14 @@ impl MetaTrainConfig {
                 ));
             }
         }
+        if let MetaGradient::Es { pairs, sigma, .. } = self.meta_gradient {
+            if pairs == 0 {
+                return config_error("--es-pairs must be at least 1");
+            }
+            if !(sigma.is_finite() && sigma > 0.0) {
+                return config_error(format!("--es-sigma must be positive, got {sigma}"));
+            }
+        }
         if self.validation_steps == 0 {
             return config_error("--validation-steps must be at least 1");
         }
@@ -196,11 +240,19 @@ impl MetaTrainConfig {
         }
     }
 
+    /// Optimizee steps run in epoch `epoch` (validation runs not counted).
+    pub fn optimizee_steps_at(&self, epoch: u64) -> usize {
+        match (self.meta_gradient, self.imitating_at(epoch)) {
+            (MetaGradient::Es { pairs, .. }, None) => 2 * pairs * self.batch * self.steps,
+            _ => self.batch * self.unrolls_at(epoch) * self.unroll,
+        }
+    }
+
     /// Everything that must match for a run to resume another (all but the epoch budget).
     fn fingerprint(&self, source: &str) -> String {
         format!(
             "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
-             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} meta_loss={} imitation={:?} validation_steps={} eval_every={} seed={} \
+             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} meta_loss={} imitation={:?} meta_gradient={:?} validation_steps={} eval_every={} seed={} \
              source={source}",
             self.hidden,
             self.preprocessing,
@@ -215,6 +267,7 @@ impl MetaTrainConfig {
             self.curriculum,
             self.meta_loss,
             self.imitation,
+            self.meta_gradient,
             self.validation_steps,
             self.eval_every,
             self.seed
@@ -406,6 +459,12 @@ impl MetaTrainer {
             self.adam_v.fill(0.0);
             self.adam_t = 0;
         }
+        if let (MetaGradient::Es { pairs, sigma, scope }, None) = (
+            self.config.meta_gradient,
+            self.config.imitating_at(self.epoch),
+        ) {
+            return self.es_epoch(batch, pairs, sigma, scope);
+        }
         let unrolls = self.config.unrolls_at(self.epoch);
         let count = batch.count() as f64;
         start_trajectories(batch, ws);
@@ -441,6 +500,111 @@ impl MetaTrainer {
         report.final_loss = ws.shards.iter().map(|s| s.final_losses).sum::<f64>() / count;
         self.epoch += 1;
         report
+    }
+
+    /// One epoch of [`MetaGradient::Es`]: the estimate from [`MetaTrainer::es_estimate`],
+    /// then one Adam step on φ (none if a perturbed run diverged).
+    fn es_epoch<P: ProblemSet>(
+        &mut self,
+        batch: &P,
+        pairs: usize,
+        sigma: f32,
+        scope: EsScope,
+    ) -> EpochReport {
+        let (grad, report) = self.es_estimate(batch, pairs, sigma, scope);
+        match grad {
+            Some(g) => self.adam_step(&g),
+            None => self.skipped_unrolls += report.skipped_unrolls,
+        }
+        self.epoch += 1;
+        report
+    }
+
+    /// The evolution-strategies estimate of dL/dφ on `batch` (see [`MetaGradient::Es`]):
+    /// every perturbed optimizer runs the whole trajectory on every problem, the runs in
+    /// parallel. `None` if a run diverged.
+    fn es_estimate<P: ProblemSet>(
+        &self,
+        batch: &P,
+        pairs: usize,
+        sigma: f32,
+        scope: EsScope,
+    ) -> (Option<LstmWeights>, EpochReport) {
+        let shape = self.config.shape();
+        let span = match scope {
+            EsScope::Output => shape.output_layer(),
+            EsScope::All => 0..shape.num_params(),
+        };
+        let noise: Vec<Vec<f32>> = (0..pairs)
+            .map(|k| {
+                let mut rng = Rng::new(
+                    self.config.seed,
+                    streams::es_perturbation(self.epoch, k as u64),
+                );
+                span.clone().map(|_| rng.normal() as f32).collect()
+            })
+            .collect();
+        let runs: Vec<(f64, Curves)> = (0..2 * pairs)
+            .into_par_iter()
+            .map(|r| {
+                let sign = if r % 2 == 0 { sigma } else { -sigma };
+                let mut optimizer = self.current(f64::NAN);
+                for (w, e) in optimizer.weights.as_mut_slice()[span.clone()]
+                    .iter_mut()
+                    .zip(&noise[r / 2])
+                {
+                    *w += sign * e;
+                }
+                let choice = OptimizerChoice::Learned {
+                    label: "lstm".into(),
+                    optimizer: Arc::new(optimizer),
+                };
+                let curves = evaluation::run(batch, &choice, self.config.steps);
+                (self.trajectory_meta_loss(&curves), curves)
+            })
+            .collect();
+        let runs_count = (2 * pairs) as f64;
+        let mut report = EpochReport {
+            final_loss: runs.iter().map(|(_, c)| c.final_mean()).sum::<f64>() / runs_count,
+            mean_loss: runs
+                .iter()
+                .map(|(_, c)| {
+                    c.losses
+                        .slice(ndarray::s![.., 1..])
+                        .mean()
+                        .unwrap_or(f64::NAN)
+                })
+                .sum::<f64>()
+                / runs_count,
+            skipped_unrolls: 0,
+        };
+        if runs.iter().any(|(j, _)| !j.is_finite()) {
+            report.skipped_unrolls = 1;
+            report.mean_loss = f64::NAN;
+            return (None, report);
+        }
+        let mut grad = LstmWeights::zeros(shape);
+        for (k, eps) in noise.iter().enumerate() {
+            let c = (runs[2 * k].0 - runs[2 * k + 1].0) / (2.0 * sigma as f64 * pairs as f64);
+            for (g, e) in grad.as_mut_slice()[span.clone()].iter_mut().zip(eps) {
+                *g += (c * *e as f64) as f32;
+            }
+        }
+        (Some(grad), report)
+    }
+
+    /// The meta-loss of whole trajectories, per problem and step: the mean over problems of
+    /// (1/T) Σ_{t=1..T} of [`MetaLoss`]'s term of f(θ_t); infinite if any run diverged.
+    fn trajectory_meta_loss(&self, curves: &Curves) -> f64 {
+        let losses = curves.losses.slice(ndarray::s![.., 1..]);
+        if losses.iter().any(|f| !f.is_finite()) {
+            return f64::INFINITY;
+        }
+        losses
+            .iter()
+            .map(|&f| self.config.meta_loss.term_and_weight(f).0)
+            .sum::<f64>()
+            / losses.len() as f64
     }
 
     /// One Adam step on φ with the meta-gradient `grad`, after optional clipping.
@@ -756,10 +920,11 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     let describe = source.describe();
     let resumed_from = (trainer.epoch > 0).then_some(trainer.epoch);
     let start = Instant::now();
-    let first_epoch = trainer.epoch;
+    let mut optimizee_steps = 0.0;
     let mut workspace: Option<Workspace<<Src::Set as ProblemSet>::Scratch>> = None;
     while trainer.epoch < cfg.epochs {
         let batch = source.draw(trainer.epoch, cfg.batch);
+        optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
         let ws = workspace.get_or_insert_with(|| Workspace::new(&cfg, &batch));
         let report = trainer.train_epoch(&batch, ws);
         let epoch = trainer.epoch;
@@ -781,7 +946,6 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             trainer.save_state(&state_path, &describe)?;
         }
         let seconds = start.elapsed().as_secs_f64();
-        let done = (epoch - first_epoch) as f64;
         observe(&Progress {
             epoch,
             epochs: cfg.epochs,
@@ -791,7 +955,7 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             best_epoch: trainer.best.as_ref().map(|b| b.epoch),
             skipped_unrolls: trainer.skipped_unrolls,
             seconds,
-            optimizee_steps_per_second: done * (cfg.batch * cfg.steps) as f64 / seconds.max(1e-9),
+            optimizee_steps_per_second: optimizee_steps / seconds.max(1e-9),
             resumed_from,
         });
     }
@@ -823,6 +987,7 @@ mod tests {
             curriculum: None,
             meta_loss: MetaLoss::Sum,
             imitation: None,
+            meta_gradient: MetaGradient::Bptt,
             validation_steps: 6,
             epochs: 4,
             eval_every: 2,
@@ -926,6 +1091,57 @@ mod tests {
     #[test]
     fn bptt_gradient_matches_finite_differences_imitating_nag() {
         check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, true);
+    }
+
+    /// The evolution-strategies estimate, with many pairs, against central differences of the
+    /// whole-trajectory meta-loss (which, unlike BPTT's, includes second-order effects).
+    #[test]
+    fn es_estimate_matches_finite_differences_of_the_trajectory_meta_loss() {
+        for meta_loss in [MetaLoss::Sum, MetaLoss::Log] {
+            let mut cfg = tiny_config(Preprocessing::Scale(0.1));
+            cfg.meta_loss = meta_loss;
+            let batch = tiny_batch();
+            let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+            // A larger output layer than the initial one, so that the updates matter.
+            let range = cfg.shape().output_layer();
+            for (k, w) in t.weights.as_mut_slice()[range.clone()].iter_mut().enumerate() {
+                *w = 0.5 - 0.3 * k as f32;
+            }
+            let (grad, _) = t.es_estimate(&batch, 4000, 1e-2, EsScope::Output);
+            let grad = grad.expect("no run diverges");
+            let meta_loss_at = |k: usize, delta: f32| {
+                let mut probe = t.current(f64::NAN);
+                probe.weights.as_mut_slice()[k] += delta;
+                let choice = OptimizerChoice::Learned {
+                    label: "lstm".into(),
+                    optimizer: Arc::new(probe),
+                };
+                t.trajectory_meta_loss(&evaluation::run(&batch, &choice, cfg.steps))
+            };
+            let eps = 1e-2f32;
+            let numeric: Vec<f64> = range
+                .clone()
+                .map(|k| (meta_loss_at(k, eps) - meta_loss_at(k, -eps)) / (2.0 * eps as f64))
+                .collect();
+            let analytic: Vec<f64> = grad.as_slice()[range.clone()]
+                .iter()
+                .map(|&g| g as f64)
+                .collect();
+            let norm = numeric.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let err = numeric
+                .iter()
+                .zip(&analytic)
+                .map(|(n, a)| (n - a).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(norm > 1e-3, "{meta_loss}: the gradient is vanishingly small");
+            assert!(
+                err < 0.1 * norm,
+                "{meta_loss}: ES {analytic:?} vs finite differences {numeric:?}"
+            );
+            // Only the output layer is perturbed.
+            assert!(grad.as_slice()[..range.start].iter().all(|&g| g == 0.0));
+        }
     }
 
     #[test]

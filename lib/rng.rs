@@ -96,6 +96,10 @@ pub mod streams {
     }
     /// Weight initialisation of a learned optimizer.
     pub const LSTM_INIT: u64 = 1 << 61;
+    /// Perturbation `pair` of the evolution-strategies meta-gradient of epoch `epoch`.
+    pub fn es_perturbation(epoch: u64, pair: u64) -> u64 {
+        (1 << 60) | (epoch << 24) | pair
+    }
 }
 
 #[cfg(test)]

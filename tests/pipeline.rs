@@ -367,6 +367,16 @@ fn bad_inputs_fail_cleanly() {
     // An unknown optimizer, and zero steps.
     eval("test.npz", "lbfgs", "5", "unknown optimizer 'lbfgs'");
     eval("test.npz", "sgd", "0", "--steps must be at least 1");
+    // Two optimizers that the trajectory could not tell apart.
+    eval("test.npz", "sgd,sgd=0.1", "5", "both be labelled 'sgd'");
+    std::fs::create_dir_all(d.path("other")).unwrap();
+    std::fs::copy(d.path("opt.npz"), d.path("other/opt.npz")).unwrap();
+    eval(
+        "test.npz",
+        "lstm:opt.npz,lstm:other/opt.npz",
+        "5",
+        "both be labelled 'lstm:opt'",
+    );
     // meta-train and sample-optimizee refuse bad input the same way.
     d.fails(
         "meta-train",
@@ -390,6 +400,24 @@ fn bad_inputs_fail_cleanly() {
         "multiple of --unroll",
     );
     d.fails(
+        "meta-train",
+        &["--train", "train.npz", "--imitate", "lbfgs=1", "-o", "m.npz"],
+        "m.npz",
+        "--imitate takes NAME or NAME=LR",
+    );
+    d.fails(
+        "meta-train",
+        &["--train", "train.npz", "--imitate", "nag", "-o", "m.npz"],
+        "m.npz",
+        "give --validation or NAME=LR",
+    );
+    d.fails(
+        "meta-train",
+        &["--train", "train.npz", "--init", "text.npz", "-o", "m.npz"],
+        "m.npz",
+        "starting checkpoint",
+    );
+    d.fails(
         "sample-optimizee",
         &["quadratic", "--count", "0", "--seed", "1", "-o", "s.npz"],
         "s.npz",
@@ -401,6 +429,69 @@ fn bad_inputs_fail_cleanly() {
         "f.png",
         "parquet",
     );
+}
+
+/// Imitation with a tuned teacher, then the log meta-loss, then training continued from the
+/// result with --init: each step runs, says what it chose, and writes a usable checkpoint.
+#[test]
+fn imitation_and_continued_training_run() {
+    let d = Dir::new();
+    specs(&d);
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--validation",
+        "val.npz",
+        "--imitate",
+        "nag",
+        "--imitation-epochs",
+        "2",
+        "--meta-loss",
+        "log",
+        "-o",
+        "imitated.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    let log = d.ok("meta-train", &args);
+    assert!(log.contains("imitating nag with lr"), "{log}");
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--validation",
+        "val.npz",
+        "--init",
+        "imitated.npz",
+        "-o",
+        "continued.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    d.ok("meta-train", &args);
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "6",
+            "-O",
+            "lstm:imitated.npz,lstm:continued.npz",
+            "-o",
+            "both.parquet",
+        ],
+    );
+    // A checkpoint of another architecture cannot be the start.
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--init",
+        "imitated.npz",
+        "--hidden",
+        "7",
+        "-o",
+        "wrong.npz",
+    ];
+    args.extend_from_slice(&TINY_TRAIN[..TINY_TRAIN.len() - 2]);
+    d.fails("meta-train", &args, "wrong.npz", "pass the checkpoint's settings");
 }
 
 #[test]
