@@ -121,6 +121,13 @@ struct Args {
     /// Seed of the weight initialisation and, for a pool spec, of its minibatches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Instead of training: on the first N training batches, compare the BPTT meta-gradient
+    /// (with these settings' --unroll and --meta-loss) with the true gradient of the
+    /// whole-trajectory meta-loss, by central differences over the output layer, at the
+    /// starting weights (--init, or a fresh initialisation); prints the cosine of each and
+    /// writes nothing.
+    #[arg(long = "check-meta-gradient", value_name = "N")]
+    check_meta_gradient: Option<u64>,
     /// Start from the weights of this checkpoint instead of a fresh initialisation (its
     /// architecture, --preprocessing, --p and --output-scale must be given to match). Only
     /// used when a run starts; a resumed run continues from its own state.
@@ -274,6 +281,18 @@ where
         });
         config.validate()?;
     }
+    if let Some(batches) = args.check_meta_gradient {
+        let trainer = match &args.init {
+            Some(init) => MetaTrainer::starting_from(
+                config.clone(),
+                &LearnedOptimizer::load(init).with_context(|| {
+                    format!("reading the starting checkpoint {}", init.display())
+                })?,
+            )?,
+            None => MetaTrainer::new(config.clone())?,
+        };
+        return check_meta_gradient(&trainer, &source, batches);
+    }
     let state = resume_path(&args.output);
     let trainer = if state.exists() && !args.restart {
         let t = MetaTrainer::resume(config.clone(), &state, &source.describe())
@@ -333,6 +352,32 @@ where
         args.output.display(),
         best.epoch,
         best.validation_loss
+    );
+    Ok(())
+}
+
+/// Prints how well BPTT's meta-gradient agrees with the true one on `batches` batches.
+fn check_meta_gradient<S: TrainingSource>(
+    trainer: &MetaTrainer,
+    source: &S,
+    batches: u64,
+) -> anyhow::Result<()> {
+    let cfg = &trainer.config;
+    let mut cosines = Vec::new();
+    for epoch in 0..batches {
+        let batch = source.draw(epoch, cfg.batch);
+        let a = trainer.meta_gradient_agreement(&batch, 1e-3);
+        eprintln!(
+            "batch {epoch}: cosine(BPTT, true) {:>7.3}  |BPTT| / |true| {:.3}",
+            a.cosine(),
+            a.norm_ratio()
+        );
+        cosines.push(a.cosine());
+    }
+    let mean = cosines.iter().sum::<f64>() / cosines.len().max(1) as f64;
+    println!(
+        "mean cosine between the BPTT meta-gradient (unrolls of {}, {} meta-loss) and the true one over the output layer, {} batches: {mean:.3}",
+        cfg.unroll, cfg.meta_loss, batches
     );
     Ok(())
 }

@@ -360,6 +360,28 @@ impl<S: Send> Workspace<S> {
     }
 }
 
+/// The paper's meta-gradient and the true one, over the same weights.
+#[derive(Clone, Debug)]
+pub struct GradientAgreement {
+    pub bptt: Vec<f64>,
+    pub true_gradient: Vec<f64>,
+}
+
+impl GradientAgreement {
+    /// Cosine of the angle between the two: 1 when BPTT points the true way, negative when
+    /// following it makes the meta-loss worse.
+    pub fn cosine(&self) -> f64 {
+        let dot: f64 = self.bptt.iter().zip(&self.true_gradient).map(|(a, b)| a * b).sum();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        dot / (norm(&self.bptt) * norm(&self.true_gradient)).max(f64::MIN_POSITIVE)
+    }
+    /// ‖BPTT‖ / ‖true‖.
+    pub fn norm_ratio(&self) -> f64 {
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        norm(&self.bptt) / norm(&self.true_gradient).max(f64::MIN_POSITIVE)
+    }
+}
+
 /// What one epoch did.
 #[derive(Clone, Debug, Default)]
 pub struct EpochReport {
@@ -500,6 +522,43 @@ impl MetaTrainer {
         report.final_loss = ws.shards.iter().map(|s| s.final_losses).sum::<f64>() / count;
         self.epoch += 1;
         report
+    }
+
+    /// How well the truncated-BPTT meta-gradient (the paper's, without second derivatives)
+    /// agrees with the true gradient of the whole-trajectory meta-loss on `batch`, over the
+    /// output layer's weights: returns both, the true one by central differences of
+    /// [`MetaTrainer::trajectory_meta_loss`] with step `eps`. The BPTT gradient is the sum
+    /// over the trajectory's unrolls, which is what one epoch of training follows, and it is
+    /// rescaled to the trajectory meta-loss's per-step mean. Weights are left unchanged.
+    pub fn meta_gradient_agreement<P: ProblemSet>(&self, batch: &P, eps: f32) -> GradientAgreement {
+        let cfg = &self.config;
+        let range = cfg.shape().output_layer();
+        let mut ws = Workspace::new(cfg, batch);
+        start_trajectories(batch, &mut ws);
+        let mut bptt = vec![0.0f64; range.len()];
+        for u in 0..cfg.steps / cfg.unroll {
+            run_unroll(cfg, &self.weights, u, false, false, batch, &mut ws);
+            for (b, g) in bptt.iter_mut().zip(&ws.total.as_slice()[range.clone()]) {
+                *b += *g as f64 / cfg.steps as f64;
+            }
+        }
+        let meta_loss_at = |k: usize, delta: f32| {
+            let mut probe = self.current(f64::NAN);
+            probe.weights.as_mut_slice()[k] += delta;
+            let choice = OptimizerChoice::Learned {
+                label: "lstm".into(),
+                optimizer: Arc::new(probe),
+            };
+            self.trajectory_meta_loss(&evaluation::run(batch, &choice, cfg.steps))
+        };
+        let true_gradient: Vec<f64> = range
+            .into_par_iter()
+            .map(|k| (meta_loss_at(k, eps) - meta_loss_at(k, -eps)) / (2.0 * eps as f64))
+            .collect();
+        GradientAgreement {
+            bptt,
+            true_gradient,
+        }
     }
 
     /// One epoch of [`MetaGradient::Es`]: the estimate from [`MetaTrainer::es_estimate`],
@@ -1142,6 +1201,64 @@ mod tests {
             // Only the output layer is perturbed.
             assert!(grad.as_slice()[..range.start].iter().all(|&g| g == 0.0));
         }
+    }
+
+    /// f(θ) = 5 + Σ_i slope_i θ_i: its gradient does not depend on θ.
+    struct Linear {
+        slope: Vec<f32>,
+        count: usize,
+    }
+
+    impl ProblemSet for Linear {
+        type Scratch = ();
+        fn count(&self) -> usize {
+            self.count
+        }
+        fn dim(&self) -> usize {
+            self.slope.len()
+        }
+        fn scratch(&self) {}
+        fn initial_point(&self, problem: usize, theta: &mut [f32]) {
+            theta.fill(problem as f32 * 0.1);
+        }
+        fn loss_and_gradient(
+            &self,
+            _problem: usize,
+            _step: usize,
+            theta: &[f32],
+            grad: &mut [f32],
+            _scratch: &mut (),
+        ) -> f64 {
+            grad.copy_from_slice(&self.slope);
+            5.0 + theta
+                .iter()
+                .zip(&self.slope)
+                .map(|(x, c)| (x * c) as f64)
+                .sum::<f64>()
+        }
+    }
+
+    /// On a problem whose gradient does not depend on θ the paper's assumption is exact, so
+    /// the BPTT side and the finite-difference side of the agreement check must coincide.
+    #[test]
+    fn meta_gradient_agreement_is_exact_where_gradients_do_not_depend_on_theta() {
+        let mut cfg = tiny_config(Preprocessing::Scale(0.1));
+        cfg.unroll = cfg.steps;
+        let t = {
+            let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+            let range = cfg.shape().output_layer();
+            for (k, w) in t.weights.as_mut_slice()[range].iter_mut().enumerate() {
+                *w = 0.4 - 0.25 * k as f32;
+            }
+            t
+        };
+        let linear = Linear {
+            slope: vec![0.3, -0.7],
+            count: 3,
+        };
+        let a = t.meta_gradient_agreement(&linear, 1e-2);
+        assert!(a.cosine() > 0.999, "cosine {} for {a:?}", a.cosine());
+        assert!((a.norm_ratio() - 1.0).abs() < 1e-2, "ratio {}", a.norm_ratio());
     }
 
     #[test]
