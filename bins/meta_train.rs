@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use l2l::meta_training::{
-    resume_path, train, EsScope, Imitation, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+    resume_path, train, EsScope, GradientAgreement, Imitation, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
 };
 use l2l::evaluation;
 use l2l::learned::LearnedOptimizer;
@@ -364,9 +364,14 @@ fn check_meta_gradient<S: TrainingSource>(
 ) -> anyhow::Result<()> {
     let cfg = &trainer.config;
     let mut cosines = Vec::new();
+    let mut summed: Option<GradientAgreement> = None;
     for epoch in 0..batches {
         let batch = source.draw(epoch, cfg.batch);
         let a = trainer.meta_gradient_agreement(&batch, 1e-3);
+        summed = Some(match summed {
+            None => a.clone(),
+            Some(s) => s.plus(&a),
+        });
         eprintln!(
             "batch {epoch}: cosine(BPTT, true) {:>7.3}  |BPTT| / |true| {:.3}",
             a.cosine(),
@@ -379,6 +384,12 @@ fn check_meta_gradient<S: TrainingSource>(
         "mean cosine between the BPTT meta-gradient (unrolls of {}, {} meta-loss) and the true one over the output layer, {} batches: {mean:.3}",
         cfg.unroll, cfg.meta_loss, batches
     );
+    if let Some(s) = summed {
+        println!(
+            "cosine between the two summed over the {batches} batches (the direction training follows on average): {:.3}",
+            s.cosine()
+        );
+    }
     Ok(())
 }
 

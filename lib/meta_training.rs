@@ -375,6 +375,14 @@ impl GradientAgreement {
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         dot / (norm(&self.bptt) * norm(&self.true_gradient)).max(f64::MIN_POSITIVE)
     }
+    /// Both gradients summed with `other`'s (e.g. over training runs).
+    pub fn plus(&self, other: &GradientAgreement) -> GradientAgreement {
+        let add = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect();
+        GradientAgreement {
+            bptt: add(&self.bptt, &other.bptt),
+            true_gradient: add(&self.true_gradient, &other.true_gradient),
+        }
+    }
     /// ‖BPTT‖ / ‖true‖.
     pub fn norm_ratio(&self) -> f64 {
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
