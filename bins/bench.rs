@@ -6,7 +6,9 @@ use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
 use l2l::learned::LearnedOptimizer;
 use l2l::lstm::LstmWeights;
-use l2l::meta_training::{MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace};
+use l2l::meta_training::{
+    MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace,
+};
 use l2l::optimizers::{Baseline, OptimizerChoice};
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};

@@ -2,11 +2,12 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use l2l::meta_training::{
-    resume_path, train, EsScope, GradientAgreement, Imitation, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
-};
 use l2l::evaluation;
 use l2l::learned::LearnedOptimizer;
+use l2l::meta_training::{
+    resume_path, train, EsScope, GradientAgreement, Imitation, MetaGradient, MetaLoss,
+    MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+};
 use l2l::optimizers::Baseline;
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::MlpSource;
@@ -232,9 +233,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     match Spec::load(&args.train, args.data.as_deref())? {
-        Spec::Quadratic(set) => {
-            train_with(&args, config, teacher, QuadraticSource::from_spec(set, args.seed))
-        }
+        Spec::Quadratic(set) => train_with(
+            &args,
+            config,
+            teacher,
+            QuadraticSource::from_spec(set, args.seed),
+        ),
         Spec::Mlp(like) => train_with(&args, config, teacher, MlpSource { like }),
     }
 }
@@ -282,16 +286,7 @@ where
         config.validate()?;
     }
     if let Some(batches) = args.check_meta_gradient {
-        let trainer = match &args.init {
-            Some(init) => MetaTrainer::starting_from(
-                config.clone(),
-                &LearnedOptimizer::load(init).with_context(|| {
-                    format!("reading the starting checkpoint {}", init.display())
-                })?,
-            )?,
-            None => MetaTrainer::new(config.clone())?,
-        };
-        return check_meta_gradient(&trainer, &source, batches);
+        return check_meta_gradient(&fresh_trainer(args, config)?, &source, batches);
     }
     let state = resume_path(&args.output);
     let trainer = if state.exists() && !args.restart {
@@ -303,12 +298,8 @@ where
             t.epoch
         );
         t
-    } else if let Some(init) = &args.init {
-        let start = LearnedOptimizer::load(init)
-            .with_context(|| format!("reading the starting checkpoint {}", init.display()))?;
-        MetaTrainer::starting_from(config.clone(), &start)?
     } else {
-        MetaTrainer::new(config.clone())?
+        fresh_trainer(args, config.clone())?
     };
     eprintln!(
         "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} LSTM weights, {} threads",
@@ -354,6 +345,18 @@ where
         best.validation_loss
     );
     Ok(())
+}
+
+/// A run at its first epoch: from --init's weights, or a fresh initialisation.
+fn fresh_trainer(args: &Args, config: MetaTrainConfig) -> anyhow::Result<MetaTrainer> {
+    Ok(match &args.init {
+        Some(init) => {
+            let start = LearnedOptimizer::load(init)
+                .with_context(|| format!("reading the starting checkpoint {}", init.display()))?;
+            MetaTrainer::starting_from(config, &start)?
+        }
+        None => MetaTrainer::new(config)?,
+    })
 }
 
 /// Prints how well BPTT's meta-gradient agrees with the true one on `batches` batches.

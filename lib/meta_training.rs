@@ -15,13 +15,13 @@
 
 use crate::error::{config_error, Error, Result};
 use crate::evaluation::{self, Curves, SHARD_ROWS};
-use crate::rng::{streams, Rng};
 use crate::io::{write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::lstm::{BlockedTape, LstmShape, LstmWeights};
 use crate::optimizers::{Baseline, BaselineRule, OptimizerChoice, UpdateRule};
 use crate::preprocessing::Preprocessing;
 use crate::problems::{shard_ranges, ProblemSet};
+use crate::rng::{streams, Rng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,7 +90,11 @@ pub enum MetaGradient {
     /// with ε_k ~ N(0, I) on the weights of `scope`, both signs of a pair run on the same
     /// problems and minibatches. Unbiased for the smoothed meta-loss of the untruncated
     /// trajectory, second-order effects included; it needs only forward runs.
-    Es { pairs: usize, sigma: f32, scope: EsScope },
+    Es {
+        pairs: usize,
+        sigma: f32,
+        scope: EsScope,
+    },
 }
 
 /// Which LSTM weights evolution strategies perturbs.
@@ -371,7 +375,12 @@ impl GradientAgreement {
     /// Cosine of the angle between the two: 1 when BPTT points the true way, negative when
     /// following it makes the meta-loss worse.
     pub fn cosine(&self) -> f64 {
-        let dot: f64 = self.bptt.iter().zip(&self.true_gradient).map(|(a, b)| a * b).sum();
+        let dot: f64 = self
+            .bptt
+            .iter()
+            .zip(&self.true_gradient)
+            .map(|(a, b)| a * b)
+            .sum();
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         dot / (norm(&self.bptt) * norm(&self.true_gradient)).max(f64::MIN_POSITIVE)
     }
@@ -489,7 +498,14 @@ impl MetaTrainer {
             self.adam_v.fill(0.0);
             self.adam_t = 0;
         }
-        if let (MetaGradient::Es { pairs, sigma, scope }, None) = (
+        if let (
+            MetaGradient::Es {
+                pairs,
+                sigma,
+                scope,
+            },
+            None,
+        ) = (
             self.config.meta_gradient,
             self.config.imitating_at(self.epoch),
         ) {
@@ -550,18 +566,12 @@ impl MetaTrainer {
                 *b += *g as f64 / cfg.steps as f64;
             }
         }
-        let meta_loss_at = |k: usize, delta: f32| {
-            let mut probe = self.current(f64::NAN);
-            probe.weights.as_mut_slice()[k] += delta;
-            let choice = OptimizerChoice::Learned {
-                label: "lstm".into(),
-                optimizer: Arc::new(probe),
-            };
-            self.trajectory_meta_loss(&evaluation::run(batch, &choice, cfg.steps))
-        };
         let true_gradient: Vec<f64> = range
             .into_par_iter()
-            .map(|k| (meta_loss_at(k, eps) - meta_loss_at(k, -eps)) / (2.0 * eps as f64))
+            .map(|k| {
+                (self.meta_loss_moving(batch, k, eps) - self.meta_loss_moving(batch, k, -eps))
+                    / (2.0 * eps as f64)
+            })
             .collect();
         GradientAgreement {
             bptt,
@@ -615,18 +625,11 @@ impl MetaTrainer {
             .into_par_iter()
             .map(|r| {
                 let sign = if r % 2 == 0 { sigma } else { -sigma };
-                let mut optimizer = self.current(f64::NAN);
-                for (w, e) in optimizer.weights.as_mut_slice()[span.clone()]
-                    .iter_mut()
-                    .zip(&noise[r / 2])
-                {
-                    *w += sign * e;
-                }
-                let choice = OptimizerChoice::Learned {
-                    label: "lstm".into(),
-                    optimizer: Arc::new(optimizer),
-                };
-                let curves = evaluation::run(batch, &choice, self.config.steps);
+                let curves = self.run_with(batch, self.config.steps, |weights| {
+                    for (w, e) in weights[span.clone()].iter_mut().zip(&noise[r / 2]) {
+                        *w += sign * e;
+                    }
+                });
                 (self.trajectory_meta_loss(&curves), curves)
             })
             .collect();
@@ -713,11 +716,29 @@ impl MetaTrainer {
 
     /// The mean final loss of the current weights on `validation`, over the training horizon.
     pub fn validate<P: ProblemSet>(&self, validation: &P) -> f64 {
+        self.run_with(validation, self.config.validation_steps, |_| ())
+            .final_mean()
+    }
+
+    /// The curves of the current weights, changed by `perturb`, run for `steps` on `set`.
+    fn run_with<P: ProblemSet>(
+        &self,
+        set: &P,
+        steps: usize,
+        perturb: impl FnOnce(&mut [f32]),
+    ) -> Curves {
+        let mut optimizer = self.current(f64::NAN);
+        perturb(optimizer.weights.as_mut_slice());
         let choice = OptimizerChoice::Learned {
             label: "lstm".into(),
-            optimizer: Arc::new(self.current(f64::NAN)),
+            optimizer: Arc::new(optimizer),
         };
-        evaluation::run(validation, &choice, self.config.validation_steps).final_mean()
+        evaluation::run(set, &choice, steps)
+    }
+
+    /// The whole-trajectory meta-loss on `batch` with weight `k` moved by `delta`.
+    fn meta_loss_moving<P: ProblemSet>(&self, batch: &P, k: usize, delta: f32) -> f64 {
+        self.trajectory_meta_loss(&self.run_with(batch, self.config.steps, |w| w[k] += delta))
     }
 
     /// Writes everything needed to continue this run: current and best weights, the Adam
@@ -1171,20 +1192,15 @@ mod tests {
             let mut t = MetaTrainer::new(cfg.clone()).unwrap();
             // A larger output layer than the initial one, so that the updates matter.
             let range = cfg.shape().output_layer();
-            for (k, w) in t.weights.as_mut_slice()[range.clone()].iter_mut().enumerate() {
+            for (k, w) in t.weights.as_mut_slice()[range.clone()]
+                .iter_mut()
+                .enumerate()
+            {
                 *w = 0.5 - 0.3 * k as f32;
             }
             let (grad, _) = t.es_estimate(&batch, 4000, 1e-2, EsScope::Output);
             let grad = grad.expect("no run diverges");
-            let meta_loss_at = |k: usize, delta: f32| {
-                let mut probe = t.current(f64::NAN);
-                probe.weights.as_mut_slice()[k] += delta;
-                let choice = OptimizerChoice::Learned {
-                    label: "lstm".into(),
-                    optimizer: Arc::new(probe),
-                };
-                t.trajectory_meta_loss(&evaluation::run(&batch, &choice, cfg.steps))
-            };
+            let meta_loss_at = |k: usize, delta: f32| t.meta_loss_moving(&batch, k, delta);
             let eps = 1e-2f32;
             let numeric: Vec<f64> = range
                 .clone()
@@ -1201,7 +1217,10 @@ mod tests {
                 .map(|(n, a)| (n - a).powi(2))
                 .sum::<f64>()
                 .sqrt();
-            assert!(norm > 1e-3, "{meta_loss}: the gradient is vanishingly small");
+            assert!(
+                norm > 1e-3,
+                "{meta_loss}: the gradient is vanishingly small"
+            );
             assert!(
                 err < 0.1 * norm,
                 "{meta_loss}: ES {analytic:?} vs finite differences {numeric:?}"
@@ -1266,7 +1285,11 @@ mod tests {
         };
         let a = t.meta_gradient_agreement(&linear, 1e-2);
         assert!(a.cosine() > 0.999, "cosine {} for {a:?}", a.cosine());
-        assert!((a.norm_ratio() - 1.0).abs() < 1e-2, "ratio {}", a.norm_ratio());
+        assert!(
+            (a.norm_ratio() - 1.0).abs() < 1e-2,
+            "ratio {}",
+            a.norm_ratio()
+        );
     }
 
     #[test]

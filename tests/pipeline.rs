@@ -401,7 +401,14 @@ fn bad_inputs_fail_cleanly() {
     );
     d.fails(
         "meta-train",
-        &["--train", "train.npz", "--imitate", "lbfgs=1", "-o", "m.npz"],
+        &[
+            "--train",
+            "train.npz",
+            "--imitate",
+            "lbfgs=1",
+            "-o",
+            "m.npz",
+        ],
         "m.npz",
         "--imitate takes NAME or NAME=LR",
     );
@@ -491,7 +498,12 @@ fn imitation_and_continued_training_run() {
         "wrong.npz",
     ];
     args.extend_from_slice(&TINY_TRAIN[..TINY_TRAIN.len() - 2]);
-    d.fails("meta-train", &args, "wrong.npz", "pass the checkpoint's settings");
+    d.fails(
+        "meta-train",
+        &args,
+        "wrong.npz",
+        "pass the checkpoint's settings",
+    );
 }
 
 #[test]
