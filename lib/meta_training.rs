@@ -8,7 +8,10 @@
 //!
 //! Each unroll's meta-loss is (1/B) Σ_b Σ_{t=1..T} f_b(θ_t): the losses after each of its T
 //! updates, averaged over the B problems of the epoch (the loss at the unroll's start is a
-//! constant and is left out).
+//! constant and is left out). Beyond the paper: the same with log f ([`MetaLoss::Log`]);
+//! imitation of a hand-designed optimizer before the meta-loss ([`Imitation`]); an unbiased
+//! evolution-strategies estimate instead of BPTT ([`MetaGradient::Es`]); and a check of how
+//! far BPTT's meta-gradient agrees with the true one ([`MetaTrainer::meta_gradient_agreement`]).
 //!
 //! [`MetaTrainer::train_epoch`] is one epoch and holds no loop over epochs; [`train`] is the
 //! executor that runs epochs, validation, checkpoints and progress.
@@ -64,7 +67,7 @@ impl MetaLoss {
     }
 }
 
-/// Off-policy imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020, §3.2): for
+/// Off-policy imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for
 /// the first `epochs` epochs the trajectories follow the teacher, the LSTM is fed the
 /// teacher's gradients, and the meta-loss is the mean squared difference between the LSTM's
 /// update and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖². The usual
