@@ -554,7 +554,7 @@ impl MetaTrainer {
     /// How well the truncated-BPTT meta-gradient (the paper's, without second derivatives)
     /// agrees with the true gradient of the whole-trajectory meta-loss on `batch`, over the
     /// output layer's weights: returns both, the true one by central differences of
-    /// [`MetaTrainer::trajectory_meta_loss`] with step `eps`. The BPTT gradient is the sum
+    /// the whole-trajectory meta-loss with step `eps`. The BPTT gradient is the sum
     /// over the trajectory's unrolls, which is what one epoch of training follows, and it is
     /// rescaled to the trajectory meta-loss's per-step mean. Weights are left unchanged.
     pub fn meta_gradient_agreement<P: ProblemSet>(&self, batch: &P, eps: f32) -> GradientAgreement {
