@@ -1327,6 +1327,36 @@ mod tests {
 
     #[test]
     fn resumed_run_equals_uninterrupted_run() {
+        // The paper's training; imitation that hands over to the meta-loss between the two
+        // halves; and evolution strategies.
+        let plain = MetaTrainConfig {
+            epochs: 6,
+            ..tiny_config(Preprocessing::Scale(0.1))
+        };
+        let imitating = MetaTrainConfig {
+            imitation: Some(Imitation {
+                teacher: Baseline::Nag,
+                lr: 0.05,
+                epochs: 3,
+                meta_lr: 0.01,
+            }),
+            ..plain.clone()
+        };
+        let evolving = MetaTrainConfig {
+            meta_gradient: MetaGradient::Es {
+                pairs: 2,
+                sigma: 0.05,
+                scope: EsScope::All,
+            },
+            ..plain.clone()
+        };
+        for cfg in [imitating, evolving, plain] {
+            check_resume(cfg);
+        }
+    }
+
+    /// Trains `cfg` for its epochs straight, and in two halves with a resume between them.
+    fn check_resume(cfg: MetaTrainConfig) {
         let dir = tempfile::tempdir().unwrap();
         let family = QuadraticFamily {
             dims: 2,
@@ -1335,10 +1365,6 @@ mod tests {
         };
         let source = QuadraticSource::Family { family, seed: 4 };
         let validation = family.sample(99, 4, |i| i);
-        let cfg = MetaTrainConfig {
-            epochs: 6,
-            ..tiny_config(Preprocessing::Scale(0.1))
-        };
         let straight = train(
             MetaTrainer::new(cfg.clone()).unwrap(),
             &source,
@@ -1365,7 +1391,7 @@ mod tests {
             MetaTrainer::resume(cfg.clone(), &resume_path(&out), &source.describe()).unwrap();
         assert_eq!(resumed.epoch, 4);
         let finished = train(resumed, &source, Some(&validation), &out, |_| {}).unwrap();
-        assert_eq!(straight, finished);
+        assert_eq!(straight, finished, "{cfg:?}");
 
         let other = MetaTrainConfig { seed: 12, ..cfg };
         let err = MetaTrainer::resume(other, &resume_path(&out), &source.describe()).unwrap_err();
