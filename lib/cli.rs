@@ -21,10 +21,26 @@ pub fn finish(binary: &str, result: anyhow::Result<()>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("{binary}: error: {e:#}");
+            eprintln!("{binary}: error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: a library error that already
+/// shows its cause (e.g. `path: No such file or directory`) is not followed by it again.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// Sets the number of worker threads (0 = one per core) and keeps BLAS single-threaded.
@@ -130,5 +146,12 @@ mod tests {
         let e = parse_optimizer("lbfgs", None).err().unwrap().to_string();
         assert!(e.contains("unknown optimizer 'lbfgs'"), "{e}");
         assert!(parse_optimizer("sgd=-1", None).is_err());
+    }
+
+    #[test]
+    fn error_line_names_each_cause_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Error::io("data.csv.gz", missing)).context("reading the spec");
+        assert_eq!(error_line(&e), "reading the spec: data.csv.gz: No such file");
     }
 }

@@ -292,6 +292,16 @@ impl MlpSet {
         let path = data_override
             .map(Path::to_path_buf)
             .unwrap_or(recorded_path);
+        if data_override.is_none() && !path.exists() {
+            return Err(bad(
+                npz,
+                format!(
+                    "its dataset {} is missing (a relative path counts from the folder \
+                     sample-optimizee ran in); run from there or pass --data PATH",
+                    path.display()
+                ),
+            ));
+        }
         let data = Dataset::load(&path)?;
         if data.sha256 != sha {
             return Err(bad(
