@@ -6,7 +6,7 @@ use l2l::evaluation;
 use l2l::learned::LearnedOptimizer;
 use l2l::meta_training::{
     resume_path, train, EsScope, GradientAgreement, Imitation, MetaGradient, MetaLoss,
-    MetaTrainConfig, MetaTrainer, Progress, TrainingSource,
+    MetaTrainConfig, MetaTrainer, Progress, Rollout, TrainingSource,
 };
 use l2l::optimizers::Baseline;
 use l2l::preprocessing::Preprocessing;
@@ -67,10 +67,15 @@ struct Args {
     meta_loss: Objective,
     /// Imitate a hand-designed optimizer first (Chen et al., NeurIPS 2020), given as NAME
     /// (its learning rate tuned on --validation over 1e-4 … 10, as `evaluate --tune` does) or
-    /// NAME=LR: for --imitation-epochs epochs the trajectories follow it and the LSTM learns
-    /// to reproduce its updates; then --meta-loss takes over.
+    /// NAME=LR: for --imitation-epochs epochs the LSTM learns to reproduce its updates from
+    /// the same gradients; then --meta-loss takes over.
     #[arg(long)]
     imitate: Option<String>,
+    /// Whose updates the imitation trajectories follow: the `teacher`'s (behaviour cloning),
+    /// or the LSTM's own, `student` (on-policy, as DAgger: the teacher says what it would do
+    /// at the states the LSTM reaches, so the LSTM learns to correct its own drift).
+    #[arg(long = "imitation-rollout", value_enum, default_value_t = RolloutArg::Teacher)]
+    imitation_rollout: RolloutArg,
     /// Epochs of imitation before the meta-loss takes over (with --imitate).
     #[arg(long = "imitation-epochs", default_value_t = 100)]
     imitation_epochs: u64,
@@ -149,6 +154,12 @@ struct Args {
 enum Estimator {
     Bptt,
     Es,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RolloutArg {
+    Teacher,
+    Student,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -282,6 +293,10 @@ where
             lr,
             epochs: args.imitation_epochs,
             meta_lr: args.imitation_meta_lr,
+            rollout: match args.imitation_rollout {
+                RolloutArg::Teacher => Rollout::Teacher,
+                RolloutArg::Student => Rollout::Student,
+            },
         });
         config.validate()?;
     }

@@ -152,6 +152,9 @@ mod tests {
     fn error_line_names_each_cause_once() {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
         let e = anyhow::Error::new(Error::io("data.csv.gz", missing)).context("reading the spec");
-        assert_eq!(error_line(&e), "reading the spec: data.csv.gz: No such file");
+        assert_eq!(
+            error_line(&e),
+            "reading the spec: data.csv.gz: No such file"
+        );
     }
 }

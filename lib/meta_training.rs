@@ -67,11 +67,11 @@ impl MetaLoss {
     }
 }
 
-/// Off-policy imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for
-/// the first `epochs` epochs the trajectories follow the teacher, the LSTM is fed the
-/// teacher's gradients, and the meta-loss is the mean squared difference between the LSTM's
-/// update and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖². The usual
-/// meta-loss then takes over from the weights imitation reached.
+/// Imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for the first
+/// `epochs` epochs the meta-loss is the mean squared difference between the LSTM's update
+/// and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖², where both are fed
+/// the same gradients and the teacher keeps its own state (momentum, mean squares) over
+/// them. The usual meta-loss then takes over from the weights imitation reached.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Imitation {
     pub teacher: Baseline,
@@ -79,6 +79,18 @@ pub struct Imitation {
     pub epochs: u64,
     /// Adam's learning rate on φ while imitating.
     pub meta_lr: f64,
+    pub rollout: Rollout,
+}
+
+/// Whose updates an imitation trajectory follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    /// The teacher's (off-policy, behaviour cloning): the LSTM only ever sees the states the
+    /// teacher visits.
+    Teacher,
+    /// The LSTM's own (on-policy, as DAgger, Ross et al. 2011): the teacher says what it
+    /// would do at the states the LSTM reaches, so the LSTM learns to correct its own drift.
+    Student,
 }
 
 /// How the meta-gradient dL/dφ is estimated.
@@ -867,6 +879,7 @@ fn run_unroll<P: ProblemSet>(
     let count = batch.count();
     assert_eq!(count, cfg.batch, "batch size differs from the workspace's");
     let (scale, pre) = (cfg.output_scale, cfg.preprocessing);
+    let rollout = cfg.imitation.filter(|_| imitating).map(|im| im.rollout);
     let sums: Vec<UnrollSums> = ws
         .shards
         .par_iter_mut()
@@ -875,8 +888,7 @@ fn run_unroll<P: ProblemSet>(
             let local = s.problems.len();
             s.tape.start_unroll();
             let mut sums = UnrollSums::default();
-            // dL/d(output) of each step of an imitation unroll; the trajectory follows the
-            // teacher, whatever the LSTM outputs.
+            // dL/d(output) of each step of an imitation unroll.
             let imitation_scale = 2.0 * scale / (count * dim) as f32;
             for t in 0..t_len {
                 if imitating {
@@ -902,7 +914,9 @@ fn run_unroll<P: ProblemSet>(
                         squares += (r * r) as f64;
                     }
                     sums.meta_loss += squares / dim as f64;
-                    s.theta.copy_from_slice(&s.anchor);
+                    if rollout == Some(Rollout::Teacher) {
+                        s.theta.copy_from_slice(&s.anchor);
+                    }
                 }
                 let step = u * t_len + t + 1;
                 let next = &mut s.grads[(t + 1) * rows..(t + 2) * rows];
@@ -1098,21 +1112,35 @@ mod tests {
     /// The gradient of the whole truncated meta-loss (every unroll of a trajectory, each from
     /// the state the previous one left) for every LSTM weight, against central differences of
     /// each unroll's loss with its starting state held fixed, which is what truncation means.
-    fn check_gradient(preprocessing: Preprocessing, meta_loss: MetaLoss, imitating: bool) {
+    fn check_gradient(
+        preprocessing: Preprocessing,
+        meta_loss: MetaLoss,
+        imitating: Option<Rollout>,
+    ) {
+        check_gradient_on(&tiny_batch(), preprocessing, meta_loss, imitating);
+    }
+
+    fn check_gradient_on<P: ProblemSet>(
+        batch: &P,
+        preprocessing: Preprocessing,
+        meta_loss: MetaLoss,
+        imitating: Option<Rollout>,
+    ) where
+        P::Scratch: Clone,
+    {
         let mut cfg = tiny_config(preprocessing);
         cfg.meta_loss = meta_loss;
-        if imitating {
-            cfg.imitation = Some(Imitation {
-                teacher: Baseline::Nag,
-                lr: 0.05,
-                epochs: 1,
-                meta_lr: 0.01,
-            });
-        }
-        let batch = tiny_batch();
+        cfg.imitation = imitating.map(|rollout| Imitation {
+            teacher: Baseline::Nag,
+            lr: 0.05,
+            epochs: 1,
+            meta_lr: 0.01,
+            rollout,
+        });
+        let imitating = imitating.is_some();
         let weights = LstmWeights::init(cfg.shape(), 5, 1.0);
-        let mut ws = Workspace::new(&cfg, &batch);
-        start_trajectories(&batch, &mut ws);
+        let mut ws = Workspace::new(&cfg, batch);
+        start_trajectories(batch, &mut ws);
         let n = weights.as_slice().len();
         let mut analytic = vec![0.0f64; n];
         let mut numeric = vec![0.0f64; n];
@@ -1125,7 +1153,7 @@ mod tests {
                 u,
                 u + 1 == cfg.steps / cfg.unroll,
                 imitating,
-                &batch,
+                batch,
                 &mut ws,
             );
             let mean = |loss_sum: f64| loss_sum / cfg.batch as f64;
@@ -1137,7 +1165,7 @@ mod tests {
                     let mut w = weights.clone();
                     w.as_mut_slice()[k] += delta;
                     let mut probe = start.clone();
-                    mean(run_unroll(&cfg, &w, u, false, imitating, &batch, &mut probe).meta_loss)
+                    mean(run_unroll(&cfg, &w, u, false, imitating, batch, &mut probe).meta_loss)
                 };
                 numeric[k] += (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
             }
@@ -1166,22 +1194,43 @@ mod tests {
 
     #[test]
     fn bptt_gradient_matches_finite_differences_scaled_input() {
-        check_gradient(Preprocessing::Scale(0.1), MetaLoss::Sum, false);
+        check_gradient(Preprocessing::Scale(0.1), MetaLoss::Sum, None);
     }
 
     #[test]
     fn bptt_gradient_matches_finite_differences_log_sign_input() {
-        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, false);
+        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, None);
     }
 
     #[test]
     fn bptt_gradient_matches_finite_differences_log_meta_loss() {
-        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Log, false);
+        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Log, None);
     }
 
     #[test]
     fn bptt_gradient_matches_finite_differences_imitating_nag() {
-        check_gradient(Preprocessing::LogSign { p: 10.0 }, MetaLoss::Sum, true);
+        check_gradient(
+            Preprocessing::LogSign { p: 10.0 },
+            MetaLoss::Sum,
+            Some(Rollout::Teacher),
+        );
+    }
+
+    /// On-policy, the LSTM's own steps choose where the next gradients are taken, which BPTT
+    /// (the paper's assumption) does not differentiate; on a problem whose gradients do not
+    /// depend on θ the two must agree.
+    #[test]
+    fn bptt_gradient_matches_finite_differences_imitating_on_policy() {
+        let linear = Linear {
+            slope: vec![0.3, -0.7],
+            count: 3,
+        };
+        check_gradient_on(
+            &linear,
+            Preprocessing::LogSign { p: 10.0 },
+            MetaLoss::Sum,
+            Some(Rollout::Student),
+        );
     }
 
     /// The evolution-strategies estimate, with many pairs, against central differences of the
@@ -1233,7 +1282,8 @@ mod tests {
         }
     }
 
-    /// f(θ) = 5 + Σ_i slope_i θ_i: its gradient does not depend on θ.
+    /// f_t(θ) = 5 + Σ_i slope_i (1 + 0.3 t) θ_i: its gradient changes with the step t but does
+    /// not depend on θ.
     struct Linear {
         slope: Vec<f32>,
         count: usize,
@@ -1254,16 +1304,19 @@ mod tests {
         fn loss_and_gradient(
             &self,
             _problem: usize,
-            _step: usize,
+            step: usize,
             theta: &[f32],
             grad: &mut [f32],
             _scratch: &mut (),
         ) -> f64 {
-            grad.copy_from_slice(&self.slope);
+            let growth = 1.0 + 0.3 * step as f32;
+            for (g, c) in grad.iter_mut().zip(&self.slope) {
+                *g = c * growth;
+            }
             5.0 + theta
                 .iter()
-                .zip(&self.slope)
-                .map(|(x, c)| (x * c) as f64)
+                .zip(grad.iter())
+                .map(|(x, g)| (x * g) as f64)
                 .sum::<f64>()
         }
     }
@@ -1339,6 +1392,7 @@ mod tests {
                 lr: 0.05,
                 epochs: 3,
                 meta_lr: 0.01,
+                rollout: Rollout::Student,
             }),
             ..plain.clone()
         };

@@ -438,7 +438,7 @@ fn bad_inputs_fail_cleanly() {
     );
 }
 
-/// Imitation with a tuned teacher, then the log meta-loss, then training continued from the
+/// On-policy imitation with a tuned teacher, then the log meta-loss, then training continued from the
 /// result with --init: each step runs, says what it chose, and writes a usable checkpoint.
 #[test]
 fn imitation_and_continued_training_run() {
@@ -453,6 +453,8 @@ fn imitation_and_continued_training_run() {
         "nag",
         "--imitation-epochs",
         "2",
+        "--imitation-rollout",
+        "student",
         "--meta-loss",
         "log",
         "-o",
