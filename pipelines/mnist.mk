@@ -22,10 +22,10 @@ MNIST_TEST_SEED ?= 13
 MNIST_VALIDATION_RUNS ?= 20
 MNIST_TEST_RUNS ?= 40
 
-# $(call mnist_spec,OUTPUT,SEED,RUNS,FLAGS)
+# $(call mnist_spec,OUTPUT,SEED,RUNS,FLAGS[,DATA]): DATA defaults to MNIST.
 define mnist_spec
 	@mkdir -p $(dir $(1))
-	$(RELEASE)/sample-optimizee mlp --data $(MNIST) --count $(3) --seed $(2) $(4) -o $(1)
+	$(RELEASE)/sample-optimizee mlp --data $(if $(5),$(5),$(MNIST)) --count $(3) --seed $(2) $(4) -o $(1)
 endef
 
 $(M)/train.npz: $(MNIST) $(BUILD) | $(M)/
