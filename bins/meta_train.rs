@@ -83,9 +83,11 @@ struct Args {
     #[arg(long = "imitation-meta-lr", default_value_t = 0.001)]
     imitation_meta_lr: f64,
     /// How the meta-gradient is estimated: `bptt` is the paper's truncated BPTT without second
-    /// derivatives; `es` is antithetic evolution strategies over whole --steps trajectories
-    /// (forward runs only, unbiased, curvature included), best for refining a trained
-    /// optimizer (with --init or after --imitate).
+    /// derivatives; `second-order` is the same BPTT with them, by a Hessian-vector product of
+    /// the optimizee at every step (the exact gradient of the truncated meta-loss, about three
+    /// times the optimizee cost); `es` is antithetic evolution strategies over whole --steps
+    /// trajectories (forward runs only, unbiased, curvature included), best for refining a
+    /// trained optimizer (with --init or after --imitate).
     #[arg(long = "meta-gradient", value_enum, default_value_t = Estimator::Bptt)]
     meta_gradient: Estimator,
     /// ES: antithetic pairs of perturbations per epoch.
@@ -128,7 +130,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Instead of training: on the first N training batches, compare the BPTT meta-gradient
-    /// (with these settings' --unroll and --meta-loss) with the true gradient of the
+    /// (with these settings' --meta-gradient bptt or second-order, --unroll and --meta-loss) with the true gradient of the
     /// whole-trajectory meta-loss, by central differences over the output layer, at the
     /// starting weights (--init, or a fresh initialisation); prints the cosine of each and
     /// writes nothing.
@@ -153,6 +155,7 @@ struct Args {
 #[derive(Clone, Copy, ValueEnum)]
 enum Estimator {
     Bptt,
+    SecondOrder,
     Es,
 }
 
@@ -215,6 +218,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         imitation: None,
         meta_gradient: match args.meta_gradient {
             Estimator::Bptt => MetaGradient::Bptt,
+            Estimator::SecondOrder => MetaGradient::SecondOrder,
             Estimator::Es => MetaGradient::Es {
                 pairs: args.es_pairs,
                 sigma: args.es_sigma,
@@ -381,6 +385,11 @@ fn check_meta_gradient<S: TrainingSource>(
     batches: u64,
 ) -> anyhow::Result<()> {
     let cfg = &trainer.config;
+    let name = if cfg.meta_gradient == MetaGradient::SecondOrder {
+        "second-order BPTT"
+    } else {
+        "BPTT"
+    };
     let mut cosines = Vec::new();
     let mut summed: Option<GradientAgreement> = None;
     for epoch in 0..batches {
@@ -391,7 +400,7 @@ fn check_meta_gradient<S: TrainingSource>(
             Some(s) => s.plus(&a),
         });
         eprintln!(
-            "batch {epoch}: cosine(BPTT, true) {:>7.3}  |BPTT| / |true| {:.3}",
+            "batch {epoch}: cosine({name}, true) {:>7.3}  |{name}| / |true| {:.3}",
             a.cosine(),
             a.norm_ratio()
         );
@@ -399,7 +408,7 @@ fn check_meta_gradient<S: TrainingSource>(
     }
     let mean = cosines.iter().sum::<f64>() / cosines.len().max(1) as f64;
     println!(
-        "mean cosine between the BPTT meta-gradient (unrolls of {}, {} meta-loss) and the true one over the output layer, {} batches: {mean:.3}",
+        "mean cosine between the {name} meta-gradient (unrolls of {}, {} meta-loss) and the true one over the output layer, {} batches: {mean:.3}",
         cfg.unroll, cfg.meta_loss, batches
     );
     if let Some(s) = summed {

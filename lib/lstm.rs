@@ -244,6 +244,9 @@ pub struct Tape {
     dh2_next: Vec<f32>,
     dc1_carry: Vec<f32>,
     dc2_carry: Vec<f32>,
+    // The output layer's gradient, summed over the steps of a backward pass.
+    dw_out: Vec<f32>,
+    db_out: f32,
 }
 
 impl Tape {
@@ -302,6 +305,8 @@ impl Tape {
             dh2_next: scratch(h),
             dc1_carry: scratch(h),
             dc2_carry: scratch(h),
+            dw_out: if backward { vec![0.0; h] } else { Vec::new() },
+            db_out: 0.0,
         }
     }
 
@@ -427,94 +432,128 @@ impl Tape {
         offset: usize,
         grad: &mut LstmWeights,
     ) {
-        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
-        let g4 = 4 * h;
-        let steps = self.recorded;
-        assert!(self.slots > 1, "this tape was made for forward-only use");
+        let (n, steps) = (self.rows, self.recorded);
         assert!(offset + n <= stride && d_outputs.len() >= (steps - 1) * stride + offset + n);
+        self.backward_begin();
+        for t in (0..steps).rev() {
+            let dy = &d_outputs[t * stride + offset..t * stride + offset + n];
+            self.backward_step(w, t, dy, None);
+        }
+        self.backward_finish(grad);
+    }
+
+    /// Starts a backward pass that [`Tape::backward_step`] takes one step at a time, from the
+    /// last recorded step down, so that a caller can make each step's output gradient depend
+    /// on the input gradients of the steps after it (the second-order meta-gradient).
+    pub fn backward_begin(&mut self) {
+        assert!(self.slots > 1, "this tape was made for forward-only use");
         self.dh1_next.fill(0.0);
         self.dh2_next.fill(0.0);
         self.dc1_carry.fill(0.0);
         self.dc2_carry.fill(0.0);
-        let layout = self.shape.layout();
-        let w_out = w.w_out();
-        let w1_h = w.w1().slice_move(ndarray::s![f.., ..]);
-        let w2 = w.w2();
+        self.dw_out.fill(0.0);
+        self.db_out = 0.0;
+    }
 
-        let (mut dw_out, mut db_out) = (vec![0.0f32; h], 0.0f32);
-        for t in (0..steps).rev() {
-            let dy = &d_outputs[t * stride + offset..t * stride + offset + n];
-            let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
-            // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
-            for ((&d, hv), dh2) in dy
-                .iter()
-                .zip(h2s.chunks_exact(h))
-                .zip(self.dh2_next.chunks_exact_mut(h))
-            {
-                db_out += d;
-                for k in 0..h {
-                    dw_out[k] += d * hv[k];
-                    dh2[k] += d * w_out[k];
-                }
+    /// Backward through recorded step `t`, given dL/d(raw output) `dy` of each row at that
+    /// step; with `d_inputs`, also writes dL/d(input features) of step t (`rows × inputs`).
+    pub fn backward_step(
+        &mut self,
+        w: &LstmWeights,
+        t: usize,
+        dy: &[f32],
+        d_inputs: Option<&mut [f32]>,
+    ) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        assert!(t < self.recorded && dy.len() == n);
+        let w_out = w.w_out();
+        let w1 = w.w1();
+        let w2 = w.w2();
+        let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
+        // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
+        for ((&d, hv), dh2) in dy
+            .iter()
+            .zip(h2s.chunks_exact(h))
+            .zip(self.dh2_next.chunks_exact_mut(h))
+        {
+            self.db_out += d;
+            for k in 0..h {
+                self.dw_out[k] += d * hv[k];
+                dh2[k] += d * w_out[k];
             }
-            // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
-            let c2_prev = if t == 0 {
-                &self.c2_start[..]
-            } else {
-                &self.c2s[(t - 1) * n * h..t * n * h]
-            };
-            let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
-            lstm_cell_backward(
-                a2,
-                &self.tc2[t * n * h..(t + 1) * n * h],
-                c2_prev,
-                &self.dh2_next,
-                &mut self.dc2_carry,
-                h,
-            );
-            gemm(
-                view(a2, n, g4),
-                w2.t(),
-                0.0,
-                view_mut(&mut self.dxh2, n, 2 * h),
-            );
-            for ((dx, dh1), dh2) in self
-                .dxh2
-                .chunks_exact(2 * h)
-                .zip(self.dh1_next.chunks_exact_mut(h))
-                .zip(self.dh2_next.chunks_exact_mut(h))
-            {
-                for k in 0..h {
-                    dh1[k] += dx[k];
-                }
-                dh2.copy_from_slice(&dx[h..]);
+        }
+        // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
+        let c2_prev = if t == 0 {
+            &self.c2_start[..]
+        } else {
+            &self.c2s[(t - 1) * n * h..t * n * h]
+        };
+        let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
+        lstm_cell_backward(
+            a2,
+            &self.tc2[t * n * h..(t + 1) * n * h],
+            c2_prev,
+            &self.dh2_next,
+            &mut self.dc2_carry,
+            h,
+        );
+        gemm(
+            view(a2, n, g4),
+            w2.t(),
+            0.0,
+            view_mut(&mut self.dxh2, n, 2 * h),
+        );
+        for ((dx, dh1), dh2) in self
+            .dxh2
+            .chunks_exact(2 * h)
+            .zip(self.dh1_next.chunks_exact_mut(h))
+            .zip(self.dh2_next.chunks_exact_mut(h))
+        {
+            for k in 0..h {
+                dh1[k] += dx[k];
             }
-            // Layer 1 cell; dh1_{t-1} = dz1 · W1[h rows]ᵀ (the input x gets no gradient).
-            let c1_prev = if t == 0 {
-                &self.c1_start[..]
-            } else {
-                &self.c1s[(t - 1) * n * h..t * n * h]
-            };
-            let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
-            lstm_cell_backward(
-                a1,
-                &self.tc1[t * n * h..(t + 1) * n * h],
-                c1_prev,
-                &self.dh1_next,
-                &mut self.dc1_carry,
-                h,
-            );
+            dh2.copy_from_slice(&dx[h..]);
+        }
+        // Layer 1 cell; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where the paper's BPTT needs no dx_t.
+        let c1_prev = if t == 0 {
+            &self.c1_start[..]
+        } else {
+            &self.c1s[(t - 1) * n * h..t * n * h]
+        };
+        let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
+        lstm_cell_backward(
+            a1,
+            &self.tc1[t * n * h..(t + 1) * n * h],
+            c1_prev,
+            &self.dh1_next,
+            &mut self.dc1_carry,
+            h,
+        );
+        if let Some(dx) = d_inputs {
             gemm(
                 view(a1, n, g4),
-                w1_h.t(),
+                w1.slice(ndarray::s![..f, ..]).t(),
                 0.0,
-                view_mut(&mut self.dh1_next, n, h),
+                view_mut(dx, n, f),
             );
         }
+        gemm(
+            view(a1, n, g4),
+            w1.slice_move(ndarray::s![f.., ..]).t(),
+            0.0,
+            view_mut(&mut self.dh1_next, n, h),
+        );
+    }
 
+    /// Ends a backward pass over every recorded step: adds the weight gradient into `grad`.
+    pub fn backward_finish(&mut self, grad: &mut LstmWeights) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        let layout = self.shape.layout();
         // Weight gradients over all steps at once: one tall GEMM per layer, since every slot's
         // pre-activation gradient now sits where its activations were.
-        let total = steps * n;
+        let total = self.recorded * n;
         let g = &mut grad.data;
         {
             let dw1 = &mut g[layout.w1..layout.b1];
@@ -536,10 +575,10 @@ impl Tape {
             );
         }
         column_sums_into(&self.a2[..total * g4], g4, &mut g[layout.b2..layout.w_out]);
-        for (a, b) in g[layout.w_out..layout.b_out].iter_mut().zip(&dw_out) {
+        for (a, b) in g[layout.w_out..layout.b_out].iter_mut().zip(&self.dw_out) {
             *a += b;
         }
-        g[layout.b_out] += db_out;
+        g[layout.b_out] += self.db_out;
     }
 }
 
@@ -659,6 +698,41 @@ impl BlockedTape {
                     tape.backward(w, d_outputs, rows, b * block_rows, g);
                 });
         }
+        for g in &self.block_grads {
+            grad.add_assign(g);
+        }
+    }
+}
+
+impl BlockedTape {
+    /// [`Tape::backward_begin`] on every block.
+    pub fn backward_begin(&mut self) {
+        self.blocks.iter_mut().for_each(Tape::backward_begin);
+    }
+
+    /// [`Tape::backward_step`] over all rows, block by block in parallel: `dy` has one value
+    /// per row, `d_inputs` receives `rows × inputs`.
+    pub fn backward_step(&mut self, w: &LstmWeights, t: usize, dy: &[f32], d_inputs: &mut [f32]) {
+        let (br, f) = (self.block_rows, self.inputs);
+        if let [only] = self.blocks.as_mut_slice() {
+            return only.backward_step(w, t, dy, Some(d_inputs));
+        }
+        self.blocks
+            .par_iter_mut()
+            .zip(dy.par_chunks(br))
+            .zip(d_inputs.par_chunks_mut(br * f))
+            .for_each(|((tape, dy), dx)| tape.backward_step(w, t, dy, Some(dx)));
+    }
+
+    /// [`Tape::backward_finish`] on every block; block gradients are summed in block order.
+    pub fn backward_finish(&mut self, grad: &mut LstmWeights) {
+        self.blocks
+            .par_iter_mut()
+            .zip(self.block_grads.par_iter_mut())
+            .for_each(|(tape, g)| {
+                g.fill_zero();
+                tape.backward_finish(g);
+            });
         for g in &self.block_grads {
             grad.add_assign(g);
         }

@@ -61,6 +61,30 @@ impl Preprocessing {
         }
     }
 
+    /// The chain rule back through [`Preprocessing::apply`]: given dL/d(features), writes
+    /// dL/d∇ per coordinate. Appendix A's sign and its clamp −1 are flat, so the log/sign
+    /// input passes back 1/(p∇) from its log feature or e^p from its linear one.
+    pub fn input_gradient(&self, grad: &[f32], d_features: &[f32], d_grad: &mut [f32]) {
+        match *self {
+            Preprocessing::Scale(s) => {
+                for (d, x) in d_grad.iter_mut().zip(d_features) {
+                    *d = x * s;
+                }
+            }
+            Preprocessing::LogSign { p } => {
+                let threshold = (-p).exp();
+                let ep = p.exp();
+                for ((d, x), &g) in d_grad.iter_mut().zip(d_features.chunks_exact(2)).zip(grad) {
+                    *d = if g.abs() >= threshold {
+                        x[0] / (p * g)
+                    } else {
+                        x[1] * ep
+                    };
+                }
+            }
+        }
+    }
+
     /// (code, parameter) as stored in a checkpoint: 0 = scale, 1 = Appendix A log/sign.
     pub fn to_code(&self) -> (i64, f64) {
         match *self {
@@ -122,6 +146,36 @@ mod tests {
         assert!((f[0] + 1.0).abs() < 1e-5 && f[1] == 1.0);
         let just_below = features(&pre, b * 0.999_99);
         assert!((just_below[0] + 1.0).abs() < 1e-6 && (just_below[1] - 1.0).abs() < 1e-4);
+    }
+
+    /// Against central differences of a weighted sum of the features, away from the
+    /// log/sign branch point.
+    #[test]
+    fn input_gradient_matches_finite_differences() {
+        for pre in [
+            Preprocessing::Scale(0.3),
+            Preprocessing::LogSign { p: 10.0 },
+        ] {
+            let grads = [0.7f32, -2.0e-3, 3.0e-6, -1.0e-5, 12.0];
+            let weights = [0.4f32, -1.3];
+            let n = pre.features();
+            let d_features: Vec<f32> = (0..grads.len() * n).map(|i| weights[i % n]).collect();
+            let mut d_grad = vec![0.0f32; grads.len()];
+            pre.input_gradient(&grads, &d_features, &mut d_grad);
+            for (k, &g) in grads.iter().enumerate() {
+                let eps = 1e-3 * g.abs();
+                let weighted = |g: f32| -> f64 {
+                    features(&pre, g)
+                        .iter()
+                        .zip(&weights)
+                        .map(|(x, w)| (x * w) as f64)
+                        .sum()
+                };
+                let fd = (weighted(g + eps) - weighted(g - eps)) / (2.0 * eps as f64);
+                let err = (fd - d_grad[k] as f64).abs() / fd.abs().max(1e-6);
+                assert!(err < 1e-2, "{pre} at {g}: {} vs {fd}", d_grad[k]);
+            }
+        }
     }
 
     #[test]

@@ -585,6 +585,34 @@ fn mlp_pipeline_runs_on_a_tiny_dataset() {
             "0.1",
         ],
     );
+    // The second-order meta-gradient trains, and its check against finite differences runs.
+    let second_order = [
+        "--train",
+        "train.npz",
+        "--batch",
+        "1",
+        "--steps",
+        "4",
+        "--unroll",
+        "2",
+        "--hidden",
+        "4",
+        "--preprocessing",
+        "log-sign",
+        "--meta-gradient",
+        "second-order",
+        "-o",
+        "second.npz",
+    ];
+    d.ok(
+        "meta-train",
+        &[&second_order[..], &["--epochs", "2"]].concat(),
+    );
+    let check = d.ok(
+        "meta-train",
+        &[&second_order[..], &["--check-meta-gradient", "1"]].concat(),
+    );
+    assert!(check.contains("second-order BPTT"), "{check}");
     d.ok(
         "evaluate",
         &[

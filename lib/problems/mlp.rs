@@ -342,6 +342,7 @@ impl MlpSet {
 }
 
 /// Working memory of one thread: the minibatch and every layer's activations and gradients.
+#[derive(Clone)]
 pub struct MlpScratch {
     x: Array2<f32>,
     labels: Vec<u8>,
@@ -350,6 +351,10 @@ pub struct MlpScratch {
     /// Activations of the hidden layers, [batch, out].
     a: Vec<Array2<f32>>,
     dz: Vec<Array2<f32>>,
+    /// Pearlmutter's R{·} = d(·)/dr at θ + r v of z, a and dz, for Hessian-vector products.
+    r_z: Vec<Array2<f32>>,
+    r_a: Vec<Array2<f32>>,
+    r_dz: Vec<Array2<f32>>,
 }
 
 impl ProblemSet for MlpSet {
@@ -373,6 +378,12 @@ impl ProblemSet for MlpSet {
                 .map(|&(_, o)| Array2::zeros((b, o)))
                 .collect(),
             dz: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
+            r_z: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
+            r_a: layers[..layers.len() - 1]
+                .iter()
+                .map(|&(_, o)| Array2::zeros((b, o)))
+                .collect(),
+            r_dz: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
         }
     }
     fn initial_point(&self, problem: usize, theta: &mut [f32]) {
@@ -394,6 +405,20 @@ impl ProblemSet for MlpSet {
             *label = self.data.labels[i];
         }
         mlp_loss_and_gradient(&self.architecture, theta, grad, s)
+    }
+    fn hessian_vector(
+        &self,
+        problem: usize,
+        step: usize,
+        theta: &[f32],
+        v: &[f32],
+        hv: &mut [f32],
+        s: &mut MlpScratch,
+    ) {
+        // The forward and backward pass leave z, a and dz of this minibatch in the scratch;
+        // their gradient output is overwritten below.
+        self.loss_and_gradient(problem, step, theta, hv, s);
+        mlp_hessian_vector(&self.architecture, theta, v, hv, s);
     }
 }
 
@@ -435,6 +460,7 @@ fn mlp_loss_and_gradient(
         z: s_z,
         a: s_a,
         dz: s_dz,
+        ..
     } = s;
     let (x, labels) = (x.view(), &labels[..]);
     let last = layers.len() - 1;
@@ -510,6 +536,117 @@ fn mlp_loss_and_gradient(
         }
     }
     loss / b as f64
+}
+
+/// H v by forward and reverse R-passes (Pearlmutter, 1994) over the minibatch whose
+/// activations and backward gradients `mlp_loss_and_gradient` left in `s`.
+fn mlp_hessian_vector(
+    arch: &MlpArchitecture,
+    theta: &[f32],
+    v: &[f32],
+    hv: &mut [f32],
+    s: &mut MlpScratch,
+) {
+    let layers = arch.layers();
+    let last = layers.len() - 1;
+    let sigmoid = arch.activation == Activation::Sigmoid;
+    // σ'(z) and σ''(z) from the activation a = σ(z).
+    let d1 = |a: f32| {
+        if sigmoid {
+            a * (1.0 - a)
+        } else if a > 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    };
+    let d2 = |a: f32| {
+        if sigmoid {
+            a * (1.0 - a) * (1.0 - 2.0 * a)
+        } else {
+            0.0
+        }
+    };
+    let MlpScratch {
+        x,
+        labels,
+        a,
+        dz,
+        r_z,
+        r_a,
+        r_dz,
+        ..
+    } = s;
+    // R-forward: R{z_l} = R{a_(l-1)} W_l + a_(l-1) V_l + Vb_l, R{a_l} = σ'(z_l) R{z_l}.
+    for l in 0..=last {
+        let (w, _) = layer_params(&layers, theta, l);
+        let (vw, vb) = layer_params(&layers, v, l);
+        let input = if l == 0 { x.view() } else { a[l - 1].view() };
+        let rz = &mut r_z[l];
+        general_mat_mul(1.0, &input, &vw, 0.0, rz);
+        if l > 0 {
+            general_mat_mul(1.0, &r_a[l - 1], &w, 1.0, rz);
+        }
+        for mut row in rz.rows_mut() {
+            for (r, b) in row.iter_mut().zip(vb) {
+                *r += b;
+            }
+        }
+        if l < last {
+            ndarray::Zip::from(&mut r_a[l])
+                .and(&a[l])
+                .and(&*rz)
+                .for_each(|ra, &a, &rz| *ra = d1(a) * rz);
+        }
+    }
+    // R{dz_L} = (J_softmax R{z_L}) / B, with softmax p = B dz_L + onehot(y).
+    let batch = labels.len() as f32;
+    for (((mut rd, d), rz), &y) in r_dz[last]
+        .rows_mut()
+        .into_iter()
+        .zip(dz[last].rows())
+        .zip(r_z[last].rows())
+        .zip(labels.iter())
+    {
+        let p = |k: usize| d[k] * batch + if k == y as usize { 1.0 } else { 0.0 };
+        let mean: f32 = (0..rz.len()).map(|k| p(k) * rz[k]).sum();
+        for (k, r) in rd.iter_mut().enumerate() {
+            *r = p(k) * (rz[k] - mean) / batch;
+        }
+    }
+    // R-backward: R{dW_l} = a_(l-1)ᵀ R{dz_l} + R{a_(l-1)}ᵀ dz_l; R{dz_(l-1)} = (R{dz_l} W_lᵀ +
+    // dz_l V_lᵀ) σ'(z_(l-1)) + (dz_l W_lᵀ) σ''(z_(l-1)) R{z_(l-1)}.
+    for l in (0..=last).rev() {
+        let (hw, hb) = layer_grads(&layers, hv, l);
+        let mut hw = hw;
+        let input = if l == 0 { x.view() } else { a[l - 1].view() };
+        general_mat_mul(1.0, &input.t(), &r_dz[l], 0.0, &mut hw);
+        if l > 0 {
+            general_mat_mul(1.0, &r_a[l - 1].t(), &dz[l], 1.0, &mut hw);
+        }
+        hb.fill(0.0);
+        for row in r_dz[l].rows() {
+            for (h, r) in hb.iter_mut().zip(row) {
+                *h += r;
+            }
+        }
+        if l > 0 {
+            let (w, _) = layer_params(&layers, theta, l);
+            let (vw, _) = layer_params(&layers, v, l);
+            let (lower, upper) = r_dz.split_at_mut(l);
+            let rdz_prev = &mut lower[l - 1];
+            general_mat_mul(1.0, &upper[0], &w.t(), 0.0, rdz_prev);
+            general_mat_mul(1.0, &dz[l], &vw.t(), 1.0, rdz_prev);
+            // R{a_(l-1)} is spent; it holds da_(l-1) = dz_l W_lᵀ from here on.
+            let da = &mut r_a[l - 1];
+            general_mat_mul(1.0, &dz[l], &w.t(), 0.0, da);
+            ndarray::Zip::from(rdz_prev)
+                .and(&*da)
+                .and(&a[l - 1])
+                .and(&r_z[l - 1])
+                .for_each(|r, &da, &a, &rz| *r = *r * d1(a) + da * d2(a) * rz);
+        }
+    }
 }
 
 /// Training runs for meta-training: every epoch, fresh runs (new θ0 and minibatches) of the
@@ -600,6 +737,58 @@ mod tests {
                 grad[k]
             );
         }
+    }
+
+    /// H v against central differences of the gradient along v, on the same minibatch.
+    fn check_hessian_vector(activation: Activation, hidden: Vec<usize>, eps: f32) {
+        let arch = MlpArchitecture {
+            inputs: 6,
+            hidden,
+            classes: 3,
+            activation,
+        };
+        let set = MlpSet::sample(arch, 5, toy_data(), "toy".into(), 2, 3).unwrap();
+        let p = set.dim();
+        let mut rng = Rng::new(4, 2);
+        let theta: Vec<f32> = (0..p).map(|_| (rng.normal() * 0.7) as f32).collect();
+        let v: Vec<f32> = (0..p).map(|_| rng.normal() as f32).collect();
+        let mut s = set.scratch();
+        let mut hv = vec![0.0f32; p];
+        set.hessian_vector(1, 3, &theta, &v, &mut hv, &mut s);
+        let (mut gp, mut gm) = (vec![0.0f32; p], vec![0.0f32; p]);
+        let at = |sign: f32| -> Vec<f32> {
+            theta
+                .iter()
+                .zip(&v)
+                .map(|(t, d)| t + sign * eps * d)
+                .collect()
+        };
+        set.loss_and_gradient(1, 3, &at(1.0), &mut gp, &mut s);
+        set.loss_and_gradient(1, 3, &at(-1.0), &mut gm, &mut s);
+        let scale = hv.iter().fold(0.0f32, |m, h| m.max(h.abs()));
+        assert!(
+            scale > 1e-3,
+            "H v vanishes ({scale}); the check would be empty"
+        );
+        for k in 0..p {
+            let fd = (gp[k] - gm[k]) / (2.0 * eps);
+            let err = (fd - hv[k]).abs() / (fd.abs().max(hv[k].abs()) + 1e-2 * scale);
+            assert!(
+                err < 2e-2,
+                "{activation:?} parameter {k}: H v {} vs finite difference {fd}",
+                hv[k]
+            );
+        }
+    }
+
+    #[test]
+    fn hessian_vector_matches_finite_differences_sigmoid() {
+        check_hessian_vector(Activation::Sigmoid, vec![4, 3], 1e-2);
+    }
+
+    #[test]
+    fn hessian_vector_matches_finite_differences_relu() {
+        check_hessian_vector(Activation::Relu, vec![5, 4], 1e-3);
     }
 
     #[test]

@@ -29,6 +29,20 @@ pub trait ProblemSet: Sync {
         grad: &mut [f32],
         scratch: &mut Self::Scratch,
     ) -> f64;
+
+    /// The Hessian of f at θ, for the same minibatch as [`ProblemSet::loss_and_gradient`] at
+    /// `step`, times `v`, written to `hv` (may overwrite `scratch`). This is the
+    /// second-derivative term the paper's BPTT drops (METHOD.md) and
+    /// `--meta-gradient second-order` keeps.
+    fn hessian_vector(
+        &self,
+        problem: usize,
+        step: usize,
+        theta: &[f32],
+        v: &[f32],
+        hv: &mut [f32],
+        scratch: &mut Self::Scratch,
+    );
 }
 
 /// Splits `count` problems of `dim` coordinates into contiguous shards of about `target_rows`

@@ -230,6 +230,29 @@ impl ProblemSet for QuadraticSet {
         }
         loss
     }
+    fn hessian_vector(
+        &self,
+        problem: usize,
+        _step: usize,
+        _theta: &[f32],
+        v: &[f32],
+        hv: &mut [f32],
+        wv: &mut Vec<f32>,
+    ) {
+        // H v = 2 Wᵀ (W v).
+        let d = self.dim();
+        let w = self.w.index_axis(ndarray::Axis(0), problem);
+        let w = w.as_slice().expect("standard layout");
+        for (r, row) in wv.iter_mut().zip(w.chunks_exact(d)) {
+            *r = row.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+        }
+        hv.fill(0.0);
+        for (row, r) in w.chunks_exact(d).zip(wv.iter()) {
+            for (h, a) in hv.iter_mut().zip(row) {
+                *h += 2.0 * a * r;
+            }
+        }
+    }
 }
 
 /// Training problems for meta-training: fresh draws from a family every epoch, or, for a spec
