@@ -1169,7 +1169,6 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::Dataset;
     use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
     use crate::problems::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
 
@@ -1367,15 +1366,7 @@ mod tests {
 
     /// Three runs of a 6-4-3 MLP on a toy data set, with weights large enough to matter.
     fn tiny_mlp(activation: Activation) -> MlpSet {
-        let n = 12;
-        let images =
-            ndarray::Array2::from_shape_fn((n, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 10.0);
-        let data = std::sync::Arc::new(Dataset {
-            images,
-            labels: (0..n).map(|i| (i % 3) as u8).collect(),
-            classes: 3,
-            sha256: "x".into(),
-        });
+        let data = crate::problems::mlp::tests::toy_data();
         let arch = MlpArchitecture {
             inputs: 6,
             hidden: vec![4],

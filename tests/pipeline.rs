@@ -531,6 +531,20 @@ fn tiny_csv(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Meta-training settings small enough for the tiny MLP.
+const TINY_MLP_TRAIN: &[&str] = &[
+    "--batch",
+    "1",
+    "--steps",
+    "4",
+    "--unroll",
+    "2",
+    "--hidden",
+    "4",
+    "--preprocessing",
+    "log-sign",
+];
+
 #[test]
 fn mlp_pipeline_runs_on_a_tiny_dataset() {
     let d = Dir::new();
@@ -563,47 +577,35 @@ fn mlp_pipeline_runs_on_a_tiny_dataset() {
     d.ok(
         "meta-train",
         &[
-            "--train",
-            "train.npz",
-            "--validation",
-            "val.npz",
-            "-o",
-            "opt.npz",
-            "--epochs",
-            "2",
-            "--batch",
-            "1",
-            "--steps",
-            "4",
-            "--unroll",
-            "2",
-            "--hidden",
-            "4",
-            "--preprocessing",
-            "log-sign",
-            "--output-scale",
-            "0.1",
-        ],
+            &[
+                "--train",
+                "train.npz",
+                "--validation",
+                "val.npz",
+                "-o",
+                "opt.npz",
+                "--epochs",
+                "2",
+                "--output-scale",
+                "0.1",
+            ][..],
+            TINY_MLP_TRAIN,
+        ]
+        .concat(),
     );
     // The second-order meta-gradient trains, and its check against finite differences runs.
     let second_order = [
-        "--train",
-        "train.npz",
-        "--batch",
-        "1",
-        "--steps",
-        "4",
-        "--unroll",
-        "2",
-        "--hidden",
-        "4",
-        "--preprocessing",
-        "log-sign",
-        "--meta-gradient",
-        "second-order",
-        "-o",
-        "second.npz",
-    ];
+        &[
+            "--train",
+            "train.npz",
+            "--meta-gradient",
+            "second-order",
+            "-o",
+            "second.npz",
+        ][..],
+        TINY_MLP_TRAIN,
+    ]
+    .concat();
     d.ok(
         "meta-train",
         &[&second_order[..], &["--epochs", "2"]].concat(),

@@ -369,21 +369,20 @@ impl ProblemSet for MlpSet {
     fn scratch(&self) -> MlpScratch {
         let b = self.batch_size;
         let layers = self.architecture.layers();
+        // One [batch, units] buffer per layer, or per hidden layer.
+        let per_layer = |of: &[(usize, usize)]| -> Vec<Array2<f32>> {
+            of.iter().map(|&(_, o)| Array2::zeros((b, o))).collect()
+        };
+        let hidden = &layers[..layers.len() - 1];
         MlpScratch {
             x: Array2::zeros((b, self.architecture.inputs)),
             labels: vec![0; b],
-            z: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
-            a: layers[..layers.len() - 1]
-                .iter()
-                .map(|&(_, o)| Array2::zeros((b, o)))
-                .collect(),
-            dz: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
-            r_z: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
-            r_a: layers[..layers.len() - 1]
-                .iter()
-                .map(|&(_, o)| Array2::zeros((b, o)))
-                .collect(),
-            r_dz: layers.iter().map(|&(_, o)| Array2::zeros((b, o))).collect(),
+            z: per_layer(&layers),
+            a: per_layer(hidden),
+            dz: per_layer(&layers),
+            r_z: per_layer(&layers),
+            r_a: per_layer(hidden),
+            r_dz: per_layer(&layers),
         }
     }
     fn initial_point(&self, problem: usize, theta: &mut [f32]) {
@@ -687,10 +686,11 @@ impl crate::meta_training::TrainingSource for MlpSource {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn toy_data() -> Arc<Dataset> {
+    /// 12 examples of 6 pixels in 3 classes.
+    pub(crate) fn toy_data() -> Arc<Dataset> {
         let n = 12;
         let images = Array2::from_shape_fn((n, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 10.0);
         let labels = (0..n).map(|i| (i % 3) as u8).collect();
