@@ -702,14 +702,19 @@ pub(crate) mod tests {
         })
     }
 
-    fn check(activation: Activation, hidden: Vec<usize>, eps: f32) {
+    /// Two runs of a 6-…-3 MLP on the toy data, minibatches of 5.
+    fn toy_set(activation: Activation, hidden: Vec<usize>) -> MlpSet {
         let arch = MlpArchitecture {
             inputs: 6,
             hidden,
             classes: 3,
             activation,
         };
-        let set = MlpSet::sample(arch.clone(), 5, toy_data(), "toy".into(), 2, 3).unwrap();
+        MlpSet::sample(arch, 5, toy_data(), "toy".into(), 2, 3).unwrap()
+    }
+
+    fn check(activation: Activation, hidden: Vec<usize>, eps: f32) {
+        let set = toy_set(activation, hidden);
         let p = set.dim();
         let mut theta = vec![0.0f32; p];
         set.initial_point(1, &mut theta);
@@ -741,13 +746,7 @@ pub(crate) mod tests {
 
     /// H v against central differences of the gradient along v, on the same minibatch.
     fn check_hessian_vector(activation: Activation, hidden: Vec<usize>, eps: f32) {
-        let arch = MlpArchitecture {
-            inputs: 6,
-            hidden,
-            classes: 3,
-            activation,
-        };
-        let set = MlpSet::sample(arch, 5, toy_data(), "toy".into(), 2, 3).unwrap();
+        let set = toy_set(activation, hidden);
         let p = set.dim();
         let mut rng = Rng::new(4, 2);
         let theta: Vec<f32> = (0..p).map(|_| (rng.normal() * 0.7) as f32).collect();
