@@ -5,8 +5,8 @@ use clap::{Parser, ValueEnum};
 use l2l::evaluation;
 use l2l::learned::LearnedOptimizer;
 use l2l::meta_training::{
-    resume_path, train, EsScope, GradientAgreement, Imitation, MetaGradient, MetaLoss,
-    MetaTrainConfig, MetaTrainer, Progress, Rollout, TrainingSource,
+    resume_path, train, EsScope, GradientAgreement, Imitation, ImitationLoss, MetaGradient,
+    MetaLoss, MetaTrainConfig, MetaTrainer, Progress, Rollout, TrainingSource,
 };
 use l2l::optimizers::Baseline;
 use l2l::preprocessing::Preprocessing;
@@ -76,6 +76,13 @@ struct Args {
     /// at the states the LSTM reaches, so the LSTM learns to correct its own drift).
     #[arg(long = "imitation-rollout", value_enum, default_value_t = RolloutArg::Teacher)]
     imitation_rollout: RolloutArg,
+    /// How imitation weighs each coordinate's error: `squared`, the mean squared difference of
+    /// the updates, which the largest updates dominate; or `relative`, each coordinate's
+    /// squared error divided by the teacher's recent mean squared update there (floored at
+    /// 10⁻⁴ × its mean over the problem), so the tiny updates of deep layers, and the zero
+    /// update where the gradient is zero, are imitated as carefully as the large ones.
+    #[arg(long = "imitation-loss", value_enum, default_value_t = ImitationLossArg::Squared)]
+    imitation_loss: ImitationLossArg,
     /// Epochs of imitation before the meta-loss takes over (with --imitate).
     #[arg(long = "imitation-epochs", default_value_t = 100)]
     imitation_epochs: u64,
@@ -163,6 +170,12 @@ enum Estimator {
 enum RolloutArg {
     Teacher,
     Student,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImitationLossArg {
+    Squared,
+    Relative,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -300,6 +313,10 @@ where
             rollout: match args.imitation_rollout {
                 RolloutArg::Teacher => Rollout::Teacher,
                 RolloutArg::Student => Rollout::Student,
+            },
+            loss: match args.imitation_loss {
+                ImitationLossArg::Squared => ImitationLoss::Squared,
+                ImitationLossArg::Relative => ImitationLoss::Relative,
             },
         });
         config.validate()?;

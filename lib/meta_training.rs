@@ -80,6 +80,27 @@ pub struct Imitation {
     /// Adam's learning rate on φ while imitating.
     pub meta_lr: f64,
     pub rollout: Rollout,
+    pub loss: ImitationLoss,
+}
+
+/// How an imitation step weighs each coordinate's error r_i = output_scale · m_i − Δ*_i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImitationLoss {
+    /// (1/n) Σ_i r_i²: the coordinates with the largest updates (on an MLP, the output layer)
+    /// dominate, and an error that is small in absolute terms goes unpunished, such as a
+    /// constant drift of every coordinate whose gradient is near zero.
+    Squared,
+    /// (1/n) Σ_i r_i² / (v_i + δ²), where v_i is the teacher's recent mean squared update on
+    /// coordinate i (an average with decay 0.9) and δ² = 10⁻⁴ × the mean of v over the
+    /// problem: every coordinate's error counts relative to the size of its own updates, down
+    /// to 1 % of the typical update, so the tiny updates of deep layers are imitated as
+    /// carefully as the large ones.
+    Relative,
+}
+
+impl ImitationLoss {
+    const DECAY: f32 = 0.9;
+    const FLOOR: f32 = 1e-4;
 }
 
 /// Whose updates an imitation trajectory follows.
@@ -327,6 +348,8 @@ struct Shard<S> {
     /// Under imitation: the teacher, and θ_t while both updates are formed.
     teacher: Option<BaselineRule>,
     anchor: Vec<f32>,
+    /// Under relative imitation: v_i, the teacher's recent mean squared update.
+    teacher_update_ms: Vec<f32>,
     /// Second order: θ_0 … θ_{T−1} of the unroll, the adjoint of θ, dL/d∇ and H ḡ.
     thetas: Vec<f32>,
     adjoint: Vec<f32>,
@@ -365,6 +388,13 @@ impl<S: Send> Workspace<S> {
                     step_weights: vec![0.0; config.unroll * local],
                     teacher: config.imitation.map(|im| im.teacher.rule(im.lr, rows)),
                     anchor: vec![0.0; if config.imitation.is_some() { rows } else { 0 }],
+                    teacher_update_ms: vec![
+                        0.0;
+                        match config.imitation {
+                            Some(im) if im.loss == ImitationLoss::Relative => rows,
+                            _ => 0,
+                        }
+                    ],
                     thetas: vec![0.0; second_order * config.unroll * rows],
                     adjoint: vec![0.0; second_order * rows],
                     d_grad: vec![0.0; second_order * rows],
@@ -856,6 +886,7 @@ fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) 
         if let Some(teacher) = &mut s.teacher {
             teacher.reset();
         }
+        s.teacher_update_ms.fill(0.0);
         for (k, p) in s.problems.clone().enumerate() {
             let span = k * dim..(k + 1) * dim;
             batch.initial_point(p, &mut s.theta[span.clone()]);
@@ -949,6 +980,41 @@ fn second_order_backward<P: ProblemSet>(
     s.tape.backward_finish(&mut s.grad);
 }
 
+/// Relative imitation ([`ImitationLoss::Relative`]): turns each error r_i (in `errors`, one
+/// problem of `dim` coordinates after another) into r_i / (v_i + δ²), the derivative of the
+/// weighted loss up to the factor 2, and returns Σ_i r_i² / (v_i + δ²). The teacher's update
+/// is the LSTM's, output_scale · m_i, less the error.
+fn weigh_relative(
+    dim: usize,
+    output_scale: f32,
+    outputs: &[f32],
+    update_ms: &mut [f32],
+    errors: &mut [f32],
+) -> f64 {
+    let decay = ImitationLoss::DECAY;
+    let mut weighted = 0.0f64;
+    for ((out, ms), err) in outputs
+        .chunks_exact(dim)
+        .zip(update_ms.chunks_exact_mut(dim))
+        .zip(errors.chunks_exact_mut(dim))
+    {
+        let mut mean = 0.0f64;
+        for ((&m, v), &r) in out.iter().zip(ms.iter_mut()).zip(err.iter()) {
+            let taught = output_scale * m - r;
+            *v = decay * *v + (1.0 - decay) * taught * taught;
+            mean += *v as f64;
+        }
+        let floor =
+            ((ImitationLoss::FLOOR as f64 * mean / dim as f64) as f32).max(f32::MIN_POSITIVE);
+        for (v, r) in ms.iter().zip(err.iter_mut()) {
+            let weight = 1.0 / (v + floor);
+            weighted += (*r * *r * weight) as f64;
+            *r *= weight;
+        }
+    }
+    weighted
+}
+
 /// Leaves dL/dφ of this unroll's meta-loss in `ws.total` and returns its sums over problems
 /// and steps (the meta-loss times the batch size).
 fn run_unroll<P: ProblemSet>(
@@ -996,11 +1062,16 @@ fn run_unroll<P: ProblemSet>(
                     let teacher = s.teacher.as_mut().expect("imitation without a teacher");
                     teacher.step(&mut s.anchor, &s.grads[t * rows..(t + 1) * rows]);
                     let d = &mut s.d_outputs[t * rows..(t + 1) * rows];
-                    let mut squares = 0.0f64;
                     for ((d, own), taught) in d.iter_mut().zip(&s.theta).zip(&s.anchor) {
-                        let r = own - taught;
-                        *d = imitation_scale * r;
-                        squares += (r * r) as f64;
+                        *d = own - taught;
+                    }
+                    let squares = if s.teacher_update_ms.is_empty() {
+                        d.iter().map(|&r| (r * r) as f64).sum()
+                    } else {
+                        weigh_relative(dim, scale, &s.outputs, &mut s.teacher_update_ms, d)
+                    };
+                    for d in d.iter_mut() {
+                        *d *= imitation_scale;
                     }
                     sums.meta_loss += squares / dim as f64;
                     if rollout == Some(Rollout::Teacher) {
@@ -1210,7 +1281,7 @@ mod tests {
     fn check_gradient(
         preprocessing: Preprocessing,
         meta_loss: MetaLoss,
-        imitating: Option<Rollout>,
+        imitating: Option<(Rollout, ImitationLoss)>,
     ) {
         check_gradient_on(
             &tiny_batch(),
@@ -1225,7 +1296,7 @@ mod tests {
         batch: &P,
         preprocessing: Preprocessing,
         meta_loss: MetaLoss,
-        imitating: Option<Rollout>,
+        imitating: Option<(Rollout, ImitationLoss)>,
         meta_gradient: MetaGradient,
     ) where
         P::Scratch: Clone,
@@ -1233,12 +1304,13 @@ mod tests {
         let mut cfg = tiny_config(preprocessing);
         cfg.meta_gradient = meta_gradient;
         cfg.meta_loss = meta_loss;
-        cfg.imitation = imitating.map(|rollout| Imitation {
+        cfg.imitation = imitating.map(|(rollout, loss)| Imitation {
             teacher: Baseline::Nag,
             lr: 0.05,
             epochs: 1,
             meta_lr: 0.01,
             rollout,
+            loss,
         });
         let imitating = imitating.is_some();
         let weights = LstmWeights::init(cfg.shape(), 5, 1.0);
@@ -1297,7 +1369,8 @@ mod tests {
             );
         }
         eprintln!(
-            "gradient check ({preprocessing}, {meta_loss} meta-loss, imitating {imitating}): {n} weights, worst relative error {worst:.2e}"
+            "gradient check ({preprocessing}, {meta_loss} meta-loss, imitation {:?}): {n} weights, worst relative error {worst:.2e}",
+            cfg.imitation.map(|im| (im.rollout, im.loss))
         );
     }
 
@@ -1321,7 +1394,16 @@ mod tests {
         check_gradient(
             Preprocessing::LogSign { p: 10.0 },
             MetaLoss::Sum,
-            Some(Rollout::Teacher),
+            Some((Rollout::Teacher, ImitationLoss::Squared)),
+        );
+    }
+
+    #[test]
+    fn bptt_gradient_matches_finite_differences_imitating_relative() {
+        check_gradient(
+            Preprocessing::LogSign { p: 10.0 },
+            MetaLoss::Sum,
+            Some((Rollout::Teacher, ImitationLoss::Relative)),
         );
     }
 
@@ -1338,7 +1420,7 @@ mod tests {
             &linear,
             Preprocessing::LogSign { p: 10.0 },
             MetaLoss::Sum,
-            Some(Rollout::Student),
+            Some((Rollout::Student, ImitationLoss::Squared)),
             MetaGradient::Bptt,
         );
     }
@@ -1547,6 +1629,7 @@ mod tests {
                 epochs: 3,
                 meta_lr: 0.01,
                 rollout: Rollout::Student,
+                loss: ImitationLoss::Squared,
             }),
             ..plain.clone()
         };
