@@ -69,7 +69,8 @@ impl MetaLoss {
 
 /// Imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for the first
 /// `epochs` epochs the meta-loss is the mean squared difference between the LSTM's update
-/// and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖², where both are fed
+/// and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖² (each coordinate
+/// weighted as `loss` says), where both are fed
 /// the same gradients and the teacher keeps its own state (momentum, mean squares) over
 /// them. The usual meta-loss then takes over from the weights imitation reached.
 #[derive(Clone, Copy, Debug, PartialEq)]
