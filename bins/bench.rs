@@ -105,6 +105,7 @@ fn config(batch: usize) -> MetaTrainConfig {
         clip: None,
         curriculum: None,
         meta_loss: MetaLoss::Sum,
+        loss_from: 1,
         imitation: None,
         meta_gradient: MetaGradient::Bptt,
         validation_steps: 100,

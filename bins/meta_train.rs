@@ -65,6 +65,11 @@ struct Args {
     /// late steps are not drowned out by the large early losses.
     #[arg(long = "meta-loss", value_enum, default_value_t = Objective::Sum)]
     meta_loss: Objective,
+    /// Count only the losses from this step on in the meta-loss (eq. 3's w_t = 0 before it;
+    /// default 1, every step), to train for the end of long runs, e.g. --steps 200
+    /// --meta-loss-from 101.
+    #[arg(long = "meta-loss-from", default_value_t = 1)]
+    meta_loss_from: usize,
     /// Imitate a hand-designed optimizer first (Chen et al., NeurIPS 2020), given as NAME
     /// (its learning rate tuned on --validation over 1e-4 … 10, as `evaluate --tune` does) or
     /// NAME=LR: for --imitation-epochs epochs the LSTM learns to reproduce its updates from
@@ -245,6 +250,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Objective::Sum => MetaLoss::Sum,
             Objective::Log => MetaLoss::Log,
         },
+        loss_from: args.meta_loss_from,
         validation_steps: args.validation_steps.unwrap_or(args.steps),
         epochs: args.epochs,
         eval_every: args.eval_every,

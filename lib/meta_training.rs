@@ -182,6 +182,10 @@ pub struct MetaTrainConfig {
     pub curriculum: Option<u64>,
     /// What each step contributes to the meta-loss.
     pub meta_loss: MetaLoss,
+    /// The first step t whose loss enters the meta-loss (1 = all of them): eq. (3)'s w_t is 0
+    /// before it, so training targets the end of the trajectory, e.g. the loss reached after
+    /// twice the steps a run is usually given.
+    pub loss_from: usize,
     /// Imitate a hand-designed optimizer for the first epochs.
     pub imitation: Option<Imitation>,
     /// How the meta-loss's gradient is estimated (after any imitation, which uses BPTT).
@@ -261,6 +265,17 @@ impl MetaTrainConfig {
         if self.validation_steps == 0 {
             return config_error("--validation-steps must be at least 1");
         }
+        if self.loss_from == 0 || self.loss_from > self.steps {
+            return config_error(format!(
+                "--meta-loss-from must be between 1 and --steps ({}), got {}",
+                self.steps, self.loss_from
+            ));
+        }
+        if self.loss_from > 1 && self.curriculum.is_some() {
+            return config_error(
+                "--meta-loss-from needs whole trajectories; drop --curriculum or --meta-loss-from",
+            );
+        }
         Ok(())
     }
 
@@ -318,7 +333,10 @@ impl MetaTrainConfig {
             self.validation_steps,
             self.eval_every,
             self.seed
-        )
+        ) + &match self.loss_from {
+            1 => String::new(),
+            from => format!(" loss_from={from}"),
+        }
     }
 }
 
@@ -726,9 +744,12 @@ impl MetaTrainer {
     }
 
     /// The meta-loss of whole trajectories, per problem and step: the mean over problems of
-    /// (1/T) Σ_{t=1..T} of [`MetaLoss`]'s term of f(θ_t); infinite if any run diverged.
+    /// (1/T') Σ_{t=from..T} of [`MetaLoss`]'s term of f(θ_t), over the T' steps from
+    /// `loss_from`; infinite if any run diverged.
     fn trajectory_meta_loss(&self, curves: &Curves) -> f64 {
-        let losses = curves.losses.slice(ndarray::s![.., 1..]);
+        let losses = curves
+            .losses
+            .slice(ndarray::s![.., self.config.loss_from..]);
         if losses.iter().any(|f| !f.is_finite()) {
             return f64::INFINITY;
         }
@@ -1092,7 +1113,11 @@ fn run_unroll<P: ProblemSet>(
                         &mut s.scratch,
                     );
                     if !imitating {
-                        let (term, weight) = cfg.meta_loss.term_and_weight(f);
+                        let (term, weight) = if step >= cfg.loss_from {
+                            cfg.meta_loss.term_and_weight(f)
+                        } else {
+                            (0.0, 0.0)
+                        };
                         s.step_weights[t * local + k] = weight as f32;
                         sums.meta_loss += term;
                     }
@@ -1258,6 +1283,7 @@ mod tests {
             clip: None,
             curriculum: None,
             meta_loss: MetaLoss::Sum,
+            loss_from: 1,
             imitation: None,
             meta_gradient: MetaGradient::Bptt,
             validation_steps: 6,
@@ -1284,27 +1310,22 @@ mod tests {
         meta_loss: MetaLoss,
         imitating: Option<(Rollout, ImitationLoss)>,
     ) {
-        check_gradient_on(
-            &tiny_batch(),
-            preprocessing,
-            meta_loss,
-            imitating,
-            MetaGradient::Bptt,
-        );
+        check_gradient_on(&tiny_batch(), preprocessing, meta_loss, imitating, |_| {});
     }
 
+    /// As [`check_gradient`], on `batch`, with the rest of the settings changed by `configure`.
     fn check_gradient_on<P: ProblemSet>(
         batch: &P,
         preprocessing: Preprocessing,
         meta_loss: MetaLoss,
         imitating: Option<(Rollout, ImitationLoss)>,
-        meta_gradient: MetaGradient,
+        configure: impl FnOnce(&mut MetaTrainConfig),
     ) where
         P::Scratch: Clone,
     {
         let mut cfg = tiny_config(preprocessing);
-        cfg.meta_gradient = meta_gradient;
         cfg.meta_loss = meta_loss;
+        configure(&mut cfg);
         cfg.imitation = imitating.map(|(rollout, loss)| Imitation {
             teacher: Baseline::Nag,
             lr: 0.05,
@@ -1422,7 +1443,7 @@ mod tests {
             Preprocessing::LogSign { p: 10.0 },
             MetaLoss::Sum,
             Some((Rollout::Student, ImitationLoss::Squared)),
-            MetaGradient::Bptt,
+            |_| {},
         );
     }
 
@@ -1436,14 +1457,41 @@ mod tests {
             (Preprocessing::Scale(0.1), MetaLoss::Sum),
             (Preprocessing::LogSign { p: 10.0 }, MetaLoss::Log),
         ] {
-            check_gradient_on(&tiny_batch(), pre, loss, None, MetaGradient::SecondOrder);
+            check_gradient_on(&tiny_batch(), pre, loss, None, second_order);
         }
         check_gradient_on(
             &tiny_mlp(Activation::Sigmoid),
             Preprocessing::LogSign { p: 10.0 },
             MetaLoss::Sum,
             None,
-            MetaGradient::SecondOrder,
+            second_order,
+        );
+    }
+
+    fn second_order(cfg: &mut MetaTrainConfig) {
+        cfg.meta_gradient = MetaGradient::SecondOrder;
+    }
+
+    /// Eq. (3) with w_t = 0 before step 5 of 6: the first unroll (steps 1–3) adds nothing to
+    /// the meta-loss, the second only its last two steps; with and without the Hessian terms.
+    #[test]
+    fn gradient_matches_finite_differences_of_a_late_meta_loss() {
+        check_gradient_on(
+            &tiny_batch(),
+            Preprocessing::LogSign { p: 10.0 },
+            MetaLoss::Log,
+            None,
+            |cfg| cfg.loss_from = 5,
+        );
+        check_gradient_on(
+            &tiny_batch(),
+            Preprocessing::Scale(0.1),
+            MetaLoss::Sum,
+            None,
+            |cfg| {
+                cfg.loss_from = 5;
+                second_order(cfg);
+            },
         );
     }
 
@@ -1463,9 +1511,10 @@ mod tests {
     /// whole-trajectory meta-loss (which, unlike BPTT's, includes second-order effects).
     #[test]
     fn es_estimate_matches_finite_differences_of_the_trajectory_meta_loss() {
-        for meta_loss in [MetaLoss::Sum, MetaLoss::Log] {
+        for (meta_loss, loss_from) in [(MetaLoss::Sum, 1), (MetaLoss::Log, 1), (MetaLoss::Log, 4)] {
             let mut cfg = tiny_config(Preprocessing::Scale(0.1));
             cfg.meta_loss = meta_loss;
+            cfg.loss_from = loss_from;
             let batch = tiny_batch();
             let mut t = MetaTrainer::new(cfg.clone()).unwrap();
             // A larger output layer than the initial one, so that the updates matter.
