@@ -404,6 +404,23 @@ fn bad_inputs_fail_cleanly() {
         &[
             "--train",
             "train.npz",
+            "--steps",
+            "10",
+            "--unroll",
+            "5",
+            "--meta-loss-from",
+            "11",
+            "-o",
+            "m.npz",
+        ],
+        "m.npz",
+        "--meta-loss-from must be between 1 and --steps (10)",
+    );
+    d.fails(
+        "meta-train",
+        &[
+            "--train",
+            "train.npz",
             "--imitate",
             "lbfgs=1",
             "-o",
@@ -439,7 +456,8 @@ fn bad_inputs_fail_cleanly() {
 }
 
 /// On-policy imitation with a tuned teacher, then the log meta-loss, then training continued from the
-/// result with --init: each step runs, says what it chose, and writes a usable checkpoint.
+/// result with --init (by ES, on the late steps' losses): each step runs, says what it chose,
+/// and writes a usable checkpoint.
 #[test]
 fn imitation_and_continued_training_run() {
     let d = Dir::new();
@@ -470,6 +488,12 @@ fn imitation_and_continued_training_run() {
         "val.npz",
         "--init",
         "imitated.npz",
+        "--meta-gradient",
+        "es",
+        "--es-pairs",
+        "2",
+        "--meta-loss-from",
+        "4",
         "-o",
         "continued.npz",
     ];
