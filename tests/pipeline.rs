@@ -378,69 +378,29 @@ fn bad_inputs_fail_cleanly() {
         "both be labelled 'lstm:opt'",
     );
     // meta-train and sample-optimizee refuse bad input the same way.
-    d.fails(
-        "meta-train",
-        &["--train", "text.npz", "-o", "m.npz"],
-        "m.npz",
-        "not a readable .npz",
-    );
-    d.fails(
-        "meta-train",
-        &[
-            "--train",
-            "train.npz",
-            "--steps",
-            "10",
-            "--unroll",
-            "3",
-            "-o",
-            "m.npz",
-        ],
-        "m.npz",
+    let meta_train = |train: &str, flags: &[&str], expect: &str| {
+        let args = [&["--train", train, "-o", "m.npz"], flags].concat();
+        d.fails("meta-train", &args, "m.npz", expect)
+    };
+    meta_train("text.npz", &[], "not a readable .npz");
+    let train = "train.npz";
+    meta_train(
+        train,
+        &["--steps", "10", "--unroll", "3"],
         "multiple of --unroll",
     );
-    d.fails(
-        "meta-train",
-        &[
-            "--train",
-            "train.npz",
-            "--steps",
-            "10",
-            "--unroll",
-            "5",
-            "--meta-loss-from",
-            "11",
-            "-o",
-            "m.npz",
-        ],
-        "m.npz",
+    meta_train(
+        train,
+        &["--steps", "10", "--unroll", "5", "--meta-loss-from", "11"],
         "--meta-loss-from must be between 1 and --steps (10)",
     );
-    d.fails(
-        "meta-train",
-        &[
-            "--train",
-            "train.npz",
-            "--imitate",
-            "lbfgs=1",
-            "-o",
-            "m.npz",
-        ],
-        "m.npz",
+    meta_train(
+        train,
+        &["--imitate", "lbfgs=1"],
         "--imitate takes NAME or NAME=LR",
     );
-    d.fails(
-        "meta-train",
-        &["--train", "train.npz", "--imitate", "nag", "-o", "m.npz"],
-        "m.npz",
-        "give --validation or NAME=LR",
-    );
-    d.fails(
-        "meta-train",
-        &["--train", "train.npz", "--init", "text.npz", "-o", "m.npz"],
-        "m.npz",
-        "starting checkpoint",
-    );
+    meta_train(train, &["--imitate", "nag"], "give --validation or NAME=LR");
+    meta_train(train, &["--init", "text.npz"], "starting checkpoint");
     d.fails(
         "sample-optimizee",
         &["quadratic", "--count", "0", "--seed", "1", "-o", "s.npz"],
