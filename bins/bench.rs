@@ -96,6 +96,7 @@ fn config(batch: usize) -> MetaTrainConfig {
         hidden: 20,
         preprocessing: Preprocessing::LogSign { p: 10.0 },
         output_scale: 0.1,
+        base: None,
         forget_bias: 1.0,
         batch,
         steps: 100,
@@ -181,6 +182,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         weights: LstmWeights::init(shape, 0, 1.0),
         preprocessing: big_cfg.preprocessing,
         output_scale: 0.1,
+        base: None,
         epoch: 0,
         validation_loss: f64::NAN,
     });

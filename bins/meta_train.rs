@@ -8,10 +8,10 @@ use l2l::meta_training::{
     resume_path, train, EsScope, GradientAgreement, Imitation, ImitationLoss, MetaGradient,
     MetaLoss, MetaTrainConfig, MetaTrainer, Progress, Rollout, TrainingSource,
 };
-use l2l::optimizers::Baseline;
+use l2l::optimizers::{BaseStep, Baseline};
 use l2l::preprocessing::Preprocessing;
 use l2l::problems::mlp::MlpSource;
-use l2l::problems::{load_companion, FromSpec, QuadraticSource, Spec};
+use l2l::problems::{load_companion, FromSpec, ProblemSet, QuadraticSource, Spec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -135,6 +135,12 @@ struct Args {
     /// The LSTM's output is multiplied by this before it is added to θ (§3.2 uses 0.1).
     #[arg(long = "output-scale", default_value_t = 1.0)]
     output_scale: f32,
+    /// Add the LSTM's output to the step of a hand-designed rule, NAME or NAME=LR (beyond the
+    /// paper): the LSTM learns a correction to it. Without LR the rate is tuned on
+    /// --validation as for --imitate. A fresh run starts with the output layer at zero, i.e.
+    /// as exactly this rule. Not with --imitate or --meta-gradient second-order.
+    #[arg(long, value_name = "NAME[=LR]")]
+    base: Option<String>,
     /// Initial bias of both layers' forget gates.
     #[arg(long = "forget-bias", default_value_t = 1.0)]
     forget_bias: f32,
@@ -149,7 +155,7 @@ struct Args {
     #[arg(long = "check-meta-gradient", value_name = "N")]
     check_meta_gradient: Option<u64>,
     /// Start from the weights of this checkpoint instead of a fresh initialisation (its
-    /// architecture, --preprocessing, --p and --output-scale must be given to match). Only
+    /// architecture, --preprocessing, --p, --output-scale and --base must be given to match). Only
     /// used when a run starts; a resumed run continues from its own state.
     #[arg(long)]
     init: Option<PathBuf>,
@@ -201,11 +207,11 @@ enum Pre {
     LogSign,
 }
 
-/// The teacher of --imitate: `NAME` or `NAME=LR`.
-fn parse_teacher(text: &str) -> anyhow::Result<(Baseline, Option<f64>)> {
+/// A hand-designed rule named by --imitate or --base (`flag`): `NAME` or `NAME=LR`.
+fn parse_rule(flag: &str, text: &str) -> anyhow::Result<(Baseline, Option<f64>)> {
     let usage = || {
         anyhow::anyhow!(
-            "--imitate takes NAME or NAME=LR with NAME one of sgd, nag, rmsprop, adam (e.g. nag=1), got '{text}'"
+            "{flag} takes NAME or NAME=LR with NAME one of sgd, nag, rmsprop, adam (e.g. nag=1), got '{text}'"
         )
     };
     let (name, lr) = match text.split_once('=') {
@@ -224,6 +230,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             Pre::LogSign => Preprocessing::LogSign { p: args.p },
         },
         output_scale: args.output_scale,
+        // Set once its learning rate is known, as the teacher's.
+        base: None,
         forget_bias: args.forget_bias,
         batch: args.batch,
         steps: args.steps,
@@ -257,30 +265,71 @@ fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     config.validate()?;
-    let teacher = args.imitate.as_deref().map(parse_teacher).transpose()?;
+    let teacher = args
+        .imitate
+        .as_deref()
+        .map(|t| parse_rule("--imitate", t))
+        .transpose()?;
+    let base = args
+        .base
+        .as_deref()
+        .map(|t| parse_rule("--base", t))
+        .transpose()?;
     if teacher.is_some() && args.imitation_epochs == 0 {
         anyhow::bail!("--imitation-epochs must be at least 1 with --imitate");
     }
-    if matches!(teacher, Some((_, None))) && args.validation.is_none() {
-        anyhow::bail!(
-            "--imitate without a learning rate tunes it on --validation; give --validation or NAME=LR"
-        );
+    if teacher.is_some() && base.is_some() {
+        anyhow::bail!("--base and --imitate do not go together (a fresh run with --base already starts as its rule); drop one");
+    }
+    for (flag, rule) in [("--imitate", teacher), ("--base", base)] {
+        if matches!(rule, Some((_, None))) && args.validation.is_none() {
+            anyhow::bail!(
+                "{flag} without a learning rate tunes it on --validation; give --validation or NAME=LR"
+            );
+        }
     }
     match Spec::load(&args.train, args.data.as_deref())? {
         Spec::Quadratic(set) => train_with(
             &args,
             config,
-            teacher,
+            [teacher, base],
             QuadraticSource::from_spec(set, args.seed),
         ),
-        Spec::Mlp(like) => train_with(&args, config, teacher, MlpSource { like }),
+        Spec::Mlp(like) => train_with(&args, config, [teacher, base], MlpSource { like }),
     }
+}
+
+/// The learning rate of a rule named by --imitate or --base (`role` in the message): as
+/// given, or tuned on the validation runs.
+fn rule_rate<P: ProblemSet>(
+    (kind, lr): (Baseline, Option<f64>),
+    validation: Option<&P>,
+    steps: usize,
+    role: &str,
+) -> anyhow::Result<f64> {
+    if let Some(lr) = lr {
+        return Ok(lr);
+    }
+    let v = validation.context("a rule without a learning rate needs --validation")?;
+    let points = evaluation::tune(v, &[kind], steps);
+    let best = points
+        .iter()
+        .find(|p| p.chosen)
+        .with_context(|| format!("tuning {} found no learning rate", kind.name()))?;
+    eprintln!(
+        "meta-train: {role} {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {steps})",
+        kind.name(),
+        best.lr,
+        points.len(),
+        best.validation_final_loss,
+    );
+    Ok(best.lr)
 }
 
 fn train_with<S: TrainingSource>(
     args: &Args,
     mut config: MetaTrainConfig,
-    teacher: Option<(Baseline, Option<f64>)>,
+    [teacher, base]: [Option<(Baseline, Option<f64>)>; 2],
     source: S,
 ) -> anyhow::Result<()>
 where
@@ -290,29 +339,16 @@ where
         Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
         None => None,
     };
-    if let Some((kind, lr)) = teacher {
-        let lr = match (lr, &validation) {
-            (Some(lr), _) => lr,
-            (None, Some(v)) => {
-                let points = evaluation::tune(v, &[kind], config.validation_steps);
-                let best = points
-                    .iter()
-                    .find(|p| p.chosen)
-                    .context("tuning the imitated optimizer found no learning rate")?;
-                eprintln!(
-                    "meta-train: imitating {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {})",
-                    kind.name(),
-                    best.lr,
-                    points.len(),
-                    best.validation_final_loss,
-                    config.validation_steps
-                );
-                best.lr
-            }
-            (None, None) => anyhow::bail!("--imitate without a learning rate needs --validation"),
-        };
+    let steps = config.validation_steps;
+    if let Some(rule) = base {
+        let lr = rule_rate(rule, validation.as_ref(), steps, "base rule")?;
+        config.base = Some(BaseStep { kind: rule.0, lr });
+        config.validate()?;
+    }
+    if let Some(rule) = teacher {
+        let lr = rule_rate(rule, validation.as_ref(), steps, "imitating")?;
         config.imitation = Some(Imitation {
-            teacher: kind,
+            teacher: rule.0,
             lr,
             epochs: args.imitation_epochs,
             meta_lr: args.imitation_meta_lr,

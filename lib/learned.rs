@@ -1,20 +1,24 @@
 //! A trained optimizer: LSTM weights with the input and output processing it was trained with,
 //! and its checkpoint file.
 //!
-//! Checkpoint format (`.npz`, version [`CHECKPOINT_VERSION`]): the weight blocks of
+//! Checkpoint format (`.npz`, version 1): the weight blocks of
 //! [`crate::lstm::weight_blocks`] as float32, plus scalars `format_version`, `num_layers`,
 //! `hidden_size`, `input_features`, `preprocessing` (0 = scale, 1 = Appendix A log/sign),
 //! `preprocessing_param` (the scale, or p), `output_scale`, `epoch`, `validation_loss`, and
-//! `architecture` (uint8 bytes of "coordinatewise-lstm").
+//! `architecture` (uint8 bytes of "coordinatewise-lstm"). Version 2 ([`CHECKPOINT_VERSION`])
+//! is version 1 plus `base_optimizer` (uint8 bytes of a baseline's name) and `base_lr`, the
+//! hand-designed rule whose step the LSTM's output is added to; an optimizer without one is
+//! still written as version 1, so that readers of version 1 keep reading it.
 
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz, NpzArrays};
 use crate::lstm::{weight_blocks, LstmShape, LstmWeights};
+use crate::optimizers::{validate_lr, BaseStep, Baseline};
 use crate::preprocessing::Preprocessing;
 use ndarray::{Array1, Array2};
 use std::path::Path;
 
-pub const CHECKPOINT_VERSION: i64 = 1;
+pub const CHECKPOINT_VERSION: i64 = 2;
 pub const ARCHITECTURE: &str = "coordinatewise-lstm";
 pub const NUM_LAYERS: i64 = 2;
 
@@ -24,6 +28,8 @@ pub struct LearnedOptimizer {
     pub preprocessing: Preprocessing,
     /// The LSTM's output is multiplied by this before it is added to θ (§3.2 uses 0.1).
     pub output_scale: f32,
+    /// A hand-designed rule whose step is added to the LSTM's (None in the paper).
+    pub base: Option<BaseStep>,
     /// Meta-training epochs behind these weights.
     pub epoch: u64,
     /// Mean final validation loss when these weights were kept (NaN if never validated).
@@ -53,7 +59,21 @@ impl LearnedOptimizer {
         }
         let shape = self.weights.shape();
         let (code, param) = self.preprocessing.to_code();
-        a.scalar_i64("format_version", CHECKPOINT_VERSION);
+        a.scalar_i64(
+            "format_version",
+            if self.base.is_some() {
+                CHECKPOINT_VERSION
+            } else {
+                1
+            },
+        );
+        if let Some(base) = self.base {
+            a.add(
+                "base_optimizer",
+                Array1::from(base.kind.name().as_bytes().to_vec()),
+            );
+            a.scalar_f64("base_lr", base.lr);
+        }
         a.add(
             "architecture",
             Array1::from(ARCHITECTURE.as_bytes().to_vec()),
@@ -117,14 +137,33 @@ impl LearnedOptimizer {
             ));
         }
         let version = npz.scalar("format_version")? as i64;
-        if version != CHECKPOINT_VERSION {
+        if !(1..=CHECKPOINT_VERSION).contains(&version) {
             return Err(bad(
                 npz,
                 format!(
-                "checkpoint format version {version}; this l2l reads version {CHECKPOINT_VERSION}"
+                "checkpoint format version {version}; this l2l reads versions 1 to {CHECKPOINT_VERSION}"
             ),
             ));
         }
+        let base = if version >= 2 {
+            let name: Vec<u8> = npz
+                .array::<i64>("base_optimizer")?
+                .iter()
+                .map(|&b| b as u8)
+                .collect();
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let kind = Baseline::from_name(&name).ok_or_else(|| {
+                bad(
+                    npz,
+                    format!("unknown base_optimizer '{name}'; expected sgd, nag, rmsprop or adam"),
+                )
+            })?;
+            let lr = npz.scalar("base_lr")?;
+            validate_lr(lr).map_err(|e| bad(npz, format!("base_lr: {e}")))?;
+            Some(BaseStep { kind, lr })
+        } else {
+            None
+        };
         let arch: Vec<u8> = npz
             .array::<i64>("architecture")?
             .iter()
@@ -195,6 +234,7 @@ impl LearnedOptimizer {
             weights,
             preprocessing,
             output_scale,
+            base,
             epoch: npz.scalar("epoch")?.max(0.0) as u64,
             validation_loss: npz.scalar("validation_loss")?,
         })
@@ -205,11 +245,15 @@ impl LearnedOptimizer {
 mod tests {
     use super::*;
 
+    fn version_of(path: &Path) -> f64 {
+        Npz::open(path).unwrap().scalar("format_version").unwrap()
+    }
+
     #[test]
     fn checkpoint_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("opt.npz");
-        let opt = LearnedOptimizer {
+        let mut opt = LearnedOptimizer {
             weights: LstmWeights::init(
                 LstmShape {
                     inputs: 2,
@@ -220,10 +264,20 @@ mod tests {
             ),
             preprocessing: Preprocessing::LogSign { p: 10.0 },
             output_scale: 0.1,
+            base: None,
             epoch: 12,
             validation_loss: 0.5,
         };
         opt.save(&path).unwrap();
         assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
+        assert_eq!(version_of(&path), 1.0);
+        // A base rule makes it version 2.
+        opt.base = Some(BaseStep {
+            kind: Baseline::Nag,
+            lr: 0.75,
+        });
+        opt.save(&path).unwrap();
+        assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
+        assert_eq!(version_of(&path), 2.0);
     }
 }

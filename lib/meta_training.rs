@@ -21,7 +21,7 @@ use crate::evaluation::{self, Curves, SHARD_ROWS};
 use crate::io::{write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::lstm::{BlockedTape, LstmShape, LstmWeights};
-use crate::optimizers::{Baseline, BaselineRule, OptimizerChoice, UpdateRule};
+use crate::optimizers::{BaseStep, Baseline, BaselineRule, OptimizerChoice, UpdateRule};
 use crate::preprocessing::Preprocessing;
 use crate::problems::{shard_ranges, ProblemSet};
 use crate::rng::{streams, Rng};
@@ -164,6 +164,12 @@ pub struct MetaTrainConfig {
     pub hidden: usize,
     pub preprocessing: Preprocessing,
     pub output_scale: f32,
+    /// A hand-designed rule whose step is added to the LSTM's, which then learns a correction
+    /// to it (beyond the paper). A fresh run starts with the output layer at zero, i.e. from
+    /// exactly this rule. Its steps depend on φ only through later gradients, which BPTT
+    /// treats as constants, so BPTT's meta-gradient keeps its form; the second-order terms
+    /// would need the adjoint of the rule's state, which is not implemented.
+    pub base: Option<BaseStep>,
     pub forget_bias: f32,
     /// Problems per epoch.
     pub batch: usize,
@@ -271,6 +277,25 @@ impl MetaTrainConfig {
                 self.steps, self.loss_from
             ));
         }
+        if let Some(base) = self.base {
+            if !(base.lr.is_finite() && base.lr > 0.0) {
+                return config_error(format!(
+                    "--base needs a positive learning rate, got {}",
+                    base.lr
+                ));
+            }
+            if self.imitation.is_some() {
+                return config_error(
+                    "--base and --imitate do not go together (a fresh run with --base already \
+                     starts as its rule); drop one",
+                );
+            }
+            if self.meta_gradient == MetaGradient::SecondOrder {
+                return config_error(
+                    "--base is not implemented for --meta-gradient second-order; use bptt or es",
+                );
+            }
+        }
         if self.loss_from > 1 && self.curriculum.is_some() {
             return config_error(
                 "--meta-loss-from needs whole trajectories; drop --curriculum or --meta-loss-from",
@@ -336,6 +361,9 @@ impl MetaTrainConfig {
         ) + &match self.loss_from {
             1 => String::new(),
             from => format!(" loss_from={from}"),
+        } + &match self.base {
+            None => String::new(),
+            Some(base) => format!(" base={base}"),
         }
     }
 }
@@ -364,6 +392,8 @@ struct Shard<S> {
     scratch: S,
     /// w_t of each problem (rows of `problems.len()`) at each step of the current unroll.
     step_weights: Vec<f32>,
+    /// The base rule's state, with `base`.
+    base: Option<BaselineRule>,
     /// Under imitation: the teacher, and θ_t while both updates are formed.
     teacher: Option<BaselineRule>,
     anchor: Vec<f32>,
@@ -405,6 +435,7 @@ impl<S: Send> Workspace<S> {
                     grad: LstmWeights::zeros(shape),
                     scratch: like.scratch(),
                     step_weights: vec![0.0; config.unroll * local],
+                    base: config.base.map(|b| b.kind.rule(b.lr, rows)),
                     teacher: config.imitation.map(|im| im.teacher.rule(im.lr, rows)),
                     anchor: vec![0.0; if config.imitation.is_some() { rows } else { 0 }],
                     teacher_update_ms: vec![
@@ -511,7 +542,11 @@ const META_EPSILON: f64 = 1e-8;
 impl MetaTrainer {
     pub fn new(config: MetaTrainConfig) -> Result<Self> {
         config.validate()?;
-        let weights = LstmWeights::init(config.shape(), config.seed, config.forget_bias);
+        let mut weights = LstmWeights::init(config.shape(), config.seed, config.forget_bias);
+        if config.base.is_some() {
+            let range = config.shape().output_layer();
+            weights.as_mut_slice()[range].fill(0.0);
+        }
         let n = weights.as_slice().len();
         Ok(MetaTrainer {
             config,
@@ -531,6 +566,17 @@ impl MetaTrainer {
     pub fn starting_from(config: MetaTrainConfig, start: &LearnedOptimizer) -> Result<Self> {
         let mut t = Self::new(config)?;
         let cfg = &t.config;
+        if start.base != cfg.base {
+            let name = |b: Option<BaseStep>| b.map_or("none".to_string(), |b| b.to_string());
+            return config_error(format!(
+                "the starting checkpoint's base rule is {}, but this run asks for {}; {}",
+                name(start.base),
+                name(cfg.base),
+                start
+                    .base
+                    .map_or("drop --base".to_string(), |b| format!("pass --base {b}"))
+            ));
+        }
         if start.weights.shape() != cfg.shape()
             || start.preprocessing != cfg.preprocessing
             || start.output_scale != cfg.output_scale
@@ -556,6 +602,7 @@ impl MetaTrainer {
             weights: self.weights.clone(),
             preprocessing: self.config.preprocessing,
             output_scale: self.config.output_scale,
+            base: self.config.base,
             epoch: self.epoch,
             validation_loss,
         }
@@ -905,8 +952,8 @@ fn start_trajectories<P: ProblemSet>(batch: &P, ws: &mut Workspace<P::Scratch>) 
     let dim = batch.dim();
     ws.shards.par_iter_mut().for_each(|s| {
         s.tape.reset_state();
-        if let Some(teacher) = &mut s.teacher {
-            teacher.reset();
+        for rule in [&mut s.base, &mut s.teacher].into_iter().flatten() {
+            rule.reset();
         }
         s.teacher_update_ms.fill(0.0);
         for (k, p) in s.problems.clone().enumerate() {
@@ -1080,6 +1127,9 @@ fn run_unroll<P: ProblemSet>(
                     &mut s.theta,
                     scale,
                 );
+                if let Some(base) = &mut s.base {
+                    base.step(&mut s.theta, &s.grads[t * rows..(t + 1) * rows]);
+                }
                 if imitating {
                     let teacher = s.teacher.as_mut().expect("imitation without a teacher");
                     teacher.step(&mut s.anchor, &s.grads[t * rows..(t + 1) * rows]);
@@ -1274,6 +1324,7 @@ mod tests {
             hidden: 3,
             preprocessing,
             output_scale: 0.5,
+            base: None,
             forget_bias: 1.0,
             batch: 3,
             steps: 6,
@@ -1495,6 +1546,45 @@ mod tests {
         );
     }
 
+    /// Truncated BPTT with a base rule's steps added to the LSTM's, on problems whose gradients
+    /// do not depend on θ (where BPTT's assumption holds, so the differences must agree).
+    #[test]
+    fn bptt_gradient_matches_finite_differences_with_a_base_rule() {
+        let linear = Linear {
+            slope: vec![0.3, -0.7],
+            count: 3,
+        };
+        for base in [
+            NAG_BASE,
+            BaseStep {
+                kind: Baseline::Adam,
+                lr: 0.05,
+            },
+        ] {
+            check_gradient_on(
+                &linear,
+                Preprocessing::LogSign { p: 10.0 },
+                MetaLoss::Sum,
+                None,
+                |cfg| cfg.base = Some(base),
+            );
+        }
+    }
+
+    /// A fresh run with a base rule starts as exactly that rule: the output layer is zero.
+    #[test]
+    fn a_fresh_run_with_a_base_rule_starts_as_the_rule() {
+        let mut cfg = tiny_config(Preprocessing::LogSign { p: 10.0 });
+        cfg.base = Some(NAG_BASE);
+        let set = tiny_batch();
+        let learned = MetaTrainer::new(cfg).unwrap().run_with(&set, 6, |_| ());
+        let nag = OptimizerChoice::Baseline {
+            kind: NAG_BASE.kind,
+            lr: NAG_BASE.lr,
+        };
+        assert_eq!(learned.losses, evaluation::run(&set, &nag, 6).losses);
+    }
+
     /// Three runs of a 6-4-3 MLP on a toy data set, with weights large enough to matter.
     fn tiny_mlp(activation: Activation) -> MlpSet {
         let data = crate::problems::mlp::tests::toy_data();
@@ -1611,8 +1701,22 @@ mod tests {
     /// the BPTT side and the finite-difference side of the agreement check must coincide.
     #[test]
     fn meta_gradient_agreement_is_exact_where_gradients_do_not_depend_on_theta() {
+        for base in [None, Some(NAG_BASE)] {
+            agreement_is_exact_on_a_linear_problem(base);
+        }
+    }
+
+    const NAG_BASE: BaseStep = BaseStep {
+        kind: Baseline::Nag,
+        lr: 0.1,
+    };
+
+    /// With a base rule too: its steps do not depend on φ when the gradients do not depend on
+    /// θ, so BPTT stays exact.
+    fn agreement_is_exact_on_a_linear_problem(base: Option<BaseStep>) {
         let mut cfg = tiny_config(Preprocessing::Scale(0.1));
         cfg.unroll = cfg.steps;
+        cfg.base = base;
         let t = {
             let mut t = MetaTrainer::new(cfg.clone()).unwrap();
             let range = cfg.shape().output_layer();
@@ -1626,7 +1730,11 @@ mod tests {
             count: 3,
         };
         let a = t.meta_gradient_agreement(&linear, 1e-2);
-        assert!(a.cosine() > 0.999, "cosine {} for {a:?}", a.cosine());
+        assert!(
+            a.cosine() > 0.999,
+            "cosine {} for {a:?} (base {base:?})",
+            a.cosine()
+        );
         assert!(
             (a.norm_ratio() - 1.0).abs() < 1e-2,
             "ratio {}",
@@ -1775,5 +1883,45 @@ mod tests {
             ..tiny_config(Preprocessing::Scale(1.0))
         };
         assert!(MetaTrainer::new(cfg).is_err());
+        let based = MetaTrainConfig {
+            base: Some(NAG_BASE),
+            ..tiny_config(Preprocessing::Scale(1.0))
+        };
+        for cfg in [
+            MetaTrainConfig {
+                base: Some(BaseStep {
+                    lr: 0.0,
+                    ..NAG_BASE
+                }),
+                ..based.clone()
+            },
+            MetaTrainConfig {
+                meta_gradient: MetaGradient::SecondOrder,
+                ..based.clone()
+            },
+            MetaTrainConfig {
+                imitation: Some(Imitation {
+                    teacher: Baseline::Nag,
+                    lr: 0.1,
+                    epochs: 1,
+                    meta_lr: 0.01,
+                    rollout: Rollout::Teacher,
+                    loss: ImitationLoss::Squared,
+                }),
+                ..based.clone()
+            },
+        ] {
+            let e = MetaTrainer::new(cfg).err().expect("refused").to_string();
+            assert!(e.contains("--base"), "{e}");
+        }
+        // A checkpoint continues only under its own base rule.
+        let plain = MetaTrainer::new(tiny_config(Preprocessing::Scale(1.0)))
+            .unwrap()
+            .current(f64::NAN);
+        let e = MetaTrainer::starting_from(based, &plain)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("drop --base"), "{e}");
     }
 }

@@ -74,6 +74,21 @@ impl Baseline {
     }
 }
 
+/// A hand-designed rule with a fixed learning rate under a learned optimizer (beyond the
+/// paper): the LSTM's output is added to this rule's step, so the LSTM learns a correction
+/// to it, and an LSTM whose output is zero is exactly this rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BaseStep {
+    pub kind: Baseline,
+    pub lr: f64,
+}
+
+impl std::fmt::Display for BaseStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.kind.name(), self.lr)
+    }
+}
+
 /// A baseline with its per-coordinate state.
 #[derive(Clone)]
 pub struct BaselineRule {
@@ -142,9 +157,11 @@ impl UpdateRule for BaselineRule {
     }
 }
 
-/// The learned optimizer applied to a block of rows: θ ← θ + output_scale · LSTM(pre(∇)).
+/// The learned optimizer applied to a block of rows: θ ← θ + output_scale · LSTM(pre(∇)),
+/// plus the step of its base rule when it has one.
 pub struct LstmRule {
     optimizer: Arc<LearnedOptimizer>,
+    base: Option<BaselineRule>,
     tape: BlockedTape,
     features: Vec<f32>,
     outputs: Vec<f32>,
@@ -157,6 +174,7 @@ impl LstmRule {
             tape: BlockedTape::new(shape, rows, 1),
             features: vec![0.0; rows * shape.inputs],
             outputs: vec![0.0; rows],
+            base: optimizer.base.map(|b| b.kind.rule(b.lr, rows)),
             optimizer,
         }
     }
@@ -171,6 +189,9 @@ impl UpdateRule for LstmRule {
         let scale = opt.output_scale;
         for (x, o) in theta.iter_mut().zip(&self.outputs) {
             *x += scale * o;
+        }
+        if let Some(base) = &mut self.base {
+            base.step(theta, grad);
         }
     }
 }
@@ -284,6 +305,49 @@ mod tests {
             let g = [theta[0]];
             rule.step(&mut theta, &g);
         }
+    }
+
+    /// The LSTM's step plus its base rule's: with a zero output layer exactly the rule (NAG
+    /// by hand, as above); otherwise the first step adds NAG's −(1 + μ)·lr·∇ to the LSTM's.
+    #[test]
+    fn learned_step_adds_its_base_rule() {
+        use crate::lstm::{LstmShape, LstmWeights};
+        use crate::preprocessing::Preprocessing;
+        let shape = LstmShape {
+            inputs: 2,
+            hidden: 3,
+        };
+        let mut optimizer = LearnedOptimizer {
+            weights: LstmWeights::init(shape, 4, 1.0),
+            preprocessing: Preprocessing::LogSign { p: 10.0 },
+            output_scale: 0.5,
+            base: None,
+            epoch: 0,
+            validation_loss: f64::NAN,
+        };
+        let first_step = |optimizer: &LearnedOptimizer| {
+            let mut rule = LstmRule::new(Arc::new(optimizer.clone()), 2);
+            let mut theta = vec![1.0f32, -2.0];
+            rule.step(&mut theta, &[0.5, -4.0]);
+            theta
+        };
+        let alone = first_step(&optimizer);
+        optimizer.base = Some(BaseStep {
+            kind: Baseline::Nag,
+            lr: 0.1,
+        });
+        let with_base = first_step(&optimizer);
+        close(
+            &with_base,
+            &[alone[0] as f64 - 1.9 * 0.05, alone[1] as f64 + 1.9 * 0.4],
+        );
+        let range = shape.output_layer();
+        optimizer.weights.as_mut_slice()[range].fill(0.0);
+        let mut rule = LstmRule::new(Arc::new(optimizer), 2);
+        let mut theta = vec![1.0f32, -2.0];
+        rule.step(&mut theta, &[0.5, -4.0]);
+        rule.step(&mut theta, &[0.25, 2.0]);
+        close(&theta, &[0.817, -1.296]);
     }
 
     #[test]

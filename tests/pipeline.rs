@@ -492,6 +492,56 @@ fn imitation_and_continued_training_run() {
     );
 }
 
+/// A learned correction to NAG (--base, its rate tuned on the validation runs): it trains,
+/// continues only under the same base rule, and evaluates.
+#[test]
+fn a_correction_to_a_base_rule_trains_and_evaluates() {
+    let d = Dir::new();
+    specs(&d);
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--validation",
+        "val.npz",
+        "--base",
+        "nag",
+        "-o",
+        "based.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    let log = d.ok("meta-train", &args);
+    assert!(log.contains("base rule nag with lr"), "{log}");
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--init",
+        "based.npz",
+        "-o",
+        "plain.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    d.fails("meta-train", &args, "plain.npz", "pass --base nag=");
+    d.fails(
+        "meta-train",
+        &[&["--base", "nag=1", "--imitate", "nag=1"], &args[..]].concat(),
+        "plain.npz",
+        "--base and --imitate do not go together",
+    );
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "6",
+            "-O",
+            "lstm:based.npz,nag",
+            "-o",
+            "based.parquet",
+        ],
+    );
+}
+
 #[test]
 fn every_binary_has_help() {
     let d = Dir::new();
