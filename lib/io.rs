@@ -134,6 +134,12 @@ impl Npz {
         Ok(*a.iter().next().unwrap())
     }
 
+    /// Reads a text stored as an array of its bytes (uint8, or any integer type numpy wrote).
+    pub fn text(&mut self, name: &str) -> Result<String> {
+        let bytes: Vec<u8> = self.array::<i64>(name)?.iter().map(|&b| b as u8).collect();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     pub fn scalar_or(&mut self, name: &str, default: f64) -> Result<f64> {
         if self.has(name) {
             self.scalar(name)

@@ -146,12 +146,7 @@ impl LearnedOptimizer {
             ));
         }
         let base = if version >= 2 {
-            let name: Vec<u8> = npz
-                .array::<i64>("base_optimizer")?
-                .iter()
-                .map(|&b| b as u8)
-                .collect();
-            let name = String::from_utf8_lossy(&name).into_owned();
+            let name = npz.text("base_optimizer")?;
             let kind = Baseline::from_name(&name).ok_or_else(|| {
                 bad(
                     npz,
@@ -164,16 +159,12 @@ impl LearnedOptimizer {
         } else {
             None
         };
-        let arch: Vec<u8> = npz
-            .array::<i64>("architecture")?
-            .iter()
-            .map(|&b| b as u8)
-            .collect();
+        let arch = npz.text("architecture")?;
         let layers = npz.scalar("num_layers")? as i64;
-        if arch != ARCHITECTURE.as_bytes() || layers != NUM_LAYERS {
+        if arch != ARCHITECTURE || layers != NUM_LAYERS {
             return Err(bad(npz, format!(
                 "checkpoint is for architecture '{}' with {layers} layers; this l2l runs '{ARCHITECTURE}' with {NUM_LAYERS}",
-                String::from_utf8_lossy(&arch)
+                arch
             )));
         }
         let hidden = npz.scalar("hidden_size")?;

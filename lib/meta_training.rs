@@ -895,12 +895,7 @@ impl MetaTrainer {
     pub fn resume(config: MetaTrainConfig, path: &Path, source: &str) -> Result<Self> {
         let mut t = MetaTrainer::new(config)?;
         let mut npz = Npz::open(path)?;
-        let saved: Vec<u8> = npz
-            .array::<i64>("settings")?
-            .iter()
-            .map(|&b| b as u8)
-            .collect();
-        let saved = String::from_utf8_lossy(&saved).into_owned();
+        let saved = npz.text("settings")?;
         let wanted = t.config.fingerprint(source);
         if saved != wanted {
             let differing: Vec<&str> = wanted

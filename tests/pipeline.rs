@@ -107,8 +107,17 @@ fn specs(d: &Dir) {
 }
 
 fn train(d: &Dir, out: &str) -> String {
-    let mut args = vec!["--train", "train.npz", "--validation", "val.npz", "-o", out];
-    args.extend_from_slice(TINY_TRAIN);
+    train_with(d, &[], out)
+}
+
+/// Tiny meta-training on train.npz, validated on val.npz, with `flags` added; returns stderr.
+fn train_with(d: &Dir, flags: &[&str], out: &str) -> String {
+    let args = [
+        &["--train", "train.npz", "--validation", "val.npz", "-o", out],
+        flags,
+        TINY_TRAIN,
+    ]
+    .concat();
     d.ok("meta-train", &args)
 }
 
@@ -422,43 +431,35 @@ fn bad_inputs_fail_cleanly() {
 fn imitation_and_continued_training_run() {
     let d = Dir::new();
     specs(&d);
-    let mut args = vec![
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "--imitate",
-        "nag",
-        "--imitation-epochs",
-        "2",
-        "--imitation-rollout",
-        "student",
-        "--meta-loss",
-        "log",
-        "-o",
+    let log = train_with(
+        &d,
+        &[
+            "--imitate",
+            "nag",
+            "--imitation-epochs",
+            "2",
+            "--imitation-rollout",
+            "student",
+            "--meta-loss",
+            "log",
+        ],
         "imitated.npz",
-    ];
-    args.extend_from_slice(TINY_TRAIN);
-    let log = d.ok("meta-train", &args);
+    );
     assert!(log.contains("imitating nag with lr"), "{log}");
-    let mut args = vec![
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "--init",
-        "imitated.npz",
-        "--meta-gradient",
-        "es",
-        "--es-pairs",
-        "2",
-        "--meta-loss-from",
-        "4",
-        "-o",
+    train_with(
+        &d,
+        &[
+            "--init",
+            "imitated.npz",
+            "--meta-gradient",
+            "es",
+            "--es-pairs",
+            "2",
+            "--meta-loss-from",
+            "4",
+        ],
         "continued.npz",
-    ];
-    args.extend_from_slice(TINY_TRAIN);
-    d.ok("meta-train", &args);
+    );
     d.ok(
         "evaluate",
         &[
@@ -498,18 +499,7 @@ fn imitation_and_continued_training_run() {
 fn a_correction_to_a_base_rule_trains_and_evaluates() {
     let d = Dir::new();
     specs(&d);
-    let mut args = vec![
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "--base",
-        "nag",
-        "-o",
-        "based.npz",
-    ];
-    args.extend_from_slice(TINY_TRAIN);
-    let log = d.ok("meta-train", &args);
+    let log = train_with(&d, &["--base", "nag"], "based.npz");
     assert!(log.contains("base rule nag with lr"), "{log}");
     let mut args = vec![
         "--train",

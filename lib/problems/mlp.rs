@@ -236,10 +236,6 @@ impl MlpSet {
     /// checking its checksum.
     pub fn load(npz: &mut Npz, data_override: Option<&Path>) -> Result<Self> {
         let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
-        let text = |npz: &mut Npz, name: &str| -> Result<String> {
-            let bytes: Vec<u8> = npz.array::<i64>(name)?.iter().map(|&b| b as u8).collect();
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
-        };
         let hidden: Vec<usize> = npz
             .array_nd::<i64, Ix1>("hidden_sizes")?
             .iter()
@@ -287,8 +283,8 @@ impl MlpSet {
         if theta0.iter().any(|x| !x.is_finite()) {
             return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
         }
-        let recorded_path = PathBuf::from(text(npz, "dataset_path")?);
-        let sha = text(npz, "dataset_sha256")?;
+        let recorded_path = PathBuf::from(npz.text("dataset_path")?);
+        let sha = npz.text("dataset_sha256")?;
         let path = data_override
             .map(Path::to_path_buf)
             .unwrap_or(recorded_path);
