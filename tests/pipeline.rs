@@ -121,6 +121,16 @@ fn train_with(d: &Dir, flags: &[&str], out: &str) -> String {
     d.ok("meta-train", &args)
 }
 
+/// Six steps of `optimizers` on test.npz, untuned.
+fn evaluate_briefly(d: &Dir, optimizers: &str, out: &str) -> String {
+    d.ok(
+        "evaluate",
+        &[
+            "--spec", "test.npz", "--steps", "6", "-O", optimizers, "-o", out,
+        ],
+    )
+}
+
 #[test]
 fn whole_pipeline_runs_and_is_deterministic() {
     let d = Dir::new();
@@ -460,19 +470,7 @@ fn imitation_and_continued_training_run() {
         ],
         "continued.npz",
     );
-    d.ok(
-        "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "6",
-            "-O",
-            "lstm:imitated.npz,lstm:continued.npz",
-            "-o",
-            "both.parquet",
-        ],
-    );
+    evaluate_briefly(&d, "lstm:imitated.npz,lstm:continued.npz", "both.parquet");
     // A checkpoint of another architecture cannot be the start.
     let mut args = vec![
         "--train",
@@ -517,19 +515,7 @@ fn a_correction_to_a_base_rule_trains_and_evaluates() {
         "plain.npz",
         "--base and --imitate do not go together",
     );
-    d.ok(
-        "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "6",
-            "-O",
-            "lstm:based.npz,nag",
-            "-o",
-            "based.parquet",
-        ],
-    );
+    evaluate_briefly(&d, "lstm:based.npz,nag", "based.parquet");
 }
 
 #[test]
