@@ -2,18 +2,16 @@
 //! FLOP limit. Prints a table and writes a parquet file with columns task, measure, value, unit.
 
 use clap::Parser;
+use l2l::baselines::Baseline;
 use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
-use l2l::learned::LearnedOptimizer;
-use l2l::lstm::LstmWeights;
-use l2l::meta_training::{
-    MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainer, TrainingSource, Workspace,
-};
-use l2l::optimizers::{Baseline, OptimizerChoice};
-use l2l::preprocessing::Preprocessing;
+use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
+use l2l::meta::{MetaTrainConfig, MetaTrainer, Workspace};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::separable::SeparableQuadratic;
-use l2l::problems::{ProblemSet, QuadraticFamily, QuadraticSource, ValueDistribution};
+use l2l::problems::{
+    ProblemSet, QuadraticFamily, QuadraticSource, TrainingSource, ValueDistribution,
+};
 use l2l::trajectory::{write_table, Column};
 use ndarray::Array2;
 use std::path::PathBuf;
@@ -91,35 +89,22 @@ fn peak_rss_bytes() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The MNIST recipe's shape of training (§3.2): log/sign input, output scale 0.1.
 fn config(batch: usize) -> MetaTrainConfig {
     MetaTrainConfig {
-        hidden: 20,
         preprocessing: Preprocessing::LogSign { p: 10.0 },
         output_scale: 0.1,
-        base: None,
-        forget_bias: 1.0,
         batch,
-        steps: 100,
-        unroll: 20,
-        meta_lr: 1e-3,
-        meta_lr_decay: 1.0,
-        clip: None,
-        curriculum: None,
-        meta_loss: MetaLoss::Sum,
-        loss_from: 1,
-        imitation: None,
-        meta_gradient: MetaGradient::Bptt,
-        validation_steps: 100,
         epochs: u64::MAX,
         eval_every: 1,
-        seed: 0,
+        ..MetaTrainConfig::default()
     }
 }
 
 /// Seconds per meta-training epoch on `batch`.
 fn epoch_seconds<P: ProblemSet>(cfg: &MetaTrainConfig, batch: &P, repeats: usize) -> f64 {
     let mut trainer = MetaTrainer::new(cfg.clone()).expect("valid config");
-    let mut ws = Workspace::new(cfg, batch);
+    let mut ws = Workspace::new(cfg, batch).expect("one network serves every parameter");
     time(repeats, || {
         trainer.train_epoch(batch, &mut ws);
     })
@@ -176,10 +161,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let stream = SeparableQuadratic::new(15_910, args.eval_runs, 9);
     let coordinates = big.dim();
     let shape = big_cfg.shape();
-    let fwd_flops = shape.forward_flops_per_coordinate();
-    let bwd_flops = shape.backward_flops_per_coordinate();
+    let (fwd_flops, bwd_flops) = shape.flops_per_coordinate();
     let learned = Arc::new(LearnedOptimizer {
-        weights: LstmWeights::init(shape, 0, 1.0),
+        networks: Networks::single(Arc::new(shape)),
+        weights: shape.init(0, l2l::rng::streams::LSTM_INIT, 1.0),
         preprocessing: big_cfg.preprocessing,
         output_scale: 0.1,
         base: None,
@@ -210,16 +195,20 @@ fn run(args: Args) -> anyhow::Result<()> {
                 epoch_seconds(&quad_cfg, &quad_batch, args.repeats),
                 epoch_seconds(&big_cfg, &big, args.repeats),
                 time(args.repeats, || {
-                    run_optimizer(&eval_set, &lstm, eval_steps);
+                    run_optimizer(&eval_set, &lstm, eval_steps)
+                        .expect("one network serves every parameter");
                 }),
                 time(args.repeats, || {
-                    run_optimizer(&eval_set, &adam, eval_steps);
+                    run_optimizer(&eval_set, &adam, eval_steps)
+                        .expect("one network serves every parameter");
                 }),
                 time(args.repeats, || {
-                    run_optimizer(&big, &lstm, eval_steps);
+                    run_optimizer(&big, &lstm, eval_steps)
+                        .expect("one network serves every parameter");
                 }),
                 time(args.repeats, || {
-                    run_optimizer(&stream, &lstm, eval_steps);
+                    run_optimizer(&stream, &lstm, eval_steps)
+                        .expect("one network serves every parameter");
                 }),
             )
         });
@@ -318,7 +307,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         epoch_by_threads[0].2 / epoch_by_threads[1].2,
         "ratio",
     );
-    let ws_bytes = Workspace::new(&big_cfg, &big).bytes() as f64;
+    let ws_bytes = Workspace::new(&big_cfg, &big)?.bytes() as f64;
     add(
         &format!("meta-train MNIST MLP, {coordinates} coordinates"),
         "workspace memory",

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{lr_grid, run as run_optimizer, tune, validate_steps, Curves};
-use l2l::optimizers::OptimizerChoice;
-use l2l::problems::{load_companion, FromSpec, Spec};
+use l2l::learned::OptimizerChoice;
+use l2l::problems::{load_companion, FromSpec, SetVisitor, Spec};
 use l2l::trajectory::{write_table, write_trajectories, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,16 +64,29 @@ fn run(args: Args) -> anyhow::Result<()> {
     l2l::cli::init_threads(args.threads)?;
     validate_steps(args.steps)?;
     if let Some(lr) = args.lr {
-        l2l::optimizers::validate_lr(lr)?;
+        l2l::baselines::validate_lr(lr)?;
     }
     let mut choices = Vec::new();
     for arg in &args.optimizers {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
     }
     l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
-    match Spec::load(&args.spec, args.data.as_deref())? {
-        Spec::Quadratic(set) => evaluate_on(&args, choices, &set),
-        Spec::Mlp(set) => evaluate_on(&args, choices, &set),
+    Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
+        args: &args,
+        choices,
+    })
+}
+
+/// Evaluation on the problem set of whatever kind the spec is.
+struct Evaluation<'a> {
+    args: &'a Args,
+    choices: Vec<(OptimizerChoice, bool)>,
+}
+
+impl SetVisitor for Evaluation<'_> {
+    type Output = anyhow::Result<()>;
+    fn visit<P: FromSpec>(self, set: P) -> anyhow::Result<()> {
+        evaluate_on(self.args, self.choices, &set)
     }
 }
 
@@ -104,7 +117,7 @@ fn evaluate_on<P: FromSpec>(
             lr_grid().len(),
             validation.count()
         );
-        let points = tune(&validation, &to_tune, steps);
+        let points = tune(&validation, &to_tune, steps)?;
         for (choice, explicit) in &mut choices {
             if let OptimizerChoice::Baseline { kind, lr } = choice {
                 if let Some(p) = points
@@ -160,7 +173,7 @@ fn evaluate_on<P: FromSpec>(
     let curves: Vec<Curves> = choices
         .iter()
         .map(|(c, _)| {
-            let curves = run_optimizer(set, c, args.steps);
+            let curves = run_optimizer(set, c, args.steps)?;
             eprintln!(
                 "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}",
                 curves.label,
@@ -171,9 +184,9 @@ fn evaluate_on<P: FromSpec>(
                 args.steps,
                 curves.final_mean()
             );
-            curves
+            Ok(curves)
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     write_trajectories(&args.output, &curves)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(())

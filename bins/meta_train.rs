@@ -2,16 +2,13 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use l2l::evaluation;
-use l2l::learned::LearnedOptimizer;
-use l2l::meta_training::{
-    resume_path, train, EsScope, GradientAgreement, Imitation, ImitationLoss, MetaGradient,
-    MetaLoss, MetaTrainConfig, MetaTrainer, Progress, Rollout, TrainingSource,
+use l2l::baselines::Baseline;
+use l2l::learned::{LearnedOptimizer, Preprocessing};
+use l2l::meta::{
+    resume_path, train, EsScope, GradientAgreement, ImitationLoss, MetaGradient, MetaLoss,
+    MetaTrainConfig, MetaTrainParams, MetaTrainer, Progress, Rollout, RuleRequest,
 };
-use l2l::optimizers::{BaseStep, Baseline};
-use l2l::preprocessing::Preprocessing;
-use l2l::problems::mlp::MlpSource;
-use l2l::problems::{load_companion, FromSpec, ProblemSet, QuadraticSource, Spec};
+use l2l::problems::{load_companion, FromSpec, ProblemSet, SourceVisitor, Spec, TrainingSource};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -208,7 +205,7 @@ enum Pre {
 }
 
 /// A hand-designed rule named by --imitate or --base (`flag`): `NAME` or `NAME=LR`.
-fn parse_rule(flag: &str, text: &str) -> anyhow::Result<(Baseline, Option<f64>)> {
+fn parse_rule(flag: &str, text: &str) -> anyhow::Result<RuleRequest> {
     let usage = || {
         anyhow::anyhow!(
             "{flag} takes NAME or NAME=LR with NAME one of sgd, nag, rmsprop, adam (e.g. nag=1), got '{text}'"
@@ -218,11 +215,14 @@ fn parse_rule(flag: &str, text: &str) -> anyhow::Result<(Baseline, Option<f64>)>
         Some((name, lr)) => (name, Some(lr.parse().map_err(|_| usage())?)),
         None => (text, None),
     };
-    Ok((Baseline::from_name(name).ok_or_else(usage)?, lr))
+    Ok(RuleRequest {
+        kind: Baseline::from_name(name).ok_or_else(usage)?,
+        lr,
+    })
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    l2l::cli::init_threads(args.threads)?;
+/// The settings the flags ask for, before they are checked.
+fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
     let config = MetaTrainConfig {
         hidden: args.hidden,
         preprocessing: match args.preprocessing {
@@ -230,8 +230,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             Pre::LogSign => Preprocessing::LogSign { p: args.p },
         },
         output_scale: args.output_scale,
-        // Set once its learning rate is known, as the teacher's.
-        base: None,
         forget_bias: args.forget_bias,
         batch: args.batch,
         steps: args.steps,
@@ -240,8 +238,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         meta_lr_decay: args.meta_lr_decay,
         clip: args.clip,
         curriculum: args.curriculum,
-        // Set once the teacher's learning rate is known (it may be tuned on --validation).
-        imitation: None,
         meta_gradient: match args.meta_gradient {
             Estimator::Bptt => MetaGradient::Bptt,
             Estimator::SecondOrder => MetaGradient::SecondOrder,
@@ -263,106 +259,102 @@ fn run(args: Args) -> anyhow::Result<()> {
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,
+        ..MetaTrainConfig::default()
     };
-    config.validate()?;
-    let teacher = args
-        .imitate
-        .as_deref()
-        .map(|t| parse_rule("--imitate", t))
-        .transpose()?;
-    let base = args
-        .base
-        .as_deref()
-        .map(|t| parse_rule("--base", t))
-        .transpose()?;
-    if teacher.is_some() && args.imitation_epochs == 0 {
-        anyhow::bail!("--imitation-epochs must be at least 1 with --imitate");
-    }
-    if teacher.is_some() && base.is_some() {
-        anyhow::bail!("--base and --imitate do not go together (a fresh run with --base already starts as its rule); drop one");
-    }
-    for (flag, rule) in [("--imitate", teacher), ("--base", base)] {
-        if matches!(rule, Some((_, None))) && args.validation.is_none() {
-            anyhow::bail!(
-                "{flag} without a learning rate tunes it on --validation; give --validation or NAME=LR"
-            );
-        }
-    }
-    match Spec::load(&args.train, args.data.as_deref())? {
-        Spec::Quadratic(set) => train_with(
-            &args,
-            config,
-            [teacher, base],
-            QuadraticSource::from_spec(set, args.seed),
-        ),
-        Spec::Mlp(like) => train_with(&args, config, [teacher, base], MlpSource { like }),
-    }
+    Ok(MetaTrainParams {
+        config,
+        imitate: args
+            .imitate
+            .as_deref()
+            .map(|t| parse_rule("--imitate", t))
+            .transpose()?,
+        imitation_epochs: args.imitation_epochs,
+        imitation_meta_lr: args.imitation_meta_lr,
+        imitation_rollout: match args.imitation_rollout {
+            RolloutArg::Teacher => Rollout::Teacher,
+            RolloutArg::Student => Rollout::Student,
+        },
+        imitation_loss: match args.imitation_loss {
+            ImitationLossArg::Squared => ImitationLoss::Squared,
+            ImitationLossArg::Relative => ImitationLoss::Relative,
+        },
+        base: args
+            .base
+            .as_deref()
+            .map(|t| parse_rule("--base", t))
+            .transpose()?,
+    })
 }
 
-/// The learning rate of a rule named by --imitate or --base (`role` in the message): as
-/// given, or tuned on the validation runs.
-fn rule_rate<P: ProblemSet>(
-    (kind, lr): (Baseline, Option<f64>),
-    validation: Option<&P>,
-    steps: usize,
-    role: &str,
-) -> anyhow::Result<f64> {
-    if let Some(lr) = lr {
-        return Ok(lr);
+fn run(args: Args) -> anyhow::Result<()> {
+    l2l::cli::init_threads(args.threads)?;
+    let params = params(&args)?;
+    // Every setting that needs no data is checked before the spec is read.
+    let untuned = MetaTrainParams {
+        imitate: params.imitate.map(|r| RuleRequest { lr: Some(1.0), ..r }),
+        base: params.base.map(|r| RuleRequest { lr: Some(1.0), ..r }),
+        ..params.clone()
+    };
+    untuned.check_untuned()?;
+    if args.validation.is_none() {
+        params.check_untuned()?;
     }
-    let v = validation.context("a rule without a learning rate needs --validation")?;
-    let points = evaluation::tune(v, &[kind], steps);
-    let best = points
-        .iter()
-        .find(|p| p.chosen)
-        .with_context(|| format!("tuning {} found no learning rate", kind.name()))?;
-    eprintln!(
-        "meta-train: {role} {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {steps})",
-        kind.name(),
-        best.lr,
-        points.len(),
-        best.validation_final_loss,
-    );
-    Ok(best.lr)
+    let spec = Spec::load(&args.train, args.data.as_deref())?;
+    spec.visit_source(
+        args.seed,
+        Training {
+            args: &args,
+            params,
+        },
+    )
+}
+
+/// Meta-training on the training source of whatever kind the spec is.
+struct Training<'a> {
+    args: &'a Args,
+    params: MetaTrainParams,
+}
+
+impl SourceVisitor for Training<'_> {
+    type Output = anyhow::Result<()>;
+    fn visit<S: TrainingSource>(self, source: S) -> anyhow::Result<()>
+    where
+        S::Set: FromSpec,
+    {
+        let args = self.args;
+        let validation: Option<S::Set> = match &args.validation {
+            Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
+            None => None,
+        };
+        let mut params = self.params;
+        params.config.groups = source
+            .draw(0, 1)
+            .groups()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        let (config, tuned) = params.check(validation.as_ref())?;
+        for t in &tuned {
+            eprintln!(
+                "meta-train: {} {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {})",
+                t.role,
+                t.best.optimizer.name(),
+                t.best.lr,
+                t.tried,
+                t.best.validation_final_loss,
+                t.steps,
+            );
+        }
+        train_with(args, config, source, validation)
+    }
 }
 
 fn train_with<S: TrainingSource>(
     args: &Args,
-    mut config: MetaTrainConfig,
-    [teacher, base]: [Option<(Baseline, Option<f64>)>; 2],
+    config: MetaTrainConfig,
     source: S,
-) -> anyhow::Result<()>
-where
-    S::Set: FromSpec,
-{
-    let validation: Option<S::Set> = match &args.validation {
-        Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
-        None => None,
-    };
-    let steps = config.validation_steps;
-    if let Some(rule) = base {
-        let lr = rule_rate(rule, validation.as_ref(), steps, "base rule")?;
-        config.base = Some(BaseStep { kind: rule.0, lr });
-        config.validate()?;
-    }
-    if let Some(rule) = teacher {
-        let lr = rule_rate(rule, validation.as_ref(), steps, "imitating")?;
-        config.imitation = Some(Imitation {
-            teacher: rule.0,
-            lr,
-            epochs: args.imitation_epochs,
-            meta_lr: args.imitation_meta_lr,
-            rollout: match args.imitation_rollout {
-                RolloutArg::Teacher => Rollout::Teacher,
-                RolloutArg::Student => Rollout::Student,
-            },
-            loss: match args.imitation_loss {
-                ImitationLossArg::Squared => ImitationLoss::Squared,
-                ImitationLossArg::Relative => ImitationLoss::Relative,
-            },
-        });
-        config.validate()?;
-    }
+    validation: Option<S::Set>,
+) -> anyhow::Result<()> {
     if let Some(batches) = args.check_meta_gradient {
         return check_meta_gradient(&fresh_trainer(args, config)?, &source, batches);
     }
@@ -380,12 +372,14 @@ where
         fresh_trainer(args, config.clone())?
     };
     eprintln!(
-        "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} LSTM weights, {} threads",
+        "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} weights in {} network{}, {} threads",
         config.epochs,
         config.batch,
         config.steps,
         config.unroll,
-        config.shape().num_params(),
+        trainer.weights.len(),
+        trainer.networks.len(),
+        if trainer.networks.len() == 1 { "" } else { "s" },
         rayon::current_num_threads()
     );
     let mut last_print = Instant::now();
@@ -453,7 +447,7 @@ fn check_meta_gradient<S: TrainingSource>(
     let mut summed: Option<GradientAgreement> = None;
     for epoch in 0..batches {
         let batch = source.draw(epoch, cfg.batch);
-        let a = trainer.meta_gradient_agreement(&batch, 1e-3);
+        let a = trainer.meta_gradient_agreement(&batch, 1e-3)?;
         summed = Some(match summed {
             None => a.clone(),
             Some(s) => s.plus(&a),

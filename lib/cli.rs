@@ -1,9 +1,9 @@
 //! What every binary shares: exit codes, error lines, thread setup and argument parsing of
 //! optimizer names.
 
+use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
-use crate::learned::LearnedOptimizer;
-use crate::optimizers::{validate_lr, Baseline, OptimizerChoice};
+use crate::learned::{LearnedOptimizer, OptimizerChoice};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -1,36 +1,19 @@
 //! Running optimizers on a problem set and recording their learning curves, and tuning the
-//! baselines' learning rates on a validation set (§3).
+//! baselines' learning rates on a validation set (§3). An [`Observer`] sees every run's θ as
+//! it goes, so a run can keep its final θ or record chosen coordinates without changing
+//! [`run`].
 
+use crate::baselines::Baseline;
 use crate::error::{Error, Result};
-use crate::optimizers::{Baseline, OptimizerChoice};
+use crate::learned::OptimizerChoice;
 use crate::problems::{shard_ranges, ProblemSet};
 use ndarray::Array2;
 use rayon::prelude::*;
 
+pub use crate::trajectory::Curves;
+
 /// Rows per shard of parallel work.
 pub const SHARD_ROWS: usize = 256;
-
-/// Losses of one optimizer on every problem: `losses[[problem, step]]`, step 0 at θ0.
-#[derive(Clone, Debug)]
-pub struct Curves {
-    pub label: String,
-    pub lr: Option<f64>,
-    pub losses: Array2<f64>,
-}
-
-impl Curves {
-    /// Mean loss over problems at `step`; a diverged problem (NaN or Inf) makes it infinite.
-    pub fn mean_at(&self, step: usize) -> f64 {
-        let col = self.losses.column(step);
-        if col.iter().any(|x| !x.is_finite()) {
-            return f64::INFINITY;
-        }
-        col.mean().unwrap_or(f64::INFINITY)
-    }
-    pub fn final_mean(&self) -> f64 {
-        self.mean_at(self.losses.ncols() - 1)
-    }
-}
 
 pub fn validate_steps(steps: usize) -> Result<()> {
     if steps == 0 {
@@ -39,17 +22,41 @@ pub fn validate_steps(steps: usize) -> Result<()> {
     Ok(())
 }
 
+/// Sees the runs of [`run_observed`] as they go. Calls come from several threads at once, one
+/// shard of problems each; every call for one problem comes from one thread, in step order.
+pub trait Observer: Sync {
+    /// θ of `problem` after `step` updates (0 is θ0), with its loss there.
+    fn at_step(&self, _problem: usize, _step: usize, _theta: &[f32], _loss: f64) {}
+    /// θ of `problem` after the last step.
+    fn finished(&self, _problem: usize, _theta: &[f32]) {}
+}
+
+/// Observes nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
 /// Runs `choice` for `steps` steps on every problem of `set`, in parallel over shards of
 /// problems. A problem whose loss turns NaN or Inf keeps recording it; the others go on,
 /// since every update rule here is coordinatewise.
-pub fn run<P: ProblemSet>(set: &P, choice: &OptimizerChoice, steps: usize) -> Curves {
+pub fn run<P: ProblemSet>(set: &P, choice: &OptimizerChoice, steps: usize) -> Result<Curves> {
+    run_observed(set, choice, steps, &NoObserver)
+}
+
+/// [`run`], with `observer` shown every θ.
+pub fn run_observed<P: ProblemSet>(
+    set: &P,
+    choice: &OptimizerChoice,
+    steps: usize,
+    observer: &impl Observer,
+) -> Result<Curves> {
     let dim = set.dim();
+    let groups = set.groups();
     let shards = shard_ranges(set.count(), dim, SHARD_ROWS);
     let parts: Vec<Array2<f64>> = shards
         .par_iter()
         .map(|range| {
             let rows = range.len() * dim;
-            let mut rule = choice.rule(rows);
+            let mut rule = choice.rule(&groups, dim, range.len())?;
             let mut theta = vec![0.0f32; rows];
             let mut grad = vec![0.0f32; rows];
             let mut scratch = set.scratch();
@@ -60,28 +67,33 @@ pub fn run<P: ProblemSet>(set: &P, choice: &OptimizerChoice, steps: usize) -> Cu
             for step in 0..=steps {
                 for (k, p) in range.clone().enumerate() {
                     let span = k * dim..(k + 1) * dim;
-                    losses[[k, step]] = set.loss_and_gradient(
+                    let loss = set.loss_and_gradient(
                         p,
                         step,
                         &theta[span.clone()],
-                        &mut grad[span],
+                        &mut grad[span.clone()],
                         &mut scratch,
                     );
+                    losses[[k, step]] = loss;
+                    observer.at_step(p, step, &theta[span], loss);
                 }
                 if step < steps {
                     rule.step(&mut theta, &grad);
                 }
             }
-            losses
+            for (k, p) in range.clone().enumerate() {
+                observer.finished(p, &theta[k * dim..(k + 1) * dim]);
+            }
+            Ok(losses)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
     let losses = ndarray::concatenate(ndarray::Axis(0), &views).expect("shards share a width");
-    Curves {
+    Ok(Curves {
         label: choice.label(),
         lr: choice.lr(),
         losses,
-    }
+    })
 }
 
 /// The learning-rate grid of `--tune`: 10^(k/4) for k = −16 … 4, i.e. 1e-4 to 10 in quarter
@@ -106,7 +118,7 @@ pub fn tune<P: ProblemSet>(
     validation: &P,
     baselines: &[Baseline],
     steps: usize,
-) -> Vec<TuningPoint> {
+) -> Result<Vec<TuningPoint>> {
     let grid = lr_grid();
     let pairs: Vec<(Baseline, f64)> = baselines
         .iter()
@@ -115,9 +127,9 @@ pub fn tune<P: ProblemSet>(
     let finals: Vec<f64> = pairs
         .par_iter()
         .map(|&(kind, lr)| {
-            run(validation, &OptimizerChoice::Baseline { kind, lr }, steps).final_mean()
+            Ok(run(validation, &OptimizerChoice::Baseline { kind, lr }, steps)?.final_mean())
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut points: Vec<TuningPoint> = pairs
         .iter()
         .zip(&finals)
@@ -142,7 +154,7 @@ pub fn tune<P: ProblemSet>(
             points[i].chosen = true;
         }
     }
-    points
+    Ok(points)
 }
 
 #[cfg(test)]
@@ -169,17 +181,67 @@ mod tests {
             kind: Baseline::Adam,
             lr: 0.1,
         };
-        let a = run(&set, &choice, 5);
+        let a = run(&set, &choice, 5).unwrap();
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
-        let b = one.install(|| run(&set, &choice, 5));
+        let b = one.install(|| run(&set, &choice, 5)).unwrap();
         assert_eq!(a.losses, b.losses);
         // Problem 5 alone gives the same curve as inside the set.
         let single = fam.sample(4, 6, |i| i);
-        let c = run(&single, &choice, 5);
+        let c = run(&single, &choice, 5).unwrap();
         assert_eq!(a.losses.row(5), c.losses.row(5));
+    }
+
+    /// The observer sees θ0 and every later θ of every problem, and the final θ once, equal to
+    /// the θ after the last step.
+    #[test]
+    fn an_observer_sees_every_step_and_the_final_point() {
+        use std::sync::Mutex;
+        #[derive(Default)]
+        struct Record {
+            steps: Mutex<Vec<(usize, usize, f32)>>,
+            last: Mutex<Vec<(usize, Vec<f32>)>>,
+        }
+        impl Observer for Record {
+            fn at_step(&self, problem: usize, step: usize, theta: &[f32], _loss: f64) {
+                self.steps.lock().unwrap().push((problem, step, theta[0]));
+            }
+            fn finished(&self, problem: usize, theta: &[f32]) {
+                self.last.lock().unwrap().push((problem, theta.to_vec()));
+            }
+        }
+        let fam = QuadraticFamily {
+            dims: 3,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        };
+        let set = fam.sample(4, 5, |i| i);
+        let choice = OptimizerChoice::Baseline {
+            kind: Baseline::Nag,
+            lr: 0.01,
+        };
+        let record = Record::default();
+        let curves = run_observed(&set, &choice, 4, &record).unwrap();
+        assert_eq!(curves.losses, run(&set, &choice, 4).unwrap().losses);
+        let mut steps = record.steps.into_inner().unwrap();
+        steps.sort_by_key(|s| (s.0, s.1));
+        assert_eq!(steps.len(), 5 * 5);
+        assert_eq!(steps[0].2, set.theta0[[0, 0]]);
+        let mut last = record.last.into_inner().unwrap();
+        last.sort_by_key(|l| l.0);
+        assert_eq!(last.len(), 5);
+        // The final θ is one step past the last one observed at a step.
+        let mut rule = Baseline::Nag.rule(0.01, 3);
+        let mut theta = set.theta0.row(2).to_vec();
+        let mut grad = vec![0.0; 3];
+        let mut scratch = set.scratch();
+        for step in 0..4 {
+            set.loss_and_gradient(2, step, &theta, &mut grad, &mut scratch);
+            crate::baselines::UpdateRule::step(&mut rule, &mut theta, &grad);
+        }
+        assert_eq!(last[2].1, theta);
     }
 
     #[test]
@@ -200,9 +262,13 @@ mod tests {
                 lr: 1.0,
             },
             4,
-        );
+        )
+        .unwrap();
         assert!(!curves.losses[[1, 4]].is_finite());
-        assert!(curves.losses[[0, 4]].is_finite() || curves.losses[[0, 0]].is_finite());
+        assert!(
+            curves.losses[[0, 4]].is_finite(),
+            "problem 0 does not diverge"
+        );
         assert_eq!(curves.final_mean(), f64::INFINITY);
     }
 }

@@ -1,29 +1,29 @@
 //! l2l: *Learning to learn by gradient descent by gradient descent* (Andrychowicz et al.,
-//! NIPS 2016) as a library behind a pipeline of small binaries.
+//! NIPS 2016) as a library behind a pipeline of small binaries. docs/method.md maps each of
+//! the paper's equations to the function that computes it.
 //!
-//! - [`problems`]: the optimizees (random quadratics, §3.1).
-//! - [`optimizers`]: SGD, NAG, RMSprop and Adam with Torch7 defaults, and the learned rule.
-//! - [`lstm`]: the coordinatewise two-layer LSTM (§2.1), its fused forward and BPTT.
-//! - [`preprocessing`]: input scaling and Appendix A's log/sign preprocessing.
-//! - [`meta_training`]: truncated-BPTT meta-training with early stopping (§2, §3).
-//! - [`learned`]: a trained optimizer and its checkpoint file.
-//! - [`evaluation`]: learning curves and learning-rate tuning.
-//! - [`trajectory`]: the parquet trajectory format.
-//! - [`plotting`]: the paper's learning-curve panels.
+//! Layers, bottom to top; a module imports only from its own layer or below:
+//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`trajectory`]: errors, seeds and files.
+//! 2. [`kernels`]: the fused LSTM tiles, fast math and GEMM helpers, over slices and views.
+//! 3. [`problems`] (the optimizees and their specs) and [`baselines`] (SGD, NAG, RMSprop, Adam).
+//! 4. [`learned`]: learned optimizer architectures (the coordinatewise LSTM of §2.1), eq. (1),
+//!    and checkpoints.
+//! 5. [`meta`] (meta-training, §2 and §3) and [`evaluation`] (learning curves and tuning).
+//! 6. [`plotting`]: the paper's figures.
+//! 7. [`cli`]: what the binaries share.
 //!
 //! Numbers are f32 in the hot loops; losses are accumulated in f64.
 
+pub mod baselines;
 pub mod cli;
 pub mod datasets;
 pub mod error;
 pub mod evaluation;
 pub mod io;
+pub mod kernels;
 pub mod learned;
-pub mod lstm;
-pub mod meta_training;
-pub mod optimizers;
+pub mod meta;
 pub mod plotting;
-pub mod preprocessing;
 pub mod problems;
 pub mod rng;
 pub mod trajectory;

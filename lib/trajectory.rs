@@ -5,17 +5,39 @@
 //! `loss` float64, `lr` float64 (null for learned optimizers).
 
 use crate::error::{Error, Result};
-use crate::evaluation::Curves;
 use crate::io::write_atomically;
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use ndarray::Array2;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Losses of one optimizer on every problem: `losses[[problem, step]]`, step 0 at θ0.
+#[derive(Clone, Debug)]
+pub struct Curves {
+    pub label: String,
+    pub lr: Option<f64>,
+    pub losses: Array2<f64>,
+}
+
+impl Curves {
+    /// Mean loss over problems at `step`; a diverged problem (NaN or Inf) makes it infinite.
+    pub fn mean_at(&self, step: usize) -> f64 {
+        let col = self.losses.column(step);
+        if col.iter().any(|x| !x.is_finite()) {
+            return f64::INFINITY;
+        }
+        col.mean().unwrap_or(f64::INFINITY)
+    }
+    pub fn final_mean(&self) -> f64 {
+        self.mean_at(self.losses.ncols() - 1)
+    }
+}
 
 /// A column of a table to be written.
 pub enum Column {

@@ -5,10 +5,14 @@
 pub mod mlp;
 pub mod quadratic;
 pub mod separable;
+pub mod spec;
 
 pub use quadratic::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
+pub use spec::{load_companion, FromSpec, SetVisitor, SourceVisitor, Spec};
 
-/// A set of problems of equal dimension, evaluated one problem at a time.
+/// A set of problems of equal dimension, evaluated one problem at a time. Loss and gradient
+/// are required; Hessian-vector products ([`ProblemSet::hessian`]) and parameter groups
+/// ([`ProblemSet::groups`]) are capabilities a problem may add.
 pub trait ProblemSet: Sync {
     /// Per-thread working memory for [`ProblemSet::loss_and_gradient`].
     type Scratch: Send;
@@ -30,10 +34,25 @@ pub trait ProblemSet: Sync {
         scratch: &mut Self::Scratch,
     ) -> f64;
 
-    /// The Hessian of f at θ, for the same minibatch as [`ProblemSet::loss_and_gradient`] at
-    /// `step`, times `v`, written to `hv` (may overwrite `scratch`). This is the
-    /// second-derivative term the paper's BPTT drops (METHOD.md) and
-    /// `--meta-gradient second-order` keeps.
+    /// Hessian-vector products, where the problem has them (the second-order meta-gradient
+    /// needs them).
+    fn hessian(&self) -> Option<&dyn HessianVector<Self::Scratch>> {
+        None
+    }
+
+    /// The problem's parameter groups, each served by its own network of a learned optimizer
+    /// that has one per group (§3.3: conv and fully connected). By default every parameter is
+    /// in one group, [`crate::problems::ALL_PARAMETERS`].
+    fn groups(&self) -> Vec<ParamGroup> {
+        vec![ParamGroup::all(self.dim())]
+    }
+}
+
+/// The Hessian of f times a vector: the second-derivative term the paper's BPTT drops
+/// (docs/method.md, "Second order") and `--meta-gradient second-order` keeps.
+pub trait HessianVector<Scratch> {
+    /// H(θ) v for the same minibatch as `loss_and_gradient` at `step`, written to `hv` (may
+    /// overwrite `scratch`).
     fn hessian_vector(
         &self,
         problem: usize,
@@ -41,8 +60,39 @@ pub trait ProblemSet: Sync {
         theta: &[f32],
         v: &[f32],
         hv: &mut [f32],
-        scratch: &mut Self::Scratch,
+        scratch: &mut Scratch,
     );
+}
+
+/// The name of the one group of a problem that does not name its groups.
+pub const ALL_PARAMETERS: &str = "all";
+
+/// A named set of a problem's coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamGroup {
+    pub name: String,
+    /// Disjoint ranges of coordinates within one problem.
+    pub ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl ParamGroup {
+    /// Every coordinate of a problem of `dim`.
+    pub fn all(dim: usize) -> Self {
+        ParamGroup {
+            name: ALL_PARAMETERS.into(),
+            ranges: vec![0..dim],
+        }
+    }
+}
+
+/// Where each epoch's training problems come from (meta-training draws a fresh batch every
+/// epoch).
+pub trait TrainingSource: Sync {
+    type Set: ProblemSet;
+    /// The `batch` problems of epoch `epoch`; a pure function of its arguments.
+    fn draw(&self, epoch: u64, batch: usize) -> Self::Set;
+    /// Identifies the source, for resume checks.
+    fn describe(&self) -> String;
 }
 
 /// Splits `count` problems of `dim` coordinates into contiguous shards of about `target_rows`
@@ -66,86 +116,6 @@ pub fn shard_ranges(count: usize, dim: usize, target_rows: usize) -> Vec<std::op
             r
         })
         .collect()
-}
-
-/// A spec file of any problem kind, recognised by the names of its arrays.
-pub enum Spec {
-    Quadratic(QuadraticSet),
-    Mlp(mlp::MlpSet),
-}
-
-impl Spec {
-    /// Reads a spec; an MLP spec loads its dataset from the recorded path, or `data` if given.
-    pub fn load(path: &std::path::Path, data: Option<&std::path::Path>) -> crate::Result<Spec> {
-        let mut npz = crate::io::Npz::open(path)?;
-        if npz.has("hidden_sizes") {
-            return Ok(Spec::Mlp(mlp::MlpSet::load(&mut npz, data)?));
-        }
-        if npz.has("W") || npz.has("y") || npz.has("theta0") {
-            return Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?));
-        }
-        Err(crate::Error::bad_file(
-            path,
-            format!(
-                "is not a problem spec: a quadratic spec holds W, y and theta0, an MLP spec hidden_sizes and theta0, but this file holds {}",
-                if npz.names().is_empty() { "no arrays".to_string() } else { npz.names().join(", ") }
-            ),
-        ))
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Spec::Quadratic(_) => "quadratic",
-            Spec::Mlp(_) => "mlp",
-        }
-    }
-}
-
-/// Takes the problem set of one kind out of a [`Spec`], for code generic over the kind.
-pub trait FromSpec: ProblemSet + Sized {
-    fn from_spec(spec: Spec) -> Option<Self>;
-}
-
-impl FromSpec for QuadraticSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::Quadratic(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl FromSpec for mlp::MlpSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::Mlp(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-/// Loads a second spec that must be of the same kind and dimension as `like` (a validation
-/// spec beside a training or test spec).
-pub fn load_companion<P: FromSpec>(
-    path: &std::path::Path,
-    data: Option<&std::path::Path>,
-    like: &P,
-) -> crate::Result<P> {
-    let spec = Spec::load(path, data)?;
-    let kind = spec.kind();
-    let set = P::from_spec(spec).ok_or_else(|| {
-        crate::Error::bad_file(
-            path,
-            format!("is a {kind} spec, which does not match the other spec's kind"),
-        )
-    })?;
-    if set.dim() != like.dim() {
-        return Err(crate::Error::bad_file(
-            path,
-            format!("its problems have {} parameters, the other spec's {}; they must be the same problem class", set.dim(), like.dim()),
-        ));
-    }
-    Ok(set)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Random quadratics f(θ) = ‖Wθ − y‖² (§3.1).
 
-use super::ProblemSet;
+use super::{HessianVector, ProblemSet};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
@@ -178,6 +178,7 @@ impl QuadraticSet {
                 a.scalar_f64("family_theta0_std", family.theta0_std as f64);
                 a.scalar_i64("seed", seed as i64);
             }
+            super::spec::write_header(a, "quadratic");
             Ok(())
         })
     }
@@ -230,6 +231,12 @@ impl ProblemSet for QuadraticSet {
         }
         loss
     }
+    fn hessian(&self) -> Option<&dyn HessianVector<Vec<f32>>> {
+        Some(self)
+    }
+}
+
+impl HessianVector<Vec<f32>> for QuadraticSet {
     fn hessian_vector(
         &self,
         problem: usize,
@@ -275,7 +282,7 @@ impl QuadraticSource {
     }
 }
 
-impl crate::meta_training::TrainingSource for QuadraticSource {
+impl super::TrainingSource for QuadraticSource {
     type Set = QuadraticSet;
 
     fn draw(&self, epoch: u64, batch: usize) -> QuadraticSet {

@@ -2,7 +2,7 @@
 //! [1e-2, 1e2]: a gradient stream of any size whose own cost is negligible, for measuring the
 //! optimizer at the scale of a real network (the benchmark's MNIST-sized task).
 
-use super::ProblemSet;
+use super::{HessianVector, ProblemSet};
 use crate::rng::Rng;
 
 pub struct SeparableQuadratic {
@@ -55,6 +55,12 @@ impl ProblemSet for SeparableQuadratic {
         }
         loss as f64
     }
+    fn hessian(&self) -> Option<&dyn HessianVector<()>> {
+        Some(self)
+    }
+}
+
+impl HessianVector<()> for SeparableQuadratic {
     fn hessian_vector(
         &self,
         _p: usize,

@@ -1,10 +1,7 @@
-//! Update rules: the hand-designed baselines, with Torch7 `optim` defaults as the paper used
-//! (§3), and the learned LSTM optimizer behind the same interface.
+//! The hand-designed optimizers of the paper's comparisons (§3), with Torch7 `optim`'s
+//! defaults, and the [`UpdateRule`] interface that the learned optimizers share.
 
 use crate::error::{Error, Result};
-use crate::learned::LearnedOptimizer;
-use crate::lstm::BlockedTape;
-use std::sync::Arc;
 
 /// An update rule applied to a block of coordinates, step after step.
 pub trait UpdateRule: Send {
@@ -157,83 +154,6 @@ impl UpdateRule for BaselineRule {
     }
 }
 
-/// The learned optimizer applied to a block of rows: θ ← θ + output_scale · LSTM(pre(∇)),
-/// plus the step of its base rule when it has one.
-pub struct LstmRule {
-    optimizer: Arc<LearnedOptimizer>,
-    base: Option<BaselineRule>,
-    tape: BlockedTape,
-    features: Vec<f32>,
-    outputs: Vec<f32>,
-}
-
-impl LstmRule {
-    pub fn new(optimizer: Arc<LearnedOptimizer>, rows: usize) -> Self {
-        let shape = optimizer.weights.shape();
-        LstmRule {
-            tape: BlockedTape::new(shape, rows, 1),
-            features: vec![0.0; rows * shape.inputs],
-            outputs: vec![0.0; rows],
-            base: optimizer.base.map(|b| b.kind.rule(b.lr, rows)),
-            optimizer,
-        }
-    }
-}
-
-impl UpdateRule for LstmRule {
-    fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
-        let opt = &self.optimizer;
-        opt.preprocessing.apply(grad, &mut self.features);
-        self.tape
-            .forward(&opt.weights, &self.features, &mut self.outputs);
-        let scale = opt.output_scale;
-        for (x, o) in theta.iter_mut().zip(&self.outputs) {
-            *x += scale * o;
-        }
-        if let Some(base) = &mut self.base {
-            base.step(theta, grad);
-        }
-    }
-}
-
-/// An optimizer named on the command line, with its learning rate where it has one.
-#[derive(Clone)]
-pub enum OptimizerChoice {
-    Learned {
-        label: String,
-        optimizer: Arc<LearnedOptimizer>,
-    },
-    Baseline {
-        kind: Baseline,
-        lr: f64,
-    },
-}
-
-impl OptimizerChoice {
-    /// The `optimizer` column of a trajectory: the baseline's name, or `lstm` (with the
-    /// checkpoint's file stem when several learned optimizers are compared).
-    pub fn label(&self) -> String {
-        match self {
-            OptimizerChoice::Learned { label, .. } => label.clone(),
-            OptimizerChoice::Baseline { kind, .. } => kind.name().to_string(),
-        }
-    }
-    pub fn lr(&self) -> Option<f64> {
-        match self {
-            OptimizerChoice::Learned { .. } => None,
-            OptimizerChoice::Baseline { lr, .. } => Some(*lr),
-        }
-    }
-    pub fn rule(&self, rows: usize) -> Box<dyn UpdateRule> {
-        match self {
-            OptimizerChoice::Learned { optimizer, .. } => {
-                Box::new(LstmRule::new(optimizer.clone(), rows))
-            }
-            OptimizerChoice::Baseline { kind, lr } => Box::new(kind.rule(*lr, rows)),
-        }
-    }
-}
-
 /// Checks a learning rate before any work starts.
 pub fn validate_lr(lr: f64) -> Result<()> {
     if lr.is_finite() && lr > 0.0 {
@@ -305,49 +225,6 @@ mod tests {
             let g = [theta[0]];
             rule.step(&mut theta, &g);
         }
-    }
-
-    /// The LSTM's step plus its base rule's: with a zero output layer exactly the rule (NAG
-    /// by hand, as above); otherwise the first step adds NAG's −(1 + μ)·lr·∇ to the LSTM's.
-    #[test]
-    fn learned_step_adds_its_base_rule() {
-        use crate::lstm::{LstmShape, LstmWeights};
-        use crate::preprocessing::Preprocessing;
-        let shape = LstmShape {
-            inputs: 2,
-            hidden: 3,
-        };
-        let mut optimizer = LearnedOptimizer {
-            weights: LstmWeights::init(shape, 4, 1.0),
-            preprocessing: Preprocessing::LogSign { p: 10.0 },
-            output_scale: 0.5,
-            base: None,
-            epoch: 0,
-            validation_loss: f64::NAN,
-        };
-        let first_step = |optimizer: &LearnedOptimizer| {
-            let mut rule = LstmRule::new(Arc::new(optimizer.clone()), 2);
-            let mut theta = vec![1.0f32, -2.0];
-            rule.step(&mut theta, &[0.5, -4.0]);
-            theta
-        };
-        let alone = first_step(&optimizer);
-        optimizer.base = Some(BaseStep {
-            kind: Baseline::Nag,
-            lr: 0.1,
-        });
-        let with_base = first_step(&optimizer);
-        close(
-            &with_base,
-            &[alone[0] as f64 - 1.9 * 0.05, alone[1] as f64 + 1.9 * 0.4],
-        );
-        let range = shape.output_layer();
-        optimizer.weights.as_mut_slice()[range].fill(0.0);
-        let mut rule = LstmRule::new(Arc::new(optimizer), 2);
-        let mut theta = vec![1.0f32, -2.0];
-        rule.step(&mut theta, &[0.5, -4.0]);
-        rule.step(&mut theta, &[0.25, 2.0]);
-        close(&theta, &[0.817, -1.296]);
     }
 
     #[test]

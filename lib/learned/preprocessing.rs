@@ -51,7 +51,7 @@ impl Preprocessing {
                     let a = g.abs();
                     let large = a >= threshold;
                     x[0] = if large {
-                        crate::lstm::ln_f32(a) * inv_p
+                        crate::kernels::fastmath::ln_f32(a) * inv_p
                     } else {
                         -1.0
                     };

@@ -7,13 +7,16 @@
 //! (minibatch seed of r, t), so every optimizer evaluated on a run sees the same θ0 and the
 //! same sequence of minibatches.
 
-use super::ProblemSet;
+mod network;
+
+use super::{HessianVector, ProblemSet, TrainingSource};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1, Ix2};
+pub use network::MlpScratch;
+use network::{mlp_hessian_vector, mlp_loss_and_gradient};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -228,6 +231,7 @@ impl MlpSet {
                 "dataset_path",
                 Array1::from(self.dataset_path.to_string_lossy().as_bytes().to_vec()),
             );
+            super::spec::write_header(z, "mlp");
             Ok(())
         })
     }
@@ -337,22 +341,6 @@ impl MlpSet {
     }
 }
 
-/// Working memory of one thread: the minibatch and every layer's activations and gradients.
-#[derive(Clone)]
-pub struct MlpScratch {
-    x: Array2<f32>,
-    labels: Vec<u8>,
-    /// Pre-activations per layer, [batch, out].
-    z: Vec<Array2<f32>>,
-    /// Activations of the hidden layers, [batch, out].
-    a: Vec<Array2<f32>>,
-    dz: Vec<Array2<f32>>,
-    /// Pearlmutter's R{·} = d(·)/dr at θ + r v of z, a and dz, for Hessian-vector products.
-    r_z: Vec<Array2<f32>>,
-    r_a: Vec<Array2<f32>>,
-    r_dz: Vec<Array2<f32>>,
-}
-
 impl ProblemSet for MlpSet {
     type Scratch = MlpScratch;
 
@@ -401,6 +389,12 @@ impl ProblemSet for MlpSet {
         }
         mlp_loss_and_gradient(&self.architecture, theta, grad, s)
     }
+    fn hessian(&self) -> Option<&dyn HessianVector<MlpScratch>> {
+        Some(self)
+    }
+}
+
+impl HessianVector<MlpScratch> for MlpSet {
     fn hessian_vector(
         &self,
         problem: usize,
@@ -417,240 +411,13 @@ impl ProblemSet for MlpSet {
     }
 }
 
-/// Views of layer `l`'s weights and bias inside a flat parameter vector.
-fn layer_params<'a>(
-    layers: &[(usize, usize)],
-    theta: &'a [f32],
-    l: usize,
-) -> (ArrayView2<'a, f32>, &'a [f32]) {
-    let offset: usize = layers[..l].iter().map(|(i, o)| i * o + o).sum();
-    let (i, o) = layers[l];
-    let w = ArrayView2::from_shape((i, o), &theta[offset..offset + i * o]).unwrap();
-    (w, &theta[offset + i * o..offset + i * o + o])
-}
-
-fn layer_grads<'a>(
-    layers: &[(usize, usize)],
-    grad: &'a mut [f32],
-    l: usize,
-) -> (ArrayViewMut2<'a, f32>, &'a mut [f32]) {
-    let offset: usize = layers[..l].iter().map(|(i, o)| i * o + o).sum();
-    let (i, o) = layers[l];
-    let (w, b) = grad[offset..offset + i * o + o].split_at_mut(i * o);
-    (ArrayViewMut2::from_shape((i, o), w).unwrap(), b)
-}
-
-/// Mean softmax cross-entropy of the minibatch in `s` and its gradient, forward and backward
-/// through BLAS GEMMs.
-fn mlp_loss_and_gradient(
-    arch: &MlpArchitecture,
-    theta: &[f32],
-    grad: &mut [f32],
-    s: &mut MlpScratch,
-) -> f64 {
-    let layers = arch.layers();
-    let MlpScratch {
-        x,
-        labels,
-        z: s_z,
-        a: s_a,
-        dz: s_dz,
-        ..
-    } = s;
-    let (x, labels) = (x.view(), &labels[..]);
-    let last = layers.len() - 1;
-    let b = labels.len();
-    // Forward.
-    for l in 0..=last {
-        let (w, bias) = layer_params(&layers, theta, l);
-        let z = &mut s_z[l];
-        let input = if l == 0 { x.view() } else { s_a[l - 1].view() };
-        general_mat_mul(1.0, &input, &w, 0.0, z);
-        for mut row in z.rows_mut() {
-            for (v, bv) in row.iter_mut().zip(bias) {
-                *v += bv;
-            }
-        }
-        if l < last {
-            let a = &mut s_a[l];
-            match arch.activation {
-                Activation::Sigmoid => ndarray::Zip::from(a)
-                    .and(&*z)
-                    .for_each(|a, &z| *a = crate::lstm::sigmoid(z)),
-                Activation::Relu => ndarray::Zip::from(a)
-                    .and(&*z)
-                    .for_each(|a, &z| *a = z.max(0.0)),
-            }
-        }
-    }
-    // Softmax cross-entropy, with the log-sum-exp shifted by each row's maximum.
-    let mut loss = 0.0f64;
-    let inv_b = 1.0 / b as f32;
-    for ((zr, mut dr), &y) in s_z[last]
-        .rows()
-        .into_iter()
-        .zip(s_dz[last].rows_mut())
-        .zip(labels)
-    {
-        let m = zr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let sum: f32 = zr.iter().map(|&v| (v - m).exp()).sum();
-        let lse = m + sum.ln();
-        loss += (lse - zr[y as usize]) as f64;
-        for (k, (d, &v)) in dr.iter_mut().zip(zr.iter()).enumerate() {
-            *d = ((v - lse).exp() - if k == y as usize { 1.0 } else { 0.0 }) * inv_b;
-        }
-    }
-    // Backward.
-    for l in (0..=last).rev() {
-        let (dw, db) = layer_grads(&layers, grad, l);
-        let mut dw = dw;
-        let input = if l == 0 { x.view() } else { s_a[l - 1].view() };
-        general_mat_mul(1.0, &input.t(), &s_dz[l], 0.0, &mut dw);
-        db.fill(0.0);
-        for row in s_dz[l].rows() {
-            for (d, v) in db.iter_mut().zip(row) {
-                *d += v;
-            }
-        }
-        if l > 0 {
-            let (w, _) = layer_params(&layers, theta, l);
-            let (lower, upper) = s_dz.split_at_mut(l);
-            let dz_prev = &mut lower[l - 1];
-            general_mat_mul(1.0, &upper[0], &w.t(), 0.0, dz_prev);
-            let a = &s_a[l - 1];
-            match arch.activation {
-                Activation::Sigmoid => ndarray::Zip::from(dz_prev)
-                    .and(a)
-                    .for_each(|d, &a| *d *= a * (1.0 - a)),
-                Activation::Relu => ndarray::Zip::from(dz_prev).and(a).for_each(|d, &a| {
-                    if a <= 0.0 {
-                        *d = 0.0
-                    }
-                }),
-            }
-        }
-    }
-    loss / b as f64
-}
-
-/// H v by forward and reverse R-passes (Pearlmutter, 1994) over the minibatch whose
-/// activations and backward gradients `mlp_loss_and_gradient` left in `s`.
-fn mlp_hessian_vector(
-    arch: &MlpArchitecture,
-    theta: &[f32],
-    v: &[f32],
-    hv: &mut [f32],
-    s: &mut MlpScratch,
-) {
-    let layers = arch.layers();
-    let last = layers.len() - 1;
-    let sigmoid = arch.activation == Activation::Sigmoid;
-    // σ'(z) and σ''(z) from the activation a = σ(z).
-    let d1 = |a: f32| {
-        if sigmoid {
-            a * (1.0 - a)
-        } else if a > 0.0 {
-            1.0
-        } else {
-            0.0
-        }
-    };
-    let d2 = |a: f32| {
-        if sigmoid {
-            a * (1.0 - a) * (1.0 - 2.0 * a)
-        } else {
-            0.0
-        }
-    };
-    let MlpScratch {
-        x,
-        labels,
-        a,
-        dz,
-        r_z,
-        r_a,
-        r_dz,
-        ..
-    } = s;
-    // R-forward: R{z_l} = R{a_(l-1)} W_l + a_(l-1) V_l + Vb_l, R{a_l} = σ'(z_l) R{z_l}.
-    for l in 0..=last {
-        let (w, _) = layer_params(&layers, theta, l);
-        let (vw, vb) = layer_params(&layers, v, l);
-        let input = if l == 0 { x.view() } else { a[l - 1].view() };
-        let rz = &mut r_z[l];
-        general_mat_mul(1.0, &input, &vw, 0.0, rz);
-        if l > 0 {
-            general_mat_mul(1.0, &r_a[l - 1], &w, 1.0, rz);
-        }
-        for mut row in rz.rows_mut() {
-            for (r, b) in row.iter_mut().zip(vb) {
-                *r += b;
-            }
-        }
-        if l < last {
-            ndarray::Zip::from(&mut r_a[l])
-                .and(&a[l])
-                .and(&*rz)
-                .for_each(|ra, &a, &rz| *ra = d1(a) * rz);
-        }
-    }
-    // R{dz_L} = (J_softmax R{z_L}) / B, with softmax p = B dz_L + onehot(y).
-    let batch = labels.len() as f32;
-    for (((mut rd, d), rz), &y) in r_dz[last]
-        .rows_mut()
-        .into_iter()
-        .zip(dz[last].rows())
-        .zip(r_z[last].rows())
-        .zip(labels.iter())
-    {
-        let p = |k: usize| d[k] * batch + if k == y as usize { 1.0 } else { 0.0 };
-        let mean: f32 = (0..rz.len()).map(|k| p(k) * rz[k]).sum();
-        for (k, r) in rd.iter_mut().enumerate() {
-            *r = p(k) * (rz[k] - mean) / batch;
-        }
-    }
-    // R-backward: R{dW_l} = a_(l-1)ᵀ R{dz_l} + R{a_(l-1)}ᵀ dz_l; R{dz_(l-1)} = (R{dz_l} W_lᵀ +
-    // dz_l V_lᵀ) σ'(z_(l-1)) + (dz_l W_lᵀ) σ''(z_(l-1)) R{z_(l-1)}.
-    for l in (0..=last).rev() {
-        let (hw, hb) = layer_grads(&layers, hv, l);
-        let mut hw = hw;
-        let input = if l == 0 { x.view() } else { a[l - 1].view() };
-        general_mat_mul(1.0, &input.t(), &r_dz[l], 0.0, &mut hw);
-        if l > 0 {
-            general_mat_mul(1.0, &r_a[l - 1].t(), &dz[l], 1.0, &mut hw);
-        }
-        hb.fill(0.0);
-        for row in r_dz[l].rows() {
-            for (h, r) in hb.iter_mut().zip(row) {
-                *h += r;
-            }
-        }
-        if l > 0 {
-            let (w, _) = layer_params(&layers, theta, l);
-            let (vw, _) = layer_params(&layers, v, l);
-            let (lower, upper) = r_dz.split_at_mut(l);
-            let rdz_prev = &mut lower[l - 1];
-            general_mat_mul(1.0, &upper[0], &w.t(), 0.0, rdz_prev);
-            general_mat_mul(1.0, &dz[l], &vw.t(), 1.0, rdz_prev);
-            // R{a_(l-1)} is spent; it holds da_(l-1) = dz_l W_lᵀ from here on.
-            let da = &mut r_a[l - 1];
-            general_mat_mul(1.0, &dz[l], &w.t(), 0.0, da);
-            ndarray::Zip::from(rdz_prev)
-                .and(&*da)
-                .and(&a[l - 1])
-                .and(&r_z[l - 1])
-                .for_each(|r, &da, &a, &rz| *r = *r * d1(a) + da * d2(a) * rz);
-        }
-    }
-}
-
 /// Training runs for meta-training: every epoch, fresh runs (new θ0 and minibatches) of the
 /// spec's architecture and data, from the spec's seed.
 pub struct MlpSource {
     pub like: MlpSet,
 }
 
-impl crate::meta_training::TrainingSource for MlpSource {
+impl TrainingSource for MlpSource {
     type Set = MlpSet;
 
     fn draw(&self, epoch: u64, batch: usize) -> MlpSet {
@@ -682,149 +449,4 @@ impl crate::meta_training::TrainingSource for MlpSource {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// 12 examples of 6 pixels in 3 classes.
-    pub(crate) fn toy_data() -> Arc<Dataset> {
-        let n = 12;
-        let images = Array2::from_shape_fn((n, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 10.0);
-        let labels = (0..n).map(|i| (i % 3) as u8).collect();
-        Arc::new(Dataset {
-            images,
-            labels,
-            classes: 3,
-            sha256: "x".into(),
-        })
-    }
-
-    /// Two runs of a 6-…-3 MLP on the toy data, minibatches of 5.
-    fn toy_set(activation: Activation, hidden: Vec<usize>) -> MlpSet {
-        let arch = MlpArchitecture {
-            inputs: 6,
-            hidden,
-            classes: 3,
-            activation,
-        };
-        MlpSet::sample(arch, 5, toy_data(), "toy".into(), 2, 3).unwrap()
-    }
-
-    fn check(activation: Activation, hidden: Vec<usize>, eps: f32) {
-        let set = toy_set(activation, hidden);
-        let p = set.dim();
-        let mut theta = vec![0.0f32; p];
-        set.initial_point(1, &mut theta);
-        // Larger weights than the N(0, 0.01²) init, so every layer matters.
-        let mut rng = Rng::new(1, 1);
-        for t in theta.iter_mut() {
-            *t += (rng.normal() * 0.5) as f32;
-        }
-        let mut s = set.scratch();
-        let mut grad = vec![0.0f32; p];
-        set.loss_and_gradient(1, 4, &theta, &mut grad, &mut s);
-        let mut g2 = vec![0.0f32; p];
-        let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-        for k in 0..p {
-            let mut t = theta.clone();
-            t[k] += eps;
-            let fp = set.loss_and_gradient(1, 4, &t, &mut g2, &mut s);
-            t[k] -= 2.0 * eps;
-            let fm = set.loss_and_gradient(1, 4, &t, &mut g2, &mut s);
-            let fd = ((fp - fm) / (2.0 * eps as f64)) as f32;
-            let err = (fd - grad[k]).abs() / (fd.abs().max(grad[k].abs()) + 1e-2 * scale);
-            assert!(
-                err < 2e-2,
-                "{activation:?} parameter {k}: analytic {} vs finite difference {fd}",
-                grad[k]
-            );
-        }
-    }
-
-    /// H v against central differences of the gradient along v, on the same minibatch.
-    fn check_hessian_vector(activation: Activation, hidden: Vec<usize>, eps: f32) {
-        let set = toy_set(activation, hidden);
-        let p = set.dim();
-        let mut rng = Rng::new(4, 2);
-        let theta: Vec<f32> = (0..p).map(|_| (rng.normal() * 0.7) as f32).collect();
-        let v: Vec<f32> = (0..p).map(|_| rng.normal() as f32).collect();
-        let mut s = set.scratch();
-        let mut hv = vec![0.0f32; p];
-        set.hessian_vector(1, 3, &theta, &v, &mut hv, &mut s);
-        let (mut gp, mut gm) = (vec![0.0f32; p], vec![0.0f32; p]);
-        let at = |sign: f32| -> Vec<f32> {
-            theta
-                .iter()
-                .zip(&v)
-                .map(|(t, d)| t + sign * eps * d)
-                .collect()
-        };
-        set.loss_and_gradient(1, 3, &at(1.0), &mut gp, &mut s);
-        set.loss_and_gradient(1, 3, &at(-1.0), &mut gm, &mut s);
-        let scale = hv.iter().fold(0.0f32, |m, h| m.max(h.abs()));
-        assert!(
-            scale > 1e-3,
-            "H v vanishes ({scale}); the check would be empty"
-        );
-        for k in 0..p {
-            let fd = (gp[k] - gm[k]) / (2.0 * eps);
-            let err = (fd - hv[k]).abs() / (fd.abs().max(hv[k].abs()) + 1e-2 * scale);
-            assert!(
-                err < 2e-2,
-                "{activation:?} parameter {k}: H v {} vs finite difference {fd}",
-                hv[k]
-            );
-        }
-    }
-
-    #[test]
-    fn hessian_vector_matches_finite_differences_sigmoid() {
-        check_hessian_vector(Activation::Sigmoid, vec![4, 3], 1e-2);
-    }
-
-    #[test]
-    fn hessian_vector_matches_finite_differences_relu() {
-        check_hessian_vector(Activation::Relu, vec![5, 4], 1e-3);
-    }
-
-    #[test]
-    fn gradient_matches_finite_differences_sigmoid() {
-        check(Activation::Sigmoid, vec![4, 3], 1e-2);
-    }
-
-    #[test]
-    fn gradient_matches_finite_differences_relu() {
-        // A small step, so that probes do not cross ReLU's kink.
-        check(Activation::Relu, vec![5], 1e-3);
-    }
-
-    #[test]
-    fn base_network_has_15910_parameters() {
-        let arch = MlpArchitecture {
-            inputs: 784,
-            hidden: vec![20],
-            classes: 10,
-            activation: Activation::Sigmoid,
-        };
-        assert_eq!(arch.num_params(), 15_910);
-    }
-
-    #[test]
-    fn runs_see_the_same_minibatches_and_differ_by_seed() {
-        let arch = MlpArchitecture {
-            inputs: 6,
-            hidden: vec![4],
-            classes: 3,
-            activation: Activation::Sigmoid,
-        };
-        let a = MlpSet::sample(arch.clone(), 5, toy_data(), "toy".into(), 3, 1).unwrap();
-        let b = MlpSet::sample(arch, 5, toy_data(), "toy".into(), 3, 2).unwrap();
-        assert_ne!(a.runs[0], b.runs[0]);
-        let mut s = a.scratch();
-        let theta = a.theta0.row(0).to_vec();
-        let mut g = vec![0.0; a.dim()];
-        let l1 = a.loss_and_gradient(0, 7, &theta, &mut g, &mut s);
-        let l2 = a.loss_and_gradient(0, 7, &theta, &mut g, &mut s);
-        assert_eq!(l1, l2);
-        assert!(a.theta0.iter().all(|x| x.abs() < 0.06));
-    }
-}
+pub(crate) mod tests;

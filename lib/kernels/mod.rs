@@ -1,0 +1,60 @@
+//! Compute kernels: free functions over slices and views, with no knowledge of optimizers or
+//! problems. The learned optimizers (`learned/`) and the optimizees (`problems/`) are built on
+//! them; see docs/performance.md for how they reach the benchmark's rates.
+
+pub mod fastmath;
+pub mod lstm_cell;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// A row-major `rows × cols` view of a buffer sized for it.
+pub fn view(data: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), data).expect("buffer sized for its view")
+}
+
+/// A mutable row-major `rows × cols` view of a buffer sized for it.
+pub fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), data).expect("buffer sized for its view")
+}
+
+/// C = A·B + beta·C through BLAS sgemm.
+pub fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, mut c: ArrayViewMut2<f32>) {
+    general_mat_mul(1.0, &a, &b, beta, &mut c);
+}
+
+/// Adds the column sums of the row-major `data` (`cols` wide) to `out`.
+pub fn column_sums_into(data: &[f32], cols: usize, out: &mut [f32]) {
+    for row in data.chunks_exact(cols) {
+        for (o, x) in out.iter_mut().zip(row) {
+            *o += x;
+        }
+    }
+}
+
+/// Writes rows [left | right] into `dst`, row by row.
+pub fn join_rows(
+    dst: &mut [f32],
+    left: &[f32],
+    left_width: usize,
+    right: &[f32],
+    right_width: usize,
+) {
+    for ((row, l), r) in dst
+        .chunks_exact_mut(left_width + right_width)
+        .zip(left.chunks_exact(left_width))
+        .zip(right.chunks_exact(right_width))
+    {
+        row[..left_width].copy_from_slice(l);
+        row[left_width..].copy_from_slice(r);
+    }
+}
+
+/// Values `range` of a record, or nothing for a record that is not kept (empty).
+pub fn record_rows(record: &mut [f32], range: std::ops::Range<usize>) -> &mut [f32] {
+    if record.is_empty() {
+        record
+    } else {
+        &mut record[range]
+    }
+}

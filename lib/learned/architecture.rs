@@ -1,0 +1,93 @@
+//! What a learned optimizer architecture provides: a network applied to every coordinate of
+//! the optimizee, with weights φ in one flat f32 vector (docs/method.md, "The optimizer").
+//! The coordinatewise LSTM of §2.1 ([`crate::learned::lstm`]) is the first; a second
+//! architecture (e.g. Appendix D's, whose cells average over all coordinates) implements the
+//! same two traits and is found by [`read_architecture`] under its checkpoint name.
+
+use super::lstm::{LstmShape, ARCHITECTURE as LSTM, NUM_LAYERS as LSTM_LAYERS};
+use crate::error::{Error, Result};
+use crate::io::{Npz, NpzArrays};
+use std::sync::Arc;
+
+/// The forward and backward state of an architecture over `rows` coordinates (one row each),
+/// with room for the steps of one truncated unroll.
+pub trait CoordinateTape: Send {
+    /// Bytes held, for memory reports.
+    fn bytes(&self) -> usize;
+    /// Zeroes the per-row state (a new trajectory).
+    fn reset_state(&mut self);
+    /// Begins a truncated unroll: the state carries over, but gradients stop here.
+    fn start_unroll(&mut self);
+    /// One step over every row: `inputs` holds `rows × input_features` preprocessed gradient
+    /// features, `outputs` receives the network's raw output per row. On a recording tape the
+    /// step is kept for BPTT.
+    fn forward(&mut self, w: &[f32], inputs: &[f32], outputs: &mut [f32]);
+    /// Truncated BPTT over the recorded steps: `d_outputs[t * rows + r]` is dL/d(output) of row
+    /// r at step t; the inputs are constants (the paper's dashed edges). Adds dL/dφ to `grad`.
+    fn backward(&mut self, w: &[f32], d_outputs: &[f32], grad: &mut [f32]);
+    /// Starts a backward pass taken one step at a time by [`CoordinateTape::backward_step`].
+    fn backward_begin(&mut self);
+    /// Backward through recorded step `t` given its `dy` (one per row); writes dL/d(inputs)
+    /// of that step to `d_inputs` (`rows × input_features`).
+    fn backward_step(&mut self, w: &[f32], t: usize, dy: &[f32], d_inputs: &mut [f32]);
+    /// Ends a step-by-step backward pass: adds dL/dφ to `grad`.
+    fn backward_finish(&mut self, grad: &mut [f32]);
+    /// A copy of this tape and its state.
+    fn boxed_clone(&self) -> Box<dyn CoordinateTape>;
+}
+
+/// A learned optimizer architecture over flat parameters.
+pub trait Architecture: Send + Sync + std::fmt::Debug {
+    /// The name recorded in checkpoints (`architecture`).
+    fn name(&self) -> &'static str;
+    /// Every size that matters, for messages and equality.
+    fn describe(&self) -> String;
+    /// Features per coordinate it reads (1 for a scaled gradient, 2 for Appendix A's).
+    fn input_features(&self) -> usize;
+    fn num_params(&self) -> usize;
+    /// Where the linear output layer sits in φ (zeroed to start from a base rule; ES's
+    /// `--es-scope output`).
+    fn output_layer(&self) -> std::ops::Range<usize>;
+    /// Fresh weights from stream `stream` of `seed`; `forget_bias` is the initial bias of any
+    /// forget gates.
+    fn init(&self, seed: u64, stream: u64, forget_bias: f32) -> Vec<f32>;
+    /// A tape over `rows` coordinates: forward-only with `slots == 1`, else recording `slots`
+    /// steps for BPTT.
+    fn tape(&self, rows: usize, slots: usize) -> Box<dyn CoordinateTape>;
+    /// The weight blocks in φ's order, as checkpoint array names and shapes.
+    fn checkpoint_blocks(&self) -> Vec<(&'static str, Vec<usize>)>;
+    /// Writes the scalars that describe the architecture, under `prefix`.
+    fn write_metadata(&self, a: &mut NpzArrays, prefix: &str);
+    /// FLOPs of one forward and one backward step per coordinate, for the benchmark.
+    fn flops_per_coordinate(&self) -> (f64, f64);
+}
+
+impl Clone for Box<dyn CoordinateTape> {
+    fn clone(&self) -> Self {
+        self.boxed_clone()
+    }
+}
+
+/// Reads the architecture recorded under `prefix` of a checkpoint and checks its sizes.
+pub fn read_architecture(npz: &mut Npz, prefix: &str) -> Result<Arc<dyn Architecture>> {
+    let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
+    let arch = npz.text(&format!("{prefix}architecture"))?;
+    let layers = npz.scalar(&format!("{prefix}num_layers"))? as i64;
+    if arch != LSTM || layers != LSTM_LAYERS {
+        return Err(bad(npz, format!(
+            "checkpoint is for architecture '{arch}' with {layers} layers; this l2l runs '{LSTM}' with {LSTM_LAYERS}"
+        )));
+    }
+    let hidden = npz.scalar(&format!("{prefix}hidden_size"))?;
+    let inputs = npz.scalar(&format!("{prefix}input_features"))?;
+    if !(1.0..=256.0).contains(&hidden) || !(1.0..=2.0).contains(&inputs) {
+        return Err(bad(
+            npz,
+            format!("implausible sizes: hidden_size {hidden}, input_features {inputs}"),
+        ));
+    }
+    Ok(Arc::new(LstmShape {
+        inputs: inputs as usize,
+        hidden: hidden as usize,
+    }))
+}

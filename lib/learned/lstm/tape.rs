@@ -1,0 +1,388 @@
+//! One block of rows of the coordinatewise LSTM: its per-row state, the record of a truncated
+//! unroll, and the hand-written truncated BPTT over it (docs/method.md, "Truncated BPTT").
+
+use super::{LstmShape, Weights};
+use crate::kernels::lstm_cell::{lstm_cell_backward, lstm_layer_forward, CellBuffers};
+use crate::kernels::{column_sums_into, gemm, join_rows, record_rows, view, view_mut};
+
+/// Per-row state and the record of a truncated unroll, for one block of `rows` coordinates.
+///
+/// With `slots == 1` it only runs forward (evaluation); with `slots == T` it records the T
+/// steps of an unroll so that [`Tape::backward`] can run BPTT over them. All buffers are
+/// allocated once here and reused by every step.
+#[derive(Clone)]
+pub(crate) struct Tape {
+    shape: LstmShape,
+    rows: usize,
+    slots: usize,
+    /// Steps recorded since the last [`Tape::start_unroll`].
+    recorded: usize,
+    // Current state, carried from step to step and across unroll boundaries.
+    h1: Vec<f32>,
+    c1: Vec<f32>,
+    h2: Vec<f32>,
+    c2: Vec<f32>,
+    // The cell states at the start of the current unroll (the `c_{t-1}` of its first step).
+    c1_start: Vec<f32>,
+    c2_start: Vec<f32>,
+    // Per slot: [x | h1_prev], gate activations (later their pre-activation gradients),
+    // c and tanh(c) of layer 1; [h1 | h2_prev], gates, c, tanh(c) and h of layer 2.
+    xh1: Vec<f32>,
+    a1: Vec<f32>,
+    c1s: Vec<f32>,
+    tc1: Vec<f32>,
+    xh2: Vec<f32>,
+    a2: Vec<f32>,
+    c2s: Vec<f32>,
+    tc2: Vec<f32>,
+    h2s: Vec<f32>,
+    /// Per gate column: 2 for the cell candidate (tanh x = 2σ(2x) − 1), 1 for σ gates.
+    gate_scale: Vec<f32>,
+    // Backward scratch.
+    dxh2: Vec<f32>,
+    dh1_next: Vec<f32>,
+    dh2_next: Vec<f32>,
+    dc1_carry: Vec<f32>,
+    dc2_carry: Vec<f32>,
+    // The output layer's gradient, summed over the steps of a backward pass.
+    dw_out: Vec<f32>,
+    db_out: f32,
+}
+
+impl Tape {
+    pub fn new(shape: LstmShape, rows: usize, slots: usize) -> Self {
+        assert!(slots >= 1);
+        let (f, h) = (shape.inputs, shape.hidden);
+        let state = || vec![0.0f32; rows * h];
+        let per_slot = |width: usize| vec![0.0f32; slots * rows * width];
+        // What only BPTT reads: a forward-only tape does not keep it.
+        let record = |width: usize| {
+            if slots > 1 {
+                per_slot(width)
+            } else {
+                Vec::new()
+            }
+        };
+        let backward = slots > 1;
+        let scratch = |width: usize| {
+            if backward {
+                vec![0.0f32; rows * width]
+            } else {
+                Vec::new()
+            }
+        };
+        Tape {
+            shape,
+            rows,
+            slots,
+            recorded: 0,
+            h1: state(),
+            c1: state(),
+            h2: state(),
+            c2: state(),
+            c1_start: state(),
+            c2_start: state(),
+            xh1: record(f + h),
+            a1: per_slot(4 * h),
+            c1s: record(h),
+            tc1: record(h),
+            xh2: record(2 * h),
+            a2: per_slot(4 * h),
+            c2s: record(h),
+            tc2: record(h),
+            h2s: record(h),
+            gate_scale: (0..4 * h)
+                .map(|k| {
+                    if (2 * h..3 * h).contains(&k) {
+                        2.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect(),
+            dxh2: scratch(2 * h),
+            dh1_next: scratch(h),
+            dh2_next: scratch(h),
+            dc1_carry: scratch(h),
+            dc2_carry: scratch(h),
+            dw_out: if backward { vec![0.0; h] } else { Vec::new() },
+            db_out: 0.0,
+        }
+    }
+
+    /// Bytes held by this tape, for memory reports.
+    pub fn bytes(&self) -> usize {
+        let floats = [
+            &self.h1,
+            &self.c1,
+            &self.h2,
+            &self.c2,
+            &self.c1_start,
+            &self.c2_start,
+            &self.xh1,
+            &self.a1,
+            &self.c1s,
+            &self.tc1,
+            &self.xh2,
+            &self.a2,
+            &self.c2s,
+            &self.tc2,
+            &self.h2s,
+            &self.dxh2,
+            &self.dh1_next,
+            &self.dh2_next,
+            &self.dc1_carry,
+            &self.dc2_carry,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+        floats * 4
+    }
+
+    /// Zeroes the hidden and cell states (a new trajectory).
+    pub fn reset_state(&mut self) {
+        for v in [&mut self.h1, &mut self.c1, &mut self.h2, &mut self.c2] {
+            v.fill(0.0);
+        }
+        self.recorded = 0;
+    }
+
+    /// Begins a truncated unroll: the state carries over, but gradients will stop here.
+    pub fn start_unroll(&mut self) {
+        self.c1_start.copy_from_slice(&self.c1);
+        self.c2_start.copy_from_slice(&self.c2);
+        self.recorded = 0;
+    }
+
+    /// One optimizer step over all rows: `inputs` holds `rows × shape.inputs` preprocessed
+    /// gradient features; `outputs` receives the raw network output per row (before the
+    /// output scale). With more than one slot the step is recorded for BPTT.
+    pub fn forward(&mut self, w: Weights, inputs: &[f32], outputs: &mut [f32]) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        assert_eq!(w.shape, self.shape, "weights of another LSTM");
+        assert_eq!(inputs.len(), n * f);
+        assert_eq!(outputs.len(), n);
+        let slot = if self.slots == 1 { 0 } else { self.recorded };
+        assert!(
+            slot < self.slots,
+            "tape holds {} steps; call start_unroll",
+            self.slots
+        );
+
+        // Layer 1: [x_t | h1_{t-1}] · W1 + b1. BPTT needs the rows [x | h_prev] of every step
+        // for its weight gradients; a forward-only tape does not build them.
+        let recording = self.slots > 1;
+        if recording {
+            let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
+            join_rows(xh1, inputs, f, &self.h1, h);
+        }
+        let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
+        let c1s = slot_rows(&mut self.c1s, slot, n * h);
+        let tc1 = slot_rows(&mut self.tc1, slot, n * h);
+        let cell = CellBuffers {
+            c: &mut self.c1,
+            c_record: c1s,
+            tanh_c_record: tc1,
+            h_out: &mut self.h1,
+        };
+        lstm_layer_forward(inputs, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
+        if recording {
+            let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
+            join_rows(xh2, &self.h1, h, &self.h2, h);
+        }
+
+        // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
+        let a2 = &mut self.a2[slot * n * g4..(slot + 1) * n * g4];
+        let c2s = slot_rows(&mut self.c2s, slot, n * h);
+        let tc2 = slot_rows(&mut self.tc2, slot, n * h);
+        let h2s = slot_rows(&mut self.h2s, slot, n * h);
+        let cell = CellBuffers {
+            c: &mut self.c2,
+            c_record: c2s,
+            tanh_c_record: tc2,
+            h_out: &mut self.h2,
+        };
+        lstm_layer_forward(&self.h1, w.w2(), w.b2(), &self.gate_scale, a2, cell, h);
+        if !h2s.is_empty() {
+            h2s.copy_from_slice(&self.h2);
+        }
+        let h2 = &self.h2;
+
+        // Linear output layer.
+        let (w_out, b_out) = (w.w_out(), w.b_out());
+        for (o, hv) in outputs.iter_mut().zip(h2.chunks_exact(h)) {
+            *o = b_out + hv.iter().zip(w_out).map(|(a, b)| a * b).sum::<f32>();
+        }
+        self.recorded += 1;
+    }
+
+    /// BPTT over the steps recorded since [`Tape::start_unroll`].
+    /// `d_outputs[t * stride + offset + r]` is the gradient of the meta-loss with respect to the
+    /// raw output of this tape's row `r` at step `t` (the tape may be one block of a larger
+    /// set of rows). The inputs are constants (the paper's dashed edges), and no gradient flows
+    /// into the state at the start of the unroll (truncation). Adds the weight gradient into
+    /// `grad`.
+    pub fn backward(
+        &mut self,
+        w: Weights,
+        d_outputs: &[f32],
+        stride: usize,
+        offset: usize,
+        grad: &mut [f32],
+    ) {
+        let (n, steps) = (self.rows, self.recorded);
+        assert!(offset + n <= stride && d_outputs.len() >= (steps - 1) * stride + offset + n);
+        self.backward_begin();
+        for t in (0..steps).rev() {
+            let dy = &d_outputs[t * stride + offset..t * stride + offset + n];
+            self.backward_step(w, t, dy, None);
+        }
+        self.backward_finish(grad);
+    }
+
+    /// Starts a backward pass that [`Tape::backward_step`] takes one step at a time, from the
+    /// last recorded step down, so that a caller can make each step's output gradient depend
+    /// on the input gradients of the steps after it (the second-order meta-gradient).
+    pub fn backward_begin(&mut self) {
+        assert!(self.slots > 1, "this tape was made for forward-only use");
+        self.dh1_next.fill(0.0);
+        self.dh2_next.fill(0.0);
+        self.dc1_carry.fill(0.0);
+        self.dc2_carry.fill(0.0);
+        self.dw_out.fill(0.0);
+        self.db_out = 0.0;
+    }
+
+    /// Backward through recorded step `t`, given dL/d(raw output) `dy` of each row at that
+    /// step; with `d_inputs`, also writes dL/d(input features) of step t (`rows × inputs`).
+    pub fn backward_step(
+        &mut self,
+        w: Weights,
+        t: usize,
+        dy: &[f32],
+        d_inputs: Option<&mut [f32]>,
+    ) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        assert!(t < self.recorded && dy.len() == n);
+        let w_out = w.w_out();
+        let w1 = w.w1();
+        let w2 = w.w2();
+        let h2s = &self.h2s[t * n * h..(t + 1) * n * h];
+        // Output layer, and dh2 = dy · w_out + (gradient from step t+1).
+        for ((&d, hv), dh2) in dy
+            .iter()
+            .zip(h2s.chunks_exact(h))
+            .zip(self.dh2_next.chunks_exact_mut(h))
+        {
+            self.db_out += d;
+            for k in 0..h {
+                self.dw_out[k] += d * hv[k];
+                dh2[k] += d * w_out[k];
+            }
+        }
+        // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
+        let c2_prev = if t == 0 {
+            &self.c2_start[..]
+        } else {
+            &self.c2s[(t - 1) * n * h..t * n * h]
+        };
+        let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
+        lstm_cell_backward(
+            a2,
+            &self.tc2[t * n * h..(t + 1) * n * h],
+            c2_prev,
+            &self.dh2_next,
+            &mut self.dc2_carry,
+            h,
+        );
+        gemm(
+            view(a2, n, g4),
+            w2.t(),
+            0.0,
+            view_mut(&mut self.dxh2, n, 2 * h),
+        );
+        for ((dx, dh1), dh2) in self
+            .dxh2
+            .chunks_exact(2 * h)
+            .zip(self.dh1_next.chunks_exact_mut(h))
+            .zip(self.dh2_next.chunks_exact_mut(h))
+        {
+            for k in 0..h {
+                dh1[k] += dx[k];
+            }
+            dh2.copy_from_slice(&dx[h..]);
+        }
+        // Layer 1 cell; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where the paper's BPTT needs no dx_t.
+        let c1_prev = if t == 0 {
+            &self.c1_start[..]
+        } else {
+            &self.c1s[(t - 1) * n * h..t * n * h]
+        };
+        let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
+        lstm_cell_backward(
+            a1,
+            &self.tc1[t * n * h..(t + 1) * n * h],
+            c1_prev,
+            &self.dh1_next,
+            &mut self.dc1_carry,
+            h,
+        );
+        if let Some(dx) = d_inputs {
+            gemm(
+                view(a1, n, g4),
+                w1.slice(ndarray::s![..f, ..]).t(),
+                0.0,
+                view_mut(dx, n, f),
+            );
+        }
+        gemm(
+            view(a1, n, g4),
+            w1.slice_move(ndarray::s![f.., ..]).t(),
+            0.0,
+            view_mut(&mut self.dh1_next, n, h),
+        );
+    }
+
+    /// Ends a backward pass over every recorded step: adds the weight gradient into `grad`.
+    pub fn backward_finish(&mut self, grad: &mut [f32]) {
+        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
+        let g4 = 4 * h;
+        let layout = self.shape.layout();
+        // Weight gradients over all steps at once: one tall GEMM per layer, since every slot's
+        // pre-activation gradient now sits where its activations were.
+        let total = self.recorded * n;
+        let g = grad;
+        {
+            let dw1 = &mut g[layout.w1..layout.b1];
+            gemm(
+                view(&self.xh1[..total * (f + h)], total, f + h).t(),
+                view(&self.a1[..total * g4], total, g4),
+                1.0,
+                view_mut(dw1, f + h, g4),
+            );
+        }
+        column_sums_into(&self.a1[..total * g4], g4, &mut g[layout.b1..layout.w2]);
+        {
+            let dw2 = &mut g[layout.w2..layout.b2];
+            gemm(
+                view(&self.xh2[..total * 2 * h], total, 2 * h).t(),
+                view(&self.a2[..total * g4], total, g4),
+                1.0,
+                view_mut(dw2, 2 * h, g4),
+            );
+        }
+        column_sums_into(&self.a2[..total * g4], g4, &mut g[layout.b2..layout.w_out]);
+        for (a, b) in g[layout.w_out..layout.b_out].iter_mut().zip(&self.dw_out) {
+            *a += b;
+        }
+        g[layout.b_out] += self.db_out;
+    }
+}
+
+/// Slot `slot` (of `len` values) of a per-slot record, or nothing for a record not kept.
+fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
+    record_rows(record, slot * len..(slot + 1) * len)
+}

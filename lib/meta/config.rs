@@ -1,0 +1,486 @@
+//! The settings of a meta-training run. [`MetaTrainParams`] holds what a user asks for, with
+//! the paper's defaults; [`MetaTrainParams::check`] validates it once, tunes the rates of any
+//! hand-designed rule given without one, and gives the [`MetaTrainConfig`] that training runs
+//! with (linfa's params → checked config).
+
+use crate::baselines::{BaseStep, Baseline};
+use crate::error::{config_error, Result};
+use crate::evaluation::{self, TuningPoint};
+use crate::learned::lstm::LstmShape;
+use crate::learned::{Networks, Preprocessing, ALL_PARAMETERS};
+use crate::problems::ProblemSet;
+
+pub use super::objective::MetaLoss;
+
+/// Imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for the first
+/// `epochs` epochs the meta-loss is the mean squared difference between the LSTM's update
+/// and the teacher's, (1/B) Σ_b Σ_t (1/n) ‖output_scale · m_t − Δ*_t‖² (each coordinate
+/// weighted as `loss` says), where both are fed
+/// the same gradients and the teacher keeps its own state (momentum, mean squares) over
+/// them. The usual meta-loss then takes over from the weights imitation reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Imitation {
+    pub teacher: Baseline,
+    pub lr: f64,
+    pub epochs: u64,
+    /// Adam's learning rate on φ while imitating.
+    pub meta_lr: f64,
+    pub rollout: Rollout,
+    pub loss: ImitationLoss,
+}
+
+/// How an imitation step weighs each coordinate's error r_i = output_scale · m_i − Δ*_i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImitationLoss {
+    /// (1/n) Σ_i r_i²: the coordinates with the largest updates (on an MLP, the output layer)
+    /// dominate, and an error that is small in absolute terms goes unpunished, such as a
+    /// constant drift of every coordinate whose gradient is near zero.
+    Squared,
+    /// (1/n) Σ_i r_i² / (v_i + δ²), where v_i is the teacher's recent mean squared update on
+    /// coordinate i (an average with decay 0.9) and δ² = 10⁻⁴ × the mean of v over the
+    /// problem: every coordinate's error counts relative to the size of its own updates, down
+    /// to 1 % of the typical update, so the tiny updates of deep layers are imitated as
+    /// carefully as the large ones.
+    Relative,
+}
+
+impl ImitationLoss {
+    pub(crate) const DECAY: f32 = 0.9;
+    pub(crate) const FLOOR: f32 = 1e-4;
+}
+
+/// Whose updates an imitation trajectory follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    /// The teacher's (off-policy, behaviour cloning): the LSTM only ever sees the states the
+    /// teacher visits.
+    Teacher,
+    /// The LSTM's own (on-policy, as DAgger, Ross et al. 2011): the teacher says what it
+    /// would do at the states the LSTM reaches, so the LSTM learns to correct its own drift.
+    Student,
+}
+
+/// How the meta-gradient dL/dφ is estimated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MetaGradient {
+    /// Truncated BPTT under the paper's assumption that optimizee gradients do not depend on
+    /// φ (no second derivatives, METHOD.md): cheap, but blind to how a step changes the
+    /// gradients after it, e.g. to overshooting.
+    Bptt,
+    /// Truncated BPTT with the second-derivative terms the paper drops: the adjoint of θ_t
+    /// also receives H_t ḡ_t, the optimizee's Hessian (same minibatch) times the gradient of
+    /// the meta-loss with respect to the LSTM's input ∇_t, by a Hessian-vector product at
+    /// every step. The exact gradient of the truncated meta-loss, at about three times the
+    /// cost of a gradient per step.
+    SecondOrder,
+    /// Antithetic evolution strategies over whole trajectories (Salimans et al. 2017; used for
+    /// learned optimizers by Metz et al., ICML 2019): (1/2σK) Σ_k [L(φ + σε_k) − L(φ − σε_k)] ε_k
+    /// with ε_k ~ N(0, I) on the weights of `scope`, both signs of a pair run on the same
+    /// problems and minibatches. Unbiased for the smoothed meta-loss of the untruncated
+    /// trajectory, second-order effects included; it needs only forward runs.
+    Es {
+        pairs: usize,
+        sigma: f32,
+        scope: EsScope,
+    },
+}
+
+/// Which LSTM weights evolution strategies perturbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EsScope {
+    /// The linear output layer only (hidden + 1 weights): few directions, so few pairs give a
+    /// usable estimate; suited to refining a trained optimizer.
+    Output,
+    All,
+}
+
+impl std::fmt::Display for EsScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EsScope::Output => "output",
+            EsScope::All => "all",
+        })
+    }
+}
+
+/// Hyperparameters of a meta-training run, validated before any work starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaTrainConfig {
+    pub hidden: usize,
+    /// The parameter groups of the training problems, one network each; [`ALL_PARAMETERS`]
+    /// alone is the paper's single network for every parameter.
+    pub groups: Vec<String>,
+    pub preprocessing: Preprocessing,
+    pub output_scale: f32,
+    /// A hand-designed rule whose step is added to the LSTM's, which then learns a correction
+    /// to it (beyond the paper). A fresh run starts with the output layer at zero, i.e. from
+    /// exactly this rule. Its steps depend on φ only through later gradients, which BPTT
+    /// treats as constants, so BPTT's meta-gradient keeps its form; the second-order terms
+    /// would need the adjoint of the rule's state, which is not implemented.
+    pub base: Option<BaseStep>,
+    pub forget_bias: f32,
+    /// Problems per epoch.
+    pub batch: usize,
+    /// Optimizee steps per trajectory (the horizon T of eq. 3).
+    pub steps: usize,
+    /// Steps per truncated unroll.
+    pub unroll: usize,
+    pub meta_lr: f64,
+    /// The meta learning rate is multiplied by this after every epoch.
+    pub meta_lr_decay: f64,
+    /// Clip the meta-gradient to this global L2 norm.
+    pub clip: Option<f64>,
+    /// Curriculum over trajectory length (Chen et al., NeurIPS 2020): epoch e trains on
+    /// min(steps / unroll, 1 + ⌊e / stage⌋) unrolls, so the horizon grows by one unroll every
+    /// `stage` epochs up to `steps`.
+    pub curriculum: Option<u64>,
+    /// What each step contributes to the meta-loss.
+    pub meta_loss: MetaLoss,
+    /// The first step t whose loss enters the meta-loss (1 = all of them): eq. (3)'s w_t is 0
+    /// before it, so training targets the end of the trajectory, e.g. the loss reached after
+    /// twice the steps a run is usually given.
+    pub loss_from: usize,
+    /// Imitate a hand-designed optimizer for the first epochs.
+    pub imitation: Option<Imitation>,
+    /// How the meta-loss's gradient is estimated (after any imitation, which uses BPTT).
+    pub meta_gradient: MetaGradient,
+    /// Steps of the validation runs whose final loss selects the checkpoint (usually `steps`).
+    pub validation_steps: usize,
+    pub epochs: u64,
+    /// Validate (and keep the best weights) every this many epochs.
+    pub eval_every: u64,
+    pub seed: u64,
+}
+
+impl MetaTrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.preprocessing.validate()?;
+        if self.groups.is_empty() {
+            return config_error("a learned optimizer needs at least one parameter group");
+        }
+        if self.hidden == 0 || self.hidden > 256 {
+            return config_error(format!(
+                "--hidden must be between 1 and 256, got {}",
+                self.hidden
+            ));
+        }
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return config_error(format!(
+                "--output-scale must be positive, got {}",
+                self.output_scale
+            ));
+        }
+        if self.batch == 0 {
+            return config_error("--batch must be at least 1");
+        }
+        if self.steps == 0 || self.unroll == 0 || self.steps % self.unroll != 0 {
+            return config_error(format!(
+                "--steps ({}) must be a positive multiple of --unroll ({})",
+                self.steps, self.unroll
+            ));
+        }
+        if !(self.meta_lr.is_finite() && self.meta_lr > 0.0) {
+            return config_error(format!("--meta-lr must be positive, got {}", self.meta_lr));
+        }
+        if !(self.meta_lr_decay > 0.0 && self.meta_lr_decay <= 1.0) {
+            return config_error(format!(
+                "--meta-lr-decay must be in (0, 1], got {}",
+                self.meta_lr_decay
+            ));
+        }
+        if matches!(self.clip, Some(c) if !(c > 0.0)) {
+            return config_error("--clip must be positive");
+        }
+        if self.eval_every == 0 {
+            return config_error("--eval-every must be at least 1");
+        }
+        if self.curriculum == Some(0) {
+            return config_error("--curriculum must be at least 1 epoch per stage");
+        }
+        if let Some(im) = &self.imitation {
+            if !(im.meta_lr.is_finite() && im.meta_lr > 0.0) {
+                return config_error(format!(
+                    "--imitation-meta-lr must be positive, got {}",
+                    im.meta_lr
+                ));
+            }
+            if !(im.lr.is_finite() && im.lr > 0.0) {
+                return config_error(format!(
+                    "the imitated optimizer's learning rate must be positive, got {}",
+                    im.lr
+                ));
+            }
+        }
+        if let MetaGradient::Es { pairs, sigma, .. } = self.meta_gradient {
+            if pairs == 0 {
+                return config_error("--es-pairs must be at least 1");
+            }
+            if !(sigma.is_finite() && sigma > 0.0) {
+                return config_error(format!("--es-sigma must be positive, got {sigma}"));
+            }
+        }
+        if self.validation_steps == 0 {
+            return config_error("--validation-steps must be at least 1");
+        }
+        if self.loss_from == 0 || self.loss_from > self.steps {
+            return config_error(format!(
+                "--meta-loss-from must be between 1 and --steps ({}), got {}",
+                self.steps, self.loss_from
+            ));
+        }
+        if let Some(base) = self.base {
+            if !(base.lr.is_finite() && base.lr > 0.0) {
+                return config_error(format!(
+                    "--base needs a positive learning rate, got {}",
+                    base.lr
+                ));
+            }
+            if self.imitation.is_some() {
+                return config_error(
+                    "--base and --imitate do not go together (a fresh run with --base already \
+                     starts as its rule); drop one",
+                );
+            }
+            if self.meta_gradient == MetaGradient::SecondOrder {
+                return config_error(
+                    "--base is not implemented for --meta-gradient second-order; use bptt or es",
+                );
+            }
+        }
+        if self.loss_from > 1 && self.curriculum.is_some() {
+            return config_error(
+                "--meta-loss-from needs whole trajectories; drop --curriculum or --meta-loss-from",
+            );
+        }
+        Ok(())
+    }
+
+    /// The networks this run trains: one coordinatewise LSTM per parameter group.
+    pub fn networks(&self) -> Networks {
+        Networks::per_group(&self.groups, std::sync::Arc::new(self.shape()))
+    }
+
+    pub fn shape(&self) -> LstmShape {
+        LstmShape {
+            inputs: self.preprocessing.features(),
+            hidden: self.hidden,
+        }
+    }
+
+    /// The imitation settings if epoch `epoch` imitates.
+    pub fn imitating_at(&self, epoch: u64) -> Option<Imitation> {
+        self.imitation.filter(|im| epoch < im.epochs)
+    }
+
+    /// Unrolls of the trajectories of epoch `epoch` (fewer early on under a curriculum, whose
+    /// stages count from the end of imitation; imitation uses whole trajectories).
+    pub fn unrolls_at(&self, epoch: u64) -> usize {
+        let full = self.steps / self.unroll;
+        let own = epoch - self.imitation.map_or(0, |im| im.epochs.min(epoch));
+        match (self.curriculum, self.imitating_at(epoch)) {
+            (Some(stage), None) => full.min(1 + (own / stage) as usize),
+            _ => full,
+        }
+    }
+
+    /// Optimizee steps run in epoch `epoch` (validation runs not counted).
+    pub fn optimizee_steps_at(&self, epoch: u64) -> usize {
+        match (self.meta_gradient, self.imitating_at(epoch)) {
+            (MetaGradient::Es { pairs, .. }, None) => 2 * pairs * self.batch * self.steps,
+            _ => self.batch * self.unrolls_at(epoch) * self.unroll,
+        }
+    }
+
+    /// Everything that must match for a run to resume another (all but the epoch budget).
+    pub(crate) fn fingerprint(&self, source: &str) -> String {
+        format!(
+            "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
+             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} meta_loss={} imitation={:?} meta_gradient={:?} validation_steps={} eval_every={} seed={} \
+             source={source}",
+            self.hidden,
+            self.preprocessing,
+            self.output_scale,
+            self.forget_bias,
+            self.batch,
+            self.steps,
+            self.unroll,
+            self.meta_lr,
+            self.meta_lr_decay,
+            self.clip,
+            self.curriculum,
+            self.meta_loss,
+            self.imitation,
+            self.meta_gradient,
+            self.validation_steps,
+            self.eval_every,
+            self.seed
+        ) + &match self.loss_from {
+            1 => String::new(),
+            from => format!(" loss_from={from}"),
+        } + &match self.base {
+            None => String::new(),
+            Some(base) => format!(" base={base}"),
+        } + &if self.groups == [ALL_PARAMETERS] {
+            String::new()
+        } else {
+            format!(" groups={}", self.groups.join(","))
+        }
+    }
+}
+
+impl Default for MetaTrainConfig {
+    /// The paper's settings (§3): two layers of 20 units, unrolls of 20 over 100 steps, Adam
+    /// with rate 0.001 on φ, batches of 128 problems, Σ f as the meta-loss, truncated BPTT.
+    fn default() -> Self {
+        MetaTrainConfig {
+            hidden: 20,
+            groups: vec![ALL_PARAMETERS.into()],
+            preprocessing: Preprocessing::Scale(1.0 / 128.0),
+            output_scale: 1.0,
+            base: None,
+            forget_bias: 1.0,
+            batch: 128,
+            steps: 100,
+            unroll: 20,
+            meta_lr: 1e-3,
+            meta_lr_decay: 1.0,
+            clip: None,
+            curriculum: None,
+            meta_loss: MetaLoss::Sum,
+            loss_from: 1,
+            imitation: None,
+            meta_gradient: MetaGradient::Bptt,
+            validation_steps: 100,
+            epochs: 1000,
+            eval_every: 10,
+            seed: 0,
+        }
+    }
+}
+
+/// A hand-designed rule named for imitation or as a base: its learning rate, or `None` to tune
+/// it on the validation problems.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RuleRequest {
+    pub kind: Baseline,
+    pub lr: Option<f64>,
+}
+
+/// What a user asks of a meta-training run, before it is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaTrainParams {
+    /// Every setting that needs no tuning; its `base` and `imitation` are set by
+    /// [`MetaTrainParams::check`] from `base` and `imitate` below.
+    pub config: MetaTrainConfig,
+    /// Imitate this rule first (with `imitation_*`).
+    pub imitate: Option<RuleRequest>,
+    pub imitation_epochs: u64,
+    pub imitation_meta_lr: f64,
+    pub imitation_rollout: Rollout,
+    pub imitation_loss: ImitationLoss,
+    /// Add the network's output to this rule's step.
+    pub base: Option<RuleRequest>,
+}
+
+impl Default for MetaTrainParams {
+    fn default() -> Self {
+        MetaTrainParams {
+            config: MetaTrainConfig::default(),
+            imitate: None,
+            imitation_epochs: 100,
+            imitation_meta_lr: 1e-3,
+            imitation_rollout: Rollout::Teacher,
+            imitation_loss: ImitationLoss::Squared,
+            base: None,
+        }
+    }
+}
+
+/// A learning rate [`MetaTrainParams::check`] tuned, for the progress report.
+#[derive(Clone, Debug)]
+pub struct TunedRate {
+    /// "base rule" or "imitating".
+    pub role: &'static str,
+    pub best: TuningPoint,
+    /// Rates tried.
+    pub tried: usize,
+    pub steps: usize,
+}
+
+impl MetaTrainParams {
+    /// Checks the settings without tuning anything (every rule given with its rate, or none).
+    pub fn check_untuned(&self) -> Result<MetaTrainConfig> {
+        self.check::<crate::problems::separable::SeparableQuadratic>(None)
+            .map(|(c, _)| c)
+    }
+
+    /// Validates every setting, then tunes the rate of each rule given without one on
+    /// `validation` (over [`evaluation::lr_grid`], by the mean loss at `validation_steps`), as
+    /// `evaluate --tune` tunes the baselines. Returns the config and the rates it tuned.
+    pub fn check<P: ProblemSet>(
+        &self,
+        validation: Option<&P>,
+    ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
+        let mut config = self.config.clone();
+        config.validate()?;
+        if self.imitate.is_some() && self.imitation_epochs == 0 {
+            return config_error("--imitation-epochs must be at least 1 with --imitate");
+        }
+        if self.imitate.is_some() && self.base.is_some() {
+            return config_error(
+                "--base and --imitate do not go together (a fresh run with --base already \
+                 starts as its rule); drop one",
+            );
+        }
+        for (flag, rule) in [("--imitate", self.imitate), ("--base", self.base)] {
+            if matches!(rule, Some(RuleRequest { lr: None, .. })) && validation.is_none() {
+                return config_error(format!(
+                    "{flag} without a learning rate tunes it on --validation; give --validation or NAME=LR"
+                ));
+            }
+        }
+        let mut tuned = Vec::new();
+        let steps = config.validation_steps;
+        let mut rate = |rule: RuleRequest, role: &'static str| -> Result<f64> {
+            if let Some(lr) = rule.lr {
+                return Ok(lr);
+            }
+            let v = validation.expect("checked above");
+            let points = evaluation::tune(v, &[rule.kind], steps)?;
+            let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
+                crate::Error::Config(format!(
+                    "tuning {} found no learning rate",
+                    rule.kind.name()
+                ))
+            })?;
+            let lr = best.lr;
+            tuned.push(TunedRate {
+                role,
+                best,
+                tried: points.len(),
+                steps,
+            });
+            Ok(lr)
+        };
+        if let Some(rule) = self.base {
+            let lr = rate(rule, "base rule")?;
+            config.base = Some(BaseStep {
+                kind: rule.kind,
+                lr,
+            });
+        }
+        if let Some(rule) = self.imitate {
+            let lr = rate(rule, "imitating")?;
+            config.imitation = Some(Imitation {
+                teacher: rule.kind,
+                lr,
+                epochs: self.imitation_epochs,
+                meta_lr: self.imitation_meta_lr,
+                rollout: self.imitation_rollout,
+                loss: self.imitation_loss,
+            });
+        }
+        config.validate()?;
+        Ok((config, tuned))
+    }
+}

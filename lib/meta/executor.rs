@@ -1,0 +1,175 @@
+//! The executor of meta-training (argmin style): runs epochs, validation and early stopping,
+//! reports progress to an observer, and keeps the resume state and the checkpoint.
+
+use super::config::MetaTrainConfig;
+use super::trainer::{EpochReport, MetaTrainer};
+use super::workspace::Workspace;
+use crate::error::{Error, Result};
+use crate::io::{write_npz, Npz};
+use crate::learned::LearnedOptimizer;
+use crate::problems::{ProblemSet, TrainingSource};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Progress of a run, handed to the observer after every epoch.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub epoch: u64,
+    pub epochs: u64,
+    pub report: EpochReport,
+    /// Set on the epochs that ran validation.
+    pub validation_loss: Option<f64>,
+    pub best_validation_loss: Option<f64>,
+    pub best_epoch: Option<u64>,
+    pub skipped_unrolls: u64,
+    pub seconds: f64,
+    /// Optimizee steps per second over this session (problems × steps per epoch / time).
+    pub optimizee_steps_per_second: f64,
+    pub resumed_from: Option<u64>,
+}
+
+/// The resume-state file kept beside a checkpoint.
+pub fn resume_path(output: &Path) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output.with_file_name(format!("{stem}.resume.npz"))
+}
+
+/// Runs `trainer` to `config.epochs`, validating every `eval_every` epochs and keeping the best
+/// weights. The resume state is saved at every validation, so a killed run loses at most
+/// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
+pub fn train<Src: TrainingSource, V: ProblemSet>(
+    mut trainer: MetaTrainer,
+    source: &Src,
+    validation: Option<&V>,
+    output: &Path,
+    mut observe: impl FnMut(&Progress),
+) -> Result<LearnedOptimizer> {
+    let cfg = trainer.config.clone();
+    let state_path = resume_path(output);
+    let describe = source.describe();
+    let resumed_from = (trainer.epoch > 0).then_some(trainer.epoch);
+    let start = Instant::now();
+    let mut optimizee_steps = 0.0;
+    let mut workspace: Option<Workspace<<Src::Set as ProblemSet>::Scratch>> = None;
+    while trainer.epoch < cfg.epochs {
+        let batch = source.draw(trainer.epoch, cfg.batch);
+        optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
+        if workspace.is_none() {
+            workspace = Some(Workspace::new(&cfg, &batch)?);
+        }
+        let ws = workspace.as_mut().expect("made above");
+        let report = trainer.train_epoch(&batch, ws);
+        let epoch = trainer.epoch;
+        let due = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
+        let mut validation_loss = None;
+        if due {
+            let loss = match validation {
+                Some(v) => trainer.validate(v)?,
+                None => report.final_loss,
+            };
+            validation_loss = Some(loss);
+            let better = match &trainer.best {
+                None => true,
+                Some(b) => loss < b.validation_loss || !b.validation_loss.is_finite(),
+            };
+            if better && (loss.is_finite() || trainer.best.is_none()) {
+                trainer.best = Some(trainer.current(loss));
+            }
+            trainer.save_state(&state_path, &describe)?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        observe(&Progress {
+            epoch,
+            epochs: cfg.epochs,
+            report,
+            validation_loss,
+            best_validation_loss: trainer.best.as_ref().map(|b| b.validation_loss),
+            best_epoch: trainer.best.as_ref().map(|b| b.epoch),
+            skipped_unrolls: trainer.skipped_unrolls,
+            seconds,
+            optimizee_steps_per_second: optimizee_steps / seconds.max(1e-9),
+            resumed_from,
+        });
+    }
+    let best = match trainer.best.clone() {
+        Some(b) => b,
+        None => trainer.current(f64::NAN),
+    };
+    best.save(output)?;
+    Ok(best)
+}
+
+impl MetaTrainer {
+    /// Writes everything needed to continue this run: current and best weights, the Adam
+    /// state, the epoch (which fixes the random streams of every later epoch) and the settings.
+    pub fn save_state(&self, path: &Path, source: &str) -> Result<()> {
+        write_npz(path, |a| {
+            self.current(f64::NAN).add_to(a, "");
+            if let Some(best) = &self.best {
+                best.add_to(a, "best_");
+            }
+            a.add("adam_m", ndarray::Array1::from(self.adam_m.clone()));
+            a.add("adam_v", ndarray::Array1::from(self.adam_v.clone()));
+            a.scalar_i64("adam_t", self.adam_t as i64);
+            a.scalar_i64("skipped_unrolls", self.skipped_unrolls as i64);
+            a.add(
+                "settings",
+                ndarray::Array1::from(self.config.fingerprint(source).into_bytes()),
+            );
+            Ok(())
+        })
+    }
+
+    /// Continues a run from [`MetaTrainer::save_state`]'s file; its settings must match.
+    pub fn resume(config: MetaTrainConfig, path: &Path, source: &str) -> Result<Self> {
+        let mut t = MetaTrainer::new(config)?;
+        let mut npz = Npz::open(path)?;
+        let saved = npz.text("settings")?;
+        let wanted = t.config.fingerprint(source);
+        if saved != wanted {
+            let differing: Vec<&str> = wanted
+                .split(' ')
+                .filter(|kv| !saved.split(' ').any(|s| s == *kv))
+                .map(|kv| kv.split('=').next().unwrap_or(kv))
+                .collect();
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "resume state was made with other settings ({} differ); delete it or pass --restart",
+                    if differing.is_empty() { "format".to_string() } else { differing.join(", ") }
+                ),
+            ));
+        }
+        let current = LearnedOptimizer::read_from(&mut npz)?;
+        if current.networks != t.networks {
+            return Err(Error::bad_file(
+                path,
+                "resume state has another architecture; pass --restart",
+            ));
+        }
+        t.weights = current.weights.clone();
+        t.epoch = current.epoch;
+        if npz.has("best_epoch") {
+            t.best = Some(LearnedOptimizer::read_prefixed(
+                &mut npz, "best_", &current,
+            )?);
+        }
+        let n = t.weights.len();
+        for (name, dst) in [("adam_m", &mut t.adam_m), ("adam_v", &mut t.adam_v)] {
+            let a = npz.array::<f32>(name)?;
+            if a.len() != n {
+                return Err(Error::bad_file(
+                    path,
+                    format!("'{name}' has {} values, expected {n}", a.len()),
+                ));
+            }
+            *dst = a.iter().copied().collect();
+        }
+        t.adam_t = npz.scalar("adam_t")? as u64;
+        t.skipped_unrolls = npz.scalar("skipped_unrolls")? as u64;
+        Ok(t)
+    }
+}

@@ -1,0 +1,251 @@
+//! The state of a meta-training run and one epoch of it (§2, §3): minimise eq. (3) by
+//! truncated BPTT (or another meta-gradient of [`MetaGradient`]) and Adam on the weights φ.
+//! [`MetaTrainer::train_epoch`] holds no loop over epochs; the executor
+//! ([`super::executor::train`]) runs them.
+
+use super::bptt::{run_unroll, Objective, Unroll};
+use super::config::{MetaGradient, MetaTrainConfig};
+use super::workspace::Workspace;
+use crate::baselines::BaseStep;
+use crate::error::{config_error, Result};
+use crate::evaluation::{self, Curves};
+use crate::learned::{LearnedOptimizer, Networks, OptimizerChoice};
+use crate::problems::ProblemSet;
+use crate::rng::streams;
+use std::sync::Arc;
+
+/// What one epoch did.
+#[derive(Clone, Debug, Default)]
+pub struct EpochReport {
+    /// Mean over problems of the loss at the last step of the trajectory (NaN if skipped).
+    pub final_loss: f64,
+    /// Mean over problems and steps of the meta-loss terms f(θ_t).
+    pub mean_loss: f64,
+    pub skipped_unrolls: u64,
+}
+
+/// The state of a meta-training run: weights, meta-Adam state and bookkeeping.
+#[derive(Clone, Debug)]
+pub struct MetaTrainer {
+    pub config: MetaTrainConfig,
+    pub networks: Networks,
+    /// φ, every network's weights in network order.
+    pub weights: Vec<f32>,
+    pub(crate) adam_m: Vec<f32>,
+    pub(crate) adam_v: Vec<f32>,
+    pub(crate) adam_t: u64,
+    /// Epochs completed.
+    pub epoch: u64,
+    pub skipped_unrolls: u64,
+    /// The best weights by validation so far.
+    pub best: Option<LearnedOptimizer>,
+}
+
+const META_BETA1: f64 = 0.9;
+const META_BETA2: f64 = 0.999;
+const META_EPSILON: f64 = 1e-8;
+
+impl MetaTrainer {
+    /// A fresh run. With a base rule the output layers start at zero, i.e. the run starts as
+    /// exactly that rule.
+    pub fn new(config: MetaTrainConfig) -> Result<Self> {
+        config.validate()?;
+        let networks = config.networks();
+        let mut weights = networks.init(config.seed, streams::LSTM_INIT, config.forget_bias);
+        if config.base.is_some() {
+            for range in networks.output_layers() {
+                weights[range].fill(0.0);
+            }
+        }
+        let n = weights.len();
+        Ok(MetaTrainer {
+            config,
+            networks,
+            weights,
+            adam_m: vec![0.0; n],
+            adam_v: vec![0.0; n],
+            adam_t: 0,
+            epoch: 0,
+            skipped_unrolls: 0,
+            best: None,
+        })
+    }
+
+    /// A run that starts from the weights of `start` instead of a fresh initialisation, e.g.
+    /// to continue training a checkpoint with other settings. Its networks, input processing,
+    /// output scale and base rule must be this run's.
+    pub fn starting_from(config: MetaTrainConfig, start: &LearnedOptimizer) -> Result<Self> {
+        let mut t = Self::new(config)?;
+        let cfg = &t.config;
+        if start.base != cfg.base {
+            let name = |b: Option<BaseStep>| b.map_or("none".to_string(), |b| b.to_string());
+            return config_error(format!(
+                "the starting checkpoint's base rule is {}, but this run asks for {}; {}",
+                name(start.base),
+                name(cfg.base),
+                start
+                    .base
+                    .map_or("drop --base".to_string(), |b| format!("pass --base {b}"))
+            ));
+        }
+        if start.networks != t.networks
+            || start.preprocessing != cfg.preprocessing
+            || start.output_scale != cfg.output_scale
+        {
+            return config_error(format!(
+                "the starting checkpoint has networks [{}], {} input processing and output scale {}, \
+                 but this run asks for [{}], {} and {}; pass the checkpoint's settings",
+                start.networks.describe(),
+                start.preprocessing,
+                start.output_scale,
+                t.networks.describe(),
+                cfg.preprocessing,
+                cfg.output_scale
+            ));
+        }
+        t.weights = start.weights.clone();
+        Ok(t)
+    }
+
+    /// The current weights as a usable optimizer.
+    pub fn current(&self, validation_loss: f64) -> LearnedOptimizer {
+        LearnedOptimizer {
+            networks: self.networks.clone(),
+            weights: self.weights.clone(),
+            preprocessing: self.config.preprocessing,
+            output_scale: self.config.output_scale,
+            base: self.config.base,
+            epoch: self.epoch,
+            validation_loss,
+        }
+    }
+
+    /// One epoch: every problem of `batch` runs the whole trajectory, as `steps / unroll`
+    /// truncated unrolls, each followed by one Adam step on φ. An unroll whose loss or
+    /// meta-gradient is not finite is skipped, and so are the rest of that epoch's unrolls
+    /// (their trajectories have diverged).
+    pub fn train_epoch<P: ProblemSet>(
+        &mut self,
+        batch: &P,
+        ws: &mut Workspace<P::Scratch>,
+    ) -> EpochReport {
+        if matches!(self.config.imitation, Some(im) if im.epochs == self.epoch && im.epochs > 0) {
+            // The imitation loss's gradients are orders of magnitude smaller than the
+            // meta-loss's; Adam's moments from imitation would turn the first meta-loss
+            // gradients into huge steps.
+            self.adam_m.fill(0.0);
+            self.adam_v.fill(0.0);
+            self.adam_t = 0;
+        }
+        let imitating = self.config.imitating_at(self.epoch).is_some();
+        if let (
+            MetaGradient::Es {
+                pairs,
+                sigma,
+                scope,
+            },
+            false,
+        ) = (self.config.meta_gradient, imitating)
+        {
+            return self.es_epoch(batch, pairs, sigma, scope);
+        }
+        let unrolls = self.config.unrolls_at(self.epoch);
+        let count = batch.count() as f64;
+        ws.start_trajectories(batch);
+        let mut report = EpochReport {
+            final_loss: f64::NAN,
+            mean_loss: 0.0,
+            skipped_unrolls: 0,
+        };
+        let objective = if imitating {
+            Objective::Imitation
+        } else {
+            Objective::MetaLoss
+        };
+        for u in 0..unrolls {
+            let unroll = Unroll {
+                index: u,
+                last: u + 1 == unrolls,
+                objective,
+            };
+            let sums = run_unroll(&self.config, &self.weights, unroll, batch, ws);
+            let loss = sums.loss;
+            if !sums.meta_loss.is_finite()
+                || !loss.is_finite()
+                || !ws.total.iter().all(|g| g.is_finite())
+            {
+                report.skipped_unrolls = (unrolls - u) as u64;
+                report.mean_loss = f64::NAN;
+                self.skipped_unrolls += report.skipped_unrolls;
+                self.epoch += 1;
+                return report;
+            }
+            report.mean_loss += loss / (count * (unrolls * self.config.unroll) as f64);
+            let grad = std::mem::take(&mut ws.total);
+            self.adam_step(&grad);
+            ws.total = grad;
+        }
+        report.final_loss = ws.shards.iter().map(|s| s.final_losses).sum::<f64>() / count;
+        self.epoch += 1;
+        report
+    }
+
+    /// One Adam step on φ with the meta-gradient `grad`, after optional clipping.
+    pub(crate) fn adam_step(&mut self, grad: &[f32]) {
+        let cfg = &self.config;
+        let norm = grad
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
+        let clip = match cfg.clip {
+            Some(c) if norm > c => c / norm,
+            _ => 1.0,
+        };
+        self.adam_t += 1;
+        let t = self.adam_t as i32;
+        let lr = match cfg.imitating_at(self.epoch) {
+            Some(im) => im.meta_lr,
+            None => cfg.meta_lr * cfg.meta_lr_decay.powf(self.epoch as f64),
+        };
+        let bc1 = 1.0 - META_BETA1.powi(t);
+        let bc2 = 1.0 - META_BETA2.powi(t);
+        for ((w, (m, v)), &gi) in self
+            .weights
+            .iter_mut()
+            .zip(self.adam_m.iter_mut().zip(self.adam_v.iter_mut()))
+            .zip(grad)
+        {
+            let gi = gi as f64 * clip;
+            let m64 = META_BETA1 * *m as f64 + (1.0 - META_BETA1) * gi;
+            let v64 = META_BETA2 * *v as f64 + (1.0 - META_BETA2) * gi * gi;
+            *m = m64 as f32;
+            *v = v64 as f32;
+            *w -= (lr * (m64 / bc1) / ((v64 / bc2).sqrt() + META_EPSILON)) as f32;
+        }
+    }
+
+    /// The mean final loss of the current weights on `validation`, over the training horizon.
+    pub fn validate<P: ProblemSet>(&self, validation: &P) -> Result<f64> {
+        Ok(self
+            .run_with(validation, self.config.validation_steps, |_| ())?
+            .final_mean())
+    }
+
+    /// The curves of the current weights, changed by `perturb`, run for `steps` on `set`
+    /// (validation, evolution strategies, the meta-gradient check).
+    pub(crate) fn run_with<P: ProblemSet>(
+        &self,
+        set: &P,
+        steps: usize,
+        perturb: impl FnOnce(&mut [f32]),
+    ) -> Result<Curves> {
+        let mut optimizer = self.current(f64::NAN);
+        perturb(&mut optimizer.weights);
+        let choice = OptimizerChoice::Learned {
+            label: "lstm".into(),
+            optimizer: Arc::new(optimizer),
+        };
+        evaluation::run(set, &choice, steps)
+    }
+}

@@ -1,0 +1,143 @@
+//! The buffers of meta-training: one shard of an epoch's problems per parallel task, each with
+//! every buffer its unrolls need, allocated once and reused for every epoch.
+
+use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig};
+use crate::baselines::BaselineRule;
+use crate::error::{config_error, Result};
+use crate::evaluation::SHARD_ROWS;
+use crate::learned::step::LearnedStep;
+use crate::problems::{shard_ranges, ProblemSet};
+use rayon::prelude::*;
+
+/// One shard of an epoch's problems.
+#[derive(Clone)]
+pub(crate) struct Shard<S> {
+    pub(crate) problems: std::ops::Range<usize>,
+    pub(crate) theta: Vec<f32>,
+    /// ∇_0 … ∇_T of the current unroll, `rows` each.
+    pub(crate) grads: Vec<f32>,
+    /// dL/d(raw output) of every row at each step of the unroll.
+    pub(crate) d_outputs: Vec<f32>,
+    /// Eq. (1) with the tapes that record the unroll.
+    pub(crate) step: LearnedStep,
+    /// This shard's dL/dφ.
+    pub(crate) grad: Vec<f32>,
+    pub(crate) scratch: S,
+    /// w_t of each problem (rows of `problems.len()`) at each step of the current unroll.
+    pub(crate) step_weights: Vec<f32>,
+    /// Under imitation: the teacher, and θ_t while both updates are formed.
+    pub(crate) teacher: Option<BaselineRule>,
+    pub(crate) anchor: Vec<f32>,
+    /// Under relative imitation: v_i, the teacher's recent mean squared update.
+    pub(crate) teacher_update_ms: Vec<f32>,
+    /// Second order: θ_0 … θ_{T−1} of the unroll, the adjoint of θ, dL/d(features), dL/d∇
+    /// and H ḡ.
+    pub(crate) thetas: Vec<f32>,
+    pub(crate) adjoint: Vec<f32>,
+    pub(crate) d_features: Vec<f32>,
+    pub(crate) d_grad: Vec<f32>,
+    pub(crate) hessian_product: Vec<f32>,
+    pub(crate) final_losses: f64,
+}
+
+/// Workspace for training on batches of one shape; reused for every epoch.
+#[derive(Clone)]
+pub struct Workspace<S> {
+    pub(crate) shards: Vec<Shard<S>>,
+    /// dL/dφ of the last unroll, summed over shards.
+    pub(crate) total: Vec<f32>,
+}
+
+impl<S: Send> Workspace<S> {
+    /// Buffers for batches of `config.batch` problems like `like`; an error if the networks
+    /// of `config` do not serve `like`'s parameter groups.
+    pub fn new<P: ProblemSet<Scratch = S>>(config: &MetaTrainConfig, like: &P) -> Result<Self> {
+        let dim = like.dim();
+        let networks = config.networks();
+        let groups = like.groups();
+        let f = config.preprocessing.features();
+        let second_order = usize::from(config.meta_gradient == MetaGradient::SecondOrder);
+        if second_order == 1 && like.hessian().is_none() {
+            return config_error(
+                "--meta-gradient second-order needs Hessian-vector products, which these \
+                 problems do not have; use bptt or es",
+            );
+        }
+        let shards = shard_ranges(config.batch, dim, SHARD_ROWS)
+            .into_iter()
+            .map(|problems| {
+                let local = problems.len();
+                let rows = local * dim;
+                Ok(Shard {
+                    theta: vec![0.0; rows],
+                    grads: vec![0.0; (config.unroll + 1) * rows],
+                    d_outputs: vec![0.0; config.unroll * rows],
+                    step: LearnedStep::new(
+                        &networks,
+                        config.preprocessing,
+                        config.output_scale,
+                        config.base,
+                        &groups,
+                        dim,
+                        local,
+                        config.unroll,
+                    )?,
+                    grad: vec![0.0; networks.num_params()],
+                    scratch: like.scratch(),
+                    step_weights: vec![0.0; config.unroll * local],
+                    teacher: config.imitation.map(|im| im.teacher.rule(im.lr, rows)),
+                    anchor: vec![0.0; if config.imitation.is_some() { rows } else { 0 }],
+                    teacher_update_ms: vec![
+                        0.0;
+                        match config.imitation {
+                            Some(im) if im.loss == ImitationLoss::Relative => rows,
+                            _ => 0,
+                        }
+                    ],
+                    thetas: vec![0.0; second_order * config.unroll * rows],
+                    adjoint: vec![0.0; second_order * rows],
+                    d_features: vec![0.0; second_order * rows * f],
+                    d_grad: vec![0.0; second_order * rows],
+                    hessian_product: vec![0.0; second_order * rows],
+                    final_losses: 0.0,
+                    problems,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Workspace {
+            shards,
+            total: vec![0.0; networks.num_params()],
+        })
+    }
+
+    /// Bytes held by the tapes and buffers, for memory reports.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.step.bytes() + 4 * (s.theta.len() + s.grads.len() + s.d_outputs.len()))
+            .sum()
+    }
+
+    /// Puts every problem of `batch` at θ0 with fresh optimizer state, and computes ∇_0.
+    pub(crate) fn start_trajectories<P: ProblemSet<Scratch = S>>(&mut self, batch: &P) {
+        let dim = batch.dim();
+        self.shards.par_iter_mut().for_each(|s| {
+            s.step.reset();
+            if let Some(rule) = &mut s.teacher {
+                rule.reset();
+            }
+            s.teacher_update_ms.fill(0.0);
+            for (k, p) in s.problems.clone().enumerate() {
+                let span = k * dim..(k + 1) * dim;
+                batch.initial_point(p, &mut s.theta[span.clone()]);
+                batch.loss_and_gradient(
+                    p,
+                    0,
+                    &s.theta[span.clone()],
+                    &mut s.grads[span],
+                    &mut s.scratch,
+                );
+            }
+        });
+    }
+}
