@@ -2,12 +2,9 @@
 //! the optimizee, with weights φ in one flat f32 vector (docs/method.md, "The optimizer").
 //! The coordinatewise LSTM of §2.1 ([`crate::learned::lstm`]) is the first; a second
 //! architecture (e.g. Appendix D's, whose cells average over all coordinates) implements the
-//! same two traits and is found by [`read_architecture`] under its checkpoint name.
+//! same two traits and is found by `checkpoint::read_architecture` under its checkpoint name.
 
-use super::lstm::{LstmShape, ARCHITECTURE as LSTM, NUM_LAYERS as LSTM_LAYERS};
-use crate::error::{Error, Result};
-use crate::io::{Npz, NpzArrays};
-use std::sync::Arc;
+use crate::io::NpzArrays;
 
 /// The forward and backward state of an architecture over `rows` coordinates (one row each),
 /// with room for the steps of one truncated unroll.
@@ -66,28 +63,4 @@ impl Clone for Box<dyn CoordinateTape> {
     fn clone(&self) -> Self {
         self.boxed_clone()
     }
-}
-
-/// Reads the architecture recorded under `prefix` of a checkpoint and checks its sizes.
-pub fn read_architecture(npz: &mut Npz, prefix: &str) -> Result<Arc<dyn Architecture>> {
-    let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
-    let arch = npz.text(&format!("{prefix}architecture"))?;
-    let layers = npz.scalar(&format!("{prefix}num_layers"))? as i64;
-    if arch != LSTM || layers != LSTM_LAYERS {
-        return Err(bad(npz, format!(
-            "checkpoint is for architecture '{arch}' with {layers} layers; this l2l runs '{LSTM}' with {LSTM_LAYERS}"
-        )));
-    }
-    let hidden = npz.scalar(&format!("{prefix}hidden_size"))?;
-    let inputs = npz.scalar(&format!("{prefix}input_features"))?;
-    if !(1.0..=256.0).contains(&hidden) || !(1.0..=2.0).contains(&inputs) {
-        return Err(bad(
-            npz,
-            format!("implausible sizes: hidden_size {hidden}, input_features {inputs}"),
-        ));
-    }
-    Ok(Arc::new(LstmShape {
-        inputs: inputs as usize,
-        hidden: hidden as usize,
-    }))
 }

@@ -1,8 +1,8 @@
 //! A learned optimizer behind the same [`UpdateRule`] interface as the baselines, and the
 //! choice between the two that the command line names.
 
+use super::optimizer::LearnedOptimizer;
 use super::step::LearnedStep;
-use super::LearnedOptimizer;
 use crate::baselines::{Baseline, UpdateRule};
 use crate::error::Result;
 use crate::problems::ParamGroup;

@@ -8,7 +8,9 @@
 //! one contiguous block of rows per network, and the outputs scattered back. The paper's single
 //! network serves every row in place, with no copy.
 
-use super::{CoordinateTape, Networks, Preprocessing};
+use super::architecture::CoordinateTape;
+use super::optimizer::Networks;
+use super::preprocessing::Preprocessing;
 use crate::baselines::{BaseStep, BaselineRule, UpdateRule};
 use crate::error::{Error, Result};
 use crate::problems::ParamGroup;

@@ -64,7 +64,7 @@ pub enum Rollout {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MetaGradient {
     /// Truncated BPTT under the paper's assumption that optimizee gradients do not depend on
-    /// φ (no second derivatives, METHOD.md): cheap, but blind to how a step changes the
+    /// φ (no second derivatives, docs/method.md): cheap, but blind to how a step changes the
     /// gradients after it, e.g. to overshooting.
     Bptt,
     /// Truncated BPTT with the second-derivative terms the paper drops: the adjoint of θ_t
@@ -408,10 +408,12 @@ pub struct TunedRate {
 }
 
 impl MetaTrainParams {
-    /// Checks the settings without tuning anything (every rule given with its rate, or none).
+    /// Checks the settings without tuning anything: every rule must come with its rate.
     pub fn check_untuned(&self) -> Result<MetaTrainConfig> {
-        self.check::<crate::problems::separable::SeparableQuadratic>(None)
-            .map(|(c, _)| c)
+        let no_tuning = |_: Baseline| -> Result<(TuningPoint, usize)> {
+            unreachable!("checked: every rule has its rate")
+        };
+        self.resolve(false, no_tuning).map(|(c, _)| c)
     }
 
     /// Validates every setting, then tunes the rate of each rule given without one on
@@ -420,6 +422,23 @@ impl MetaTrainParams {
     pub fn check<P: ProblemSet>(
         &self,
         validation: Option<&P>,
+    ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
+        let steps = self.config.validation_steps;
+        self.resolve(validation.is_some(), |kind| {
+            let v = validation.expect("checked: a rule without a rate has --validation");
+            let points = evaluation::tune(v, &[kind], steps)?;
+            let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
+                crate::Error::Config(format!("tuning {} found no learning rate", kind.name()))
+            })?;
+            Ok((best, points.len()))
+        })
+    }
+
+    /// The checks, with `tune` giving the best grid point of a rule and the rates tried.
+    fn resolve(
+        &self,
+        can_tune: bool,
+        mut tune: impl FnMut(Baseline) -> Result<(TuningPoint, usize)>,
     ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
         let mut config = self.config.clone();
         config.validate()?;
@@ -433,7 +452,7 @@ impl MetaTrainParams {
             );
         }
         for (flag, rule) in [("--imitate", self.imitate), ("--base", self.base)] {
-            if matches!(rule, Some(RuleRequest { lr: None, .. })) && validation.is_none() {
+            if matches!(rule, Some(RuleRequest { lr: None, .. })) && !can_tune {
                 return config_error(format!(
                     "{flag} without a learning rate tunes it on --validation; give --validation or NAME=LR"
                 ));
@@ -445,19 +464,12 @@ impl MetaTrainParams {
             if let Some(lr) = rule.lr {
                 return Ok(lr);
             }
-            let v = validation.expect("checked above");
-            let points = evaluation::tune(v, &[rule.kind], steps)?;
-            let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
-                crate::Error::Config(format!(
-                    "tuning {} found no learning rate",
-                    rule.kind.name()
-                ))
-            })?;
+            let (best, tried) = tune(rule.kind)?;
             let lr = best.lr;
             tuned.push(TunedRate {
                 role,
                 best,
-                tried: points.len(),
+                tried,
                 steps,
             });
             Ok(lr)

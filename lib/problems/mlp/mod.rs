@@ -7,6 +7,7 @@
 //! (minibatch seed of r, t), so every optimizer evaluated on a run sees the same θ0 and the
 //! same sequence of minibatches.
 
+mod architecture;
 mod network;
 
 use super::{HessianVector, ProblemSet, TrainingSource};
@@ -14,6 +15,7 @@ use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
+pub use architecture::{Activation, MlpArchitecture};
 use ndarray::{Array1, Array2, Ix1, Ix2};
 pub use network::MlpScratch;
 use network::{mlp_hessian_vector, mlp_loss_and_gradient};
@@ -22,75 +24,6 @@ use std::sync::Arc;
 
 /// Standard deviation of the initial weights and biases.
 pub const INIT_STD: f64 = 0.01;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Sigmoid,
-    Relu,
-}
-
-impl Activation {
-    pub fn code(self) -> i64 {
-        match self {
-            Activation::Sigmoid => 0,
-            Activation::Relu => 1,
-        }
-    }
-    pub fn from_code(c: i64) -> Option<Self> {
-        match c {
-            0 => Some(Activation::Sigmoid),
-            1 => Some(Activation::Relu),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Sigmoid => "sigmoid",
-            Activation::Relu => "relu",
-        }
-    }
-}
-
-/// Layer sizes and activation of an MLP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MlpArchitecture {
-    pub inputs: usize,
-    pub hidden: Vec<usize>,
-    pub classes: usize,
-    pub activation: Activation,
-}
-
-impl MlpArchitecture {
-    /// (fan in, fan out) of every layer, the output layer last.
-    pub fn layers(&self) -> Vec<(usize, usize)> {
-        let mut sizes = vec![self.inputs];
-        sizes.extend(&self.hidden);
-        sizes.push(self.classes);
-        sizes.windows(2).map(|w| (w[0], w[1])).collect()
-    }
-    pub fn num_params(&self) -> usize {
-        self.layers().iter().map(|(i, o)| i * o + o).sum()
-    }
-    pub fn describe(&self) -> String {
-        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
-        format!(
-            "{}-{}-{} {}",
-            self.inputs,
-            hidden.join("-"),
-            self.classes,
-            self.activation.name()
-        )
-    }
-    pub fn validate(&self) -> Result<()> {
-        if self.hidden.contains(&0) || self.inputs == 0 || self.classes < 2 {
-            return Err(Error::Config(format!(
-                "invalid MLP {}: layer sizes must be positive",
-                self.describe()
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// Seeds of one run: its initialisation and its minibatch sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The MLP's forward and backward passes over one minibatch, and its Hessian-vector product by
 //! Pearlmutter's R-operator, all through BLAS GEMMs.
 
-use super::{Activation, MlpArchitecture};
+use super::architecture::{Activation, MlpArchitecture};
 use crate::kernels::fastmath::sigmoid;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
