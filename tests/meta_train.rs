@@ -1,0 +1,240 @@
+//! `meta-train`: determinism, resume, the recipes beyond the paper through the binary, and
+//! the settings it refuses before any work.
+
+mod common;
+use common::*;
+use l2l::learned::LearnedOptimizer;
+
+#[test]
+fn the_same_seeds_give_the_same_checkpoint() {
+    let (a, b) = (Dir::new(), Dir::new());
+    for d in [&a, &b] {
+        specs(d);
+        train(d, "opt.npz");
+    }
+    assert_eq!(
+        LearnedOptimizer::load(&a.path("opt.npz")).unwrap(),
+        LearnedOptimizer::load(&b.path("opt.npz")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(a.path("opt.npz")).unwrap(),
+        std::fs::read(b.path("opt.npz")).unwrap()
+    );
+}
+
+#[test]
+fn killed_training_resumes_where_it_stopped() {
+    let d = Dir::new();
+    specs(&d);
+    let straight = {
+        train(&d, "straight.npz");
+        l2l::learned::LearnedOptimizer::load(&d.path("straight.npz")).unwrap()
+    };
+    // A run cut short after 2 epochs (as if killed after its last resume state) ...
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--validation",
+        "val.npz",
+        "-o",
+        "resumed.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    let mut short = args.clone();
+    short[7] = "2";
+    d.ok("meta-train", &short);
+    std::fs::remove_file(d.path("resumed.npz")).unwrap();
+    // ... continues from its resume state to the same result.
+    let log = d.ok("meta-train", &args);
+    assert!(log.contains("resuming"), "{log}");
+    assert_eq!(
+        straight,
+        l2l::learned::LearnedOptimizer::load(&d.path("resumed.npz")).unwrap()
+    );
+}
+
+/// On-policy imitation with a tuned teacher, then the log meta-loss, then training continued from the
+/// result with --init (by ES, on the late steps' losses): each step runs, says what it chose,
+/// and writes a usable checkpoint.
+#[test]
+fn imitation_and_continued_training_run() {
+    let d = Dir::new();
+    specs(&d);
+    let log = train_with(
+        &d,
+        &[
+            "--imitate",
+            "nag",
+            "--imitation-epochs",
+            "2",
+            "--imitation-rollout",
+            "student",
+            "--meta-loss",
+            "log",
+        ],
+        "imitated.npz",
+    );
+    assert!(log.contains("imitating nag with lr"), "{log}");
+    train_with(
+        &d,
+        &[
+            "--init",
+            "imitated.npz",
+            "--meta-gradient",
+            "es",
+            "--es-pairs",
+            "2",
+            "--meta-loss-from",
+            "4",
+        ],
+        "continued.npz",
+    );
+    evaluate_briefly(&d, "lstm:imitated.npz,lstm:continued.npz", "both.parquet");
+    // A checkpoint of another architecture cannot be the start.
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--init",
+        "imitated.npz",
+        "--hidden",
+        "7",
+        "-o",
+        "wrong.npz",
+    ];
+    args.extend_from_slice(&TINY_TRAIN[..TINY_TRAIN.len() - 2]);
+    d.fails(
+        "meta-train",
+        &args,
+        "wrong.npz",
+        "pass the checkpoint's settings",
+    );
+}
+
+/// A learned correction to NAG (--base, its rate tuned on the validation runs): it trains,
+/// continues only under the same base rule, and evaluates.
+#[test]
+fn a_correction_to_a_base_rule_trains_and_evaluates() {
+    let d = Dir::new();
+    specs(&d);
+    let log = train_with(&d, &["--base", "nag"], "based.npz");
+    assert!(log.contains("base rule nag with lr"), "{log}");
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--init",
+        "based.npz",
+        "-o",
+        "plain.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    d.fails("meta-train", &args, "plain.npz", "pass --base nag=");
+    d.fails(
+        "meta-train",
+        &[&["--base", "nag=1", "--imitate", "nag=1"], &args[..]].concat(),
+        "plain.npz",
+        "--base and --imitate do not go together",
+    );
+    evaluate_briefly(&d, "lstm:based.npz,nag", "based.parquet");
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_work() {
+    let d = Dir::new();
+    specs(&d);
+    std::fs::write(d.path("text.npz"), "hello").unwrap();
+    let meta_train = |train: &str, flags: &[&str], expect: &str| {
+        let args = [&["--train", train, "-o", "m.npz"], flags].concat();
+        d.fails("meta-train", &args, "m.npz", expect)
+    };
+    meta_train("text.npz", &[], "not a readable .npz");
+    let train = "train.npz";
+    meta_train(
+        train,
+        &["--steps", "10", "--unroll", "3"],
+        "multiple of --unroll",
+    );
+    meta_train(
+        train,
+        &["--steps", "10", "--unroll", "5", "--meta-loss-from", "11"],
+        "--meta-loss-from must be between 1 and --steps (10)",
+    );
+    meta_train(
+        train,
+        &["--imitate", "lbfgs=1"],
+        "--imitate takes NAME or NAME=LR",
+    );
+    meta_train(train, &["--imitate", "nag"], "give --validation or NAME=LR");
+    meta_train(train, &["--init", "text.npz"], "starting checkpoint");
+}
+
+/// A spec that numpy wrote (float64, no family record) is a pool to draw training batches from.
+#[test]
+fn a_numpy_written_spec_trains() {
+    let d = Dir::new();
+    numpy_spec(&d.path("np_train.npz"), 6, 3, "W", 6, false);
+    numpy_spec(&d.path("np_val.npz"), 4, 3, "W", 4, false);
+    let mut args = vec![
+        "--train",
+        "np_train.npz",
+        "--validation",
+        "np_val.npz",
+        "-o",
+        "opt.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    d.ok("meta-train", &args);
+    assert!(LearnedOptimizer::load(&d.path("opt.npz")).is_ok());
+}
+
+/// On a tiny MLP: the paper's training, the second-order meta-gradient, and its check against
+/// finite differences, through the binary.
+#[test]
+fn mlp_training_and_the_second_order_meta_gradient_run() {
+    let d = Dir::new();
+    mlp_specs(&d);
+    d.ok(
+        "meta-train",
+        &[
+            &[
+                "--train",
+                "train.npz",
+                "--validation",
+                "val.npz",
+                "-o",
+                "opt.npz",
+                "--epochs",
+                "2",
+                "--output-scale",
+                "0.1",
+            ][..],
+            TINY_MLP_TRAIN,
+        ]
+        .concat(),
+    );
+    let second_order = [
+        &[
+            "--train",
+            "train.npz",
+            "--meta-gradient",
+            "second-order",
+            "-o",
+            "second.npz",
+        ][..],
+        TINY_MLP_TRAIN,
+    ]
+    .concat();
+    d.ok(
+        "meta-train",
+        &[&second_order[..], &["--epochs", "2"]].concat(),
+    );
+    let check = d.ok(
+        "meta-train",
+        &[&second_order[..], &["--check-meta-gradient", "1"]].concat(),
+    );
+    assert!(check.contains("second-order BPTT"), "{check}");
+}
+
+#[test]
+fn has_help() {
+    assert_help("meta-train");
+}

@@ -1,0 +1,83 @@
+//! `plot`: learning-curve panels and the architecture sweep from real trajectory files, and a
+//! file that is not a trajectory refused.
+
+mod common;
+use common::*;
+
+#[test]
+fn panels_are_drawn_as_png_and_svg() {
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    evaluate_briefly(&d, "lstm:opt.npz,sgd,adam", "a.parquet");
+    d.ok(
+        "plot",
+        &["--panel", "a.parquet=Quadratics", "-o", "fig.png"],
+    );
+    assert!(std::fs::metadata(d.path("fig.png")).unwrap().len() > 1000);
+    let svg = std::fs::read_to_string(d.path("fig.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("LSTM"));
+}
+
+/// Figure 6's sweep from two cells, with its table.
+#[test]
+fn the_sweep_is_drawn_with_its_table() {
+    let d = Dir::new();
+    mlp_specs(&d);
+    d.ok(
+        "meta-train",
+        &[
+            &["--train", "train.npz", "-o", "opt.npz", "--epochs", "1"][..],
+            TINY_MLP_TRAIN,
+        ]
+        .concat(),
+    );
+    for (spec, out) in [("test.npz", "t.parquet"), ("test2.npz", "t2.parquet")] {
+        d.ok(
+            "evaluate",
+            &[
+                "--spec",
+                spec,
+                "--steps",
+                "3",
+                "-O",
+                "lstm:opt.npz,sgd=0.5",
+                "-o",
+                out,
+            ],
+        );
+    }
+    d.ok(
+        "plot",
+        &[
+            "--cell",
+            "t.parquet=1,4",
+            "--cell",
+            "t2.parquet=2,3",
+            "--trained-on",
+            "1,4",
+            "--table",
+            "cells.parquet",
+            "-o",
+            "sweep.png",
+        ],
+    );
+    assert!(d.path("sweep.svg").exists() && d.path("cells.parquet").exists());
+}
+
+#[test]
+fn a_file_that_is_not_a_trajectory_is_refused() {
+    let d = Dir::new();
+    specs(&d);
+    d.fails(
+        "plot",
+        &["--panel", "test.npz", "-o", "f.png"],
+        "f.png",
+        "parquet",
+    );
+}
+
+#[test]
+fn has_help() {
+    assert_help("plot");
+}

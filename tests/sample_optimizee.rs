@@ -1,0 +1,57 @@
+//! `sample-optimizee`: specs are deterministic, carry their kind and format version, and bad
+//! requests are refused in one line with no file left behind.
+
+mod common;
+use common::*;
+use l2l::io::Npz;
+
+#[test]
+fn the_same_seed_gives_the_same_spec() {
+    let (a, b) = (Dir::new(), Dir::new());
+    specs(&a);
+    specs(&b);
+    for name in ["train.npz", "val.npz", "test.npz"] {
+        assert_eq!(
+            std::fs::read(a.path(name)).unwrap(),
+            std::fs::read(b.path(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn specs_record_their_kind_and_format_version() {
+    let (q, m) = (Dir::new(), Dir::new());
+    specs(&q);
+    mlp_specs(&m);
+    for (d, name, kind) in [(&q, "test.npz", "quadratic"), (&m, "test2.npz", "mlp")] {
+        let mut npz = Npz::open(&d.path(name)).unwrap();
+        assert_eq!(npz.text("kind").unwrap(), kind);
+        assert_eq!(npz.scalar("format_version").unwrap(), 1.0);
+    }
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    let d = Dir::new();
+    d.fails(
+        "sample-optimizee",
+        &["quadratic", "--count", "0", "--seed", "1", "-o", "s.npz"],
+        "s.npz",
+        "--count",
+    );
+    std::fs::write(d.path("bad.csv"), "1,2,3\n4,5\n").unwrap();
+    d.fails(
+        "sample-optimizee",
+        &[
+            "mlp", "--data", "bad.csv", "--count", "1", "--seed", "1", "-o", "s.npz",
+        ],
+        "s.npz",
+        "line 2",
+    );
+}
+
+#[test]
+fn has_help() {
+    assert_help("sample-optimizee");
+}
