@@ -162,6 +162,15 @@ mod tests {
     use super::*;
     use crate::problems::{QuadraticFamily, ValueDistribution};
 
+    /// 3-dimensional quadratics with N(0, 1) entries and θ0.
+    fn family() -> QuadraticFamily {
+        QuadraticFamily {
+            dims: 3,
+            distribution: ValueDistribution::Normal,
+            theta0_std: 1.0,
+        }
+    }
+
     #[test]
     fn grid_spans_the_documented_range() {
         let g = lr_grid();
@@ -171,11 +180,7 @@ mod tests {
 
     #[test]
     fn curves_are_independent_of_sharding_and_threads() {
-        let fam = QuadraticFamily {
-            dims: 3,
-            distribution: ValueDistribution::Normal,
-            theta0_std: 1.0,
-        };
+        let fam = family();
         let set = fam.sample(4, 37, |i| i);
         let choice = OptimizerChoice::Baseline {
             kind: Baseline::Adam,
@@ -212,11 +217,7 @@ mod tests {
                 self.last.lock().unwrap().push((problem, theta.to_vec()));
             }
         }
-        let fam = QuadraticFamily {
-            dims: 3,
-            distribution: ValueDistribution::Normal,
-            theta0_std: 1.0,
-        };
+        let fam = family();
         let set = fam.sample(4, 5, |i| i);
         let choice = OptimizerChoice::Baseline {
             kind: Baseline::Nag,
@@ -246,12 +247,7 @@ mod tests {
 
     #[test]
     fn a_diverging_problem_does_not_stop_the_others() {
-        let fam = QuadraticFamily {
-            dims: 3,
-            distribution: ValueDistribution::Normal,
-            theta0_std: 1.0,
-        };
-        let mut set = fam.sample(4, 3, |i| i);
+        let mut set = family().sample(4, 3, |i| i);
         set.w
             .index_axis_mut(ndarray::Axis(0), 1)
             .mapv_inplace(|x| x * 1e18);

@@ -192,25 +192,7 @@ fn a_numpy_written_spec_trains() {
 fn mlp_training_and_the_second_order_meta_gradient_run() {
     let d = Dir::new();
     mlp_specs(&d);
-    d.ok(
-        "meta-train",
-        &[
-            &[
-                "--train",
-                "train.npz",
-                "--validation",
-                "val.npz",
-                "-o",
-                "opt.npz",
-                "--epochs",
-                "2",
-                "--output-scale",
-                "0.1",
-            ][..],
-            TINY_MLP_TRAIN,
-        ]
-        .concat(),
-    );
+    train_tiny_mlp(&d, "opt.npz", "2");
     let second_order = [
         &[
             "--train",

@@ -24,14 +24,7 @@ fn panels_are_drawn_as_png_and_svg() {
 fn the_sweep_is_drawn_with_its_table() {
     let d = Dir::new();
     mlp_specs(&d);
-    d.ok(
-        "meta-train",
-        &[
-            &["--train", "train.npz", "-o", "opt.npz", "--epochs", "1"][..],
-            TINY_MLP_TRAIN,
-        ]
-        .concat(),
-    );
+    train_tiny_mlp(&d, "opt.npz", "1");
     for (spec, out) in [("test.npz", "t.parquet"), ("test2.npz", "t2.parquet")] {
         d.ok(
             "evaluate",

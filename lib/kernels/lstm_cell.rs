@@ -83,63 +83,65 @@ pub fn lstm_layer_forward(
         let z_tile = &mut z[start * g4..(start + len) * g4];
         let mut tile = cell.rows(start, len, h);
         if len == TILE {
-            matmul_tile(
-                &input[start * a..(start + TILE) * a],
-                tile.h_out,
+            let operands = TileOperands {
+                input: &input[start * a..(start + TILE) * a],
+                recurrent: tile.h_out,
                 w,
                 bias,
                 a,
                 h,
                 g4,
-                z_tile,
-            );
+            };
+            matmul_tile(&operands, z_tile);
         } else {
             // The last, partial tile: pad its inputs with zero rows.
             let (mut x, mut r) = ([0.0f32; TILE * 256], [0.0f32; TILE * 256]);
             x[..len * a].copy_from_slice(&input[start * a..(start + len) * a]);
             r[..len * h].copy_from_slice(tile.h_out);
             let mut out = [0.0f32; TILE * 4 * 256];
-            matmul_tile(
-                &x[..TILE * a],
-                &r[..TILE * h],
+            let operands = TileOperands {
+                input: &x[..TILE * a],
+                recurrent: &r[..TILE * h],
                 w,
                 bias,
                 a,
                 h,
                 g4,
-                &mut out[..TILE * g4],
-            );
+            };
+            matmul_tile(&operands, &mut out[..TILE * g4]);
             z_tile.copy_from_slice(&out[..len * g4]);
         }
         lstm_cell_forward(z_tile, None, gate_scale, tile.rows(0, len, h), h);
     }
 }
 
-/// `out` (TILE × g4) = [`input` (TILE × a) | `recurrent` (TILE × h)] · `w` ((a+h) × g4) +
-/// `bias`. Each pass covers up to [`CHUNKS`] chunks of LANES columns for all TILE rows, so
-/// TILE × CHUNKS accumulators and CHUNKS rows of W sit in registers, and each input value,
-/// broadcast once, feeds CHUNKS FMAs.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn matmul_tile(
-    input: &[f32],
-    recurrent: &[f32],
-    w: &[f32],
-    bias: &[f32],
+/// The operands of one tile's GEMM: `input` (TILE × a) and `recurrent` (TILE × h) rows, the
+/// layer's weights `w` ((a+h) × g4, row-major) and `bias` (g4).
+#[derive(Clone, Copy)]
+struct TileOperands<'a> {
+    input: &'a [f32],
+    recurrent: &'a [f32],
+    w: &'a [f32],
+    bias: &'a [f32],
     a: usize,
     h: usize,
     g4: usize,
-    out: &mut [f32],
-) {
-    let chunks = g4 / LANES;
+}
+
+/// `out` (TILE × g4) = [input | recurrent] · w + bias. Each pass covers up to [`CHUNKS`]
+/// chunks of LANES columns for all TILE rows, so TILE × CHUNKS accumulators and CHUNKS rows of
+/// W sit in registers, and each input value, broadcast once, feeds CHUNKS FMAs.
+#[inline(always)]
+fn matmul_tile(t: &TileOperands, out: &mut [f32]) {
+    let chunks = t.g4 / LANES;
     let mut j0 = 0;
     // 4H = 80 (the paper's 20 units) is exactly one pass of five chunks.
     for _ in 0..chunks / CHUNKS {
-        matmul_tile_pass::<CHUNKS>(input, recurrent, w, bias, a, h, g4, j0, out);
+        matmul_tile_pass::<CHUNKS>(t, j0, out);
         j0 += CHUNKS * LANES;
     }
     for _ in 0..chunks % CHUNKS {
-        matmul_tile_pass::<1>(input, recurrent, w, bias, a, h, g4, j0, out);
+        matmul_tile_pass::<1>(t, j0, out);
         j0 += LANES;
     }
 }
@@ -148,19 +150,18 @@ fn matmul_tile(
 /// use 30 of the 32 vector registers of AVX-512.
 const CHUNKS: usize = 5;
 
-#[allow(clippy::too_many_arguments)]
+/// One pass of [`matmul_tile`] over C chunks of columns from column `j0`.
 #[inline(always)]
-fn matmul_tile_pass<const C: usize>(
-    input: &[f32],
-    recurrent: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    a: usize,
-    h: usize,
-    g4: usize,
-    j0: usize,
-    out: &mut [f32],
-) {
+fn matmul_tile_pass<const C: usize>(t: &TileOperands, j0: usize, out: &mut [f32]) {
+    let TileOperands {
+        input,
+        recurrent,
+        w,
+        bias,
+        a,
+        h,
+        g4,
+    } = *t;
     let mut acc = [[[0.0f32; LANES]; C]; TILE];
     for row in acc.iter_mut() {
         for (c, v) in row.iter_mut().enumerate() {

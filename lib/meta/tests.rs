@@ -5,7 +5,7 @@ use super::bptt::{run_unroll, Objective, Unroll};
 use super::*;
 use crate::baselines::{BaseStep, Baseline};
 use crate::evaluation;
-use crate::learned::{OptimizerChoice, Preprocessing, ALL_PARAMETERS};
+use crate::learned::{OptimizerChoice, Preprocessing};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use crate::problems::{
     HessianVector, ParamGroup, ProblemSet, QuadraticFamily, QuadraticSet, QuadraticSource,
@@ -16,26 +16,17 @@ use crate::rng::streams::LSTM_INIT;
 fn tiny_config(preprocessing: Preprocessing) -> MetaTrainConfig {
     MetaTrainConfig {
         hidden: 3,
-        groups: vec![ALL_PARAMETERS.into()],
         preprocessing,
         output_scale: 0.5,
-        base: None,
-        forget_bias: 1.0,
         batch: 3,
         steps: 6,
         unroll: 3,
         meta_lr: 0.01,
-        meta_lr_decay: 1.0,
-        clip: None,
-        curriculum: None,
-        meta_loss: MetaLoss::Sum,
-        loss_from: 1,
-        imitation: None,
-        meta_gradient: MetaGradient::Bptt,
         validation_steps: 6,
         epochs: 4,
         eval_every: 2,
         seed: 11,
+        ..MetaTrainConfig::default()
     }
 }
 

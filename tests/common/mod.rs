@@ -214,3 +214,24 @@ pub fn assert_help(bin: &str) {
     assert!(out.status.success(), "{bin} --help failed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
 }
+
+/// Tiny meta-training on the MLP specs of [`mlp_specs`] for `epochs`, validated on val.npz.
+pub fn train_tiny_mlp(d: &Dir, out: &str, epochs: &str) -> String {
+    let args = [
+        &[
+            "--train",
+            "train.npz",
+            "--validation",
+            "val.npz",
+            "-o",
+            out,
+            "--epochs",
+            epochs,
+            "--output-scale",
+            "0.1",
+        ][..],
+        TINY_MLP_TRAIN,
+    ]
+    .concat();
+    d.ok("meta-train", &args)
+}

@@ -284,18 +284,17 @@ impl Tape {
             }
         }
         // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
-        let c2_prev = if t == 0 {
-            &self.c2_start[..]
-        } else {
-            &self.c2s[(t - 1) * n * h..t * n * h]
-        };
-        let a2 = &mut self.a2[t * n * g4..(t + 1) * n * g4];
-        lstm_cell_backward(
-            a2,
-            &self.tc2[t * n * h..(t + 1) * n * h],
-            c2_prev,
+        let a2 = gates_backward(
+            GateRecord {
+                acts: &mut self.a2,
+                tanh_c: &self.tc2,
+                c: &self.c2s,
+                c_start: &self.c2_start,
+            },
             &self.dh2_next,
             &mut self.dc2_carry,
+            t,
+            n,
             h,
         );
         gemm(
@@ -316,18 +315,17 @@ impl Tape {
             dh2.copy_from_slice(&dx[h..]);
         }
         // Layer 1 cell; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where the paper's BPTT needs no dx_t.
-        let c1_prev = if t == 0 {
-            &self.c1_start[..]
-        } else {
-            &self.c1s[(t - 1) * n * h..t * n * h]
-        };
-        let a1 = &mut self.a1[t * n * g4..(t + 1) * n * g4];
-        lstm_cell_backward(
-            a1,
-            &self.tc1[t * n * h..(t + 1) * n * h],
-            c1_prev,
+        let a1 = gates_backward(
+            GateRecord {
+                acts: &mut self.a1,
+                tanh_c: &self.tc1,
+                c: &self.c1s,
+                c_start: &self.c1_start,
+            },
             &self.dh1_next,
             &mut self.dc1_carry,
+            t,
+            n,
             h,
         );
         if let Some(dx) = d_inputs {
@@ -385,4 +383,35 @@ impl Tape {
 /// Slot `slot` (of `len` values) of a per-slot record, or nothing for a record not kept.
 fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
     record_rows(record, slot * len..(slot + 1) * len)
+}
+
+/// What one layer's forward pass recorded over an unroll, per slot: the gate activations, and
+/// tanh(c) and c of each step, with c at the unroll's start.
+struct GateRecord<'a> {
+    acts: &'a mut [f32],
+    tanh_c: &'a [f32],
+    c: &'a [f32],
+    c_start: &'a [f32],
+}
+
+/// Backward through the gates of recorded step `t` of one layer (`n` rows, `h` units): its
+/// activations become the pre-activation gradients dz, which are returned; `dc_carry` enters
+/// as dc_{t+1} ⊙ f_{t+1} and leaves as dc_t ⊙ f_t.
+fn gates_backward<'a>(
+    record: GateRecord<'a>,
+    dh: &[f32],
+    dc_carry: &mut [f32],
+    t: usize,
+    n: usize,
+    h: usize,
+) -> &'a mut [f32] {
+    let c_prev = if t == 0 {
+        record.c_start
+    } else {
+        &record.c[(t - 1) * n * h..t * n * h]
+    };
+    let acts = &mut record.acts[t * n * 4 * h..(t + 1) * n * 4 * h];
+    let tanh_c = &record.tanh_c[t * n * h..(t + 1) * n * h];
+    lstm_cell_backward(acts, tanh_c, c_prev, dh, dc_carry, h);
+    acts
 }
