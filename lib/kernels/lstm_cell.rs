@@ -40,7 +40,7 @@ const TILE: usize = 5;
 /// then receives the new h (each row's inputs are read before its h is written). `z`
 /// (`rows × 4H`) receives the gate activations.
 ///
-/// When 4H is a multiple of [`LANES`] this is one fused pass over tiles of [`TILE`] rows: W
+/// When 4H is a multiple of `LANES` this is one fused pass over tiles of `TILE` rows: W
 /// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
 /// and the gates are applied to the tile while it is still in L1. This avoids BLAS's per-call
 /// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80), and any copying of

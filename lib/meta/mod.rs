@@ -3,8 +3,8 @@
 //!
 //! - [`config`]: the settings, checked once ([`MetaTrainParams::check`]).
 //! - [`objective`]: eq. (3), its weights w_t and its log form.
-//! - [`bptt`]: one truncated unroll forward and its meta-gradient back; [`second_order`] the
-//!   same with the Hessian terms, [`imitation`] imitation of a hand-designed rule.
+//! - `bptt`: one truncated unroll forward and its meta-gradient back; `second_order` the
+//!   same with the Hessian terms, `imitation` imitation of a hand-designed rule.
 //! - [`es`]: evolution strategies as the meta-gradient.
 //! - [`trainer`]: the run's state and one epoch; [`executor`]: the loop over epochs,
 //!   validation, checkpoints and resume.

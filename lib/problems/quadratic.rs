@@ -91,7 +91,7 @@ impl QuadraticFamily {
     }
 }
 
-/// A spec of quadratic problems: `W` [n,d,d], `y` [n,d], `theta0` [n,d], float32.
+/// A spec of quadratic problems: `W` (n, d, d), `y` (n, d), `theta0` (n, d), float32.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuadraticSet {
     pub w: Array3<f32>,

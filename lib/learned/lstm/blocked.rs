@@ -70,7 +70,7 @@ impl CoordinateTape for BlockedTape {
         self.blocks.iter_mut().for_each(Tape::start_unroll);
     }
 
-    /// [`Tape::forward`] over all rows, block by block in parallel.
+    /// `Tape::forward` over all rows, block by block in parallel.
     fn forward(&mut self, w: &[f32], inputs: &[f32], outputs: &mut [f32]) {
         assert_eq!(outputs.len(), self.rows);
         let w = Weights::new(self.shape, w);
@@ -84,7 +84,7 @@ impl CoordinateTape for BlockedTape {
             .for_each(|((tape, x), y)| tape.forward(w, x, y));
     }
 
-    /// [`Tape::backward`] over all rows: `d_outputs[t * rows + r]`.
+    /// `Tape::backward` over all rows: `d_outputs[t * rows + r]`.
     fn backward(&mut self, w: &[f32], d_outputs: &[f32], grad: &mut [f32]) {
         let (rows, block_rows) = (self.rows, self.block_rows);
         let w = Weights::new(self.shape, w);
@@ -108,7 +108,7 @@ impl CoordinateTape for BlockedTape {
         self.blocks.iter_mut().for_each(Tape::backward_begin);
     }
 
-    /// [`Tape::backward_step`] over all rows, block by block in parallel.
+    /// `Tape::backward_step` over all rows, block by block in parallel.
     fn backward_step(&mut self, w: &[f32], t: usize, dy: &[f32], d_inputs: &mut [f32]) {
         let (br, f) = (self.block_rows, self.shape.inputs);
         let w = Weights::new(self.shape, w);

@@ -1,6 +1,6 @@
 //! The coordinatewise two-layer LSTM optimizer of §2.1 (docs/method.md, "The optimizer"), the
 //! first [`Architecture`]: its sizes, the layout of its weights φ inside a flat vector, and its
-//! tapes ([`tape`] for one block of rows, [`blocked`] for many).
+//! tapes (`tape` for one block of rows, [`blocked`] for many).
 //!
 //! Every coordinate of the optimizee is a row; all rows share φ and keep their own (h, c) per
 //! layer. Gate order inside each layer's 4H pre-activations: input i, forget f, cell candidate

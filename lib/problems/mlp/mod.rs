@@ -1,7 +1,7 @@
 //! MLP classifiers trained on minibatches with a softmax cross-entropy loss (§3.2).
 //!
 //! The parameters of a run are one flat vector, layer after layer: W_l as [in, out] row-major,
-//! then b_l [out]. That vector is the learned optimizer's coordinate axis (15,910 coordinates
+//! then b_l (out). That vector is the learned optimizer's coordinate axis (15,910 coordinates
 //! for 784-20-10). Every weight and bias starts iid N(0, 0.01²), as the original code did.
 //! The minibatch of run r at step t is drawn uniformly with replacement from the stream
 //! (minibatch seed of r, t), so every optimizer evaluated on a run sees the same θ0 and the
