@@ -71,6 +71,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
     }
     l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
+    let checkpoints: Vec<PathBuf> = args
+        .optimizers
+        .iter()
+        .filter_map(|o| o.trim().strip_prefix("lstm:").map(PathBuf::from))
+        .collect();
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--spec", args.spec.as_path())];
+    inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
+    inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
+    inputs.extend(
+        checkpoints
+            .iter()
+            .map(|p| ("a checkpoint of -O", p.as_path())),
+    );
+    let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--output", args.output.as_path())];
+    outputs.extend(
+        args.tuning_output
+            .as_deref()
+            .map(|p| ("--tuning-output", p)),
+    );
+    l2l::cli::check_outputs(&outputs, &inputs)?;
     Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
         args: &args,
         choices,

@@ -296,6 +296,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..params.clone()
     };
     untuned.check_untuned()?;
+    let state = resume_path(&args.output);
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--train", args.train.as_path())];
+    inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
+    inputs.extend(args.init.as_deref().map(|p| ("--init", p)));
+    inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
+    if args.check_meta_gradient.is_none() {
+        l2l::cli::check_outputs(
+            &[
+                ("--output", args.output.as_path()),
+                ("the resume state of --output", state.as_path()),
+            ],
+            &inputs,
+        )?;
+    }
     if args.validation.is_none() {
         params.check_untuned()?;
     }

@@ -41,6 +41,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.output.extension().is_some_and(|e| e == "png"),
         "--output must end in .png (the SVG is written beside it)"
     );
+    let files: Vec<PathBuf> = args
+        .panels
+        .iter()
+        .chain(&args.cells)
+        .map(|spec| PathBuf::from(spec.split_once('=').map_or(spec.as_str(), |(f, _)| f)))
+        .collect();
+    let mut inputs: Vec<(&str, &std::path::Path)> = files
+        .iter()
+        .map(|f| ("a trajectory file", f.as_path()))
+        .collect();
+    inputs.push(("--font", args.font.as_path()));
+    let svg = args.output.with_extension("svg");
+    let mut outputs: Vec<(&str, &std::path::Path)> = vec![
+        ("--output", args.output.as_path()),
+        ("the SVG beside --output", svg.as_path()),
+    ];
+    outputs.extend(args.table.as_deref().map(|p| ("--table", p)));
+    l2l::cli::check_outputs(&outputs, &inputs)?;
     if !args.cells.is_empty() {
         return sweep(&args);
     }

@@ -95,6 +95,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             output,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
+            l2l::cli::check_outputs(&[("--output", output.as_path())], &[])?;
             let family = QuadraticFamily {
                 dims,
                 distribution: match dist {
@@ -122,6 +123,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             output,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
+            l2l::cli::check_outputs(
+                &[("--output", output.as_path())],
+                &[("--data", data.as_path())],
+            )?;
             let dataset = Dataset::load(&data)?;
             let architecture = MlpArchitecture {
                 inputs: dataset.pixels(),

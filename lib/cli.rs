@@ -55,6 +55,54 @@ pub fn init_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// The file a path names, as an absolute path with links resolved, whether or not the file
+/// exists yet; an error if its folder does not exist.
+fn canonical(path: &Path) -> Result<std::path::PathBuf> {
+    if path.exists() {
+        return std::fs::canonicalize(path).map_err(|e| Error::io(path, e));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).map_err(|_| {
+        Error::bad_file(
+            path,
+            format!("folder {} does not exist; create it first", dir.display()),
+        )
+    })?;
+    Ok(dir.join(path.file_name().unwrap_or_default()))
+}
+
+/// Refuses, before any work, an output that is one of the inputs or another output: paths
+/// are compared as the files they name, so `./a.npz` and `a.npz` are one file. Each entry is
+/// (the flag that names it, the path).
+pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<()> {
+    let inputs: Vec<(&str, std::path::PathBuf)> = inputs
+        .iter()
+        .filter_map(|(flag, p)| canonical(p).ok().map(|c| (*flag, c)))
+        .collect();
+    let mut seen: Vec<(&str, std::path::PathBuf)> = Vec::new();
+    for (flag, path) in outputs {
+        let c = canonical(path)?;
+        if c.is_dir() {
+            return Err(Error::Config(format!(
+                "{flag} {} is a folder; name a file",
+                path.display()
+            )));
+        }
+        if let Some((other, _)) = inputs.iter().chain(&seen).find(|(_, p)| *p == c) {
+            return Err(Error::Config(format!(
+                "{flag} {} is the same file as {other}; writing it would destroy that input, \
+                 so choose another output",
+                path.display()
+            )));
+        }
+        seen.push((flag, c));
+    }
+    Ok(())
+}
+
 /// Parses an optimizer argument: `lstm:<checkpoint>`, or a baseline name with an optional
 /// learning rate, `adam` or `adam=0.1`. `default_lr` applies to a baseline given without one.
 pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {

@@ -105,8 +105,15 @@ impl Npz {
                 }
             )));
         }
-        A::read(&mut self.reader, name)
-            .map_err(|detail| Error::bad_file(&self.path, format!("array '{name}': {detail}")))
+        let a = A::read(&mut self.reader, name)
+            .map_err(|detail| Error::bad_file(&self.path, format!("array '{name}': {detail}")))?;
+        // numpy writes Fortran order too (`np.asfortranarray`); everything after this reads
+        // rows as contiguous slices.
+        Ok(if a.is_standard_layout() {
+            a
+        } else {
+            a.as_standard_layout().into_owned()
+        })
     }
 
     /// Reads array `name` and checks its number of dimensions.

@@ -384,6 +384,113 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
     }
 }
 
+/// Issue #13, cause 2: a spec numpy wrote in Fortran order (`np.asfortranarray`) gives the
+/// same curves as the same spec in C order.
+#[test]
+fn fortran_order_specs_give_the_same_curves() {
+    use ndarray::{Array3, ShapeBuilder};
+    let d = Dir::new();
+    let (n, k) = (4, 3);
+    let w: Vec<f32> = (0..n * k * k).map(|i| (i % 5) as f32 - 2.0).collect();
+    for (name, fortran) in [("c.npz", false), ("f.npz", true)] {
+        let w = if fortran {
+            // The same logical array, laid out column-major.
+            let c = Array3::from_shape_vec((n, k, k), w.clone()).unwrap();
+            let mut f = Array3::zeros((n, k, k).f());
+            f.assign(&c);
+            f
+        } else {
+            Array3::from_shape_vec((n, k, k), w.clone()).unwrap()
+        };
+        let theta0 = Array2::from_shape_fn((n, k).set_f(fortran), |(i, j)| (i + j) as f32 * 0.1);
+        write_npz(&d.path(name), |a| {
+            a.add("W", w);
+            a.add("y", Array2::<f32>::from_elem((n, k).set_f(fortran), 0.2));
+            a.add("theta0", theta0);
+            Ok(())
+        })
+        .unwrap();
+    }
+    for name in ["c", "f"] {
+        d.ok(
+            "evaluate",
+            &[
+                "--spec",
+                &format!("{name}.npz"),
+                "--steps",
+                "4",
+                "-O",
+                "sgd=0.01,adam=0.1",
+                "-o",
+                &format!("{name}.parquet"),
+            ],
+        );
+    }
+    assert_eq!(
+        read_trajectories(&d.path("c.parquet")).unwrap(),
+        read_trajectories(&d.path("f.parquet")).unwrap()
+    );
+}
+
+/// Issue #13, cause 5: an output that names an input (however the path is spelt) or another
+/// output is refused before any work, and the input is left as it was.
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let before = |name: &str| std::fs::read(d.path(name)).unwrap();
+    let (spec, val, opt) = (before("test.npz"), before("val.npz"), before("opt.npz"));
+    for (output, tuning, expect) in [
+        (
+            "./test.npz",
+            None,
+            "--output ./test.npz is the same file as --spec",
+        ),
+        ("opt.npz", None, "the same file as a checkpoint of -O"),
+        (
+            "t.parquet",
+            Some("val.npz"),
+            "--tuning-output val.npz is the same file as --validation",
+        ),
+        (
+            "t.parquet",
+            Some("./t.parquet"),
+            "is the same file as --output",
+        ),
+        ("missing/t.parquet", None, "does not exist; create it first"),
+    ] {
+        let mut args = vec![
+            "--spec",
+            "test.npz",
+            "--steps",
+            "2",
+            "-O",
+            "lstm:opt.npz,sgd",
+            "--tune",
+            "--validation",
+            "val.npz",
+            "-o",
+            output,
+        ];
+        if let Some(t) = tuning {
+            args.extend(["--tuning-output", t]);
+        }
+        let out = d.run("evaluate", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expect),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("evaluate: tuning"),
+            "refused only after work began: {stderr}"
+        );
+    }
+    assert!(before("test.npz") == spec && before("val.npz") == val && before("opt.npz") == opt);
+    assert!(!d.path("t.parquet").exists());
+}
+
 #[test]
 fn has_help() {
     assert_help("evaluate");

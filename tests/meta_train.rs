@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use l2l::io::write_npz;
 use l2l::learned::LearnedOptimizer;
 
 #[test]
@@ -214,6 +215,123 @@ fn mlp_training_and_the_second_order_meta_gradient_run() {
         &[&second_order[..], &["--check-meta-gradient", "1"]].concat(),
     );
     assert!(check.contains("second-order BPTT"), "{check}");
+}
+
+/// Issue #13, cause 5: meta-train's output (or its resume state) cannot be one of its inputs.
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let before: Vec<Vec<u8>> = ["train.npz", "val.npz", "opt.npz"]
+        .iter()
+        .map(|f| std::fs::read(d.path(f)).unwrap())
+        .collect();
+    for (output, extra, expect) in [
+        (
+            "train.npz",
+            &[][..],
+            "--output train.npz is the same file as --train",
+        ),
+        (
+            "./val.npz",
+            &[][..],
+            "--output ./val.npz is the same file as --validation",
+        ),
+        (
+            "opt.npz",
+            &["--init", "./opt.npz"][..],
+            "the same file as --init",
+        ),
+    ] {
+        let args = [
+            &[
+                "--train",
+                "train.npz",
+                "--validation",
+                "val.npz",
+                "-o",
+                output,
+            ][..],
+            extra,
+            TINY_TRAIN,
+        ]
+        .concat();
+        let out = d.run("meta-train", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expect),
+            "{args:?}: {stderr}"
+        );
+    }
+    let after: Vec<Vec<u8>> = ["train.npz", "val.npz", "opt.npz"]
+        .iter()
+        .map(|f| std::fs::read(d.path(f)).unwrap())
+        .collect();
+    assert!(before == after, "an input changed");
+}
+
+/// Issue #13, cause 6: a non-finite setting or family record is refused, and a run in which
+/// every unroll was skipped fails with their count and writes no checkpoint.
+#[test]
+fn runs_that_cannot_train_fail() {
+    let d = Dir::new();
+    specs(&d);
+    let train_flags = |out: &'static str, train: &'static str| {
+        [&["--train", train, "-o", out][..], TINY_TRAIN].concat()
+    };
+    d.fails(
+        "meta-train",
+        &[
+            &train_flags("m.npz", "train.npz")[..],
+            &["--forget-bias", "nan"],
+        ]
+        .concat(),
+        "m.npz",
+        "--forget-bias must be a finite number",
+    );
+    // The family record of a spec, with a NaN θ0 standard deviation.
+    let mut npz = l2l::io::Npz::open(&d.path("train.npz")).unwrap();
+    let names = npz.names().to_vec();
+    let arrays: Vec<_> = names
+        .iter()
+        .map(|n| (n.clone(), npz.array::<f64>(n).unwrap()))
+        .collect();
+    write_npz(&d.path("nan_family.npz"), |a| {
+        for (name, array) in arrays {
+            if name == "family_theta0_std" {
+                a.scalar_f64(&name, f64::NAN);
+            } else if name == "W" || name == "y" || name == "theta0" {
+                a.add(&name, array.mapv(|x| x as f32));
+            } else {
+                a.add(&name, array.mapv(|x| x as i64));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    d.fails(
+        "meta-train",
+        &train_flags("m.npz", "nan_family.npz"),
+        "m.npz",
+        "standard deviation must be a non-negative number",
+    );
+    // Problems so large that every gradient overflows: nothing can be trained.
+    let (n, k) = (4, 3);
+    write_npz(&d.path("huge.npz"), |a| {
+        a.add("W", ndarray::Array3::<f32>::from_elem((n, k, k), 1e19));
+        a.add("y", ndarray::Array2::<f32>::zeros((n, k)));
+        a.add("theta0", ndarray::Array2::<f32>::ones((n, k)));
+        Ok(())
+    })
+    .unwrap();
+    d.fails(
+        "meta-train",
+        &train_flags("m.npz", "huge.npz"),
+        "m.npz",
+        "nothing was trained: all 8 unrolls were skipped",
+    );
+    assert!(!d.path("m.resume.npz").exists());
 }
 
 #[test]

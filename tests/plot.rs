@@ -70,6 +70,26 @@ fn a_file_that_is_not_a_trajectory_is_refused() {
     );
 }
 
+/// Issue #13, cause 5: a panel file that is the output (or the SVG beside it) is refused, and
+/// left as it was.
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let d = Dir::new();
+    specs(&d);
+    evaluate_briefly(&d, "sgd,adam", "fig.png");
+    let before = std::fs::read(d.path("fig.png")).unwrap();
+    let out = d.run(
+        "plot",
+        &["--panel", "fig.png=Quadratics", "-o", "./fig.png"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is the same file as a trajectory file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(d.path("fig.png")).unwrap(), before);
+}
+
 #[test]
 fn has_help() {
     assert_help("plot");

@@ -170,6 +170,12 @@ impl MetaTrainConfig {
                 self.output_scale
             ));
         }
+        if !self.forget_bias.is_finite() {
+            return config_error(format!(
+                "--forget-bias must be a finite number, got {}",
+                self.forget_bias
+            ));
+        }
         if self.batch == 0 {
             return config_error("--batch must be at least 1");
         }

@@ -94,6 +94,18 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             resumed_from,
         });
     }
+    let ran = trainer.epoch > resumed_from.unwrap_or(0);
+    if ran && trainer.updates == 0 {
+        if resumed_from.is_none() {
+            let _ = std::fs::remove_file(&state_path);
+        }
+        return Err(Error::Other(format!(
+            "nothing was trained: all {} unrolls were skipped because the loss or the \
+             meta-gradient was NaN or Inf; check the training problems (their size, NaN or Inf) \
+             and try a lower --meta-lr or --output-scale. No checkpoint was written",
+            trainer.skipped_unrolls
+        )));
+    }
     let best = match trainer.best.clone() {
         Some(b) => b,
         None => trainer.current(f64::NAN),

@@ -39,6 +39,8 @@ pub struct MetaTrainer {
     pub skipped_unrolls: u64,
     /// The best weights by validation so far.
     pub best: Option<LearnedOptimizer>,
+    /// Steps taken on φ since this trainer was made or resumed (not saved).
+    pub updates: u64,
 }
 
 const META_BETA1: f64 = 0.9;
@@ -68,6 +70,7 @@ impl MetaTrainer {
             epoch: 0,
             skipped_unrolls: 0,
             best: None,
+            updates: 0,
         })
     }
 
@@ -203,6 +206,7 @@ impl MetaTrainer {
             _ => 1.0,
         };
         self.adam_t += 1;
+        self.updates += 1;
         let t = self.adam_t as i32;
         let lr = match cfg.imitating_at(self.epoch) {
             Some(im) => im.meta_lr,

@@ -154,6 +154,9 @@ impl QuadraticSet {
                     distribution,
                     theta0_std: npz.scalar("family_theta0_std")? as f32,
                 };
+                family.validate().map_err(|e| {
+                    Error::bad_file(npz.path(), format!("its family record is invalid: {e}"))
+                })?;
                 Some((family, npz.scalar("seed")? as u64))
             } else {
                 None
