@@ -115,6 +115,7 @@ fn evaluate_on<P: FromSpec>(
     mut choices: Vec<(OptimizerChoice, bool)>,
     set: &P,
 ) -> anyhow::Result<()> {
+    l2l::evaluation::validate_run_size(set.count(), args.steps)?;
     if args.tune {
         let validation_path = args.validation.as_ref().expect("clap requires it");
         let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;

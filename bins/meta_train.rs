@@ -336,6 +336,7 @@ impl SourceVisitor for Training<'_> {
         S::Set: FromSpec,
     {
         let args = self.args;
+        source.check_batch(self.params.config.batch)?;
         let validation: Option<S::Set> = match &args.validation {
             Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
             None => None,

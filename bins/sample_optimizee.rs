@@ -105,6 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 theta0_std,
             };
             family.validate()?;
+            family.check_count(count)?;
             let set = family.sample(seed, count, streams::spec_problem);
             set.save(&output)
                 .with_context(|| format!("writing {}", output.display()))?;

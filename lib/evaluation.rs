@@ -10,14 +10,34 @@ use crate::problems::{shard_ranges, ProblemSet};
 use ndarray::Array2;
 use rayon::prelude::*;
 
-pub use crate::trajectory::Curves;
+pub use crate::trajectory::{Curves, MAX_STEPS};
 
 /// Rows per shard of parallel work.
 pub const SHARD_ROWS: usize = 256;
 
+/// The most losses a run may record (problems × (steps + 1)): 800 MB of f64 per optimizer.
+pub const MAX_LOSSES: usize = 100_000_000;
+
+/// Checks a run's length before any work: at least 1 and at most [`MAX_STEPS`].
 pub fn validate_steps(steps: usize) -> Result<()> {
     if steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
+    }
+    if steps > MAX_STEPS {
+        return Err(Error::Config(format!(
+            "--steps must be at most {MAX_STEPS}, got {steps}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `problems` runs of `steps` steps fit in [`MAX_LOSSES`] recorded losses.
+pub fn validate_run_size(problems: usize, steps: usize) -> Result<()> {
+    if problems.saturating_mul(steps.saturating_add(1)) > MAX_LOSSES {
+        return Err(Error::Config(format!(
+            "{problems} problems × {steps} steps would record more than {MAX_LOSSES} losses; \
+             evaluate fewer problems or steps at a time"
+        )));
     }
     Ok(())
 }

@@ -59,6 +59,13 @@ impl Panel {
         let mut sums: BTreeMap<(String, Option<u64>), BTreeMap<i64, (f64, usize, bool)>> =
             BTreeMap::new();
         for r in rows {
+            if !(0..=crate::trajectory::MAX_STEPS as i64).contains(&r.step) {
+                return Err(Error::Other(format!(
+                    "panel '{title}': step {} is outside 0 … {}; is this a trajectory file?",
+                    r.step,
+                    crate::trajectory::MAX_STEPS
+                )));
+            }
             let key = (r.optimizer.clone(), r.lr.map(f64::to_bits));
             if !sums.contains_key(&key) {
                 order.push(key.clone());

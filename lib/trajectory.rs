@@ -39,6 +39,10 @@ impl Curves {
     }
 }
 
+/// The most optimizer steps a run may take (`--steps`, and the largest step a trajectory
+/// file may hold): a bound on what a run allocates, far above any experiment's length.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// A column of a table to be written.
 pub enum Column {
     Utf8(Vec<String>),

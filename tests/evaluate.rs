@@ -298,41 +298,6 @@ fn mlp_specs_evaluate_and_bad_ones_are_refused() {
     );
 }
 
-/// Rewrites the spec `from` as `to` without its `kind` and `format_version` (as l2l wrote specs
-/// before they had them), or with `kind` and `format_version` replaced.
-fn rewrite_spec(d: &Dir, from: &str, to: &str, header: Option<(&str, i64)>) {
-    let mut npz = l2l::io::Npz::open(&d.path(from)).unwrap();
-    let names: Vec<String> = npz.names().to_vec();
-    let (mut floats, mut ints) = (Vec::new(), Vec::new());
-    for n in names
-        .iter()
-        .filter(|n| *n != "kind" && *n != "format_version")
-    {
-        match n.as_str() {
-            "W" | "y" | "theta0" => floats.push((n.clone(), npz.array::<f32>(n).unwrap())),
-            "family_theta0_std" => {
-                floats.push((n.clone(), npz.array::<f64>(n).unwrap().mapv(|x| x as f32)))
-            }
-            // Seeds use all 64 bits: they must not pass through a float.
-            _ => ints.push((n.clone(), npz.array::<i64>(n).unwrap())),
-        }
-    }
-    write_npz(&d.path(to), |a| {
-        for (name, array) in floats {
-            a.add(&name, array);
-        }
-        for (name, array) in ints {
-            a.add(&name, array);
-        }
-        if let Some((kind, version)) = header {
-            a.add("kind", ndarray::Array1::from(kind.as_bytes().to_vec()));
-            a.scalar_i64("format_version", version);
-        }
-        Ok(())
-    })
-    .unwrap();
-}
-
 /// Specs from before the `kind` field are recognised by their arrays, and give the same curves;
 /// an unknown kind or a newer format version is refused.
 #[test]
@@ -341,7 +306,14 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
     specs(&q);
     mlp_specs(&m);
     for d in [&q, &m] {
-        rewrite_spec(d, "test.npz", "old.npz", None);
+        rewrite_spec(
+            d,
+            "test.npz",
+            "old.npz",
+            &["kind", "format_version"],
+            &[],
+            &[],
+        );
         evaluate_briefly(d, "sgd=0.1", "new.parquet");
         d.ok(
             "evaluate",
@@ -361,11 +333,18 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
             read_trajectories(&d.path("new.parquet")).unwrap()
         );
     }
-    for (header, expect) in [
+    for ((kind, version), expect) in [
         (("image", 1), "unknown kind 'image'"),
         (("quadratic", 2), "spec format version 2"),
     ] {
-        rewrite_spec(&q, "test.npz", "odd.npz", Some(header));
+        rewrite_spec(
+            &q,
+            "test.npz",
+            "odd.npz",
+            &[],
+            &[("format_version", version)],
+            &[("kind", kind)],
+        );
         q.fails(
             "evaluate",
             &[
@@ -489,6 +468,52 @@ fn an_output_that_is_an_input_is_refused() {
     }
     assert!(before("test.npz") == spec && before("val.npz") == val && before("opt.npz") == opt);
     assert!(!d.path("t.parquet").exists());
+}
+
+/// Issue #13, causes 1 and 3: a run longer than the documented bound is refused (it once
+/// overflowed an index); and cause 4: an MLP spec whose minibatch is empty is refused when
+/// read (it once panicked in meta-train and gave NaN losses with exit 0 in evaluate).
+#[test]
+fn sizes_beyond_their_bounds_and_inconsistent_mlp_specs_are_refused() {
+    let d = Dir::new();
+    specs(&d);
+    for steps in ["18446744073709551615", "1000001"] {
+        d.fails(
+            "evaluate",
+            &[
+                "--spec",
+                "test.npz",
+                "--steps",
+                steps,
+                "-O",
+                "sgd",
+                "-o",
+                "x.parquet",
+            ],
+            "x.parquet",
+            "--steps must be at most 1000000",
+        );
+    }
+    let m = Dir::new();
+    mlp_specs(&m);
+    for (field, value, expect) in [("batch_size", 0, "batch_size must be between 1 and 100000")] {
+        rewrite_spec(&m, "test.npz", "odd.npz", &[], &[(field, value)], &[]);
+        m.fails(
+            "evaluate",
+            &[
+                "--spec",
+                "odd.npz",
+                "--steps",
+                "2",
+                "-O",
+                "sgd",
+                "-o",
+                "x.parquet",
+            ],
+            "x.parquet",
+            expect,
+        );
+    }
 }
 
 #[test]

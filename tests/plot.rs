@@ -90,6 +90,31 @@ fn an_output_that_is_an_input_is_refused() {
     assert_eq!(std::fs::read(d.path("fig.png")).unwrap(), before);
 }
 
+/// Issue #13, cause 3: a trajectory whose step is beyond the documented bound is refused (it
+/// once made plot allocate that many points and abort).
+#[test]
+fn a_step_beyond_the_bound_is_refused() {
+    use l2l::trajectory::{write_table, Column};
+    let d = Dir::new();
+    write_table(
+        &d.path("t.parquet"),
+        vec![
+            ("optimizer", Column::Utf8(vec!["sgd".into(), "sgd".into()])),
+            ("problem", Column::Int64(vec![0, 0])),
+            ("step", Column::Int64(vec![0, i64::MAX])),
+            ("loss", Column::Float64(vec![Some(1.0), Some(0.5)])),
+            ("lr", Column::Float64(vec![Some(0.1), Some(0.1)])),
+        ],
+    )
+    .unwrap();
+    d.fails(
+        "plot",
+        &["--panel", "t.parquet", "-o", "f.png"],
+        "f.png",
+        "is outside 0 … 1000000",
+    );
+}
+
 #[test]
 fn has_help() {
     assert_help("plot");

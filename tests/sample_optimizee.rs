@@ -51,6 +51,45 @@ fn bad_requests_are_refused() {
     );
 }
 
+/// Issue #13, cause 1: sizes beyond their documented bounds are refused before anything is
+/// allocated.
+#[test]
+fn sizes_beyond_their_bounds_are_refused() {
+    let d = Dir::new();
+    for (args, expect) in [
+        (
+            &["--count", "1", "--dims", "100000"][..],
+            "--dims must be between 1 and 10000",
+        ),
+        (
+            &["--count", "1000000", "--dims", "1000"][..],
+            "the most is 268435456",
+        ),
+    ] {
+        let args = [&["quadratic", "--seed", "1", "-o", "s.npz"][..], args].concat();
+        d.fails("sample-optimizee", &args, "s.npz", expect);
+    }
+    tiny_csv(&d.path("digits.csv"));
+    d.fails(
+        "sample-optimizee",
+        &[
+            "mlp",
+            "--data",
+            "digits.csv",
+            "--count",
+            "1",
+            "--seed",
+            "1",
+            "--batch-size",
+            "0",
+            "-o",
+            "s.npz",
+        ],
+        "s.npz",
+        "--batch-size must be between 1 and 100000",
+    );
+}
+
 #[test]
 fn has_help() {
     assert_help("sample-optimizee");

@@ -11,6 +11,12 @@ use crate::learned::{Networks, Preprocessing, ALL_PARAMETERS};
 use crate::problems::ProblemSet;
 
 pub use super::objective::MetaLoss;
+pub use crate::trajectory::MAX_STEPS;
+
+/// The most problems per epoch (`--batch`).
+pub const MAX_BATCH: usize = 100_000;
+/// The most antithetic pairs per ES epoch (`--es-pairs`).
+pub const MAX_ES_PAIRS: usize = 10_000;
 
 /// Imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for the first
 /// `epochs` epochs the meta-loss is the mean squared difference between the LSTM's update
@@ -176,8 +182,19 @@ impl MetaTrainConfig {
                 self.forget_bias
             ));
         }
-        if self.batch == 0 {
-            return config_error("--batch must be at least 1");
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return config_error(format!(
+                "--batch must be between 1 and {MAX_BATCH}, got {}",
+                self.batch
+            ));
+        }
+        for (flag, steps) in [
+            ("--steps", self.steps),
+            ("--validation-steps", self.validation_steps),
+        ] {
+            if steps > MAX_STEPS {
+                return config_error(format!("{flag} must be at most {MAX_STEPS}, got {steps}"));
+            }
         }
         if self.steps == 0 || self.unroll == 0 || self.steps % self.unroll != 0 {
             return config_error(format!(
@@ -218,8 +235,10 @@ impl MetaTrainConfig {
             }
         }
         if let MetaGradient::Es { pairs, sigma, .. } = self.meta_gradient {
-            if pairs == 0 {
-                return config_error("--es-pairs must be at least 1");
+            if pairs == 0 || pairs > MAX_ES_PAIRS {
+                return config_error(format!(
+                    "--es-pairs must be between 1 and {MAX_ES_PAIRS}, got {pairs}"
+                ));
             }
             if !(sigma.is_finite() && sigma > 0.0) {
                 return config_error(format!("--es-sigma must be positive, got {sigma}"));

@@ -93,6 +93,10 @@ pub trait TrainingSource: Sync {
     fn draw(&self, epoch: u64, batch: usize) -> Self::Set;
     /// Identifies the source, for resume checks.
     fn describe(&self) -> String;
+    /// Checks, before any work, that batches of `batch` problems fit in memory.
+    fn check_batch(&self, _batch: usize) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// Splits `count` problems of `dim` coordinates into contiguous shards of about `target_rows`

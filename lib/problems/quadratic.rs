@@ -7,6 +7,11 @@ use crate::rng::Rng;
 use ndarray::{Array2, Array3, Ix2, Ix3};
 use std::path::Path;
 
+/// The largest dimension of a quadratic (`--dims`).
+pub const MAX_DIMS: usize = 10_000;
+/// The most entries of W a set of quadratics may hold (1 GiB of f32).
+pub const MAX_ENTRIES: usize = 1 << 28;
+
 /// The distribution of the entries of W and y.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueDistribution {
@@ -49,13 +54,28 @@ pub struct QuadraticFamily {
 
 impl QuadraticFamily {
     pub fn validate(&self) -> Result<()> {
-        if self.dims == 0 {
-            return Err(Error::Config("--dims must be at least 1".into()));
+        if self.dims == 0 || self.dims > MAX_DIMS {
+            return Err(Error::Config(format!(
+                "--dims must be between 1 and {MAX_DIMS}, got {}",
+                self.dims
+            )));
         }
         if !(self.theta0_std.is_finite() && self.theta0_std >= 0.0) {
             return Err(Error::Config(format!(
                 "θ0 standard deviation must be a non-negative number, got {}",
                 self.theta0_std
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `count` problems of this family fit in [`MAX_ENTRIES`] entries of W.
+    pub fn check_count(&self, count: usize) -> Result<()> {
+        let entries = count.saturating_mul(self.dims.saturating_mul(self.dims));
+        if count == 0 || entries > MAX_ENTRIES {
+            return Err(Error::Config(format!(
+                "{count} quadratics of dimension {} need {entries} entries of W; the most is {MAX_ENTRIES} (count at least 1)",
+                self.dims
             )));
         }
         Ok(())
@@ -305,6 +325,13 @@ impl super::TrainingSource for QuadraticSource {
                     family: None,
                 }
             }
+        }
+    }
+
+    fn check_batch(&self, batch: usize) -> Result<()> {
+        match self {
+            QuadraticSource::Family { family, .. } => family.check_count(batch),
+            QuadraticSource::Pool { .. } => Ok(()),
         }
     }
 

@@ -235,3 +235,47 @@ pub fn train_tiny_mlp(d: &Dir, out: &str, epochs: &str) -> String {
     .concat();
     d.ok("meta-train", &args)
 }
+
+/// Copies the spec `from` to `to`, each array at its own type, leaving out `drop` and setting
+/// the integer scalars `ints` and the texts `texts` (as l2l writes them).
+pub fn rewrite_spec(
+    d: &Dir,
+    from: &str,
+    to: &str,
+    drop: &[&str],
+    ints: &[(&str, i64)],
+    texts: &[(&str, &str)],
+) {
+    let mut npz = l2l::io::Npz::open(&d.path(from)).unwrap();
+    let names: Vec<String> = npz.names().to_vec();
+    let replaced = |n: &str| {
+        drop.contains(&n) || ints.iter().any(|(k, _)| *k == n) || texts.iter().any(|(k, _)| *k == n)
+    };
+    let (mut floats, mut integers) = (Vec::new(), Vec::new());
+    for n in names.iter().filter(|n| !replaced(n)) {
+        match n.as_str() {
+            "W" | "y" | "theta0" => floats.push((n.clone(), npz.array::<f32>(n).unwrap())),
+            "family_theta0_std" => {
+                floats.push((n.clone(), npz.array::<f64>(n).unwrap().mapv(|x| x as f32)))
+            }
+            // Seeds use all 64 bits: they must not pass through a float.
+            _ => integers.push((n.clone(), npz.array::<i64>(n).unwrap())),
+        }
+    }
+    write_npz(&d.path(to), |a| {
+        for (name, array) in floats {
+            a.add(&name, array);
+        }
+        for (name, array) in integers {
+            a.add(&name, array);
+        }
+        for (name, value) in ints {
+            a.scalar_i64(name, *value);
+        }
+        for (name, text) in texts {
+            a.add(name, ndarray::Array1::from(text.as_bytes().to_vec()));
+        }
+        Ok(())
+    })
+    .unwrap();
+}

@@ -2,6 +2,11 @@
 
 use crate::error::{Error, Result};
 
+/// The widest layer of an MLP optimizee (inputs, hidden units or classes).
+pub const MAX_WIDTH: usize = 100_000;
+/// The most hidden layers.
+pub const MAX_LAYERS: usize = 100;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Sigmoid,
@@ -64,6 +69,15 @@ impl MlpArchitecture {
         if self.hidden.contains(&0) || self.inputs == 0 || self.classes < 2 {
             return Err(Error::Config(format!(
                 "invalid MLP {}: layer sizes must be positive",
+                self.describe()
+            )));
+        }
+        let sizes = std::iter::once(&self.inputs)
+            .chain(&self.hidden)
+            .chain(std::iter::once(&self.classes));
+        if self.hidden.len() > MAX_LAYERS || sizes.into_iter().any(|&s| s > MAX_WIDTH) {
+            return Err(Error::Config(format!(
+                "invalid MLP {}: at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} units",
                 self.describe()
             )));
         }

@@ -22,6 +22,9 @@ use network::{mlp_hessian_vector, mlp_loss_and_gradient};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The most examples per minibatch (`--batch-size`, a spec's `batch_size`).
+pub const MAX_MINIBATCH: usize = 100_000;
+
 /// Standard deviation of the initial weights and biases.
 pub const INIT_STD: f64 = 0.01;
 
@@ -76,8 +79,10 @@ impl MlpSet {
         seed: u64,
     ) -> Result<Self> {
         architecture.validate()?;
-        if batch_size == 0 {
-            return Err(Error::Config("--batch-size must be at least 1".into()));
+        if batch_size == 0 || batch_size > MAX_MINIBATCH {
+            return Err(Error::Config(format!(
+                "--batch-size must be between 1 and {MAX_MINIBATCH}, got {batch_size}"
+            )));
         }
         if data.pixels() != architecture.inputs || data.classes > architecture.classes {
             return Err(Error::Config(format!(
@@ -88,6 +93,15 @@ impl MlpSet {
             )));
         }
         let p = architecture.num_params();
+        if runs.len().saturating_mul(p) > crate::problems::quadratic::MAX_ENTRIES {
+            return Err(Error::Config(format!(
+                "{} runs of the MLP {} ({p} parameters) would hold more than {} values of θ0; \
+                 use fewer runs or a smaller network",
+                runs.len(),
+                architecture.describe(),
+                crate::problems::quadratic::MAX_ENTRIES
+            )));
+        }
         let mut theta0 = Array2::zeros((runs.len(), p));
         for (mut row, r) in theta0.rows_mut().into_iter().zip(&runs) {
             initial_parameters(&architecture, r.init, row.as_slice_mut().unwrap());
@@ -190,7 +204,14 @@ impl MlpSet {
         architecture
             .validate()
             .map_err(|e| bad(npz, e.to_string()))?;
-        let batch_size = npz.scalar("batch_size")? as usize;
+        let batch_size = npz.scalar("batch_size")?;
+        if !(1.0..=MAX_MINIBATCH as f64).contains(&batch_size) {
+            return Err(bad(
+                npz,
+                format!("batch_size must be between 1 and {MAX_MINIBATCH}, found {batch_size}"),
+            ));
+        }
+        let batch_size = batch_size as usize;
         let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
         let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
         if init.len() != minibatch.len() || init.is_empty() {
@@ -268,6 +289,15 @@ impl MlpSet {
             return Err(bad(
                 npz,
                 "the dataset's image size does not match the MLP's inputs".into(),
+            ));
+        }
+        if set.data.classes > set.architecture.classes {
+            return Err(bad(
+                npz,
+                format!(
+                    "its MLP has {} classes but the dataset's labels need {}",
+                    set.architecture.classes, set.data.classes
+                ),
             ));
         }
         Ok(set)
