@@ -345,21 +345,7 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
             &[("format_version", version)],
             &[("kind", kind)],
         );
-        q.fails(
-            "evaluate",
-            &[
-                "--spec",
-                "odd.npz",
-                "--steps",
-                "2",
-                "-O",
-                "sgd",
-                "-o",
-                "x.parquet",
-            ],
-            "x.parquet",
-            expect,
-        );
+        refuses_spec(&q, "odd.npz", expect);
     }
 }
 
@@ -498,22 +484,27 @@ fn sizes_beyond_their_bounds_and_inconsistent_mlp_specs_are_refused() {
     mlp_specs(&m);
     for (field, value, expect) in [("batch_size", 0, "batch_size must be between 1 and 100000")] {
         rewrite_spec(&m, "test.npz", "odd.npz", &[], &[(field, value)], &[]);
-        m.fails(
-            "evaluate",
-            &[
-                "--spec",
-                "odd.npz",
-                "--steps",
-                "2",
-                "-O",
-                "sgd",
-                "-o",
-                "x.parquet",
-            ],
-            "x.parquet",
-            expect,
-        );
+        refuses_spec(&m, "odd.npz", expect);
     }
+}
+
+/// `evaluate` refuses `spec` with `expect` in its one error line, writing nothing.
+fn refuses_spec(d: &Dir, spec: &str, expect: &str) {
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            spec,
+            "--steps",
+            "2",
+            "-O",
+            "sgd",
+            "-o",
+            "x.parquet",
+        ],
+        "x.parquet",
+        expect,
+    );
 }
 
 #[test]
