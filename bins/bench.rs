@@ -357,5 +357,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    l2l::cli::finish("l2l-bench", run(Args::parse()))
+    match l2l::cli::parse_args::<Args>("l2l-bench") {
+        Ok(args) => l2l::cli::finish("l2l-bench", run(args)),
+        Err(code) => code,
+    }
 }

@@ -214,5 +214,8 @@ fn evaluate_on<P: FromSpec>(
 }
 
 fn main() -> ExitCode {
-    l2l::cli::finish("evaluate", run(Args::parse()))
+    match l2l::cli::parse_args::<Args>("evaluate") {
+        Ok(args) => l2l::cli::finish("evaluate", run(args)),
+        Err(code) => code,
+    }
 }

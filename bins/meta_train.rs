@@ -489,5 +489,8 @@ fn check_meta_gradient<S: TrainingSource>(
 }
 
 fn main() -> ExitCode {
-    l2l::cli::finish("meta-train", run(Args::parse()))
+    match l2l::cli::parse_args::<Args>("meta-train") {
+        Ok(args) => l2l::cli::finish("meta-train", run(args)),
+        Err(code) => code,
+    }
 }

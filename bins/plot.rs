@@ -153,5 +153,8 @@ fn sweep(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    l2l::cli::finish("plot", run(Args::parse()))
+    match l2l::cli::parse_args::<Args>("plot") {
+        Ok(args) => l2l::cli::finish("plot", run(args)),
+        Err(code) => code,
+    }
 }

@@ -160,5 +160,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    l2l::cli::finish("sample-optimizee", run(Args::parse()))
+    match l2l::cli::parse_args::<Args>("sample-optimizee") {
+        Ok(args) => l2l::cli::finish("sample-optimizee", run(args)),
+        Err(code) => code,
+    }
 }

@@ -8,6 +8,42 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The exit status of a command line the parser refuses (a usage error, as clap and most Unix
+/// tools use); errors found after parsing exit 1.
+pub const USAGE_ERROR: u8 = 2;
+
+/// Parses the command line. `--help` and `--version` print to standard output and exit 0; a
+/// usage error is one line on stderr (`<binary>: error: <what>; see <binary> --help`) and
+/// exit status [`USAGE_ERROR`].
+pub fn parse_args<T: clap::Parser>(binary: &str) -> Result<T, ExitCode> {
+    use clap::error::ErrorKind;
+    T::try_parse().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("{binary}: error: a subcommand is required; see {binary} --help");
+            ExitCode::from(USAGE_ERROR)
+        }
+        _ => {
+            // clap's message is its first paragraph (a list of missing arguments may follow
+            // the first line); the tip and usage after it are left to --help.
+            let text = e.render().to_string();
+            let what: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let what = what.join(" ");
+            let what = what.trim_start_matches("error: ");
+            eprintln!("{binary}: error: {what}; see {binary} --help");
+            ExitCode::from(USAGE_ERROR)
+        }
+    })
+}
+
 /// Turns a binary's result into its exit code: errors become one line on stderr
 /// (`<binary>: error: <message>: <cause>`) and exit 1; a closed stdout (broken pipe) exits 0.
 pub fn finish(binary: &str, result: anyhow::Result<()>) -> ExitCode {

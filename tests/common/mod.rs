@@ -208,11 +208,23 @@ pub fn mlp_specs(d: &Dir) {
     }
 }
 
-/// `bin --help` succeeds and prints its usage.
+/// `bin --help` succeeds and prints its usage; an unknown flag is one line on stderr naming
+/// it, with exit status 2 (a usage error).
 pub fn assert_help(bin: &str) {
-    let out = Dir::new().run(bin, &["--help"]);
+    let d = Dir::new();
+    let out = d.run(bin, &["--help"]);
     assert!(out.status.success(), "{bin} --help failed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    let out = d.run(bin, &["--no-such-flag"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{bin}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{bin}: {stderr}");
+    assert!(
+        stderr.contains(&format!("{bin}: error:"))
+            && stderr.contains("--no-such-flag")
+            && stderr.contains("--help"),
+        "{stderr}"
+    );
 }
 
 /// Tiny meta-training on the MLP specs of [`mlp_specs`] for `epochs`, validated on val.npz.
