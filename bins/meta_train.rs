@@ -290,12 +290,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     l2l::cli::init_threads(args.threads)?;
     let params = params(&args)?;
     // Every setting that needs no data is checked before the spec is read.
-    let untuned = MetaTrainParams {
-        imitate: params.imitate.map(|r| RuleRequest { lr: Some(1.0), ..r }),
-        base: params.base.map(|r| RuleRequest { lr: Some(1.0), ..r }),
-        ..params.clone()
-    };
-    untuned.check_untuned()?;
+    params.check_settings(args.validation.is_some())?;
     let state = resume_path(&args.output);
     let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--train", args.train.as_path())];
     inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
@@ -309,9 +304,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             ],
             &inputs,
         )?;
-    }
-    if args.validation.is_none() {
-        params.check_untuned()?;
     }
     let spec = Spec::load(&args.train, args.data.as_deref())?;
     spec.visit_source(

@@ -260,21 +260,7 @@ fn mlp_specs_evaluate_and_bad_ones_are_refused() {
             .replacen("0,", "1,", 1),
     )
     .unwrap();
-    d.fails(
-        "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "3",
-            "-O",
-            "sgd",
-            "-o",
-            "x.parquet",
-        ],
-        "x.parquet",
-        "sha256",
-    );
+    refuses_spec(&d, "test.npz", "sha256");
     // The original data again: the spec is valid again, but its validation spec is of another
     // problem class.
     tiny_csv(&d.path("digits.csv"));

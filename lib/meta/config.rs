@@ -433,14 +433,6 @@ pub struct TunedRate {
 }
 
 impl MetaTrainParams {
-    /// Checks the settings without tuning anything: every rule must come with its rate.
-    pub fn check_untuned(&self) -> Result<MetaTrainConfig> {
-        let no_tuning = |_: Baseline| -> Result<(TuningPoint, usize)> {
-            unreachable!("checked: every rule has its rate")
-        };
-        self.resolve(false, no_tuning).map(|(c, _)| c)
-    }
-
     /// Validates every setting, then tunes the rate of each rule given without one on
     /// `validation` (over [`evaluation::lr_grid`], by the mean loss at `validation_steps`), as
     /// `evaluate --tune` tunes the baselines. Returns the config and the rates it tuned.
@@ -459,14 +451,10 @@ impl MetaTrainParams {
         })
     }
 
-    /// The checks, with `tune` giving the best grid point of a rule and the rates tried.
-    fn resolve(
-        &self,
-        can_tune: bool,
-        mut tune: impl FnMut(Baseline) -> Result<(TuningPoint, usize)>,
-    ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
-        let mut config = self.config.clone();
-        config.validate()?;
+    /// Checks every setting that needs no problems: `can_tune` says whether validation
+    /// problems will be there to tune a rule given without its rate.
+    pub fn check_settings(&self, can_tune: bool) -> Result<()> {
+        self.config.validate()?;
         if self.imitate.is_some() && self.imitation_epochs == 0 {
             return config_error("--imitation-epochs must be at least 1 with --imitate");
         }
@@ -483,6 +471,17 @@ impl MetaTrainParams {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The checks, with `tune` giving the best grid point of a rule and the rates tried.
+    fn resolve(
+        &self,
+        can_tune: bool,
+        mut tune: impl FnMut(Baseline) -> Result<(TuningPoint, usize)>,
+    ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
+        self.check_settings(can_tune)?;
+        let mut config = self.config.clone();
         let mut tuned = Vec::new();
         let steps = config.validation_steps;
         let mut rate = |rule: RuleRequest, role: &'static str| -> Result<f64> {
