@@ -141,13 +141,12 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
                     "no column '{name}'; a trajectory has optimizer, problem, step, loss, lr"
                 ))
             })?;
-            if c.data_type() != &ty {
-                return Err(err(format!(
-                    "column '{name}' is {}, expected {ty}",
-                    c.data_type()
-                )));
+            let from = c.data_type();
+            if !same_family(from, &ty) {
+                return Err(err(format!("column '{name}' is {from}, expected {ty}")));
             }
-            Ok(c.clone())
+            arrow::compute::cast(c, &ty)
+                .map_err(|e| err(format!("column '{name}' ({from}) as {ty}: {e}")))
         };
         let optimizer = col("optimizer", DataType::Utf8)?;
         let problem = col("problem", DataType::Int64)?;
@@ -179,6 +178,23 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
         }
     }
     Ok(rows)
+}
+
+/// Whether a column of type `from` holds what a `to` column holds, so that it can be cast: a
+/// file that pandas, polars or DuckDB re-saved may store strings as `LargeUtf8`, views or
+/// dictionaries (pandas' categoricals), and numbers in other widths.
+fn same_family(from: &DataType, to: &DataType) -> bool {
+    let stringy = |t: &DataType| match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => matches!(**v, DataType::Utf8 | DataType::LargeUtf8),
+        _ => false,
+    };
+    match to {
+        DataType::Utf8 => stringy(from),
+        DataType::Int64 => from.is_integer(),
+        DataType::Float64 => from.is_floating() || matches!(from, DataType::Null),
+        _ => from == to,
+    }
 }
 
 #[cfg(test)]

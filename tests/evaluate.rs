@@ -335,34 +335,42 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
     }
 }
 
-/// Issue #13, cause 2: a spec numpy wrote in Fortran order (`np.asfortranarray`) gives the
-/// same curves as the same spec in C order.
+/// Issue #13, cause 2: a spec in any layout numpy writes (Fortran order from
+/// `np.asfortranarray`, big-endian from `astype('>f8')`, float16, integer `W`) gives the same
+/// curves as the same spec in C-order float32.
 #[test]
-fn fortran_order_specs_give_the_same_curves() {
-    use ndarray::{Array3, ShapeBuilder};
+fn every_numpy_layout_gives_the_same_curves() {
     let d = Dir::new();
     let (n, k) = (4, 3);
-    let w: Vec<f32> = (0..n * k * k).map(|i| (i % 5) as f32 - 2.0).collect();
-    for (name, fortran) in [("c.npz", false), ("f.npz", true)] {
-        let w = if fortran {
-            // The same logical array, laid out column-major.
-            let c = Array3::from_shape_vec((n, k, k), w.clone()).unwrap();
-            let mut f = Array3::zeros((n, k, k).f());
-            f.assign(&c);
-            f
-        } else {
-            Array3::from_shape_vec((n, k, k), w.clone()).unwrap()
+    // Values exact in float16 and int16, so every encoding holds the same numbers.
+    let w: Vec<f64> = (0..n * k * k).map(|i| (i % 5) as f64 - 2.0).collect();
+    let y = vec![0.25; n * k];
+    let theta0: Vec<f64> = (0..n * k).map(|i| (i / k + i % k) as f64 * 0.125).collect();
+    let layouts = [
+        ("c", "<f4", false, "<f4"),
+        ("fortran", "<f4", true, "<f4"),
+        ("big_endian", ">f8", false, ">f8"),
+        ("big_fortran", ">f4", true, ">f8"),
+        ("half", "<f2", false, "<f2"),
+        ("int_w", ">i2", true, "<f8"),
+    ];
+    for (name, w_descr, fortran, descr) in layouts {
+        let array = |descr, shape, values| {
+            npy_bytes(&RawArray {
+                descr,
+                fortran,
+                shape,
+                values,
+            })
         };
-        let theta0 = Array2::from_shape_fn((n, k).set_f(fortran), |(i, j)| (i + j) as f32 * 0.1);
-        write_npz(&d.path(name), |a| {
-            a.add("W", w);
-            a.add("y", Array2::<f32>::from_elem((n, k).set_f(fortran), 0.2));
-            a.add("theta0", theta0);
-            Ok(())
-        })
-        .unwrap();
-    }
-    for name in ["c", "f"] {
+        raw_npz(
+            &d.path(&format!("{name}.npz")),
+            &[
+                ("W", array(w_descr, &[n, k, k], &w)),
+                ("y", array(descr, &[n, k], &y)),
+                ("theta0", array(descr, &[n, k], &theta0)),
+            ],
+        );
         d.ok(
             "evaluate",
             &[
@@ -377,9 +385,47 @@ fn fortran_order_specs_give_the_same_curves() {
             ],
         );
     }
-    assert_eq!(
-        read_trajectories(&d.path("c.parquet")).unwrap(),
-        read_trajectories(&d.path("f.parquet")).unwrap()
+    let reference = read_trajectories(&d.path("c.parquet")).unwrap();
+    for (name, ..) in &layouts[1..] {
+        let rows = read_trajectories(&d.path(&format!("{name}.parquet"))).unwrap();
+        assert_eq!(rows, reference, "{name}");
+    }
+}
+
+/// Issue #13, cause 1: an array whose header declares far more elements than its data holds
+/// (10¹² here) is refused in one line, without trying to allocate them.
+#[test]
+fn a_declared_shape_larger_than_the_data_is_refused() {
+    let d = Dir::new();
+    let values = vec![0.5; 6];
+    let small = npy_bytes(&RawArray {
+        descr: "<f4",
+        fortran: false,
+        shape: &[2, 3],
+        values: &values,
+    });
+    let huge = npy_file(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000, 1000), }",
+        &[0; 24],
+    );
+    raw_npz(
+        &d.path("huge.npz"),
+        &[("W", huge), ("y", small.clone()), ("theta0", small)],
+    );
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "huge.npz",
+            "--steps",
+            "2",
+            "-O",
+            "sgd",
+            "-o",
+            "t.parquet",
+        ],
+        "t.parquet",
+        "array 'W': header declares shape [1000000, 1000, 1000]",
     );
 }
 

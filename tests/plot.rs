@@ -115,6 +115,90 @@ fn a_step_beyond_the_bound_is_refused() {
     );
 }
 
+/// Issue #13: a trajectory that pandas, polars or DuckDB re-saved (strings as `LargeUtf8` or
+/// a dictionary, integers and floats of other widths, an all-null `lr`) draws the same figure
+/// as the file evaluate wrote.
+#[test]
+fn a_re_saved_trajectory_draws_the_same_figure() {
+    use arrow::array::{
+        ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array,
+        LargeStringArray, NullArray, StringArray, UInt16Array,
+    };
+    use arrow::datatypes::Int8Type;
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let d = Dir::new();
+    let write = |name: &str, columns: Vec<(&str, ArrayRef)>| {
+        let batch = RecordBatch::try_from_iter_with_nullable(
+            columns.into_iter().map(|(n, c)| (n, c, true)),
+        )
+        .unwrap();
+        let file = std::fs::File::create(d.path(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    };
+    let names = ["lstm", "lstm", "lstm", "lstm"];
+    let (problems, steps) = ([0i64, 0, 1, 1], [0i64, 1, 0, 1]);
+    let losses = [2.0f32, 1.5, 4.0, 0.25];
+    write(
+        "ours.parquet",
+        vec![
+            ("optimizer", Arc::new(StringArray::from(names.to_vec()))),
+            ("problem", Arc::new(Int64Array::from(problems.to_vec()))),
+            ("step", Arc::new(Int64Array::from(steps.to_vec()))),
+            (
+                "loss",
+                Arc::new(Float64Array::from_iter_values(losses.map(f64::from))),
+            ),
+            ("lr", Arc::new(Float64Array::from(vec![None::<f64>; 4]))),
+        ],
+    );
+    let dictionary: DictionaryArray<Int8Type> = names.into_iter().collect();
+    for (name, optimizer) in [
+        (
+            "large.parquet",
+            Arc::new(LargeStringArray::from(names.to_vec())) as ArrayRef,
+        ),
+        ("dictionary.parquet", Arc::new(dictionary) as ArrayRef),
+    ] {
+        write(
+            name,
+            vec![
+                ("optimizer", optimizer),
+                (
+                    "problem",
+                    Arc::new(Int32Array::from_iter_values(problems.map(|p| p as i32))),
+                ),
+                (
+                    "step",
+                    Arc::new(UInt16Array::from_iter_values(steps.map(|s| s as u16))),
+                ),
+                ("loss", Arc::new(Float32Array::from(losses.to_vec()))),
+                ("lr", Arc::new(NullArray::new(4))),
+            ],
+        );
+    }
+    for name in ["ours", "large", "dictionary"] {
+        d.ok(
+            "plot",
+            &[
+                "--panel",
+                &format!("{name}.parquet=T"),
+                "-o",
+                &format!("{name}.png"),
+            ],
+        );
+    }
+    let ours = std::fs::read(d.path("ours.svg")).unwrap();
+    for name in ["large", "dictionary"] {
+        assert!(
+            std::fs::read(d.path(&format!("{name}.svg"))).unwrap() == ours,
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn has_help() {
     assert_help("plot");

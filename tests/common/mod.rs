@@ -291,3 +291,97 @@ pub fn rewrite_spec(
     })
     .unwrap();
 }
+
+/// One array encoded as numpy would (`arr.astype('>f8')`, `np.asfortranarray`, …): its numpy element type (`<f4`, `>f8`, `<f2`, `>i2`, …),
+/// whether it is stored column-major, its shape, and its values in C order.
+pub struct RawArray<'a> {
+    pub descr: &'a str,
+    pub fortran: bool,
+    pub shape: &'a [usize],
+    pub values: &'a [f64],
+}
+
+/// Writes an npz of the given members, each `(name, .npy bytes)`, stored uncompressed as
+/// `numpy.savez` does.
+pub fn raw_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in members {
+        zip.start_file(format!("{name}.npy"), stored).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A `.npy` file (format version 1) with any header text and data bytes.
+pub fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// The `.npy` encoding of one array. Values must be exact in the element type.
+pub fn npy_bytes(a: &RawArray) -> Vec<u8> {
+    let shape: Vec<String> = a.shape.iter().map(|d| format!("{d},")).collect();
+    let header = format!(
+        "{{'descr': '{}', 'fortran_order': {}, 'shape': ({}), }}",
+        a.descr,
+        if a.fortran { "True" } else { "False" },
+        shape.join(" ")
+    );
+    let mut data = Vec::new();
+    // Column-major order visits the C-order values with the last index slowest.
+    let order: Vec<usize> = if a.fortran {
+        let strides: Vec<usize> = (0..a.shape.len())
+            .map(|k| a.shape[k + 1..].iter().product())
+            .collect();
+        let n: usize = a.shape.iter().product();
+        (0..n)
+            .map(|mut f| {
+                let mut c = 0;
+                for k in 0..a.shape.len() {
+                    c += (f % a.shape[k]) * strides[k];
+                    f /= a.shape[k];
+                }
+                c
+            })
+            .collect()
+    } else {
+        (0..a.values.len()).collect()
+    };
+    let big = a.descr.starts_with('>');
+    for &i in &order {
+        let x = a.values[i];
+        let mut b: Vec<u8> = match &a.descr[1..] {
+            "f8" => x.to_le_bytes().to_vec(),
+            "f4" => (x as f32).to_le_bytes().to_vec(),
+            "f2" => f16_bits(x as f32).to_le_bytes().to_vec(),
+            "i2" => (x as i16).to_le_bytes().to_vec(),
+            "i8" => (x as i64).to_le_bytes().to_vec(),
+            other => panic!("raw_npz: no encoder for {other}"),
+        };
+        if big {
+            b.reverse();
+        }
+        data.extend_from_slice(&b);
+    }
+    npy_file(&header, &data)
+}
+
+/// float16 bits of a float32 that float16 holds exactly (a normal number or zero).
+fn f16_bits(x: f32) -> u16 {
+    if x == 0.0 {
+        return 0;
+    }
+    let b = x.to_bits();
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    assert!(
+        (1..31).contains(&exp) && b & 0x1fff == 0,
+        "{x} is not exact in float16"
+    );
+    (((b >> 16) & 0x8000) | ((exp as u32) << 10) | ((b >> 13) & 0x3ff)) as u16
+}
