@@ -90,7 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .as_deref()
             .map(|p| ("--tuning-output", p)),
     );
-    l2l::cli::check_outputs(&outputs, &inputs)?;
+    let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
     Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
         args: &args,
         choices,

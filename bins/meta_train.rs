@@ -296,15 +296,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
     inputs.extend(args.init.as_deref().map(|p| ("--init", p)));
     inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
-    if args.check_meta_gradient.is_none() {
-        l2l::cli::check_outputs(
+    // The claims are held to the end of the run: no second run can write this checkpoint or
+    // its resume state meanwhile.
+    let _claims = if args.check_meta_gradient.is_none() {
+        l2l::cli::claim_outputs(
             &[
                 ("--output", args.output.as_path()),
                 ("the resume state of --output", state.as_path()),
             ],
             &inputs,
-        )?;
-    }
+        )?
+    } else {
+        Vec::new()
+    };
     let spec = Spec::load(&args.train, args.data.as_deref())?;
     spec.visit_source(
         args.seed,

@@ -58,7 +58,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         ("the SVG beside --output", svg.as_path()),
     ];
     outputs.extend(args.table.as_deref().map(|p| ("--table", p)));
-    l2l::cli::check_outputs(&outputs, &inputs)?;
+    let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
     if !args.cells.is_empty() {
         return sweep(&args);
     }

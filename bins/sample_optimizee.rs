@@ -95,7 +95,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             output,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
-            l2l::cli::check_outputs(&[("--output", output.as_path())], &[])?;
+            let _claims = l2l::cli::claim_outputs(&[("--output", output.as_path())], &[])?;
             let family = QuadraticFamily {
                 dims,
                 distribution: match dist {
@@ -124,7 +124,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             output,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
-            l2l::cli::check_outputs(
+            let _claims = l2l::cli::claim_outputs(
                 &[("--output", output.as_path())],
                 &[("--data", data.as_path())],
             )?;

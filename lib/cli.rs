@@ -3,6 +3,7 @@
 
 use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
+use crate::io::OutputLock;
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
 use std::path::Path;
 use std::process::ExitCode;
@@ -110,10 +111,15 @@ fn canonical(path: &Path) -> Result<std::path::PathBuf> {
     Ok(dir.join(path.file_name().unwrap_or_default()))
 }
 
-/// Refuses, before any work, an output that is one of the inputs or another output: paths
-/// are compared as the files they name, so `./a.npz` and `a.npz` are one file. Each entry is
-/// (the flag that names it, the path).
-pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<()> {
+/// Claims a run's outputs before any work: refuses an output that is one of the inputs or
+/// another output (paths are compared as the files they name, so `./a.npz` and `a.npz` are
+/// one file), or whose folder is missing or not writable, or that another run is writing.
+/// Each entry is (the flag that names it, the path). The claims last until the returned locks
+/// are dropped, at exit.
+pub fn claim_outputs(
+    outputs: &[(&str, &Path)],
+    inputs: &[(&str, &Path)],
+) -> Result<Vec<OutputLock>> {
     let inputs: Vec<(&str, std::path::PathBuf)> = inputs
         .iter()
         .filter_map(|(flag, p)| canonical(p).ok().map(|c| (*flag, c)))
@@ -136,7 +142,10 @@ pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Res
         }
         seen.push((flag, c));
     }
-    Ok(())
+    outputs
+        .iter()
+        .map(|(flag, path)| OutputLock::claim(flag, path))
+        .collect()
 }
 
 /// Parses an optimizer argument: `lstm:<checkpoint>`, or a baseline name with an optional

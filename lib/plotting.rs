@@ -2,6 +2,7 @@
 //! optimisation step, log y axis, the learned optimizer solid and the baselines dashed.
 
 use crate::error::{Error, Result};
+use crate::io::temporary_sibling;
 use crate::trajectory::TrajectoryRow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -191,8 +192,9 @@ fn render_png_and_svg(
     draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let svg = png.with_extension("svg");
-    let tmp_png = png.with_file_name(format!(".{}.tmp.png", std::process::id()));
-    let tmp_svg = png.with_file_name(format!(".{}.tmp.svg", std::process::id()));
+    // The formats are chosen by extension, so the temporaries keep theirs.
+    let tmp_png = temporary_sibling(png, ".png");
+    let tmp_svg = temporary_sibling(&svg, ".svg");
     let plot_err =
         |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
     let result = (|| {

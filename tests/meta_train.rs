@@ -54,6 +54,59 @@ fn killed_training_resumes_where_it_stopped() {
     );
 }
 
+/// Issue #13, cause 7: while one run writes an output, a second run on the same output is
+/// refused at once (both once exited 0, and 1 in 17 mixed a checkpoint from one with a resume
+/// state from the other); temporaries that a killed run left are removed by the next run.
+#[test]
+fn a_second_run_on_the_same_output_is_refused_and_stale_temporaries_are_removed() {
+    let d = Dir::new();
+    specs(&d);
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--validation",
+        "val.npz",
+        "-o",
+        "busy.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    let mut long = args.clone();
+    long[7] = "1000000";
+    let mut first = d
+        .command("meta-train", &long)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = d.path(".busy.npz.lock");
+    let start = std::time::Instant::now();
+    while !lock.exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(lock.exists(), "the first run never claimed its output");
+    let second = d.run("meta-train", &[&args[..], &["--restart"]].concat());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another run is writing this --output"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // What a run killed in the middle of its saves leaves behind.
+    for stale in [".busy.npz.4242.tmp", ".busy.resume.npz.4242.tmp"] {
+        std::fs::write(d.path(stale), b"partial").unwrap();
+    }
+    d.ok("meta-train", &[&args[..], &["--restart"]].concat());
+    let left: Vec<String> = std::fs::read_dir(d.path("."))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".busy"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    l2l::learned::LearnedOptimizer::load(&d.path("busy.npz")).unwrap();
+}
+
 /// On-policy imitation with a tuned teacher, then the log meta-loss, then training continued from the
 /// result with --init (by ES, on the late steps' losses): each step runs, says what it chose,
 /// and writes a usable checkpoint.

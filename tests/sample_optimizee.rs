@@ -31,6 +31,41 @@ fn specs_record_their_kind_and_format_version() {
     }
 }
 
+/// Issue #13: a full disk is one line naming the file (it once added `ZipWriter drop failed:
+/// Io(…)`), with nothing left in the full folder.
+#[test]
+fn a_full_disk_is_one_clean_error() {
+    let d = Dir::new();
+    let Some(_full) = FullFolder::mount(&d, "full") else {
+        return;
+    };
+    let out = d.run(
+        "sample-optimizee",
+        &[
+            "quadratic",
+            "--count",
+            "100",
+            "--dims",
+            "30",
+            "--seed",
+            "1",
+            "-o",
+            "full/q.npz",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "sample-optimizee: error: writing full/q.npz: full/q.npz: No space left on device (os error 28)"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path("full"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["filler"]);
+}
+
 #[test]
 fn bad_requests_are_refused() {
     let d = Dir::new();

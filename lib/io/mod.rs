@@ -1,8 +1,11 @@
-//! File plumbing shared by every format: atomic writes, checked `.npz` reading and writing.
+//! File plumbing shared by every format: atomic writes, output locks, checked `.npz` reading
+//! and writing.
 
+mod lock;
 mod npy;
 mod npz;
 
+pub use lock::{temporary_sibling, OutputLock};
 pub use npy::NpyElement;
 pub use npz::{write_npz, Npz, NpzArrays};
 
@@ -27,11 +30,7 @@ pub fn write_atomically<T>(
             format!("folder {} does not exist; create it first", dir.display()),
         ));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = temporary_sibling(path, "");
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut out = BufWriter::new(file);

@@ -21,6 +21,10 @@ impl Dir {
         self.tmp.path().join(name)
     }
     pub fn run(&self, bin: &str, args: &[&str]) -> Output {
+        self.command(bin, args).output().unwrap()
+    }
+    /// The command line of a real binary, run in this folder.
+    pub fn command(&self, bin: &str, args: &[&str]) -> Command {
         let exe = match bin {
             "sample-optimizee" => env!("CARGO_BIN_EXE_sample-optimizee"),
             "meta-train" => env!("CARGO_BIN_EXE_meta-train"),
@@ -29,11 +33,9 @@ impl Dir {
             "l2l-bench" => env!("CARGO_BIN_EXE_l2l-bench"),
             _ => panic!("no binary {bin}"),
         };
-        Command::new(exe)
-            .args(args)
-            .current_dir(self.tmp.path())
-            .output()
-            .unwrap()
+        let mut command = Command::new(exe);
+        command.args(args).current_dir(self.tmp.path());
+        command
     }
     pub fn ok(&self, bin: &str, args: &[&str]) -> String {
         let out = self.run(bin, args);
@@ -384,4 +386,36 @@ fn f16_bits(x: f32) -> u16 {
         "{x} is not exact in float16"
     );
     (((b >> 16) & 0x8000) | ((exp as u32) << 10) | ((b >> 13) & 0x3ff)) as u16
+}
+
+/// A folder with no free space: a 64 KiB tmpfs, filled. Needs root and the right to mount;
+/// `None` (and a note on stderr) elsewhere, so the test that uses it passes vacuously there.
+pub struct FullFolder {
+    path: PathBuf,
+}
+
+impl FullFolder {
+    pub fn mount(d: &Dir, name: &str) -> Option<Self> {
+        let path = d.path(name);
+        std::fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        // Fill it: writing stops with ENOSPC at the tmpfs's size.
+        let _ = std::fs::write(path.join("filler"), vec![0u8; 1 << 20]);
+        Some(FullFolder { path })
+    }
+}
+
+impl Drop for FullFolder {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
 }
