@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := Cargo.toml Cargo.lock $(shell find lib bins -name '*.rs')
 BUILD := $(RELEASE)/.l2l-built
 
-.PHONY: all test bench deps build clean
+.PHONY: all test bench fuzz deps build clean
 all: figure4
 
 # System packages: OpenBLAS (BLAS for ndarray, through pkg-config) and the font of the figures.
@@ -41,6 +41,12 @@ build: $(BUILD)
 
 test: | deps
 	$(CARGO) test --release --locked
+
+# Fuzzing of the spec, checkpoint and trajectory readers (tests/fuzz.rs), FUZZ_SECONDS each,
+# one reader at a time; `make test` runs the same cases for 3 s each.
+FUZZ_SECONDS ?= 600
+fuzz: | deps
+	L2L_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --locked --test fuzz -- --nocapture --test-threads=1
 
 clean:
 	rm -rf $(OUT)

@@ -240,14 +240,18 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .iter()
         .flat_map(|s| s.mean.iter().flatten().copied());
     let (mut lo, mut hi) = values
-        .filter(|v| *v > 0.0)
+        .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
     if !lo.is_finite() || hi <= 0.0 {
         (lo, hi) = (1e-3, 1.0);
     }
-    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    // plotters' log axis counts decades as ln(hi / lo): an infinite ratio makes its tick search
+    // loop for ever, so the axis stays within 1e-150 … 1e150 (a ratio of at most 1e300, still
+    // finite); a mean beyond is drawn at the edge.
+    let lo = (lo / 1.5).clamp(1e-150, 1e149);
+    let hi = (hi * 1.5).clamp(lo * 10.0, 1e150);
     let steps = panel
         .series
         .iter()
@@ -398,6 +402,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
         .filter(|v| finite(*v))
         .fold(0.0f64, f64::max)
         .max(1e-3)
+        .min(1e300)
         * 1.15;
     // The swept sizes as evenly spaced categories, labelled with their values.
     let mut units: Vec<usize> = cells.iter().map(|c| c.units).collect();

@@ -5,7 +5,7 @@
 //! `loss` float64, `lr` float64 (null for learned optimizers).
 
 use crate::error::{Error, Result};
-use crate::io::write_atomically;
+use crate::io::{contain, write_atomically};
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -121,17 +121,28 @@ pub struct TrajectoryRow {
     pub lr: Option<f64>,
 }
 
-/// Reads a trajectory file, checking that the five columns exist with their types.
+/// Reads a trajectory file, checking that the five columns exist with their types. A file
+/// so corrupt that the parquet decoder fails inside is an error like any other.
 pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    contain(|| decode_trajectories(path, file, size)).unwrap_or_else(|panic| {
+        Err(Error::Parquet {
+            path: path.into(),
+            detail: format!("the file is corrupt (the decoder stopped at: {panic})"),
+        })
+    })
+}
+
+fn decode_trajectories(path: &Path, file: std::fs::File, size: u64) -> Result<Vec<TrajectoryRow>> {
     let err = |d: String| Error::Parquet {
         path: path.into(),
         detail: d,
     };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| err(format!("not a readable parquet file ({e})")))?
-        .build()
-        .map_err(|e| err(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
+    check_column_chunks(builder.metadata(), size).map_err(err)?;
+    let reader = builder.build().map_err(|e| err(e.to_string()))?;
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
@@ -178,6 +189,39 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
         }
     }
     Ok(rows)
+}
+
+/// Checks that every column chunk the footer declares lies inside the file: the parquet
+/// crate trusts these offsets (and panics on a negative one), so a corrupt footer must be
+/// refused before any page is read.
+fn check_column_chunks(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_size: u64,
+) -> std::result::Result<(), String> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        if group.num_rows() < 0 {
+            return Err(format!("row group {g} declares {} rows", group.num_rows()));
+        }
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let length = column.compressed_size();
+            let inside = start >= 0
+                && length >= 0
+                && (start as u64)
+                    .checked_add(length as u64)
+                    .is_some_and(|end| end <= file_size);
+            if !inside {
+                return Err(format!(
+                    "column chunk {} of row group {g} declares bytes {start}..{start}+{length}, \
+                     outside the file's {file_size} bytes: the file is corrupt",
+                    column.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a column of type `from` holds what a `to` column holds, so that it can be cast: a

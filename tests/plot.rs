@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::path::Path;
 
 #[test]
 fn panels_are_drawn_as_png_and_svg() {
@@ -197,6 +198,57 @@ fn a_re_saved_trajectory_draws_the_same_figure() {
             "{name}"
         );
     }
+}
+
+/// Issue #13's fuzzing: trajectories whose corruption the parquet decoder did not catch (a
+/// negative column offset in the footer, a page that overruns its decoder) are one error line;
+/// one with means of 1e308 and 5e-324 once made the log axis search for ticks for ever, and is
+/// drawn.
+#[test]
+fn fuzzer_found_trajectories_are_refused_or_drawn() {
+    let d = Dir::new();
+    let fixture = |name: &str| {
+        let path = d.path(name);
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+            &path,
+        )
+        .unwrap();
+        path
+    };
+    for (name, expect) in [
+        (
+            "negative-column-offset.parquet",
+            "outside the file's 2156 bytes",
+        ),
+        (
+            "decoder-panic.parquet",
+            "the file is corrupt (the decoder stopped at",
+        ),
+    ] {
+        fixture(name);
+        d.fails("plot", &["--panel", name, "-o", "f.png"], "f.png", expect);
+    }
+    fixture("extreme-losses.parquet");
+    let mut plot = d
+        .command(
+            "plot",
+            &["--panel", "extreme-losses.parquet", "-o", "e.png"],
+        )
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while plot.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            plot.kill().unwrap();
+            panic!("plot hung on extreme losses");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(plot.wait().unwrap().success());
+    assert!(d.path("e.png").exists());
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! File plumbing shared by every format: atomic writes, output locks, checked `.npz` reading
 //! and writing.
 
+mod contain;
 mod lock;
 mod npy;
 mod npz;
 
+pub use contain::contain;
 pub use lock::{temporary_sibling, OutputLock};
 pub use npy::NpyElement;
 pub use npz::{write_npz, Npz, NpzArrays};
