@@ -74,16 +74,21 @@ fn a_second_run_on_the_same_output_is_refused_and_stale_temporaries_are_removed(
     long[7] = "1000000";
     let mut first = d
         .command("meta-train", &long)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let lock = d.path(".busy.npz.lock");
     let start = std::time::Instant::now();
-    while !lock.exists() && start.elapsed().as_secs() < 60 {
+    while !lock.exists() && start.elapsed().as_secs() < 20 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(lock.exists(), "the first run never claimed its output");
+    let claimed = lock.exists();
     let second = d.run("meta-train", &[&args[..], &["--restart"]].concat());
+    // Stopped before any assertion, so that a failing test leaves no run behind.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(claimed, "the first run never claimed its output");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{stderr}");
     assert!(
@@ -91,8 +96,6 @@ fn a_second_run_on_the_same_output_is_refused_and_stale_temporaries_are_removed(
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    first.kill().unwrap();
-    first.wait().unwrap();
     // What a run killed in the middle of its saves leaves behind.
     for stale in [".busy.npz.4242.tmp", ".busy.resume.npz.4242.tmp"] {
         std::fs::write(d.path(stale), b"partial").unwrap();

@@ -33,6 +33,12 @@ impl Dir {
             "l2l-bench" => env!("CARGO_BIN_EXE_l2l-bench"),
             _ => panic!("no binary {bin}"),
         };
+        // L2L_BIN_DIR runs the tests against another build's binaries (an older commit's, to
+        // show that a test catches what it was written for).
+        let exe = match std::env::var_os("L2L_BIN_DIR") {
+            Some(dir) => Path::new(&dir).join(bin),
+            None => PathBuf::from(exe),
+        };
         let mut command = Command::new(exe);
         command.args(args).current_dir(self.tmp.path());
         command
@@ -317,8 +323,14 @@ pub fn raw_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
     zip.finish().unwrap();
 }
 
-/// A `.npy` file (format version 1) with any header text and data bytes.
+/// A `.npy` file (format version 1) with any header text and data bytes, the header padded
+/// with spaces to a multiple of 64 bytes and ended by a newline, as numpy writes it.
 pub fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = header.to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
@@ -328,13 +340,18 @@ pub fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
 
 /// The `.npy` encoding of one array. Values must be exact in the element type.
 pub fn npy_bytes(a: &RawArray) -> Vec<u8> {
-    let shape: Vec<String> = a.shape.iter().map(|d| format!("{d},")).collect();
+    // numpy's header: `(5,)` for one dimension, `(2, 3)` for more.
+    let shape: Vec<String> = a.shape.iter().map(|d| d.to_string()).collect();
+    let shape = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.join(", ")),
+    };
     let header = format!(
-        "{{'descr': '{}', 'fortran_order': {}, 'shape': ({}), }}",
+        "{{'descr': '{}', 'fortran_order': {}, 'shape': {shape}, }}",
         a.descr,
         if a.fortran { "True" } else { "False" },
-        shape.join(" ")
     );
+
     let mut data = Vec::new();
     // Column-major order visits the C-order values with the last index slowest.
     let order: Vec<usize> = if a.fortran {
