@@ -12,26 +12,7 @@ fn curves_are_deterministic_and_start_from_the_same_point() {
     let d = Dir::new();
     specs(&d);
     train(&d, "opt.npz");
-    let eval = |out: &str| {
-        d.ok(
-            "evaluate",
-            &[
-                "--spec",
-                "test.npz",
-                "--steps",
-                "6",
-                "-O",
-                "lstm:opt.npz,sgd,nag,rmsprop,adam",
-                "--tune",
-                "--validation",
-                "val.npz",
-                "--tuning-output",
-                "tuning.parquet",
-                "-o",
-                out,
-            ],
-        )
-    };
+    let eval = |out: &str| evaluate_tuned(&d, "lstm:opt.npz,sgd,nag,rmsprop,adam", out);
     eval("a.parquet");
     eval("b.parquet");
     let a = read_trajectories(&d.path("a.parquet")).unwrap();

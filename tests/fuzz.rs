@@ -225,11 +225,18 @@ impl SetVisitor for TwoSteps {
 fn spec_reader() {
     let d = Dir::new();
     specs_for_fuzzing(&d);
-    let bases = ["train.npz", "numpy.npz", "mlp.npz", "mlp2.npz"]
-        .iter()
-        .map(|n| std::fs::read(d.path(n)).unwrap())
-        .collect();
-    let data = d.path("digits.csv");
+    let mlp = Dir::new();
+    mlp_specs(&mlp);
+    let bases = [
+        d.path("train.npz"),
+        d.path("numpy.npz"),
+        mlp.path("test.npz"),
+        mlp.path("test2.npz"),
+    ]
+    .iter()
+    .map(|p| std::fs::read(p).unwrap())
+    .collect();
+    let data = mlp.path("digits.csv");
     fuzz(
         Reader {
             name: "spec",
@@ -296,24 +303,7 @@ fn trajectory_reader() {
     specs_for_fuzzing(&d);
     train(&d, "opt.npz");
     evaluate_briefly(&d, "lstm:opt.npz,sgd,adam", "t.parquet");
-    d.ok(
-        "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "4",
-            "-O",
-            "sgd,adam",
-            "--tune",
-            "--validation",
-            "val.npz",
-            "--tuning-output",
-            "tuning.parquet",
-            "-o",
-            "tuned.parquet",
-        ],
-    );
+    evaluate_tuned(&d, "sgd,adam", "tuned.parquet");
     let bases = ["t.parquet", "tuned.parquet", "tuning.parquet"]
         .iter()
         .map(|n| std::fs::read(d.path(n)).unwrap())
@@ -351,30 +341,8 @@ fn trajectory_reader() {
     );
 }
 
-/// The quadratic specs of the shared harness, one written as numpy writes it, and two MLP
-/// specs on the tiny dataset.
+/// The quadratic specs of the shared harness, and one written as numpy writes it.
 fn specs_for_fuzzing(d: &Dir) {
     specs(d);
     numpy_spec(&d.path("numpy.npz"), 3, 2, "W", 3, false);
-    tiny_csv(&d.path("digits.csv"));
-    for (name, hidden) in [("mlp.npz", "4"), ("mlp2.npz", "3,3")] {
-        d.ok(
-            "sample-optimizee",
-            &[
-                "mlp",
-                "--data",
-                "digits.csv",
-                "--count",
-                "2",
-                "--seed",
-                "5",
-                "--hidden",
-                hidden,
-                "--batch-size",
-                "8",
-                "-o",
-                name,
-            ],
-        );
-    }
 }

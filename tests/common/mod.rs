@@ -139,6 +139,29 @@ pub fn evaluate_briefly(d: &Dir, optimizers: &str, out: &str) -> String {
     )
 }
 
+/// Six steps of `optimizers` on test.npz, baselines tuned on val.npz, the tuning table in
+/// tuning.parquet; returns stderr.
+pub fn evaluate_tuned(d: &Dir, optimizers: &str, out: &str) -> String {
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "6",
+            "-O",
+            optimizers,
+            "--tune",
+            "--validation",
+            "val.npz",
+            "--tuning-output",
+            "tuning.parquet",
+            "-o",
+            out,
+        ],
+    )
+}
+
 /// A spec as numpy.savez writes it: float64 arrays, no family record.
 pub fn numpy_spec(path: &Path, n: usize, d: usize, w_name: &str, y_rows: usize, nan: bool) {
     let mut w = Array3::<f64>::from_shape_fn((n, d, d), |(i, j, k)| {

@@ -1,6 +1,7 @@
 //! The mutators of the fuzz test: bytes, npz members and `.npy` headers, parquet columns.
 //! Each returns the mutated file and a short description of what was done to it.
 
+use crate::common::npy_file;
 use arrow::array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, LargeStringArray,
     NullArray, StringArray, UInt64Array,
@@ -166,14 +167,6 @@ fn split_npy(bytes: &[u8]) -> (String, Vec<u8>) {
     )
 }
 
-fn join_npy(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 const DESCRS: &[&str] = &[
     "<f4", ">f4", "<f8", ">f8", "<f2", ">f2", "<i8", ">i8", "<i4", "<i2", "|i1", "|u1", "<u2",
     "<u4", "<u8", "|b1", "<c8", "<U3", "|O", "|S4", "<M8[s]", "f4", "=f8", "<f16", "", "<x4",
@@ -237,7 +230,7 @@ fn random_member(rng: &mut Rng) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    join_npy(
+    npy_file(
         &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"),
         &data,
     )
@@ -291,7 +284,7 @@ pub fn mutate_npz(rng: &mut Rng, base: &[u8]) -> (Vec<u8>, String) {
                         header[..cut].to_string()
                     }
                 };
-                m[i].1 = join_npy(&header, &data);
+                m[i].1 = npy_file(&header, &data);
                 what.push(format!("header {name}: {header}"));
             }
             2 => {
@@ -301,7 +294,7 @@ pub fn mutate_npz(rng: &mut Rng, base: &[u8]) -> (Vec<u8>, String) {
                 } else {
                     data.extend((0..1 + rng.below(16)).map(|_| rng.next() as u8));
                 }
-                m[i].1 = join_npy(&header, &data);
+                m[i].1 = npy_file(&header, &data);
                 what.push(format!("data length {name}"));
             }
             3 | 4 => {
