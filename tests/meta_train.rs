@@ -32,17 +32,9 @@ fn killed_training_resumes_where_it_stopped() {
         l2l::learned::LearnedOptimizer::load(&d.path("straight.npz")).unwrap()
     };
     // A run cut short after 2 epochs (as if killed after its last resume state) ...
-    let mut args = vec![
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "-o",
-        "resumed.npz",
-    ];
-    args.extend_from_slice(TINY_TRAIN);
+    let args = tiny_training("resumed.npz");
     let mut short = args.clone();
-    short[7] = "2";
+    short[EPOCHS_AT] = "2";
     d.ok("meta-train", &short);
     std::fs::remove_file(d.path("resumed.npz")).unwrap();
     // ... continues from its resume state to the same result.
@@ -61,17 +53,9 @@ fn killed_training_resumes_where_it_stopped() {
 fn a_second_run_on_the_same_output_is_refused_and_stale_temporaries_are_removed() {
     let d = Dir::new();
     specs(&d);
-    let mut args = vec![
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "-o",
-        "busy.npz",
-    ];
-    args.extend_from_slice(TINY_TRAIN);
+    let args = tiny_training("busy.npz");
     let mut long = args.clone();
-    long[7] = "1000000";
+    long[EPOCHS_AT] = "1000000";
     let mut first = d
         .command("meta-train", &long)
         .stdout(std::process::Stdio::null())

@@ -120,14 +120,20 @@ pub fn train(d: &Dir, out: &str) -> String {
 
 /// Tiny meta-training on train.npz, validated on val.npz, with `flags` added; returns stderr.
 pub fn train_with(d: &Dir, flags: &[&str], out: &str) -> String {
-    let args = [
+    d.ok("meta-train", &[flags, &tiny_training(out)].concat())
+}
+
+/// The arguments of the tiny meta-training on train.npz, validated on val.npz; `--epochs`'
+/// value is at index [`EPOCHS_AT`].
+pub fn tiny_training(out: &str) -> Vec<&str> {
+    [
         &["--train", "train.npz", "--validation", "val.npz", "-o", out],
-        flags,
         TINY_TRAIN,
     ]
-    .concat();
-    d.ok("meta-train", &args)
+    .concat()
 }
+
+pub const EPOCHS_AT: usize = 7;
 
 /// Six steps of `optimizers` on test.npz, untuned.
 pub fn evaluate_briefly(d: &Dir, optimizers: &str, out: &str) -> String {
