@@ -3,7 +3,7 @@
 
 use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
-use crate::io::OutputLock;
+use crate::io::{is_special, OutputLock};
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
 use std::path::Path;
 use std::process::ExitCode;
@@ -126,6 +126,10 @@ pub fn claim_outputs(
         .collect();
     let mut seen: Vec<(&str, std::path::PathBuf)> = Vec::new();
     for (flag, path) in outputs {
+        if is_special(path) {
+            // A terminal or pipe behind /dev/stdout may have no name to compare.
+            continue;
+        }
         let c = canonical(path)?;
         if c.is_dir() {
             return Err(Error::Config(format!(
@@ -142,8 +146,10 @@ pub fn claim_outputs(
         }
         seen.push((flag, c));
     }
+    // A device, pipe or socket is written in place, and has no folder of ours to lock in.
     outputs
         .iter()
+        .filter(|(_, path)| !is_special(path))
         .map(|(flag, path)| OutputLock::claim(flag, path))
         .collect()
 }

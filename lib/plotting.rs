@@ -2,7 +2,7 @@
 //! optimisation step, log y axis, the learned optimizer solid and the baselines dashed.
 
 use crate::error::{Error, Result};
-use crate::io::temporary_sibling;
+use crate::io::{install, temporary_sibling};
 use crate::trajectory::TrajectoryRow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -208,8 +208,8 @@ fn render_png_and_svg(
             draw_svg(&root).map_err(|e| plot_err(&e))?;
             root.present().map_err(|e| plot_err(&e))?;
         }
-        std::fs::rename(&tmp_png, png).map_err(|e| Error::io(png, e))?;
-        std::fs::rename(&tmp_svg, &svg).map_err(|e| Error::io(&svg, e))?;
+        install(&tmp_png, png)?;
+        install(&tmp_svg, &svg)?;
         Ok(())
     })();
     if result.is_err() {

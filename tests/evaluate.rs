@@ -410,6 +410,69 @@ fn a_declared_shape_larger_than_the_data_is_refused() {
     );
 }
 
+/// Issue #14 (its safety part): an output that already exists and is not a regular file (a
+/// FIFO, a link to one, a character device) is opened and written in place; the temporary file
+/// and rename that regular outputs get would replace it (`-o /dev/stdout` as root once replaced
+/// the system's `/dev/stdout` link).
+#[test]
+fn outputs_that_are_not_regular_files_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Dir::new();
+    specs(&d);
+    evaluate_briefly(&d, "sgd,adam", "regular.parquet");
+    let expected = read_trajectories(&d.path("regular.parquet")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.path("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("pipe", d.path("link")).unwrap();
+    for output in ["pipe", "link"] {
+        let fifo = d.path(output);
+        let reader = std::thread::spawn(move || std::fs::read(fifo).unwrap());
+        evaluate_briefly(&d, "sgd,adam", output);
+        // Checked before waiting for the reader, which a replaced pipe would leave blocked.
+        let pipe = std::fs::symlink_metadata(d.path("pipe")).unwrap();
+        assert!(pipe.file_type().is_fifo(), "-o {output} replaced the pipe");
+        std::fs::write(d.path("received.parquet"), reader.join().unwrap()).unwrap();
+        assert_eq!(
+            read_trajectories(&d.path("received.parquet")).unwrap(),
+            expected
+        );
+    }
+    assert!(std::fs::metadata(d.path("pipe"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(d.path("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A copy of /dev/null's device numbers (1:3), where the tests may make one (as root).
+    let null = d.path("null");
+    let made = std::process::Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        evaluate_briefly(&d, "sgd,adam", "null");
+        assert!(std::fs::metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    } else {
+        eprintln!("skipped the character device: mknod needs root");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d.path("."))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// Issue #13, cause 5: an output that names an input (however the path is spelt) or another
 /// output is refused before any work, and the input is left as it was.
 #[test]

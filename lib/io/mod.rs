@@ -16,12 +16,25 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Whether `path` names something that exists and is not a regular file or a folder (a
+/// character device such as `/dev/null` or a terminal, a FIFO, a socket, or a link to one).
+/// Such an output is written in place: a temporary renamed over it would replace the device
+/// or pipe itself (issue #14: `-o /dev/stdout`, run as root, once replaced the system's
+/// `/dev/stdout` link with a file).
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Writes a file through a temporary sibling that is renamed into place only after `write`
-/// succeeds, so a failed or killed run never leaves a partial output under the real name.
+/// succeeds, so a failed or killed run never leaves a partial output under the real name. An
+/// output that [`is_special`] is opened and written in place instead.
 pub fn write_atomically<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
 ) -> Result<T> {
+    if is_special(path) {
+        return write_in_place(path, write);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -49,4 +62,33 @@ pub fn write_atomically<T>(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes to a device, pipe or socket as it is: opened for writing (never created, truncated
+/// or renamed), written, flushed.
+fn write_in_place<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
+) -> Result<T> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut out = BufWriter::new(file);
+    let value = write(&mut out)?;
+    out.flush().map_err(|e| Error::io(path, e))?;
+    Ok(value)
+}
+
+/// Puts a finished temporary file in place of `path`: renamed over it, or, where `path`
+/// [`is_special`], copied into it and removed.
+pub fn install(tmp: &Path, path: &Path) -> Result<()> {
+    if is_special(path) {
+        let bytes = std::fs::read(tmp).map_err(|e| Error::io(tmp, e))?;
+        let _ = std::fs::remove_file(tmp);
+        return write_in_place(path, |out| {
+            out.write_all(&bytes).map_err(|e| Error::io(path, e))
+        });
+    }
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
 }
