@@ -401,8 +401,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
         .flat_map(|c| [c.lstm_final, c.best_baseline_final])
         .filter(|v| finite(*v))
         .fold(0.0f64, f64::max)
-        .max(1e-3)
-        .min(1e300)
+        .clamp(1e-3, 1e300)
         * 1.15;
     // The swept sizes as evenly spaced categories, labelled with their values.
     let mut units: Vec<usize> = cells.iter().map(|c| c.units).collect();

@@ -69,9 +69,9 @@ fn too_large(size: usize) {
     use std::io::Write;
     let mut buf = [0u8; 256];
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(
+    let _ = writeln!(
         cursor,
-        "fuzz: an allocation of {size} bytes, over the limit; cases running: spec {}, checkpoint {}, trajectory {}\n",
+        "fuzz: an allocation of {size} bytes, over the limit; cases running: spec {}, checkpoint {}, trajectory {}",
         CURRENT[0].load(Ordering::Relaxed),
         CURRENT[1].load(Ordering::Relaxed),
         CURRENT[2].load(Ordering::Relaxed)
@@ -330,7 +330,7 @@ fn trajectory_reader() {
                         }
                     }
                     if let Ok(panel) = Panel::from_rows("case", &rows) {
-                        if draw % 8 == 0 {
+                        if draw.is_multiple_of(8) {
                             let _ = draw_figure(&[panel], &figure, font);
                         }
                     }

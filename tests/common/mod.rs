@@ -356,7 +356,7 @@ pub fn raw_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
 /// with spaces to a multiple of 64 bytes and ended by a newline, as numpy writes it.
 pub fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
     let mut header = header.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -95,9 +95,8 @@ pub fn mutate_bytes(rng: &mut Rng, base: &[u8]) -> (Vec<u8>, String) {
                 let v = *rng.pick(INTERESTING_INTEGERS) as u64;
                 let width = *rng.pick(&[2usize, 4, 8]);
                 let bytes = v.to_le_bytes();
-                for k in 0..width.min(b.len() - at) {
-                    b[at + k] = bytes[k];
-                }
+                let n = width.min(b.len() - at);
+                b[at..at + n].copy_from_slice(&bytes[..n]);
                 what.push(format!("word{width}@{at}={v}"));
             }
             3 => {
