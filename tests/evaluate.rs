@@ -465,11 +465,7 @@ fn outputs_that_are_not_regular_files_are_written_in_place() {
     } else {
         eprintln!("skipped the character device: mknod needs root");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(d.path("."))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    let leftovers = d.names_starting(".");
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

@@ -85,11 +85,7 @@ fn a_second_run_on_the_same_output_is_refused_and_stale_temporaries_are_removed(
         std::fs::write(d.path(stale), b"partial").unwrap();
     }
     d.ok("meta-train", &[&args[..], &["--restart"]].concat());
-    let left: Vec<String> = std::fs::read_dir(d.path("."))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".busy"))
-        .collect();
+    let left = d.names_starting(".busy");
     assert!(left.is_empty(), "left behind: {left:?}");
     l2l::learned::LearnedOptimizer::load(&d.path("busy.npz")).unwrap();
 }

@@ -49,6 +49,15 @@ impl Dir {
         assert!(out.status.success(), "{bin} {args:?} failed:\n{stderr}");
         stderr
     }
+    /// The names in this folder that start with `prefix` (a dot finds the hidden temporaries
+    /// and lock files a run may leave).
+    pub fn names_starting(&self, prefix: &str) -> Vec<String> {
+        std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    }
     /// Runs a command that must fail: non-zero exit, one line on stderr naming the problem,
     /// no panic, and no file left at `output` (nor a temporary beside it).
     pub fn fails(&self, bin: &str, args: &[&str], output: &str, expect: &str) {
