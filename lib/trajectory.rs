@@ -138,12 +138,12 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
     })
 }
 
-fn decode_trajectories(path: &Path, file: bytes::Bytes, size: u64) -> Result<Vec<TrajectoryRow>> {
+fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Vec<TrajectoryRow>> {
     let err = |d: String| Error::Parquet {
         path: path.into(),
         detail: d,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
     check_column_chunks(builder.metadata(), size).map_err(err)?;
     let reader = builder.build().map_err(|e| err(e.to_string()))?;

@@ -280,19 +280,7 @@ fn an_output_that_is_an_input_is_refused() {
             "the same file as --init",
         ),
     ] {
-        let args = [
-            &[
-                "--train",
-                "train.npz",
-                "--validation",
-                "val.npz",
-                "-o",
-                output,
-            ][..],
-            extra,
-            TINY_TRAIN,
-        ]
-        .concat();
+        let args = [extra, &tiny_training(output)].concat();
         let out = d.run("meta-train", &args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
