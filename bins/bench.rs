@@ -1,10 +1,12 @@
 //! `l2l-bench` (`make bench`): how close meta-training and evaluation come to this machine's
 //! FLOP limit. Prints a table and writes a parquet file with columns task, measure, value, unit.
 
+use anyhow::Context;
 use clap::Parser;
 use l2l::baselines::Baseline;
 use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
+use l2l::io::{describe, is_stdio};
 use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
 use l2l::meta::{MetaTrainConfig, MetaTrainer, Workspace};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
@@ -23,7 +25,8 @@ use std::time::Instant;
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Results table (parquet).
+    /// Results table (parquet); `-` writes it to standard output (the text table then goes
+    /// to standard error).
     #[arg(short, long, default_value = "out/bench/results.parquet")]
     output: PathBuf,
     /// MNIST data for the MNIST-sized task (the real MLP 784-20-10, 15,910 coordinates);
@@ -112,6 +115,18 @@ fn epoch_seconds<P: ProblemSet>(cfg: &MetaTrainConfig, batch: &P, repeats: usize
 
 fn run(args: Args) -> anyhow::Result<()> {
     l2l::init_blas_threads(1);
+    // The default output's folder is made for the user; the output is claimed before the
+    // minutes of measuring, so a bad --output fails at once.
+    match args.output.parent() {
+        Some(dir) if !is_stdio(&args.output) && !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the folder {}", dir.display()))?
+        }
+        _ => {}
+    }
+    let mut inputs = Vec::new();
+    inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
+    let _claims = l2l::cli::claim_outputs(&[("--output", args.output.as_path())], &inputs)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut add = |task: &str, measure: &str, value: f64, unit: &str| {
         rows.push(Row {
@@ -321,15 +336,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         "MiB",
     );
 
-    println!("{:<34} {:<42} {:>12} unit", "task", "measure", "value");
+    // The table goes to standard output, unless the parquet results go there.
+    let to_stdout = is_stdio(&args.output);
+    let mut table = format!("{:<34} {:<42} {:>12} unit\n", "task", "measure", "value");
     for r in &rows {
-        println!(
-            "{:<34} {:<42} {:>12.4} {}",
+        table += &format!(
+            "{:<34} {:<42} {:>12.4} {}\n",
             r.task, r.measure, r.value, r.unit
         );
     }
-    if let Some(dir) = args.output.parent() {
-        std::fs::create_dir_all(dir)?;
+    if to_stdout {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
     }
     write_table(
         &args.output,
@@ -352,7 +371,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
         ],
     )?;
-    eprintln!("l2l-bench: wrote {}", args.output.display());
+    eprintln!("l2l-bench: wrote {}", describe(&args.output, true));
     Ok(())
 }
 

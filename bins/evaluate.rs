@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{lr_grid, run as run_optimizer, tune, validate_steps, Curves};
+use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
 use l2l::problems::{load_companion, FromSpec, SetVisitor, Spec};
 use l2l::trajectory::{write_table, write_trajectories, Column};
@@ -66,11 +67,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(lr) = args.lr {
         l2l::baselines::validate_lr(lr)?;
     }
-    let mut choices = Vec::new();
-    for arg in &args.optimizers {
-        choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
-    }
-    l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
+    // Claimed first: a checkpoint of `-` is read only after standard input is checked.
     let checkpoints: Vec<PathBuf> = args
         .optimizers
         .iter()
@@ -91,6 +88,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             .map(|p| ("--tuning-output", p)),
     );
     let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
+    let mut choices = Vec::new();
+    for arg in &args.optimizers {
+        choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
+    }
+    l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
     Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
         args: &args,
         choices,
@@ -187,7 +189,7 @@ fn evaluate_on<P: FromSpec>(
                     ),
                 ],
             )
-            .with_context(|| format!("writing {}", path.display()))?;
+            .with_context(|| format!("writing {}", describe(path, true)))?;
         }
     }
 
@@ -209,7 +211,7 @@ fn evaluate_on<P: FromSpec>(
         })
         .collect::<anyhow::Result<_>>()?;
     write_trajectories(&args.output, &curves)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+        .with_context(|| format!("writing {}", describe(&args.output, true)))?;
     Ok(())
 }
 

@@ -299,13 +299,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     // The claims are held to the end of the run: no second run can write this checkpoint or
     // its resume state meanwhile.
     let _claims = if args.check_meta_gradient.is_none() {
-        l2l::cli::claim_outputs(
-            &[
-                ("--output", args.output.as_path()),
-                ("the resume state of --output", state.as_path()),
-            ],
-            &inputs,
-        )?
+        let mut outputs = vec![("--output", args.output.as_path())];
+        outputs.extend(
+            state
+                .as_deref()
+                .map(|s| ("the resume state of --output", s)),
+        );
+        l2l::cli::claim_outputs(&outputs, &inputs)?
     } else {
         Vec::new()
     };
@@ -369,8 +369,8 @@ fn train_with<S: TrainingSource>(
     if let Some(batches) = args.check_meta_gradient {
         return check_meta_gradient(&fresh_trainer(args, config)?, &source, batches);
     }
-    let state = resume_path(&args.output);
-    let trainer = if state.exists() && !args.restart {
+    let state = resume_path(&args.output).filter(|s| s.exists() && !args.restart);
+    let trainer = if let Some(state) = state {
         let t = MetaTrainer::resume(config.clone(), &state, &source.describe())
             .with_context(|| format!("resuming from {}", state.display()))?;
         eprintln!(
@@ -423,7 +423,7 @@ fn train_with<S: TrainingSource>(
     let rate = last.map(|p| p.optimizee_steps_per_second).unwrap_or(0.0);
     eprintln!(
         "meta-train: wrote {} (epoch {}, validation loss {:.4}) after {secs:.1}s, {rate:.0} optimizee steps/s",
-        args.output.display(),
+        l2l::io::describe(&args.output, true),
         best.epoch,
         best.validation_loss
     );

@@ -1,6 +1,7 @@
 //! `plot`: turns trajectory files into learning-curve figures.
 
 use clap::Parser;
+use l2l::io::is_stdio;
 use l2l::plotting::{draw_figure, draw_sweep, Panel, SweepCell, DEFAULT_FONT_PATH};
 use l2l::trajectory::{read_trajectories, write_table, Column};
 use std::path::PathBuf;
@@ -16,10 +17,15 @@ use std::process::ExitCode;
 #[command(version, about, long_about)]
 struct Args {
     /// A panel: a trajectory file, optionally with a title as FILE=TITLE. Repeat for more.
-    #[arg(long = "panel", required_unless_present = "cells")]
+    /// One FILE may be `-`, standard input.
+    #[arg(
+        long = "panel",
+        required_unless_present = "cells",
+        allow_hyphen_values = true
+    )]
     panels: Vec<String>,
     /// A cell of an architecture sweep (Figure 6): FILE=LAYERS,UNITS. Repeat for every cell.
-    #[arg(long = "cell", conflicts_with = "panels")]
+    #[arg(long = "cell", conflicts_with = "panels", allow_hyphen_values = true)]
     cells: Vec<String>,
     /// With --cell: the architecture the optimizer was trained on, LAYERS,UNITS (circled).
     #[arg(long = "trained-on", default_value = "1,20")]
@@ -28,7 +34,7 @@ struct Args {
     /// best_baseline, best_baseline_lr, best_baseline_final_loss).
     #[arg(long)]
     table: Option<PathBuf>,
-    /// Output PNG; the SVG goes beside it.
+    /// Output PNG; the SVG goes beside it. `-` writes the PNG alone to standard output.
     #[arg(short, long)]
     output: PathBuf,
     /// TrueType font for the text.
@@ -37,9 +43,10 @@ struct Args {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let to_stdout = is_stdio(&args.output);
     anyhow::ensure!(
-        args.output.extension().is_some_and(|e| e == "png"),
-        "--output must end in .png (the SVG is written beside it)"
+        to_stdout || args.output.extension().is_some_and(|e| e == "png"),
+        "--output must end in .png (the SVG is written beside it), or be - for standard output"
     );
     let files: Vec<PathBuf> = args
         .panels
@@ -53,10 +60,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     inputs.push(("--font", args.font.as_path()));
     let svg = args.output.with_extension("svg");
-    let mut outputs: Vec<(&str, &std::path::Path)> = vec![
-        ("--output", args.output.as_path()),
-        ("the SVG beside --output", svg.as_path()),
-    ];
+    let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--output", args.output.as_path())];
+    if !to_stdout {
+        outputs.push(("the SVG beside --output", svg.as_path()));
+    }
     outputs.extend(args.table.as_deref().map(|p| ("--table", p)));
     let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
     if !args.cells.is_empty() {
@@ -72,12 +79,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         panels.push(Panel::from_rows(&title, &rows)?);
     }
     draw_figure(&panels, &args.output, &args.font)?;
-    eprintln!(
-        "plot: wrote {} and {}",
-        args.output.display(),
-        args.output.with_extension("svg").display()
-    );
+    report_written(&args.output);
     Ok(())
+}
+
+fn report_written(png: &std::path::Path) {
+    if is_stdio(png) {
+        eprintln!("plot: wrote the PNG to standard output");
+    } else {
+        eprintln!(
+            "plot: wrote {} and {}",
+            png.display(),
+            png.with_extension("svg").display()
+        );
+    }
 }
 
 fn pair(text: &str, what: &str) -> anyhow::Result<(usize, usize)> {
@@ -144,11 +159,7 @@ fn sweep(args: &Args) -> anyhow::Result<()> {
             c.layers, c.units, c.lstm_final, c.best_baseline, c.best_baseline_final
         );
     }
-    eprintln!(
-        "plot: wrote {} and {}",
-        args.output.display(),
-        args.output.with_extension("svg").display()
-    );
+    report_written(&args.output);
     Ok(())
 }
 

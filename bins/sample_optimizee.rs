@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use l2l::datasets::Dataset;
+use l2l::io::describe;
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::{QuadraticFamily, ValueDistribution};
 use l2l::rng::streams;
@@ -108,10 +109,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             family.check_count(count)?;
             let set = family.sample(seed, count, streams::spec_problem);
             set.save(&output)
-                .with_context(|| format!("writing {}", output.display()))?;
+                .with_context(|| format!("writing {}", describe(&output, true)))?;
             eprintln!(
                 "sample-optimizee: wrote {count} quadratics of dimension {dims} to {}",
-                output.display()
+                describe(&output, true)
             );
         }
         Family::Mlp {
@@ -147,12 +148,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                 seed,
             )?;
             set.save(&output)
-                .with_context(|| format!("writing {}", output.display()))?;
+                .with_context(|| format!("writing {}", describe(&output, true)))?;
             eprintln!(
                 "sample-optimizee: wrote {count} runs of the MLP {} ({} parameters) to {}",
                 set.architecture.describe(),
                 set.architecture.num_params(),
-                output.display()
+                describe(&output, true)
             );
         }
     }

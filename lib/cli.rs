@@ -3,7 +3,7 @@
 
 use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
-use crate::io::{is_special, OutputLock};
+use crate::io::{check_stdio, is_special, is_stdio, OutputLock};
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
 use std::path::Path;
 use std::process::ExitCode;
@@ -113,20 +113,23 @@ fn canonical(path: &Path) -> Result<std::path::PathBuf> {
 
 /// Claims a run's outputs before any work: refuses an output that is one of the inputs or
 /// another output (paths are compared as the files they name, so `./a.npz` and `a.npz` are
-/// one file), or whose folder is missing or not writable, or that another run is writing.
+/// one file), or whose folder is missing or not writable, or that another run is writing, and
+/// checks the uses of `-` (standard input and output; see [`check_stdio`]).
 /// Each entry is (the flag that names it, the path). The claims last until the returned locks
 /// are dropped, at exit.
 pub fn claim_outputs(
     outputs: &[(&str, &Path)],
     inputs: &[(&str, &Path)],
 ) -> Result<Vec<OutputLock>> {
+    check_stdio(outputs, inputs)?;
     let inputs: Vec<(&str, std::path::PathBuf)> = inputs
         .iter()
+        .filter(|(_, p)| !is_stdio(p))
         .filter_map(|(flag, p)| canonical(p).ok().map(|c| (*flag, c)))
         .collect();
     let mut seen: Vec<(&str, std::path::PathBuf)> = Vec::new();
     for (flag, path) in outputs {
-        if is_special(path) {
+        if is_stdio(path) || is_special(path) {
             // A terminal or pipe behind /dev/stdout may have no name to compare.
             continue;
         }
@@ -146,10 +149,11 @@ pub fn claim_outputs(
         }
         seen.push((flag, c));
     }
-    // A device, pipe or socket is written in place, and has no folder of ours to lock in.
+    // Standard output, a device, pipe or socket is written in place, and has no folder of
+    // ours to lock in.
     outputs
         .iter()
-        .filter(|(_, path)| !is_special(path))
+        .filter(|(_, path)| !is_stdio(path) && !is_special(path))
         .map(|(flag, path)| OutputLock::claim(flag, path))
         .collect()
 }

@@ -2,7 +2,7 @@
 //! optimisation step, log y axis, the learned optimizer solid and the baselines dashed.
 
 use crate::error::{Error, Result};
-use crate::io::{install, temporary_sibling};
+use crate::io::{describe, install, is_stdio, temporary_sibling};
 use crate::trajectory::TrajectoryRow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -184,24 +184,34 @@ pub fn draw_figure(panels: &[Panel], png: &Path, font: &Path) -> Result<()> {
 }
 
 /// Draws a figure twice, as `png` and as the `.svg` beside it, through temporary files that are
-/// renamed into place only when both are complete.
+/// renamed into place only when both are complete. A `png` of `-` is standard output, which
+/// gets the PNG alone: there is no name to put an SVG beside.
 fn render_png_and_svg(
     png: &Path,
     size: (u32, u32),
     draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
     draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
 ) -> Result<()> {
+    let to_stdout = is_stdio(png);
     let svg = png.with_extension("svg");
-    // The formats are chosen by extension, so the temporaries keep theirs.
-    let tmp_png = temporary_sibling(png, ".png");
+    // The formats are chosen by extension, so the temporaries keep theirs. Standard output
+    // has no folder, so its PNG is drawn in the system's temporary folder.
+    let tmp_png = if to_stdout {
+        std::env::temp_dir().join(format!("l2l-plot.{}.tmp.png", std::process::id()))
+    } else {
+        temporary_sibling(png, ".png")
+    };
     let tmp_svg = temporary_sibling(&svg, ".svg");
-    let plot_err =
-        |e: &dyn std::fmt::Display| Error::Other(format!("drawing {}: {e}", png.display()));
+    let name = describe(png, true);
+    let plot_err = |e: &dyn std::fmt::Display| Error::Other(format!("drawing {name}: {e}"));
     let result = (|| {
         {
             let root = BitMapBackend::new(&tmp_png, size).into_drawing_area();
             draw_png(&root).map_err(|e| plot_err(&e))?;
             root.present().map_err(|e| plot_err(&e))?;
+        }
+        if to_stdout {
+            return install(&tmp_png, png);
         }
         {
             let root = SVGBackend::new(&tmp_svg, size).into_drawing_area();

@@ -5,7 +5,7 @@
 //! `loss` float64, `lr` float64 (null for learned optimizers).
 
 use crate::error::{Error, Result};
-use crate::io::{contain, write_atomically};
+use crate::io::{contain, describe, read_input, write_atomically, MAX_STDIN_BYTES};
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Losses of one optimizer on every problem: `losses[[problem, step]]`, step 0 at θ0.
@@ -62,11 +62,23 @@ impl Column {
     }
 }
 
-/// Writes named columns as one parquet file (snappy), atomically.
+/// Writes named columns as one parquet file (snappy), atomically (`-`: to standard output).
 pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
+    let name = describe(path, true);
     let err = |e: &dyn std::fmt::Display| Error::Parquet {
-        path: path.into(),
+        path: name.clone().into(),
         detail: e.to_string(),
+    };
+    // A failed write (a full disk, a reader that closed the pipe) stays an I/O error, so a
+    // closed pipe ends the run quietly as in other Unix tools.
+    let write_err = |e: parquet::errors::ParquetError| match &e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast_ref::<std::io::Error>() {
+                Some(io) => Error::io(&name, std::io::Error::new(io.kind(), io.to_string())),
+                None => err(&e),
+            }
+        }
+        _ => err(&e),
     };
     let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, c)| (n, c.into_array())))
         .map_err(|e| err(&e))?;
@@ -75,9 +87,9 @@ pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
         .build();
     write_atomically(path, |out| {
         let mut writer =
-            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| err(&e))?;
-        writer.write(&batch).map_err(|e| err(&e))?;
-        writer.close().map_err(|e| err(&e))?;
+            ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(write_err)?;
+        writer.write(&batch).map_err(write_err)?;
+        writer.close().map_err(write_err)?;
         Ok(())
     })
 }
@@ -121,13 +133,15 @@ pub struct TrajectoryRow {
     pub lr: Option<f64>,
 }
 
-/// Reads a trajectory file, checking that the five columns exist with their types. A file
-/// so corrupt that the parquet decoder fails inside is an error like any other.
+/// Reads a trajectory file (`-`: standard input), checking that the five columns exist with
+/// their types. A file so corrupt that the parquet decoder fails inside is an error like any
+/// other.
 pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
     // Decoded from memory: on a file, a corrupt page header that declares 2³¹ elements to
     // skip costs the parquet crate a read call each, close to a minute for 2 KiB (found by
     // the fuzz test); from memory it costs a second.
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_input(path, MAX_STDIN_BYTES)?;
+    let path = &PathBuf::from(describe(path, false));
     let size = bytes.len() as u64;
     let bytes = bytes::Bytes::from(bytes);
     contain(|| decode_trajectories(path, bytes, size)).unwrap_or_else(|panic| {

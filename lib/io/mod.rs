@@ -5,11 +5,13 @@ mod contain;
 mod lock;
 mod npy;
 mod npz;
+mod stdio;
 
 pub use contain::contain;
 pub use lock::{temporary_sibling, OutputLock};
 pub use npy::NpyElement;
 pub use npz::{write_npz, Npz, NpzArrays};
+pub use stdio::{check_stdio, describe, is_stdio, read_input, MAX_STDIN_BYTES, STDIO};
 
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -27,12 +29,12 @@ pub fn is_special(path: &Path) -> bool {
 
 /// Writes a file through a temporary sibling that is renamed into place only after `write`
 /// succeeds, so a failed or killed run never leaves a partial output under the real name. An
-/// output that [`is_special`] is opened and written in place instead.
+/// output that [`is_special`], or `-` (standard output), is written in place instead.
 pub fn write_atomically<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
 ) -> Result<T> {
-    if is_special(path) {
+    if is_stdio(path) || is_special(path) {
         return write_in_place(path, write);
     }
     let dir = match path.parent() {
@@ -64,30 +66,36 @@ pub fn write_atomically<T>(
     result
 }
 
-/// Writes to a device, pipe or socket as it is: opened for writing (never created, truncated
-/// or renamed), written, flushed.
+/// Writes to standard output, a device, pipe or socket as it is: opened for writing (never
+/// created, truncated or renamed), written, flushed.
 fn write_in_place<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
 ) -> Result<T> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let name = describe(path, true);
+    let file = if is_stdio(path) {
+        stdio::stdout_file()?
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(&name, e))?
+    };
     let mut out = BufWriter::new(file);
     let value = write(&mut out)?;
-    out.flush().map_err(|e| Error::io(path, e))?;
+    out.flush().map_err(|e| Error::io(&name, e))?;
     Ok(value)
 }
 
-/// Puts a finished temporary file in place of `path`: renamed over it, or, where `path`
-/// [`is_special`], copied into it and removed.
+/// Puts a finished temporary file in place of `path`: renamed over it, or, where `path` is `-`
+/// or [`is_special`], copied into it and removed.
 pub fn install(tmp: &Path, path: &Path) -> Result<()> {
-    if is_special(path) {
+    if is_stdio(path) || is_special(path) {
         let bytes = std::fs::read(tmp).map_err(|e| Error::io(tmp, e))?;
         let _ = std::fs::remove_file(tmp);
         return write_in_place(path, |out| {
-            out.write_all(&bytes).map_err(|e| Error::io(path, e))
+            out.write_all(&bytes)
+                .map_err(|e| Error::io(describe(path, true), e))
         });
     }
     std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))

@@ -2,12 +2,12 @@
 //! through memory so that a failed write leaves nothing behind.
 
 use super::npy::{self, NpyElement};
-use super::write_atomically;
+use super::{describe, is_special, is_stdio, read_input, write_atomically, MAX_STDIN_BYTES};
 use crate::error::{Error, Result};
 use ndarray::{Array, ArrayD, Dimension};
 use ndarray_npy::{NpzWriter, WritableElement};
 use std::fs::File;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The largest array member read, in bytes (8 GiB): far above any spec or checkpoint the
@@ -18,27 +18,30 @@ const MAX_MEMBER_BYTES: u64 = 1 << 33;
 /// An open `.npz` archive whose errors name the file and the array.
 pub struct Npz {
     path: PathBuf,
-    zip: zip::ZipArchive<File>,
+    zip: zip::ZipArchive<Source>,
     /// Array names without numpy's `.npy` suffix, in archive order.
     names: Vec<String>,
 }
 
 impl Npz {
+    /// Opens the archive at `path`; `-` reads it from standard input. What cannot seek (a
+    /// pipe, standard input) is read into memory first.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let zip = zip::ZipArchive::new(file).map_err(|e| Error::NotNpz {
-            path: path.into(),
+        let source = if is_stdio(path) || is_special(path) {
+            Source::Memory(Cursor::new(read_input(path, MAX_STDIN_BYTES)?))
+        } else {
+            Source::File(File::open(path).map_err(|e| Error::io(path, e))?)
+        };
+        let path = PathBuf::from(describe(path, false));
+        let zip = zip::ZipArchive::new(source).map_err(|e| Error::NotNpz {
+            path: path.clone(),
             detail: e.to_string(),
         })?;
         let names = zip
             .file_names()
             .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
             .collect();
-        Ok(Npz {
-            path: path.into(),
-            zip,
-            names,
-        })
+        Ok(Npz { path, zip, names })
     }
 
     pub fn path(&self) -> &Path {
@@ -143,6 +146,30 @@ impl Npz {
             self.scalar(name)
         } else {
             Ok(default)
+        }
+    }
+}
+
+/// Where an archive is read from: a file, or standard input's bytes (zip needs to seek).
+enum Source {
+    File(File),
+    Memory(Cursor<Vec<u8>>),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(f) => f.read(buf),
+            Source::Memory(m) => m.read(buf),
+        }
+    }
+}
+
+impl Seek for Source {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Source::File(f) => f.seek(pos),
+            Source::Memory(m) => m.seek(pos),
         }
     }
 }

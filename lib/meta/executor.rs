@@ -5,7 +5,7 @@ use super::config::MetaTrainConfig;
 use super::trainer::{EpochReport, MetaTrainer};
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
-use crate::io::{write_npz, Npz};
+use crate::io::{is_special, is_stdio, write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::problems::{ProblemSet, TrainingSource};
 use std::path::{Path, PathBuf};
@@ -28,13 +28,18 @@ pub struct Progress {
     pub resumed_from: Option<u64>,
 }
 
-/// The resume-state file kept beside a checkpoint.
-pub fn resume_path(output: &Path) -> PathBuf {
+/// The resume-state file kept beside a checkpoint. A checkpoint written to standard output
+/// (`-`), a pipe or a device has no folder of its own to keep one in, so that run keeps none
+/// and cannot be resumed.
+pub fn resume_path(output: &Path) -> Option<PathBuf> {
+    if is_stdio(output) || is_special(output) {
+        return None;
+    }
     let stem = output
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    output.with_file_name(format!("{stem}.resume.npz"))
+    Some(output.with_file_name(format!("{stem}.resume.npz")))
 }
 
 /// Runs `trainer` to `config.epochs`, validating every `eval_every` epochs and keeping the best
@@ -78,7 +83,9 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             if better && (loss.is_finite() || trainer.best.is_none()) {
                 trainer.best = Some(trainer.current(loss));
             }
-            trainer.save_state(&state_path, &describe)?;
+            if let Some(path) = &state_path {
+                trainer.save_state(path, &describe)?;
+            }
         }
         let seconds = start.elapsed().as_secs_f64();
         observe(&Progress {
@@ -96,8 +103,8 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     }
     let ran = trainer.epoch > resumed_from.unwrap_or(0);
     if ran && trainer.updates == 0 {
-        if resumed_from.is_none() {
-            let _ = std::fs::remove_file(&state_path);
+        if let (None, Some(path)) = (resumed_from, &state_path) {
+            let _ = std::fs::remove_file(path);
         }
         return Err(Error::Other(format!(
             "nothing was trained: all {} unrolls were skipped because the loss or the \

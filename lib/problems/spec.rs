@@ -6,8 +6,8 @@
 use super::mlp::{MlpSet, MlpSource};
 use super::{ProblemSet, QuadraticSet, QuadraticSource, TrainingSource};
 use crate::error::{Error, Result};
-use crate::io::{Npz, NpzArrays};
-use std::path::Path;
+use crate::io::{describe, Npz, NpzArrays};
+use std::path::{Path, PathBuf};
 
 /// The spec format version this l2l writes and reads.
 pub const SPEC_VERSION: i64 = 1;
@@ -39,14 +39,14 @@ pub trait SourceVisitor {
 }
 
 impl Spec {
-    /// Reads a spec; an MLP spec loads its dataset from the recorded path, or `data` if given.
+    /// Reads a spec (`-`: standard input); an MLP spec loads its dataset from the recorded path, or `data` if given.
     pub fn load(path: &Path, data: Option<&Path>) -> Result<Spec> {
         let mut npz = Npz::open(path)?;
         let kind = if npz.has("kind") {
             let version = npz.scalar("format_version")? as i64;
             if version != SPEC_VERSION {
                 return Err(Error::bad_file(
-                    path,
+                    npz.path(),
                     format!("spec format version {version}; this l2l reads version {SPEC_VERSION}"),
                 ));
             }
@@ -57,7 +57,7 @@ impl Spec {
             "quadratic".to_string()
         } else {
             return Err(Error::bad_file(
-                path,
+                npz.path(),
                 format!(
                     "is not a problem spec: a quadratic spec holds W, y and theta0, an MLP spec hidden_sizes and theta0, but this file holds {}",
                     if npz.names().is_empty() { "no arrays".to_string() } else { npz.names().join(", ") }
@@ -68,7 +68,7 @@ impl Spec {
             "quadratic" => Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?)),
             "mlp" => Ok(Spec::Mlp(MlpSet::load(&mut npz, data)?)),
             other => Err(Error::bad_file(
-                path,
+                npz.path(),
                 format!("spec of unknown kind '{other}'; this l2l reads quadratic and mlp specs"),
             )),
         }
@@ -126,6 +126,7 @@ impl FromSpec for MlpSet {
 /// spec beside a training or test spec).
 pub fn load_companion<P: FromSpec>(path: &Path, data: Option<&Path>, like: &P) -> Result<P> {
     let spec = Spec::load(path, data)?;
+    let path = &PathBuf::from(describe(path, false));
     let kind = spec.kind();
     let set = P::from_spec(spec).ok_or_else(|| {
         Error::bad_file(

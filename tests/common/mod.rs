@@ -49,6 +49,52 @@ impl Dir {
         assert!(out.status.success(), "{bin} {args:?} failed:\n{stderr}");
         stderr
     }
+    /// Runs binaries as a shell pipeline, each one's standard output into the next one's
+    /// standard input; the first reads `stdin`. Returns each stage's stderr, after checking
+    /// that every stage exited 0, and the last stage's standard output.
+    pub fn pipeline(&self, stdin: &[u8], stages: &[(&str, &[&str])]) -> (Vec<String>, Vec<u8>) {
+        use std::io::{Read, Write};
+        use std::process::Stdio;
+        let mut children = Vec::new();
+        let mut feed: Option<Stdio> = None;
+        for (i, (bin, args)) in stages.iter().enumerate() {
+            let mut command = self.command(bin, args);
+            command
+                .stdin(feed.take().unwrap_or_else(Stdio::piped))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = command.spawn().unwrap();
+            if i == 0 {
+                let mut input = child.stdin.take().unwrap();
+                let bytes = stdin.to_vec();
+                std::thread::spawn(move || {
+                    let _ = input.write_all(&bytes);
+                });
+            }
+            if i + 1 < stages.len() {
+                feed = Some(Stdio::from(child.stdout.take().unwrap()));
+            }
+            children.push(child);
+        }
+        let mut last = Vec::new();
+        let mut stdout = children.last_mut().unwrap().stdout.take().unwrap();
+        stdout.read_to_end(&mut last).unwrap();
+        let mut stderrs = Vec::new();
+        for ((bin, args), child) in stages.iter().zip(children) {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{bin} {args:?} failed:\n{stderr}");
+            stderrs.push(stderr);
+        }
+        (stderrs, last)
+    }
+    /// Makes a named pipe (FIFO) in this folder.
+    pub fn fifo(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        let made = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success(), "mkfifo {name}");
+        path
+    }
     /// The names in this folder that start with `prefix` (a dot finds the hidden temporaries
     /// and lock files a run may leave).
     pub fn names_starting(&self, prefix: &str) -> Vec<String> {

@@ -116,13 +116,15 @@ fn check_resume(cfg: MetaTrainConfig) {
         |_| {},
     )
     .unwrap();
-    let resumed = MetaTrainer::resume(cfg.clone(), &resume_path(&out), &source.describe()).unwrap();
+    let resumed =
+        MetaTrainer::resume(cfg.clone(), &resume_path(&out).unwrap(), &source.describe()).unwrap();
     assert_eq!(resumed.epoch, 4);
     let finished = train(resumed, &source, Some(&validation), &out, |_| {}).unwrap();
     assert_eq!(straight, finished, "{cfg:?}");
 
     let other = MetaTrainConfig { seed: 12, ..cfg };
-    let err = MetaTrainer::resume(other, &resume_path(&out), &source.describe()).unwrap_err();
+    let err =
+        MetaTrainer::resume(other, &resume_path(&out).unwrap(), &source.describe()).unwrap_err();
     assert!(err.to_string().contains("--restart"), "{err}");
 }
 
