@@ -3,7 +3,7 @@
 
 use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
-use crate::io::{check_stdio, is_special, is_stdio, OutputLock};
+use crate::io::{check_stdio, is_stdio, is_written_in_place, replaced_file, OutputLock};
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
 use std::path::Path;
 use std::process::ExitCode;
@@ -129,7 +129,7 @@ pub fn claim_outputs(
         .collect();
     let mut seen: Vec<(&str, std::path::PathBuf)> = Vec::new();
     for (flag, path) in outputs {
-        if is_stdio(path) || is_special(path) {
+        if is_written_in_place(path) {
             // A terminal or pipe behind /dev/stdout may have no name to compare.
             continue;
         }
@@ -153,8 +153,8 @@ pub fn claim_outputs(
     // ours to lock in.
     outputs
         .iter()
-        .filter(|(_, path)| !is_stdio(path) && !is_special(path))
-        .map(|(flag, path)| OutputLock::claim(flag, path))
+        .filter(|(_, path)| !is_written_in_place(path))
+        .map(|(flag, path)| OutputLock::claim(flag, &replaced_file(path)))
         .collect()
 }
 

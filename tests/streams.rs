@@ -212,3 +212,62 @@ fn misuses_of_the_standard_streams_are_refused() {
     assert!(stderr.contains("standard input"), "{stderr}");
     assert!(!d.path("t.parquet").exists());
 }
+
+/// An output that leads through `/proc` (here the test's own link to `/proc/self/fd/1`, as
+/// `/dev/stdout` is) is written in place even when standard output is a regular file, and the
+/// link stays a link; a link to a regular file stays a link, and the file it leads to gets the
+/// output.
+#[test]
+fn links_stay_links() {
+    let d = Dir::new();
+    specs(&d);
+    evaluate_briefly(&d, "sgd,adam", "expected.parquet");
+    let expected = std::fs::read(d.path("expected.parquet")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/fd/1", d.path("stdout")).unwrap();
+    let captured = std::fs::File::create(d.path("captured.parquet")).unwrap();
+    let out = d
+        .command(
+            "evaluate",
+            &[
+                "--spec", "test.npz", "--steps", "6", "-O", "sgd,adam", "-o", "stdout",
+            ],
+        )
+        .stdout(captured)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kind = std::fs::symlink_metadata(d.path("stdout"))
+        .unwrap()
+        .file_type();
+    assert!(
+        kind.is_symlink(),
+        "the link to /proc/self/fd/1 was replaced"
+    );
+    assert_eq!(std::fs::read(d.path("captured.parquet")).unwrap(), expected);
+
+    std::fs::create_dir(d.path("real")).unwrap();
+    std::os::unix::fs::symlink("real/target.parquet", d.path("alias.parquet")).unwrap();
+    for _ in 0..2 {
+        // The first run creates the file the link leads to; the second replaces it.
+        evaluate_briefly(&d, "sgd,adam", "alias.parquet");
+        let kind = std::fs::symlink_metadata(d.path("alias.parquet"))
+            .unwrap()
+            .file_type();
+        assert!(kind.is_symlink(), "the link to a regular file was replaced");
+        assert_eq!(
+            std::fs::read(d.path("real/target.parquet")).unwrap(),
+            expected
+        );
+    }
+    assert!(
+        d.names_starting(".").is_empty(),
+        "{:?}",
+        d.names_starting(".")
+    );
+    let in_real: Vec<_> = std::fs::read_dir(d.path("real")).unwrap().collect();
+    assert_eq!(in_real.len(), 1, "{in_real:?}");
+}

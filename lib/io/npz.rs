@@ -2,7 +2,7 @@
 //! through memory so that a failed write leaves nothing behind.
 
 use super::npy::{self, NpyElement};
-use super::{describe, is_special, is_stdio, read_input, write_atomically, MAX_STDIN_BYTES};
+use super::{describe, is_stream, read_input, write_atomically, MAX_STDIN_BYTES};
 use crate::error::{Error, Result};
 use ndarray::{Array, ArrayD, Dimension};
 use ndarray_npy::{NpzWriter, WritableElement};
@@ -27,7 +27,7 @@ impl Npz {
     /// Opens the archive at `path`; `-` reads it from standard input. What cannot seek (a
     /// pipe, standard input) is read into memory first.
     pub fn open(path: &Path) -> Result<Self> {
-        let source = if is_stdio(path) || is_special(path) {
+        let source = if is_stream(path) {
             Source::Memory(Cursor::new(read_input(path, MAX_STDIN_BYTES)?))
         } else {
             Source::File(File::open(path).map_err(|e| Error::io(path, e))?)

@@ -5,7 +5,7 @@ use super::config::MetaTrainConfig;
 use super::trainer::{EpochReport, MetaTrainer};
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
-use crate::io::{is_special, is_stdio, write_npz, Npz};
+use crate::io::{is_written_in_place, write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::problems::{ProblemSet, TrainingSource};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct Progress {
 /// (`-`), a pipe or a device has no folder of its own to keep one in, so that run keeps none
 /// and cannot be resumed.
 pub fn resume_path(output: &Path) -> Option<PathBuf> {
-    if is_stdio(output) || is_special(output) {
+    if is_written_in_place(output) {
         return None;
     }
     let stem = output
