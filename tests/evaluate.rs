@@ -583,3 +583,76 @@ fn refuses_spec(d: &Dir, spec: &str, expect: &str) {
 fn has_help() {
     assert_help("evaluate");
 }
+
+/// §3.3's two networks: a conv spec trains a checkpoint with a `conv` and an `fc` network,
+/// which evaluates on problems grouped the same way and is refused, in one line, on problems
+/// whose parameters are grouped as the original code grouped them.
+#[test]
+fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
+    let d = Dir::new();
+    let data = fake_cifar(&d, "cifar", 30, 20);
+    let data = data.to_str().unwrap();
+    for (groups, out) in [("by-layer", "paper.npz"), ("kernels-only", "original.npz")] {
+        d.ok(
+            "sample-optimizee",
+            &[
+                "conv",
+                "--count",
+                "1",
+                "--seed",
+                "4",
+                "--labels",
+                "0,1",
+                "--batch-size",
+                "8",
+                "--groups",
+                groups,
+                "--data",
+                data,
+                "-o",
+                out,
+            ],
+        );
+    }
+    d.ok(
+        "meta-train",
+        &[
+            "--train",
+            "paper.npz",
+            "--epochs",
+            "1",
+            "--batch",
+            "1",
+            "--steps",
+            "2",
+            "--unroll",
+            "1",
+            "--hidden",
+            "4",
+            "-o",
+            "opt.npz",
+        ],
+    );
+    let mut npz = l2l::io::Npz::open(&d.path("opt.npz")).unwrap();
+    assert_eq!(npz.text("networks").unwrap(), "conv,fc");
+    let evaluate = |spec: &'static str| {
+        vec![
+            "--spec",
+            spec,
+            "--steps",
+            "2",
+            "-O",
+            "lstm:opt.npz,sgd",
+            "-o",
+            "t.parquet",
+        ]
+    };
+    d.ok("evaluate", &evaluate("paper.npz"));
+    std::fs::remove_file(d.path("t.parquet")).unwrap();
+    d.fails(
+        "evaluate",
+        &evaluate("original.npz"),
+        "t.parquet",
+        "parameter group 'conv_kernels' has no network in this optimizer (it has conv, fc)",
+    );
+}

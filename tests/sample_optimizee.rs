@@ -125,6 +125,73 @@ fn sizes_beyond_their_bounds_are_refused() {
     );
 }
 
+/// A conv spec (§3.3) records its architecture, labels and parameter groups; bad CIFAR-10
+/// files and labels are refused in one line with no spec left behind.
+#[test]
+fn conv_specs_and_bad_cifar_files() {
+    let d = Dir::new();
+    let data = fake_cifar(&d, "cifar", 30, 20);
+    let data = data.to_str().unwrap();
+    let conv = |labels: &str, out: &str| -> Vec<String> {
+        [
+            "conv", "--count", "2", "--seed", "4", "--labels", labels, "--data", data, "-o", out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = conv("0,1", "c2.npz");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = d.ok("sample-optimizee", &args);
+    assert!(stderr.contains("6 training and 4 test images"), "{stderr}");
+    let mut npz = l2l::io::Npz::open(&d.path("c2.npz")).unwrap();
+    assert_eq!(npz.text("kind").unwrap(), "conv");
+    assert_eq!(
+        npz.array::<i64>("labels").unwrap().as_slice().unwrap(),
+        &[0, 1]
+    );
+    // 22,762 parameters for 10 classes; 2 classes have (32 + 1) × 8 fewer output parameters.
+    assert_eq!(
+        npz.array::<f32>("theta0").unwrap().shape(),
+        &[2, 22_762 - 33 * 8]
+    );
+    for (labels, expect) in [
+        ("0,0", "distinct"),
+        ("3", "2 labels or more"),
+        ("0,12", "0-9"),
+    ] {
+        let args = conv(labels, "bad.npz");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.fails("sample-optimizee", &args, "bad.npz", expect);
+    }
+    let batch = format!("{data}/data_batch_1.bin");
+    let bytes = std::fs::read(&batch).unwrap();
+    std::fs::write(&batch, &bytes[..bytes.len() - 100]).unwrap();
+    let args = conv("0,1", "bad.npz");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.fails(
+        "sample-optimizee",
+        &args,
+        "bad.npz",
+        "not a whole number of 3,073-byte",
+    );
+    let mut labelled_10 = bytes.clone();
+    labelled_10[3073] = 10;
+    std::fs::write(&batch, &labelled_10).unwrap();
+    d.fails(
+        "sample-optimizee",
+        &args,
+        "bad.npz",
+        "record 1 has label 10",
+    );
+    std::fs::remove_file(&batch).unwrap();
+    d.fails(
+        "sample-optimizee",
+        &args,
+        "bad.npz",
+        "is not a CIFAR-10 folder",
+    );
+}
+
 #[test]
 fn has_help() {
     assert_help("sample-optimizee");

@@ -2,6 +2,7 @@
 //! problems. The learned optimizers (`learned/`) and the optimizees (`problems/`) are built on
 //! them; see docs/performance.md for how they reach the benchmark's rates.
 
+pub mod conv;
 pub mod fastmath;
 pub mod lstm_cell;
 
@@ -21,6 +22,33 @@ pub fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_,
 /// C = A·B + beta·C through BLAS sgemm.
 pub fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, mut c: ArrayViewMut2<f32>) {
     general_mat_mul(1.0, &a, &b, beta, &mut c);
+}
+
+/// Mean softmax cross-entropy of the rows of `logits` (`[B, K]`, one example a row) against
+/// `labels`, with its gradient written to `dlogits`. The log-sum-exp is shifted by each row's
+/// maximum.
+pub fn softmax_cross_entropy(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u8],
+    dlogits: &mut [f32],
+) -> f64 {
+    let inv_b = 1.0 / labels.len() as f32;
+    let mut loss = 0.0f64;
+    for ((zr, dr), &y) in logits
+        .chunks_exact(classes)
+        .zip(dlogits.chunks_exact_mut(classes))
+        .zip(labels)
+    {
+        let m = zr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let sum: f32 = zr.iter().map(|&v| (v - m).exp()).sum();
+        let lse = m + sum.ln();
+        loss += (lse - zr[y as usize]) as f64;
+        for (k, (d, &v)) in dr.iter_mut().zip(zr).enumerate() {
+            *d = ((v - lse).exp() - if k == y as usize { 1.0 } else { 0.0 }) * inv_b;
+        }
+    }
+    loss / labels.len() as f64
 }
 
 /// Adds the column sums of the row-major `data` (`cols` wide) to `out`.

@@ -2,6 +2,7 @@
 //! tested against. A set holds many problems of one dimension; every coordinate of every problem
 //! becomes one row of the coordinatewise LSTM.
 
+pub mod conv;
 pub mod mlp;
 pub mod quadratic;
 pub mod separable;

@@ -3,6 +3,7 @@
 //! the names of its arrays. [`Spec::visit`] and [`Spec::visit_source`] are the one place that
 //! turns a kind into a concrete problem set, so no binary matches on kinds itself.
 
+use super::conv::{ConvSet, ConvSource};
 use super::mlp::{MlpSet, MlpSource};
 use super::{ProblemSet, QuadraticSet, QuadraticSource, TrainingSource};
 use crate::error::{Error, Result};
@@ -22,6 +23,7 @@ pub fn write_header(a: &mut NpzArrays, kind: &str) {
 pub enum Spec {
     Quadratic(QuadraticSet),
     Mlp(MlpSet),
+    Conv(ConvSet),
 }
 
 /// What runs on a problem set of any kind (evaluation, tuning).
@@ -67,9 +69,12 @@ impl Spec {
         match kind.as_str() {
             "quadratic" => Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?)),
             "mlp" => Ok(Spec::Mlp(MlpSet::load(&mut npz, data)?)),
+            "conv" => Ok(Spec::Conv(ConvSet::load(&mut npz, data)?)),
             other => Err(Error::bad_file(
                 npz.path(),
-                format!("spec of unknown kind '{other}'; this l2l reads quadratic and mlp specs"),
+                format!(
+                    "spec of unknown kind '{other}'; this l2l reads quadratic, mlp and conv specs"
+                ),
             )),
         }
     }
@@ -78,6 +83,7 @@ impl Spec {
         match self {
             Spec::Quadratic(_) => "quadratic",
             Spec::Mlp(_) => "mlp",
+            Spec::Conv(_) => "conv",
         }
     }
 
@@ -86,6 +92,7 @@ impl Spec {
         match self {
             Spec::Quadratic(set) => visitor.visit(set),
             Spec::Mlp(set) => visitor.visit(set),
+            Spec::Conv(set) => visitor.visit(set),
         }
     }
 
@@ -95,6 +102,7 @@ impl Spec {
         match self {
             Spec::Quadratic(set) => visitor.visit(QuadraticSource::from_spec(set, seed)),
             Spec::Mlp(like) => visitor.visit(MlpSource { like }),
+            Spec::Conv(like) => visitor.visit(ConvSource { like }),
         }
     }
 }
@@ -108,6 +116,15 @@ impl FromSpec for QuadraticSet {
     fn from_spec(spec: Spec) -> Option<Self> {
         match spec {
             Spec::Quadratic(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromSpec for ConvSet {
+    fn from_spec(spec: Spec) -> Option<Self> {
+        match spec {
+            Spec::Conv(s) => Some(s),
             _ => None,
         }
     }

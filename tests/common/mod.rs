@@ -169,6 +169,24 @@ pub fn specs(d: &Dir) {
     }
 }
 
+/// A CIFAR-10 folder in the official binary layout, `train` and `test` records of random
+/// pixels with labels cycling through 0..10, in `name` under the test folder.
+pub fn fake_cifar(d: &Dir, name: &str, train: usize, test: usize) -> PathBuf {
+    let dir = d.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let records = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                std::iter::once((i % 10) as u8)
+                    .chain((0..3072).map(move |p| ((p * 31 + i * 7) % 256) as u8))
+            })
+            .collect()
+    };
+    std::fs::write(dir.join("data_batch_1.bin"), records(train)).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), records(test)).unwrap();
+    dir
+}
+
 pub fn train(d: &Dir, out: &str) -> String {
     train_with(d, &[], out)
 }

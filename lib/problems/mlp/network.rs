@@ -3,6 +3,7 @@
 
 use super::architecture::{Activation, MlpArchitecture};
 use crate::kernels::fastmath::sigmoid;
+use crate::kernels::softmax_cross_entropy;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
@@ -64,7 +65,6 @@ pub(super) fn mlp_loss_and_gradient(
     } = s;
     let (x, labels) = (x.view(), &labels[..]);
     let last = layers.len() - 1;
-    let b = labels.len();
     // Forward.
     for l in 0..=last {
         let (w, bias) = layer_params(&layers, theta, l);
@@ -88,23 +88,13 @@ pub(super) fn mlp_loss_and_gradient(
             }
         }
     }
-    // Softmax cross-entropy, with the log-sum-exp shifted by each row's maximum.
-    let mut loss = 0.0f64;
-    let inv_b = 1.0 / b as f32;
-    for ((zr, mut dr), &y) in s_z[last]
-        .rows()
-        .into_iter()
-        .zip(s_dz[last].rows_mut())
-        .zip(labels)
-    {
-        let m = zr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let sum: f32 = zr.iter().map(|&v| (v - m).exp()).sum();
-        let lse = m + sum.ln();
-        loss += (lse - zr[y as usize]) as f64;
-        for (k, (d, &v)) in dr.iter_mut().zip(zr.iter()).enumerate() {
-            *d = ((v - lse).exp() - if k == y as usize { 1.0 } else { 0.0 }) * inv_b;
-        }
-    }
+    let classes = arch.classes;
+    let loss = softmax_cross_entropy(
+        s_z[last].as_slice().expect("contiguous"),
+        classes,
+        labels,
+        s_dz[last].as_slice_mut().expect("contiguous"),
+    );
     // Backward.
     for l in (0..=last).rev() {
         let (dw, db) = layer_grads(&layers, grad, l);
@@ -135,7 +125,7 @@ pub(super) fn mlp_loss_and_gradient(
             }
         }
     }
-    loss / b as f64
+    loss
 }
 
 /// H v by forward and reverse R-passes (Pearlmutter, 1994) over the minibatch whose

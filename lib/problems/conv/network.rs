@@ -1,0 +1,394 @@
+//! The conv net's forward and backward passes over one minibatch (§3.3): every convolution
+//! and fully connected layer is one BLAS GEMM over the whole minibatch; batch norm uses the
+//! minibatch's statistics (training mode).
+
+use super::architecture::{BlockKind, ConvArchitecture};
+use crate::kernels::conv::{
+    batch_norm_relu, batch_norm_relu_backward, col2im, im2col, max_pool2, max_pool2_backward,
+    Planes,
+};
+use crate::kernels::{gemm, softmax_cross_entropy, view, view_mut};
+use std::ops::Range;
+
+/// One conv layer's activations and their gradients, channel-major.
+#[derive(Clone)]
+struct ConvBuffers {
+    /// Shape at the layer's input.
+    input: Planes,
+    out_channels: usize,
+    /// im2col of the input, `[C_in·K·K, B·H·W]`; the backward pass overwrites it with its
+    /// gradient.
+    cols: Vec<f32>,
+    /// Conv output (pre batch norm), then its gradient, `[C_out, B·H·W]`.
+    z: Vec<f32>,
+    xhat: Vec<f32>,
+    inv_std: Vec<f32>,
+    /// After batch norm and ReLU, then the gradient there.
+    a: Vec<f32>,
+    da: Vec<f32>,
+    /// After pooling, `[C_out, B·H/2·W/2]`, and the gradient there.
+    pooled: Vec<f32>,
+    dpooled: Vec<f32>,
+    arg: Vec<u32>,
+}
+
+/// One fully connected hidden layer's activations and gradients, unit-major `[units, B]`.
+#[derive(Clone)]
+struct FcBuffers {
+    z: Vec<f32>,
+    xhat: Vec<f32>,
+    inv_std: Vec<f32>,
+    a: Vec<f32>,
+    da: Vec<f32>,
+}
+
+/// Working memory of one thread: the minibatch and every layer's activations and gradients.
+#[derive(Clone)]
+pub struct ConvScratch {
+    pub(super) batch: usize,
+    /// The minibatch's images, channel-major `[C, B, H, W]`.
+    pub(super) images: Vec<f32>,
+    pub(super) labels: Vec<u8>,
+    conv: Vec<ConvBuffers>,
+    /// The last pooled activations as one column per image, `[features, B]`, and the gradient.
+    features: Vec<f32>,
+    dfeatures: Vec<f32>,
+    fc: Vec<FcBuffers>,
+    /// `[B, classes]`.
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+}
+
+impl ConvScratch {
+    pub fn new(arch: &ConvArchitecture, batch: usize) -> Self {
+        let k2 = arch.kernel * arch.kernel;
+        let conv = arch
+            .conv_channels
+            .iter()
+            .zip(arch.conv_inputs())
+            .map(|(&out, (c, h, w))| {
+                let input = Planes {
+                    channels: c,
+                    batch,
+                    height: h,
+                    width: w,
+                };
+                let n = input.per_channel();
+                ConvBuffers {
+                    input,
+                    out_channels: out,
+                    cols: vec![0.0; c * k2 * n],
+                    z: vec![0.0; out * n],
+                    xhat: vec![0.0; out * n],
+                    inv_std: vec![0.0; out],
+                    a: vec![0.0; out * n],
+                    da: vec![0.0; out * n],
+                    pooled: vec![0.0; out * n / 4],
+                    dpooled: vec![0.0; out * n / 4],
+                    arg: vec![0; out * n / 4],
+                }
+            })
+            .collect();
+        let fc = arch
+            .fc_units
+            .iter()
+            .map(|&u| FcBuffers {
+                z: vec![0.0; u * batch],
+                xhat: vec![0.0; u * batch],
+                inv_std: vec![0.0; u],
+                a: vec![0.0; u * batch],
+                da: vec![0.0; u * batch],
+            })
+            .collect();
+        let (c, h, w) = arch.input;
+        ConvScratch {
+            batch,
+            images: vec![0.0; c * h * w * batch],
+            labels: vec![0; batch],
+            conv,
+            features: vec![0.0; arch.features() * batch],
+            dfeatures: vec![0.0; arch.features() * batch],
+            fc,
+            logits: vec![0.0; batch * arch.classes],
+            dlogits: vec![0.0; batch * arch.classes],
+        }
+    }
+
+    /// Puts image `row` (channel, row, column order) at position `b` of the minibatch.
+    pub(super) fn set_image(&mut self, b: usize, row: &[f32]) {
+        let plane = row.len() / self.conv[0].input.channels;
+        for (c, src) in row.chunks_exact(plane).enumerate() {
+            let at = (c * self.batch + b) * plane;
+            self.images[at..at + plane].copy_from_slice(src);
+        }
+    }
+}
+
+/// θ's blocks of one kind, in layer order.
+fn of_kind(arch: &ConvArchitecture, kind: BlockKind) -> Vec<Range<usize>> {
+    arch.blocks()
+        .into_iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, _, r)| r)
+        .collect()
+}
+
+/// Where every block of θ lies, by kind: worked out once per set, so a step allocates
+/// nothing.
+#[derive(Debug)]
+pub(super) struct Layout {
+    kernel: Vec<Range<usize>>,
+    conv_bias: Vec<Range<usize>>,
+    conv_scale: Vec<Range<usize>>,
+    conv_offset: Vec<Range<usize>>,
+    fc_weights: Vec<Range<usize>>,
+    fc_bias: Vec<Range<usize>>,
+    fc_scale: Vec<Range<usize>>,
+    fc_offset: Vec<Range<usize>>,
+    out_weights: Range<usize>,
+    out_bias: Range<usize>,
+    fc_layers: Vec<(usize, usize)>,
+}
+
+impl Layout {
+    pub(super) fn of(arch: &ConvArchitecture) -> Self {
+        let one = |k| of_kind(arch, k).remove(0);
+        Layout {
+            kernel: of_kind(arch, BlockKind::Kernel),
+            conv_bias: of_kind(arch, BlockKind::ConvBias),
+            conv_scale: of_kind(arch, BlockKind::ConvScale),
+            conv_offset: of_kind(arch, BlockKind::ConvOffset),
+            fc_weights: of_kind(arch, BlockKind::FcWeights),
+            fc_bias: of_kind(arch, BlockKind::FcBias),
+            fc_scale: of_kind(arch, BlockKind::FcScale),
+            fc_offset: of_kind(arch, BlockKind::FcOffset),
+            out_weights: one(BlockKind::OutputWeights),
+            out_bias: one(BlockKind::OutputBias),
+            fc_layers: arch.fc_layers(),
+        }
+    }
+}
+
+/// Mean softmax cross-entropy of the minibatch in `s` and its gradient with respect to θ.
+pub(super) fn conv_loss_and_gradient(
+    arch: &ConvArchitecture,
+    at: &Layout,
+    theta: &[f32],
+    grad: &mut [f32],
+    s: &mut ConvScratch,
+) -> f64 {
+    let b = s.batch;
+    let k = arch.kernel;
+    let classes = arch.classes;
+    let fc_layers = &at.fc_layers;
+
+    // Forward through the conv layers.
+    for l in 0..s.conv.len() {
+        let (done, rest) = s.conv.split_at_mut(l);
+        let c = &mut rest[0];
+        let input: &[f32] = if l == 0 {
+            &s.images
+        } else {
+            &done[l - 1].pooled
+        };
+        let n = c.input.per_channel();
+        let ck = c.input.channels * k * k;
+        im2col(input, c.input, k, &mut c.cols);
+        gemm(
+            view(&theta[at.kernel[l].clone()], c.out_channels, ck),
+            view(&c.cols, ck, n),
+            0.0,
+            view_mut(&mut c.z, c.out_channels, n),
+        );
+        for (row, &bias) in c.z.chunks_exact_mut(n).zip(&theta[at.conv_bias[l].clone()]) {
+            row.iter_mut().for_each(|v| *v += bias);
+        }
+        batch_norm_relu(
+            &c.z,
+            n,
+            &theta[at.conv_scale[l].clone()],
+            &theta[at.conv_offset[l].clone()],
+            &mut c.xhat,
+            &mut c.inv_std,
+            &mut c.a,
+        );
+        let out = Planes {
+            channels: c.out_channels,
+            ..c.input
+        };
+        max_pool2(&c.a, out, &mut c.pooled, &mut c.arg);
+    }
+    // The last pooled planes [C, B, h·w] as one column of C·h·w features per image.
+    let last = s.conv.last().expect("validated: one conv layer or more");
+    let hw = last.pooled.len() / (last.out_channels * b);
+    for (ch, plane) in last.pooled.chunks_exact(b * hw).enumerate() {
+        for (img, values) in plane.chunks_exact(hw).enumerate() {
+            for (p, &v) in values.iter().enumerate() {
+                s.features[(ch * hw + p) * b + img] = v;
+            }
+        }
+    }
+    // Forward through the fully connected hidden layers, unit-major [units, B].
+    for (l, &(fan_in, units)) in fc_layers[..fc_layers.len() - 1].iter().enumerate() {
+        let (done, rest) = s.fc.split_at_mut(l);
+        let f = &mut rest[0];
+        let input: &[f32] = if l == 0 { &s.features } else { &done[l - 1].a };
+        gemm(
+            view(&theta[at.fc_weights[l].clone()], fan_in, units).t(),
+            view(input, fan_in, b),
+            0.0,
+            view_mut(&mut f.z, units, b),
+        );
+        for (row, &bias) in f.z.chunks_exact_mut(b).zip(&theta[at.fc_bias[l].clone()]) {
+            row.iter_mut().for_each(|v| *v += bias);
+        }
+        batch_norm_relu(
+            &f.z,
+            b,
+            &theta[at.fc_scale[l].clone()],
+            &theta[at.fc_offset[l].clone()],
+            &mut f.xhat,
+            &mut f.inv_std,
+            &mut f.a,
+        );
+    }
+    // Output layer: logits [B, classes] = inputᵀ · W + bias.
+    let (fan_in, _) = *fc_layers.last().unwrap();
+    let top: &[f32] = s.fc.last().map_or(&s.features, |f| &f.a);
+    gemm(
+        view(top, fan_in, b).t(),
+        view(&theta[at.out_weights.clone()], fan_in, classes),
+        0.0,
+        view_mut(&mut s.logits, b, classes),
+    );
+    for row in s.logits.chunks_exact_mut(classes) {
+        for (v, bias) in row.iter_mut().zip(&theta[at.out_bias.clone()]) {
+            *v += bias;
+        }
+    }
+    let loss = softmax_cross_entropy(&s.logits, classes, &s.labels, &mut s.dlogits);
+
+    // Backward through the output layer.
+    let top: &[f32] = s.fc.last().map_or(&s.features, |f| &f.a);
+    gemm(
+        view(top, fan_in, b),
+        view(&s.dlogits, b, classes),
+        0.0,
+        view_mut(&mut grad[at.out_weights.clone()], fan_in, classes),
+    );
+    let db = &mut grad[at.out_bias.clone()];
+    db.fill(0.0);
+    crate::kernels::column_sums_into(&s.dlogits, classes, db);
+    let dtop: &mut [f32] = match s.fc.last_mut() {
+        Some(f) => &mut f.da,
+        None => &mut s.dfeatures,
+    };
+    gemm(
+        view(&theta[at.out_weights.clone()], fan_in, classes),
+        view(&s.dlogits, b, classes).t(),
+        0.0,
+        view_mut(dtop, fan_in, b),
+    );
+    // Backward through the fully connected hidden layers; z's buffer takes its gradient.
+    for l in (0..s.fc.len()).rev() {
+        let (fan_in, units) = fc_layers[l];
+        let (below, rest) = s.fc.split_at_mut(l);
+        let f = &mut rest[0];
+        let (dscale, doffset) = two_blocks(grad, &at.fc_scale[l], &at.fc_offset[l]);
+        batch_norm_relu_backward(
+            &f.da,
+            &f.a,
+            &f.xhat,
+            &f.inv_std,
+            b,
+            &theta[at.fc_scale[l].clone()],
+            &mut f.z,
+            dscale,
+            doffset,
+        );
+        let dbias = &mut grad[at.fc_bias[l].clone()];
+        for (d, row) in dbias.iter_mut().zip(f.z.chunks_exact(b)) {
+            *d = row.iter().sum();
+        }
+        let input: &[f32] = if l == 0 { &s.features } else { &below[l - 1].a };
+        gemm(
+            view(input, fan_in, b),
+            view(&f.z, units, b).t(),
+            0.0,
+            view_mut(&mut grad[at.fc_weights[l].clone()], fan_in, units),
+        );
+        let dinput: &mut [f32] = if l == 0 {
+            &mut s.dfeatures
+        } else {
+            &mut below[l - 1].da
+        };
+        gemm(
+            view(&theta[at.fc_weights[l].clone()], fan_in, units),
+            view(&f.z, units, b),
+            0.0,
+            view_mut(dinput, fan_in, b),
+        );
+    }
+    // The features' gradient back into the last layer's pooled planes.
+    let last = s.conv.last_mut().unwrap();
+    for (ch, plane) in last.dpooled.chunks_exact_mut(b * hw).enumerate() {
+        for (img, values) in plane.chunks_exact_mut(hw).enumerate() {
+            for (p, v) in values.iter_mut().enumerate() {
+                *v = s.dfeatures[(ch * hw + p) * b + img];
+            }
+        }
+    }
+    // Backward through the conv layers.
+    for l in (0..s.conv.len()).rev() {
+        let (below, rest) = s.conv.split_at_mut(l);
+        let c = &mut rest[0];
+        let n = c.input.per_channel();
+        let ck = c.input.channels * k * k;
+        max_pool2_backward(&c.dpooled, &c.arg, &mut c.da);
+        let (dscale, doffset) = two_blocks(grad, &at.conv_scale[l], &at.conv_offset[l]);
+        batch_norm_relu_backward(
+            &c.da,
+            &c.a,
+            &c.xhat,
+            &c.inv_std,
+            n,
+            &theta[at.conv_scale[l].clone()],
+            &mut c.z,
+            dscale,
+            doffset,
+        );
+        for (d, row) in grad[at.conv_bias[l].clone()]
+            .iter_mut()
+            .zip(c.z.chunks_exact(n))
+        {
+            *d = row.iter().sum();
+        }
+        gemm(
+            view(&c.z, c.out_channels, n),
+            view(&c.cols, ck, n).t(),
+            0.0,
+            view_mut(&mut grad[at.kernel[l].clone()], c.out_channels, ck),
+        );
+        if l > 0 {
+            // The input's gradient: Wᵀ·dz into the columns, folded back by col2im.
+            gemm(
+                view(&theta[at.kernel[l].clone()], c.out_channels, ck).t(),
+                view(&c.z, c.out_channels, n),
+                0.0,
+                view_mut(&mut c.cols, ck, n),
+            );
+            col2im(&c.cols, c.input, k, &mut below[l - 1].dpooled);
+        }
+    }
+    loss
+}
+
+/// Two disjoint blocks of `grad`, the first before the second.
+fn two_blocks<'a>(
+    grad: &'a mut [f32],
+    first: &Range<usize>,
+    second: &Range<usize>,
+) -> (&'a mut [f32], &'a mut [f32]) {
+    let (head, tail) = grad.split_at_mut(second.start);
+    (&mut head[first.clone()], &mut tail[..second.len()])
+}

@@ -1,0 +1,206 @@
+//! The conv net's gradient against central finite differences: every coordinate of a tiny
+//! net, and every block of the paper's net at its production minibatch of 128 images.
+
+use super::*;
+
+/// `n` random images of `shape` with labels cycling through 0..10.
+fn random_cifar(shape: (usize, usize, usize), train: usize, test: usize) -> Arc<Cifar> {
+    let mut rng = Rng::new(9, 0);
+    let (c, h, w) = shape;
+    let mut make = |n: usize| Dataset {
+        images: Array2::from_shape_fn((n, c * h * w), |_| rng.uniform() as f32),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        classes: 10,
+        sha256: "random".into(),
+    };
+    Arc::new(Cifar {
+        folder: "random".into(),
+        train: make(train),
+        test: make(test),
+    })
+}
+
+/// θ0 plus noise, so that every layer, γ and β matter.
+fn perturbed_start(set: &ConvSet, noise: f64) -> Vec<f32> {
+    let mut theta = vec![0.0f32; set.dim()];
+    set.initial_point(0, &mut theta);
+    let mut rng = Rng::new(5, 1);
+    for t in theta.iter_mut() {
+        *t += (rng.normal() * noise) as f32;
+    }
+    theta
+}
+
+fn loss_at(set: &ConvSet, theta: &[f32], s: &mut ConvScratch) -> f64 {
+    let mut g = vec![0.0f32; theta.len()];
+    set.loss_and_gradient(0, 3, theta, &mut g, s)
+}
+
+/// Central difference of the loss along `v`, against ⟨∇f, v⟩.
+fn directional_error(
+    set: &ConvSet,
+    theta: &[f32],
+    grad: &[f32],
+    v: &[f32],
+    eps: f32,
+) -> (f64, f64) {
+    let mut s = set.scratch();
+    let shifted = |sign: f32| -> Vec<f32> {
+        theta
+            .iter()
+            .zip(v)
+            .map(|(t, d)| t + sign * eps * d)
+            .collect()
+    };
+    let fd = (loss_at(set, &shifted(1.0), &mut s) - loss_at(set, &shifted(-1.0), &mut s))
+        / (2.0 * eps as f64);
+    let analytic: f64 = grad.iter().zip(v).map(|(g, d)| (g * d) as f64).sum();
+    (analytic, fd)
+}
+
+fn tiny(fc_units: Vec<usize>, assignment: GroupAssignment) -> ConvSet {
+    let arch = ConvArchitecture {
+        input: (2, 4, 4),
+        conv_channels: vec![3, 2],
+        kernel: 3,
+        fc_units,
+        classes: 3,
+    };
+    ConvSet::sample(
+        arch,
+        assignment,
+        vec![7, 1, 4],
+        6,
+        random_cifar((2, 4, 4), 40, 12),
+        2,
+        3,
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_coordinate_of_a_tiny_net_matches_finite_differences() {
+    for fc_units in [vec![4], vec![]] {
+        let set = tiny(fc_units.clone(), GroupAssignment::ByLayer);
+        let theta = perturbed_start(&set, 0.5);
+        let mut s = set.scratch();
+        let mut grad = vec![0.0f32; set.dim()];
+        set.loss_and_gradient(0, 3, &theta, &mut grad, &mut s);
+        let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
+        let eps = 1e-3f32;
+        for k in 0..set.dim() {
+            let mut t = theta.clone();
+            t[k] += eps;
+            let fp = loss_at(&set, &t, &mut s);
+            t[k] -= 2.0 * eps;
+            let fm = loss_at(&set, &t, &mut s);
+            let fd = (fp - fm) / (2.0 * eps as f64);
+            let g = grad[k] as f64;
+            let err = (fd - g).abs() / (fd.abs().max(g.abs()) + 1e-2 * scale);
+            assert!(
+                err < 3e-2,
+                "fc {fc_units:?}, parameter {k}: analytic {g} vs finite difference {fd}"
+            );
+        }
+    }
+}
+
+/// The paper's net on 32×32×3 images, minibatches of 128: along random directions within
+/// each block of θ (kernel, bias, γ, β of every layer). The net is
+/// piecewise smooth (ReLU, max-pooling) with 10⁵ kinks and runs in f32, so a single central
+/// difference is off by a few percent; four directions per block are compared as a vector.
+#[test]
+fn every_block_of_the_paper_net_matches_finite_differences() {
+    let set = ConvSet::sample(
+        ConvArchitecture::paper(10),
+        GroupAssignment::ByLayer,
+        (0..10).collect(),
+        PAPER_MINIBATCH,
+        random_cifar((3, 32, 32), 300, 10),
+        1,
+        4,
+    )
+    .unwrap();
+    assert_eq!(set.dim(), 22_762);
+    let theta = perturbed_start(&set, 0.5);
+    let mut s = set.scratch();
+    let mut grad = vec![0.0f32; set.dim()];
+    set.loss_and_gradient(0, 3, &theta, &mut grad, &mut s);
+    let mut rng = Rng::new(8, 8);
+    // By linearity, the blocks together check the gradient along any direction.
+    for (kind, layer, range) in set.architecture.blocks() {
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
+        for _ in 0..4 {
+            let mut v = vec![0.0f32; set.dim()];
+            for x in &mut v[range.clone()] {
+                *x = rng.normal() as f32;
+            }
+            let (analytic, fd) = directional_error(&set, &theta, &grad, &v, 1e-3);
+            diff += (analytic - fd).powi(2);
+            norm += analytic.powi(2).max(fd.powi(2));
+        }
+        let (diff, norm) = (diff.sqrt(), norm.sqrt());
+        if matches!(kind, BlockKind::ConvBias | BlockKind::FcBias) {
+            // A bias that feeds batch norm is removed by it: its gradient is zero.
+            assert!(norm < 1e-3, "{kind:?} of layer {layer}: {norm}");
+        } else {
+            assert!(
+                diff <= 0.1 * norm,
+                "{kind:?} of layer {layer} ({range:?}): analytic and finite differences differ by {diff} of {norm}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_two_assignments_split_every_parameter_once() {
+    let arch = ConvArchitecture::paper(10);
+    for assignment in [GroupAssignment::ByLayer, GroupAssignment::KernelsOnly] {
+        let groups = arch.groups(assignment);
+        let mut owner = vec![0u8; arch.num_params()];
+        for g in &groups {
+            for r in &g.ranges {
+                owner[r.clone()].iter_mut().for_each(|o| *o += 1);
+            }
+        }
+        assert!(owner.iter().all(|&o| o == 1), "{assignment:?}");
+        let sizes: Vec<usize> = groups
+            .iter()
+            .map(|g| g.ranges.iter().map(|r| r.len()).sum())
+            .collect();
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        match assignment {
+            // Conv layers: 3 × (kernel + bias + γ + β); the rest is fully connected.
+            GroupAssignment::ByLayer => {
+                assert_eq!(names, ["conv", "fc"]);
+                assert_eq!(sizes, [1248 + 6448 + 6448, 8288 + 330]);
+            }
+            GroupAssignment::KernelsOnly => {
+                assert_eq!(names, ["conv_kernels", "other"]);
+                assert_eq!(sizes, [1200 + 6400 + 6400, 3 * 48 + 8288 + 330]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_label_subset_is_renumbered_and_its_runs_see_only_its_images() {
+    let set = tiny(vec![4], GroupAssignment::ByLayer);
+    // Labels 7, 1, 4 among 40 training and 12 test images cycling through 0..10.
+    assert_eq!(set.image_counts(), (12, 4));
+    let mut s = set.scratch();
+    let mut g = vec![0.0f32; set.dim()];
+    let theta = perturbed_start(&set, 0.0);
+    set.loss_and_gradient(1, 0, &theta, &mut g, &mut s);
+    assert!(s.labels.iter().all(|&l| l < 3));
+    assert!(ConvSet::sample(
+        ConvArchitecture::paper(2),
+        GroupAssignment::ByLayer,
+        vec![3, 3],
+        8,
+        random_cifar((3, 32, 32), 20, 10),
+        1,
+        1
+    )
+    .is_err());
+}
