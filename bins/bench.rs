@@ -9,6 +9,7 @@ use l2l::evaluation::run as run_optimizer;
 use l2l::io::{describe, is_stdio};
 use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
 use l2l::meta::{MetaTrainConfig, MetaTrainer, Workspace};
+use l2l::problems::conv::{Cifar, ConvArchitecture, ConvSet, GroupAssignment, PAPER_MINIBATCH};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::separable::SeparableQuadratic;
 use l2l::problems::{
@@ -303,6 +304,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             "ratio",
         );
     }
+    // The conv net of §3.3 (Figure 7): one forward and backward pass over 128 images.
+    let conv_set = ConvSet::sample(
+        ConvArchitecture::paper(10),
+        GroupAssignment::ByLayer,
+        (0..10).collect(),
+        PAPER_MINIBATCH,
+        Arc::new(random_cifar()),
+        1,
+        3,
+    )?;
+    let mut conv_scratch = conv_set.scratch();
+    let mut theta = vec![0.0f32; conv_set.dim()];
+    conv_set.initial_point(0, &mut theta);
+    let mut grad = vec![0.0f32; conv_set.dim()];
+    let conv_step = time(args.repeats, || {
+        conv_set.loss_and_gradient(0, 0, &theta, &mut grad, &mut conv_scratch);
+    });
+    let conv_name = "CIFAR-10 conv net, 128 images, 1 thread";
+    add(conv_name, "seconds per forward+backward", conv_step, "s");
+    let conv_gflops = conv_set.architecture.gemm_flops(PAPER_MINIBATCH) / conv_step / 1e9;
+    add(conv_name, "GEMM GFLOP/s", conv_gflops, "GFLOP/s");
+    add(
+        conv_name,
+        "fraction of sgemm, 1 thread",
+        conv_gflops / sgemm_by_threads[0],
+        "ratio",
+    );
+    add(
+        conv_name,
+        "working memory of one run",
+        conv_scratch.bytes() as f64 / 1048576.0,
+        "MiB",
+    );
     let big_speedup = epoch_by_threads[0].1 / epoch_by_threads[1].1;
     add(
         &format!("meta-train MNIST MLP, {coordinates} coordinates"),
@@ -373,6 +407,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     )?;
     eprintln!("l2l-bench: wrote {}", describe(&args.output, true));
     Ok(())
+}
+
+/// 1,000 training and 200 test images of random pixels in CIFAR-10's shape: the conv net's
+/// speed does not depend on the pixels.
+fn random_cifar() -> Cifar {
+    let mut rng = l2l::rng::Rng::new(6, 0);
+    let mut images = |n: usize| Dataset {
+        images: ndarray::Array2::from_shape_fn((n, 3072), |_| rng.uniform() as f32),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        classes: 10,
+        sha256: "random".into(),
+    };
+    Cifar {
+        folder: "random".into(),
+        train: images(1000),
+        test: images(200),
+    }
 }
 
 fn main() -> ExitCode {

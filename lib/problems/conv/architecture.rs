@@ -164,6 +164,29 @@ impl ConvArchitecture {
         blocks
     }
 
+    /// Floating-point operations of the GEMMs of one forward and backward pass over `batch`
+    /// images: per layer the product itself, the weights' gradient and (below the top) the
+    /// input's gradient, each 2·m·n·k. The benchmark divides by time to give a rate.
+    pub fn gemm_flops(&self, batch: usize) -> f64 {
+        let k2 = self.kernel * self.kernel;
+        let conv: f64 = self
+            .conv_channels
+            .iter()
+            .zip(self.conv_inputs())
+            .enumerate()
+            .map(|(l, (&out, (c, h, w)))| {
+                let one = 2.0 * (out * c * k2) as f64 * (batch * h * w) as f64;
+                one * if l == 0 { 2.0 } else { 3.0 }
+            })
+            .sum();
+        let fc: f64 = self
+            .fc_layers()
+            .iter()
+            .map(|&(i, o)| 3.0 * 2.0 * (i * o * batch) as f64)
+            .sum();
+        conv + fc
+    }
+
     pub fn num_params(&self) -> usize {
         self.blocks().last().map_or(0, |(_, _, r)| r.end)
     }

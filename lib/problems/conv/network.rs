@@ -114,6 +114,36 @@ impl ConvScratch {
         }
     }
 
+    /// Bytes of every buffer: the memory one thread needs for one run's steps.
+    pub fn bytes(&self) -> usize {
+        let conv: usize = self
+            .conv
+            .iter()
+            .map(|c| {
+                4 * (c.cols.len()
+                    + c.z.len()
+                    + c.xhat.len()
+                    + c.a.len()
+                    + c.da.len()
+                    + c.pooled.len()
+                    + c.dpooled.len()
+                    + c.arg.len()
+                    + c.inv_std.len())
+            })
+            .sum();
+        let fc: usize = self
+            .fc
+            .iter()
+            .map(|f| 4 * (f.z.len() + f.xhat.len() + f.a.len() + f.da.len() + f.inv_std.len()))
+            .sum();
+        conv + fc
+            + 4 * (self.images.len()
+                + self.features.len()
+                + self.dfeatures.len()
+                + self.logits.len()
+                + self.dlogits.len())
+    }
+
     /// Puts image `row` (channel, row, column order) at position `b` of the minibatch.
     pub(super) fn set_image(&mut self, b: usize, row: &[f32]) {
         let plane = row.len() / self.conv[0].input.channels;
