@@ -52,10 +52,9 @@ pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>> {
         }
         Box::new(std::io::stdin().lock())
     } else {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         if file.metadata().is_ok_and(|m| m.is_file()) {
             let mut bytes = Vec::new();
-            let mut file = file;
             file.read_to_end(&mut bytes)
                 .map_err(|e| Error::io(path, e))?;
             return Ok(bytes);

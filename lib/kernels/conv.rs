@@ -36,6 +36,13 @@ impl Planes {
     }
 }
 
+/// The output columns `j0..j1` of a row `w` wide whose source column `j + dx` lies inside it.
+fn columns_inside(w: usize, dx: isize) -> (usize, usize) {
+    let j0 = (-dx).max(0) as usize;
+    let j1 = (w as isize - dx).min(w as isize).max(0) as usize;
+    (j0, j1)
+}
+
 /// Writes the im2col matrix of `x` for a `k`×`k` kernel, stride 1, SAME padding (k odd):
 /// row `(c·k + di)·k + dj`, column `(b·H + i)·W + j` holds `x[c, b, i + di − k/2, j + dj − k/2]`,
 /// or 0 outside the image.
@@ -56,9 +63,7 @@ pub fn im2col(x: &[f32], shape: Planes, k: usize, cols: &mut [f32]) {
                 let row = &mut cols[((c * k + di) * k + dj) * n..][..n];
                 let dy = di as isize - pad;
                 let dx = dj as isize - pad;
-                // Output columns j whose source column j + dx lies inside the image.
-                let j0 = (-dx).max(0) as usize;
-                let j1 = (w as isize - dx).min(w as isize).max(0) as usize;
+                let (j0, j1) = columns_inside(w, dx);
                 for b in 0..batch {
                     for i in 0..h {
                         let out = &mut row[(b * h + i) * w..][..w];
@@ -98,8 +103,7 @@ pub fn col2im(cols: &[f32], shape: Planes, k: usize, dx: &mut [f32]) {
                 let row = &cols[((c * k + di) * k + dj) * n..][..n];
                 let dy = di as isize - pad;
                 let dxo = dj as isize - pad;
-                let j0 = (-dxo).max(0) as usize;
-                let j1 = (w as isize - dxo).min(w as isize).max(0) as usize;
+                let (j0, j1) = columns_inside(w, dxo);
                 if j0 >= j1 {
                     continue;
                 }

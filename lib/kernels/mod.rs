@@ -51,6 +51,20 @@ pub fn softmax_cross_entropy(
     loss / labels.len() as f64
 }
 
+/// Adds `bias[r]` to every value of row r of the row-major `data` (`cols` wide).
+pub fn add_row_bias(data: &mut [f32], cols: usize, bias: &[f32]) {
+    for (row, &b) in data.chunks_exact_mut(cols).zip(bias) {
+        row.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// Writes the sum of each row of the row-major `data` (`cols` wide) to `out`.
+pub fn row_sums(data: &[f32], cols: usize, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(data.chunks_exact(cols)) {
+        *o = row.iter().sum();
+    }
+}
+
 /// Adds the column sums of the row-major `data` (`cols` wide) to `out`.
 pub fn column_sums_into(data: &[f32], cols: usize, out: &mut [f32]) {
     for row in data.chunks_exact(cols) {

@@ -14,16 +14,16 @@ mod network;
 #[cfg(test)]
 mod tests;
 
-use super::mlp::RunSeeds;
+use super::mlp::{RecordedRuns, RunSeeds};
 use super::{ParamGroup, ProblemSet, TrainingSource};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
 pub use architecture::{BlockKind, ConvArchitecture, GroupAssignment};
-use ndarray::{Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1};
 pub use network::ConvScratch;
-use network::{conv_loss_and_gradient, Layout};
+use network::{conv_loss, conv_loss_and_gradient, Layout};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -126,6 +126,15 @@ fn initial_parameters(arch: &ConvArchitecture, seed: u64, out: &mut [f32]) {
     }
 }
 
+/// θ0 of each run, one row each.
+fn initial_points(arch: &ConvArchitecture, runs: &[RunSeeds]) -> Array2<f32> {
+    let mut theta0 = Array2::zeros((runs.len(), arch.num_params()));
+    for (mut row, r) in theta0.rows_mut().into_iter().zip(runs) {
+        initial_parameters(arch, r.init, row.as_slice_mut().expect("a fresh array"));
+    }
+    theta0
+}
+
 /// Checks a label subset: 2 to 10 distinct labels of CIFAR-10.
 pub fn validate_labels(labels: &[u8]) -> Result<()> {
     let mut seen = [false; 10];
@@ -153,6 +162,31 @@ impl ConvSet {
         batch_size: usize,
         data: Arc<Cifar>,
         runs: Vec<RunSeeds>,
+        seed: u64,
+    ) -> Result<Self> {
+        Self::build(
+            architecture,
+            assignment,
+            labels,
+            batch_size,
+            data,
+            runs,
+            None,
+            seed,
+        )
+    }
+
+    /// Checks the settings against each other and the data, then assembles the set, with θ0
+    /// as given (a spec's) or drawn from the runs' seeds.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        architecture: ConvArchitecture,
+        assignment: GroupAssignment,
+        labels: Vec<u8>,
+        batch_size: usize,
+        data: Arc<Cifar>,
+        runs: Vec<RunSeeds>,
+        theta0: Option<Array2<f32>>,
         seed: u64,
     ) -> Result<Self> {
         architecture.validate()?;
@@ -193,10 +227,7 @@ impl ConvSet {
                 "the data holds no training or no test images of labels {labels:?}"
             )));
         }
-        let mut theta0 = Array2::zeros((runs.len(), p));
-        for (mut row, r) in theta0.rows_mut().into_iter().zip(&runs) {
-            initial_parameters(&architecture, r.init, row.as_slice_mut().unwrap());
-        }
+        let theta0 = theta0.unwrap_or_else(|| initial_points(&architecture, &runs));
         Ok(ConvSet {
             layout: Arc::new(Layout::of(&architecture)),
             architecture,
@@ -244,8 +275,8 @@ impl ConvSet {
 
     /// The mean loss over the held-out test images of this set's labels at θ, in minibatches of
     /// the set's size (batch norm with each minibatch's statistics, as in training); a last
-    /// partial minibatch is left out.
-    pub fn test_loss(&self, theta: &[f32], grad: &mut [f32], s: &mut ConvScratch) -> f64 {
+    /// partial minibatch is left out. Forward passes only.
+    pub fn test_loss(&self, theta: &[f32], s: &mut ConvScratch) -> f64 {
         let b = self.batch_size;
         let batches = self.test.rows.len() / b;
         let mut total = 0.0;
@@ -263,7 +294,7 @@ impl ConvSet {
                 );
                 s.labels[i] = self.test.labels[at];
             }
-            total += conv_loss_and_gradient(&self.architecture, &self.layout, theta, grad, s);
+            total += conv_loss(&self.architecture, &self.layout, theta, s);
         }
         total / batches.max(1) as f64
     }
@@ -343,42 +374,16 @@ impl ConvSet {
         let code = npz.scalar("group_assignment")? as i64;
         let assignment = GroupAssignment::from_code(code)
             .ok_or_else(|| bad(npz, format!("unknown group_assignment code {code}")))?;
-        let batch_size = npz.scalar("batch_size")?;
-        if !(1.0..=MAX_MINIBATCH as f64).contains(&batch_size) {
-            return Err(bad(
-                npz,
-                format!("batch_size must be between 1 and {MAX_MINIBATCH}, found {batch_size}"),
-            ));
-        }
-        let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
-        let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
-        if init.len() != minibatch.len() || init.is_empty() {
-            return Err(bad(
-                npz,
-                format!(
-                    "{} init seeds but {} minibatch seeds",
-                    init.len(),
-                    minibatch.len()
-                ),
-            ));
-        }
-        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
-        if theta0.dim() != (init.len(), architecture.num_params()) {
-            return Err(bad(
-                npz,
-                format!(
-                    "'theta0' has shape {:?}; {} runs of the conv net {} need [{}, {}]",
-                    theta0.shape(),
-                    init.len(),
-                    architecture.describe(),
-                    init.len(),
-                    architecture.num_params()
-                ),
-            ));
-        }
-        if theta0.iter().any(|x| !x.is_finite()) {
-            return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
-        }
+        let RecordedRuns {
+            batch_size,
+            runs,
+            theta0,
+        } = RecordedRuns::read(
+            npz,
+            MAX_MINIBATCH,
+            architecture.num_params(),
+            &format!("the conv net {}", architecture.describe()),
+        )?;
         let folder = data_override
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(npz.text("dataset_path").unwrap_or_default()));
@@ -401,27 +406,18 @@ impl ConvSet {
                 ),
             ));
         }
-        let runs = init
-            .iter()
-            .zip(&minibatch)
-            .map(|(&i, &m)| RunSeeds {
-                init: i as u64,
-                minibatch: m as u64,
-            })
-            .collect();
         let seed = npz.scalar_or("seed", 0.0)? as u64;
-        let mut set = ConvSet::new(
+        ConvSet::build(
             architecture,
             assignment,
             labels,
-            batch_size as usize,
+            batch_size,
             Arc::new(data),
             runs,
+            Some(theta0),
             seed,
         )
-        .map_err(|e| bad(npz, e.to_string()))?;
-        set.theta0 = theta0;
-        Ok(set)
+        .map_err(|e| bad(npz, e.to_string()))
     }
 }
 
@@ -477,14 +473,19 @@ impl TrainingSource for ConvSource {
         let runs: Vec<RunSeeds> = (0..batch as u64)
             .map(|i| RunSeeds::derive(l.seed, epoch + 1, i))
             .collect();
-        let mut theta0 = Array2::zeros((runs.len(), l.dim()));
-        for (mut row, r) in theta0.rows_mut().into_iter().zip(&runs) {
-            initial_parameters(&l.architecture, r.init, row.as_slice_mut().unwrap());
-        }
+        // The spec's settings were checked when it was read; only the runs are new.
         ConvSet {
+            architecture: l.architecture.clone(),
+            assignment: l.assignment,
+            labels: l.labels.clone(),
+            batch_size: l.batch_size,
+            data: l.data.clone(),
+            train: l.train.clone(),
+            test: l.test.clone(),
+            layout: l.layout.clone(),
+            theta0: initial_points(&l.architecture, &runs),
             runs,
-            theta0,
-            ..l.clone()
+            seed: l.seed,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::kernels::conv::{
     batch_norm_relu, batch_norm_relu_backward, col2im, im2col, max_pool2, max_pool2_backward,
     Planes,
 };
-use crate::kernels::{gemm, softmax_cross_entropy, view, view_mut};
+use crate::kernels::{add_row_bias, gemm, row_sums, softmax_cross_entropy, view, view_mut};
 use std::ops::Range;
 
 /// One conv layer's activations and their gradients, channel-major.
@@ -207,6 +207,19 @@ pub(super) fn conv_loss_and_gradient(
     grad: &mut [f32],
     s: &mut ConvScratch,
 ) -> f64 {
+    let loss = conv_loss(arch, at, theta, s);
+    conv_backward(arch, at, theta, grad, s);
+    loss
+}
+
+/// The forward pass: the mean softmax cross-entropy of the minibatch in `s`, leaving every
+/// activation (and the loss's gradient at the logits) in `s` for [`conv_backward`].
+pub(super) fn conv_loss(
+    arch: &ConvArchitecture,
+    at: &Layout,
+    theta: &[f32],
+    s: &mut ConvScratch,
+) -> f64 {
     let b = s.batch;
     let k = arch.kernel;
     let classes = arch.classes;
@@ -230,9 +243,7 @@ pub(super) fn conv_loss_and_gradient(
             0.0,
             view_mut(&mut c.z, c.out_channels, n),
         );
-        for (row, &bias) in c.z.chunks_exact_mut(n).zip(&theta[at.conv_bias[l].clone()]) {
-            row.iter_mut().for_each(|v| *v += bias);
-        }
+        add_row_bias(&mut c.z, n, &theta[at.conv_bias[l].clone()]);
         batch_norm_relu(
             &c.z,
             n,
@@ -269,9 +280,7 @@ pub(super) fn conv_loss_and_gradient(
             0.0,
             view_mut(&mut f.z, units, b),
         );
-        for (row, &bias) in f.z.chunks_exact_mut(b).zip(&theta[at.fc_bias[l].clone()]) {
-            row.iter_mut().for_each(|v| *v += bias);
-        }
+        add_row_bias(&mut f.z, b, &theta[at.fc_bias[l].clone()]);
         batch_norm_relu(
             &f.z,
             b,
@@ -296,7 +305,24 @@ pub(super) fn conv_loss_and_gradient(
             *v += bias;
         }
     }
-    let loss = softmax_cross_entropy(&s.logits, classes, &s.labels, &mut s.dlogits);
+    softmax_cross_entropy(&s.logits, classes, &s.labels, &mut s.dlogits)
+}
+
+/// The backward pass from what [`conv_loss`] left in `s`: ∇f written to `grad`.
+fn conv_backward(
+    arch: &ConvArchitecture,
+    at: &Layout,
+    theta: &[f32],
+    grad: &mut [f32],
+    s: &mut ConvScratch,
+) {
+    let b = s.batch;
+    let k = arch.kernel;
+    let classes = arch.classes;
+    let fc_layers = &at.fc_layers;
+    let (fan_in, _) = *fc_layers.last().expect("the output layer");
+    let last = s.conv.last().expect("validated: one conv layer or more");
+    let hw = last.pooled.len() / (last.out_channels * b);
 
     // Backward through the output layer.
     let top: &[f32] = s.fc.last().map_or(&s.features, |f| &f.a);
@@ -336,10 +362,7 @@ pub(super) fn conv_loss_and_gradient(
             dscale,
             doffset,
         );
-        let dbias = &mut grad[at.fc_bias[l].clone()];
-        for (d, row) in dbias.iter_mut().zip(f.z.chunks_exact(b)) {
-            *d = row.iter().sum();
-        }
+        row_sums(&f.z, b, &mut grad[at.fc_bias[l].clone()]);
         let input: &[f32] = if l == 0 { &s.features } else { &below[l - 1].a };
         gemm(
             view(input, fan_in, b),
@@ -387,12 +410,7 @@ pub(super) fn conv_loss_and_gradient(
             dscale,
             doffset,
         );
-        for (d, row) in grad[at.conv_bias[l].clone()]
-            .iter_mut()
-            .zip(c.z.chunks_exact(n))
-        {
-            *d = row.iter().sum();
-        }
+        row_sums(&c.z, n, &mut grad[at.conv_bias[l].clone()]);
         gemm(
             view(&c.z, c.out_channels, n),
             view(&c.cols, ck, n).t(),
@@ -410,7 +428,6 @@ pub(super) fn conv_loss_and_gradient(
             col2im(&c.cols, c.input, k, &mut below[l - 1].dpooled);
         }
     }
-    loss
 }
 
 /// Two disjoint blocks of `grad`, the first before the second.

@@ -48,6 +48,73 @@ impl RunSeeds {
     }
 }
 
+/// What every spec of trained runs records beside its network: the minibatch size, each run's
+/// seeds, and θ0, checked against each other and against `params` parameters per run of the
+/// network `network` (named in errors).
+pub(crate) struct RecordedRuns {
+    pub batch_size: usize,
+    pub runs: Vec<RunSeeds>,
+    pub theta0: Array2<f32>,
+}
+
+impl RecordedRuns {
+    pub(crate) fn read(
+        npz: &mut Npz,
+        max_batch: usize,
+        params: usize,
+        network: &str,
+    ) -> Result<Self> {
+        let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
+        let batch_size = npz.scalar("batch_size")?;
+        if !(1.0..=max_batch as f64).contains(&batch_size) {
+            return Err(bad(
+                npz,
+                format!("batch_size must be between 1 and {max_batch}, found {batch_size}"),
+            ));
+        }
+        let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
+        let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
+        if init.len() != minibatch.len() || init.is_empty() {
+            return Err(bad(
+                npz,
+                format!(
+                    "{} init seeds but {} minibatch seeds",
+                    init.len(),
+                    minibatch.len()
+                ),
+            ));
+        }
+        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
+        if theta0.dim() != (init.len(), params) {
+            return Err(bad(
+                npz,
+                format!(
+                    "'theta0' has shape {:?}; {} runs of {network} need [{}, {params}]",
+                    theta0.shape(),
+                    init.len(),
+                    init.len(),
+                ),
+            ));
+        }
+        if theta0.iter().any(|x| !x.is_finite()) {
+            return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
+        }
+        let runs = init
+            .iter()
+            .zip(&minibatch)
+            .map(|(&i, &m)| RunSeeds {
+                init: i as u64,
+                minibatch: m as u64,
+            })
+            .collect();
+        Ok(RecordedRuns {
+            batch_size: batch_size as usize,
+            runs,
+            theta0,
+        })
+    }
+}
+
 /// A set of MLP training runs on one dataset.
 #[derive(Clone)]
 pub struct MlpSet {
@@ -204,43 +271,16 @@ impl MlpSet {
         architecture
             .validate()
             .map_err(|e| bad(npz, e.to_string()))?;
-        let batch_size = npz.scalar("batch_size")?;
-        if !(1.0..=MAX_MINIBATCH as f64).contains(&batch_size) {
-            return Err(bad(
-                npz,
-                format!("batch_size must be between 1 and {MAX_MINIBATCH}, found {batch_size}"),
-            ));
-        }
-        let batch_size = batch_size as usize;
-        let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
-        let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
-        if init.len() != minibatch.len() || init.is_empty() {
-            return Err(bad(
-                npz,
-                format!(
-                    "{} init seeds but {} minibatch seeds",
-                    init.len(),
-                    minibatch.len()
-                ),
-            ));
-        }
-        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
-        if theta0.dim() != (init.len(), architecture.num_params()) {
-            return Err(bad(
-                npz,
-                format!(
-                    "'theta0' has shape {:?}; {} runs of {} need [{}, {}]",
-                    theta0.shape(),
-                    init.len(),
-                    architecture.describe(),
-                    init.len(),
-                    architecture.num_params()
-                ),
-            ));
-        }
-        if theta0.iter().any(|x| !x.is_finite()) {
-            return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
-        }
+        let RecordedRuns {
+            batch_size,
+            runs,
+            theta0,
+        } = RecordedRuns::read(
+            npz,
+            MAX_MINIBATCH,
+            architecture.num_params(),
+            &architecture.describe(),
+        )?;
         let recorded_path = PathBuf::from(npz.text("dataset_path")?);
         let sha = npz.text("dataset_sha256")?;
         let path = data_override
@@ -267,14 +307,6 @@ impl MlpSet {
             ),
             ));
         }
-        let runs = init
-            .iter()
-            .zip(&minibatch)
-            .map(|(&i, &m)| RunSeeds {
-                init: i as u64,
-                minibatch: m as u64,
-            })
-            .collect();
         let seed = npz.scalar_or("seed", 0.0)? as u64;
         let set = MlpSet {
             architecture,
