@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use l2l::evaluation::{lr_grid, run as run_optimizer, tune, validate_steps, Curves};
+use l2l::evaluation::{run_with_held_out, tune, validate_steps, Curves, LrGrid};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
 use l2l::problems::{load_companion, FromSpec, SetVisitor, Spec};
@@ -37,10 +37,18 @@ struct Args {
     /// Learning rate for every baseline given without NAME=LR.
     #[arg(long)]
     lr: Option<f64>,
-    /// Tune each baseline without an explicit rate: try 1e-4 … 10 in quarter decades on
+    /// Tune each baseline without an explicit rate: try the rates of --lr-grid on
     /// --validation and keep the rate with the best mean final loss.
     #[arg(long, requires = "validation")]
     tune: bool,
+    /// The rates --tune tries: 10^(k/PER_DECADE) from LO to HI (the default: 1e-4 … 10 in
+    /// quarter decades, 21 rates).
+    #[arg(
+        long = "lr-grid",
+        value_name = "LO:HI:PER_DECADE",
+        default_value = "1e-4:10:4"
+    )]
+    lr_grid: String,
     /// Validation spec for --tune (never the test spec).
     #[arg(long)]
     validation: Option<PathBuf>,
@@ -53,6 +61,10 @@ struct Args {
     /// Output trajectory file (.parquet).
     #[arg(short, long)]
     output: PathBuf,
+    /// On problems with held-out data (CIFAR-10's test images), record the loss there at step
+    /// 0, every N steps and at the last step, in the column test_loss (0: never).
+    #[arg(long = "test-every", value_name = "N", default_value_t = 10)]
+    test_every: usize,
     /// Dataset for MLP specs, instead of the path recorded in the spec (its checksum must match).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -64,6 +76,7 @@ struct Args {
 fn run(args: Args) -> anyhow::Result<()> {
     l2l::cli::init_threads(args.threads)?;
     validate_steps(args.steps)?;
+    let grid = LrGrid::parse(&args.lr_grid)?;
     if let Some(lr) = args.lr {
         l2l::baselines::validate_lr(lr)?;
     }
@@ -95,6 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
     Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
         args: &args,
+        grid,
         choices,
     })
 }
@@ -102,18 +116,20 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// Evaluation on the problem set of whatever kind the spec is.
 struct Evaluation<'a> {
     args: &'a Args,
+    grid: LrGrid,
     choices: Vec<(OptimizerChoice, bool)>,
 }
 
 impl SetVisitor for Evaluation<'_> {
     type Output = anyhow::Result<()>;
     fn visit<P: FromSpec>(self, set: P) -> anyhow::Result<()> {
-        evaluate_on(self.args, self.choices, &set)
+        evaluate_on(self.args, &self.grid, self.choices, &set)
     }
 }
 
 fn evaluate_on<P: FromSpec>(
     args: &Args,
+    grid: &LrGrid,
     mut choices: Vec<(OptimizerChoice, bool)>,
     set: &P,
 ) -> anyhow::Result<()> {
@@ -137,10 +153,10 @@ fn evaluate_on<P: FromSpec>(
                 .map(|b| b.name())
                 .collect::<Vec<_>>()
                 .join(", "),
-            lr_grid().len(),
+            grid.rates().len(),
             validation.count()
         );
-        let points = tune(&validation, &to_tune, steps)?;
+        let points = tune(&validation, &to_tune, steps, grid)?;
         for (choice, explicit) in &mut choices {
             if let OptimizerChoice::Baseline { kind, lr } = choice {
                 if let Some(p) = points
@@ -196,9 +212,15 @@ fn evaluate_on<P: FromSpec>(
     let curves: Vec<Curves> = choices
         .iter()
         .map(|(c, _)| {
-            let curves = run_optimizer(set, c, args.steps)?;
+            let curves = run_with_held_out(set, c, args.steps, args.test_every)?;
+            let held_out = curves
+                .test_losses
+                .as_ref()
+                .and_then(|t| t.column(args.steps).mean())
+                .map(|m| format!(", held-out {m:.4}"))
+                .unwrap_or_default();
             eprintln!(
-                "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}",
+                "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
                 curves.label,
                 curves
                     .lr

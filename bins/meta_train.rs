@@ -138,6 +138,14 @@ struct Args {
     /// as exactly this rule. Not with --imitate or --meta-gradient second-order.
     #[arg(long, value_name = "NAME[=LR]")]
     base: Option<String>,
+    /// The rates tried when --base or --imitate names a rule without one:
+    /// 10^(k/PER_DECADE) from LO to HI, as evaluate --lr-grid.
+    #[arg(
+        long = "lr-grid",
+        value_name = "LO:HI:PER_DECADE",
+        default_value = "1e-4:10:4"
+    )]
+    lr_grid: String,
     /// Initial bias of both layers' forget gates.
     #[arg(long = "forget-bias", default_value_t = 1.0)]
     forget_bias: f32,
@@ -283,6 +291,7 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
             .as_deref()
             .map(|t| parse_rule("--base", t))
             .transpose()?,
+        lr_grid: l2l::evaluation::LrGrid::parse(&args.lr_grid)?,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use l2l::io::is_stdio;
-use l2l::plotting::{draw_figure, draw_sweep, Panel, SweepCell, DEFAULT_FONT_PATH};
+use l2l::plotting::{draw_figure, draw_sweep, Measure, Panel, SweepCell, DEFAULT_FONT_PATH};
 use l2l::trajectory::{read_trajectories, write_table, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,11 +13,18 @@ use std::process::ExitCode;
 ///
 /// With --cell instead of --panel it draws Figure 6: the final loss of the learned optimizer
 /// and of the best tuned baseline against hidden units, one panel per layer count.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MeasureArg {
+    Loss,
+    TestLoss,
+}
+
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
     /// A panel: a trajectory file, optionally with a title as FILE=TITLE. Repeat for more.
-    /// One FILE may be `-`, standard input.
+    /// Several files joined by commas (FILE,FILE=TITLE) make one panel, e.g. learned
+    /// optimizers and tuned baselines evaluated apart. One FILE may be `-`, standard input.
     #[arg(
         long = "panel",
         required_unless_present = "cells",
@@ -37,6 +44,10 @@ struct Args {
     /// Output PNG; the SVG goes beside it. `-` writes the PNG alone to standard output.
     #[arg(short, long)]
     output: PathBuf,
+    /// What the panels draw: the training loss at every step, or the loss on held-out data
+    /// where it was measured (trajectory format 2, e.g. CIFAR-10's test images).
+    #[arg(long, value_enum, default_value = "loss")]
+    measure: MeasureArg,
     /// TrueType font for the text.
     #[arg(long, default_value = DEFAULT_FONT_PATH)]
     font: PathBuf,
@@ -51,8 +62,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let files: Vec<PathBuf> = args
         .panels
         .iter()
-        .chain(&args.cells)
-        .map(|spec| PathBuf::from(spec.split_once('=').map_or(spec.as_str(), |(f, _)| f)))
+        .flat_map(|spec| panel_files(spec))
+        .chain(
+            args.cells
+                .iter()
+                .map(|spec| PathBuf::from(spec.split_once('=').map_or(spec.as_str(), |(f, _)| f))),
+        )
         .collect();
     let mut inputs: Vec<(&str, &std::path::Path)> = files
         .iter()
@@ -71,16 +86,26 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut panels = Vec::new();
     for spec in &args.panels {
-        let (file, title) = match spec.split_once('=') {
-            Some((f, t)) => (PathBuf::from(f), t.to_string()),
-            None => (PathBuf::from(spec), spec.clone()),
+        let title = spec.split_once('=').map_or(spec.as_str(), |(_, t)| t);
+        let mut rows = Vec::new();
+        for file in panel_files(spec) {
+            rows.extend(read_trajectories(&file)?);
+        }
+        let measure = match args.measure {
+            MeasureArg::Loss => Measure::Loss,
+            MeasureArg::TestLoss => Measure::TestLoss,
         };
-        let rows = read_trajectories(&file)?;
-        panels.push(Panel::from_rows(&title, &rows)?);
+        panels.push(Panel::of_measure(title, &rows, measure)?);
     }
     draw_figure(&panels, &args.output, &args.font)?;
     report_written(&args.output);
     Ok(())
+}
+
+/// The trajectory files of a --panel FILE[,FILE…][=TITLE].
+fn panel_files(spec: &str) -> Vec<PathBuf> {
+    let files = spec.split_once('=').map_or(spec, |(f, _)| f);
+    files.split(',').map(PathBuf::from).collect()
 }
 
 fn report_written(png: &std::path::Path) {

@@ -59,20 +59,38 @@ impl Observer for NoObserver {}
 /// problems. A problem whose loss turns NaN or Inf keeps recording it; the others go on,
 /// since every update rule here is coordinatewise.
 pub fn run<P: ProblemSet>(set: &P, choice: &OptimizerChoice, steps: usize) -> Result<Curves> {
-    run_observed(set, choice, steps, &NoObserver)
+    run_observed(set, choice, steps, 0, &NoObserver)
 }
 
-/// [`run`], with `observer` shown every θ.
+/// [`run`], with the loss on held-out data ([`ProblemSet::held_out_loss`]) recorded at step 0,
+/// every `every` steps and at the last step, where the set has held-out data (`every` = 0:
+/// never).
+pub fn run_with_held_out<P: ProblemSet>(
+    set: &P,
+    choice: &OptimizerChoice,
+    steps: usize,
+    every: usize,
+) -> Result<Curves> {
+    run_observed(set, choice, steps, every, &NoObserver)
+}
+
+/// Whether the held-out loss is recorded at `step` of a run of `steps` ([`run_with_held_out`]).
+fn held_out_at(step: usize, steps: usize, every: usize) -> bool {
+    every > 0 && (step % every == 0 || step == steps)
+}
+
+/// [`run_with_held_out`], with `observer` shown every θ.
 pub fn run_observed<P: ProblemSet>(
     set: &P,
     choice: &OptimizerChoice,
     steps: usize,
+    held_out_every: usize,
     observer: &impl Observer,
 ) -> Result<Curves> {
     let dim = set.dim();
     let groups = set.groups();
     let shards = shard_ranges(set.count(), dim, SHARD_ROWS);
-    let parts: Vec<Array2<f64>> = shards
+    let parts: Vec<(Array2<f64>, Option<Array2<f64>>)> = shards
         .par_iter()
         .map(|range| {
             let rows = range.len() * dim;
@@ -81,6 +99,8 @@ pub fn run_observed<P: ProblemSet>(
             let mut grad = vec![0.0f32; rows];
             let mut scratch = set.scratch();
             let mut losses = Array2::<f64>::zeros((range.len(), steps + 1));
+            // Stays None for a set without held-out data.
+            let mut held_out_losses: Option<Array2<f64>> = None;
             for (k, p) in range.clone().enumerate() {
                 set.initial_point(p, &mut theta[k * dim..(k + 1) * dim]);
             }
@@ -95,6 +115,13 @@ pub fn run_observed<P: ProblemSet>(
                         &mut scratch,
                     );
                     losses[[k, step]] = loss;
+                    if held_out_at(step, steps, held_out_every) {
+                        if let Some(h) = set.held_out_loss(&theta[span.clone()], &mut scratch) {
+                            held_out_losses.get_or_insert_with(|| {
+                                Array2::from_elem((range.len(), steps + 1), f64::NAN)
+                            })[[k, step]] = h;
+                        }
+                    }
                     observer.at_step(p, step, &theta[span], loss);
                 }
                 if step < steps {
@@ -104,15 +131,22 @@ pub fn run_observed<P: ProblemSet>(
             for (k, p) in range.clone().enumerate() {
                 observer.finished(p, &theta[k * dim..(k + 1) * dim]);
             }
-            Ok(losses)
+            Ok((losses, held_out_losses))
         })
         .collect::<Result<_>>()?;
-    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
-    let losses = ndarray::concatenate(ndarray::Axis(0), &views).expect("shards share a width");
+    let stack = |views: Vec<ndarray::ArrayView2<f64>>| {
+        ndarray::concatenate(ndarray::Axis(0), &views).expect("shards share a width")
+    };
+    let test_losses = parts
+        .iter()
+        .map(|p| p.1.as_ref().map(|a| a.view()))
+        .collect::<Option<Vec<_>>>()
+        .map(stack);
     Ok(Curves {
         label: choice.label(),
         lr: choice.lr(),
-        losses,
+        losses: stack(parts.iter().map(|p| p.0.view()).collect()),
+        test_losses,
     })
 }
 
@@ -120,7 +154,80 @@ pub fn run_observed<P: ProblemSet>(
 /// decades (finer than the half decades the paper's comparison needs, so baselines are not
 /// handicapped by a coarse grid).
 pub fn lr_grid() -> Vec<f64> {
-    (-16..=4).map(|k| 10f64.powf(k as f64 / 4.0)).collect()
+    LrGrid::default().rates()
+}
+
+/// A learning-rate grid 10^(k/per_decade) for k = from … to (`--lr-grid LO:HI:PER_DECADE`), for
+/// problems whose runs cost too much to try [`lr_grid`]'s 21 rates (the CIFAR-10 conv net).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LrGrid {
+    from: i32,
+    to: i32,
+    per_decade: i32,
+}
+
+impl Default for LrGrid {
+    fn default() -> Self {
+        LrGrid {
+            from: -16,
+            to: 4,
+            per_decade: 4,
+        }
+    }
+}
+
+impl LrGrid {
+    /// Parses `LO:HI:PER_DECADE`, e.g. `1e-4:10:4` (the default) or `1e-3:1:2`; LO and HI must
+    /// lie on the grid of PER_DECADE (1 to 8) points a decade.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::Config(format!(
+                "--lr-grid {text:?}: {why}; expected LO:HI:PER_DECADE, e.g. 1e-4:10:4"
+            ))
+        };
+        let parts: Vec<&str> = text.split(':').map(str::trim).collect();
+        let [lo, hi, per] = parts[..] else {
+            return Err(bad("three fields are needed"));
+        };
+        let per_decade: i32 = per
+            .parse()
+            .ok()
+            .filter(|p| (1..=8).contains(p))
+            .ok_or_else(|| bad("PER_DECADE must be an integer from 1 to 8"))?;
+        let exponent = |v: &str| -> Result<i32> {
+            let x: f64 = v
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| bad("LO and HI must be positive numbers"))?;
+            let k = (x.log10() * per_decade as f64).round();
+            if (10f64.powf(k / per_decade as f64) / x - 1.0).abs() > 1e-6 || k.abs() > 100.0 {
+                return Err(bad(&format!(
+                    "{v} is not 10^(k/{per_decade}) for an integer k"
+                )));
+            }
+            Ok(k as i32)
+        };
+        let (from, to) = (exponent(lo)?, exponent(hi)?);
+        if from > to {
+            return Err(bad("LO must not exceed HI"));
+        }
+        let grid = LrGrid {
+            from,
+            to,
+            per_decade,
+        };
+        for lr in grid.rates() {
+            crate::baselines::validate_lr(lr)?;
+        }
+        Ok(grid)
+    }
+
+    pub fn rates(&self) -> Vec<f64> {
+        (self.from..=self.to)
+            .map(|k| 10f64.powf(k as f64 / self.per_decade as f64))
+            .collect()
+    }
 }
 
 /// One grid point of a tuning run.
@@ -132,14 +239,15 @@ pub struct TuningPoint {
     pub chosen: bool,
 }
 
-/// Picks each baseline's learning rate from [`lr_grid`] by the best mean final loss on the
+/// Picks each baseline's learning rate from `grid` by the best mean final loss on the
 /// validation set. Every (baseline, rate) pair runs in parallel.
 pub fn tune<P: ProblemSet>(
     validation: &P,
     baselines: &[Baseline],
     steps: usize,
+    grid: &LrGrid,
 ) -> Result<Vec<TuningPoint>> {
-    let grid = lr_grid();
+    let grid = grid.rates();
     let pairs: Vec<(Baseline, f64)> = baselines
         .iter()
         .flat_map(|&b| grid.iter().map(move |&lr| (b, lr)))
@@ -196,6 +304,15 @@ mod tests {
         let g = lr_grid();
         assert_eq!(g.len(), 21);
         assert!((g[0] - 1e-4).abs() < 1e-12 && (g[20] - 10.0).abs() < 1e-9);
+        assert_eq!(LrGrid::parse("1e-4:10:4").unwrap(), LrGrid::default());
+        let half = LrGrid::parse("0.001:1:2").unwrap().rates();
+        assert_eq!(half.len(), 7);
+        assert!((half[1] - 10f64.powf(-2.5)).abs() < 1e-15);
+        for bad in [
+            "1e-4:10", "0:1:2", "1e-3:1:0", "3e-3:1:1", "1:1e-3:2", "x:1:2",
+        ] {
+            assert!(LrGrid::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -244,7 +361,7 @@ mod tests {
             lr: 0.01,
         };
         let record = Record::default();
-        let curves = run_observed(&set, &choice, 4, &record).unwrap();
+        let curves = run_observed(&set, &choice, 4, 0, &record).unwrap();
         assert_eq!(curves.losses, run(&set, &choice, 4).unwrap().losses);
         let mut steps = record.steps.into_inner().unwrap();
         steps.sort_by_key(|s| (s.0, s.1));

@@ -23,10 +23,14 @@ impl Series {
         self.lr.is_none()
     }
     pub fn legend(&self) -> String {
-        // The paper's spelling of each name.
+        // The paper's spelling of each name; a learned optimizer among several is named by its
+        // checkpoint's file stem (`lstm:LSTM-sub`), which the pipeline chooses to say what it is.
         let name = match self.optimizer.as_str() {
             "rmsprop" => "RMSprop".to_string(),
-            other => other.to_uppercase(),
+            other => match other.strip_prefix("lstm:") {
+                Some(stem) if !stem.is_empty() => stem.to_string(),
+                _ => other.to_uppercase(),
+            },
         };
         match self.lr {
             Some(lr) => format!("{name} (lr {})", format_lr(lr)),
@@ -45,17 +49,48 @@ fn format_lr(lr: f64) -> String {
     }
 }
 
+/// What a panel draws from the trajectory rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// `loss`: the training loss (a minibatch's, for stochastic problems) at every step.
+    Loss,
+    /// `test_loss`: the loss on held-out data (trajectory format 2), at the steps measured.
+    TestLoss,
+}
+
+impl Measure {
+    fn of(self, row: &TrajectoryRow) -> Option<f64> {
+        match self {
+            Measure::Loss => Some(row.loss),
+            Measure::TestLoss => row.test_loss,
+        }
+    }
+    fn axis(self) -> &'static str {
+        match self {
+            Measure::Loss => "mean loss",
+            Measure::TestLoss => "mean held-out test loss",
+        }
+    }
+}
+
 /// A panel: a title and its curves.
 #[derive(Clone, Debug)]
 pub struct Panel {
     pub title: String,
     pub series: Vec<Series>,
+    pub measure: Measure,
 }
 
 impl Panel {
     /// Averages trajectory rows over problems, one series per (optimizer, lr), in order of
     /// first appearance.
     pub fn from_rows(title: &str, rows: &[TrajectoryRow]) -> Result<Panel> {
+        Self::of_measure(title, rows, Measure::Loss)
+    }
+
+    /// [`Panel::from_rows`] for `measure`; with held-out losses, the steps where none was
+    /// measured are left out.
+    pub fn of_measure(title: &str, rows: &[TrajectoryRow], measure: Measure) -> Result<Panel> {
         let mut order: Vec<(String, Option<u64>)> = Vec::new();
         let mut sums: BTreeMap<(String, Option<u64>), BTreeMap<i64, (f64, usize, bool)>> =
             BTreeMap::new();
@@ -67,6 +102,9 @@ impl Panel {
                     crate::trajectory::MAX_STEPS
                 )));
             }
+            let Some(value) = measure.of(r) else {
+                continue;
+            };
             let key = (r.optimizer.clone(), r.lr.map(f64::to_bits));
             if !sums.contains_key(&key) {
                 order.push(key.clone());
@@ -76,14 +114,18 @@ impl Panel {
                 .or_default()
                 .entry(r.step)
                 .or_insert((0.0, 0, true));
-            e.0 += r.loss;
+            e.0 += value;
             e.1 += 1;
-            e.2 &= r.loss.is_finite();
+            e.2 &= value.is_finite();
         }
         if order.is_empty() {
-            return Err(Error::Other(format!(
-                "panel '{title}': the trajectory file has no rows"
-            )));
+            return Err(Error::Other(match measure {
+                Measure::Loss => format!("panel '{title}': the trajectory file has no rows"),
+                Measure::TestLoss => format!(
+                    "panel '{title}': the trajectory file has no held-out losses (test_loss); \
+                     evaluate records them on problems with held-out data (--test-every)"
+                ),
+            }));
         }
         let series = order
             .into_iter()
@@ -106,6 +148,7 @@ impl Panel {
         Ok(Panel {
             title: title.to_string(),
             series,
+            measure,
         })
     }
 }
@@ -150,13 +193,16 @@ fn register_font(path: &Path) -> Result<()> {
     .map_err(Error::Other)
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 9] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
 ];
 
 /// Colours by optimizer name so that every panel uses the same colour for the same optimizer.
@@ -166,6 +212,11 @@ fn color_for(name: &str) -> RGBColor {
         "nag" => PALETTE[4],
         "rmsprop" => PALETTE[2],
         "adam" => PALETTE[3],
+        // Several learned optimizers in one panel (Figure 7): a rule's correction in black,
+        // one trained on other labels (`-sub`) in a lighter colour.
+        n if n.starts_with("lstm:") && n.contains('+') && n.ends_with("-sub") => PALETTE[7],
+        n if n.starts_with("lstm:") && n.contains('+') => PALETTE[8],
+        n if n.starts_with("lstm:") && n.ends_with("-sub") => PALETTE[6],
         n if n.starts_with("lstm") => PALETTE[0],
         _ => PALETTE[5],
     }
@@ -279,7 +330,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("mean loss")
+        .y_desc(panel.measure.axis())
         .label_style((FONT, 12))
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_labels(8)
@@ -512,6 +563,7 @@ mod tests {
             step,
             loss,
             lr,
+            test_loss: None,
         }
     }
 

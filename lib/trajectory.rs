@@ -2,7 +2,10 @@
 //! as parquet, plus the small tables (tuning grids, benchmarks) written the same way.
 //!
 //! Columns: `optimizer` utf8, `problem` int64, `step` int64 (0 is the loss at θ0),
-//! `loss` float64, `lr` float64 (null for learned optimizers).
+//! `loss` float64, `lr` float64 (null for learned optimizers). Format version 2 adds
+//! `test_loss` float64, the loss on held-out data (null at steps where it was not measured),
+//! and records `format_version` in the file's key-value metadata; a file without held-out
+//! losses is written as version 1, unchanged.
 
 use crate::error::{Error, Result};
 use crate::io::{contain, describe, read_input, write_atomically, MAX_STDIN_BYTES};
@@ -23,7 +26,14 @@ pub struct Curves {
     pub label: String,
     pub lr: Option<f64>,
     pub losses: Array2<f64>,
+    /// Losses on held-out data, same shape; NaN at steps where none was measured.
+    pub test_losses: Option<Array2<f64>>,
 }
+
+/// The newest trajectory format version this l2l writes and reads.
+pub const TRAJECTORY_FORMAT_VERSION: i64 = 2;
+/// The key of the format version in a trajectory file's key-value metadata.
+const VERSION_KEY: &str = "format_version";
 
 impl Curves {
     /// Mean loss over problems at `step`; a diverged problem (NaN or Inf) makes it infinite.
@@ -64,6 +74,15 @@ impl Column {
 
 /// Writes named columns as one parquet file (snappy), atomically (`-`: to standard output).
 pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
+    write_table_with_metadata(path, columns, None)
+}
+
+/// [`write_table`], with key-value metadata in the file's footer.
+fn write_table_with_metadata(
+    path: &Path,
+    columns: Vec<(&str, Column)>,
+    metadata: Option<Vec<parquet::file::metadata::KeyValue>>,
+) -> Result<()> {
     let name = describe(path, true);
     let err = |e: &dyn std::fmt::Display| Error::Parquet {
         path: name.clone().into(),
@@ -82,8 +101,21 @@ pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
     };
     let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, c)| (n, c.into_array())))
         .map_err(|e| err(&e))?;
+    // The same pairs go into the Arrow schema too, where pyarrow and polars show them.
+    let batch = match &metadata {
+        None => batch,
+        Some(kv) => {
+            let pairs: std::collections::HashMap<String, String> = kv
+                .iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect();
+            let schema = batch.schema().as_ref().clone().with_metadata(pairs);
+            batch.with_schema(Arc::new(schema)).map_err(|e| err(&e))?
+        }
+    };
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(metadata)
         .build();
     write_atomically(path, |out| {
         let mut writer =
@@ -102,6 +134,7 @@ pub fn write_trajectories(path: &Path, curves: &[Curves]) -> Result<()> {
     let mut step = Vec::with_capacity(rows);
     let mut loss = Vec::with_capacity(rows);
     let mut lr = Vec::with_capacity(rows);
+    let mut test_loss = Vec::with_capacity(rows);
     for c in curves {
         for ((p, s), &l) in c.losses.indexed_iter() {
             optimizer.push(c.label.clone());
@@ -109,18 +142,30 @@ pub fn write_trajectories(path: &Path, curves: &[Curves]) -> Result<()> {
             step.push(s as i64);
             loss.push(Some(l));
             lr.push(c.lr);
+            // NaN marks "not measured"; a measured loss that diverged is written as Inf.
+            test_loss.push(c.test_losses.as_ref().and_then(|t| {
+                let v = t[[p, s]];
+                (!v.is_nan()).then_some(v)
+            }));
         }
     }
-    write_table(
-        path,
-        vec![
-            ("optimizer", Column::Utf8(optimizer)),
-            ("problem", Column::Int64(problem)),
-            ("step", Column::Int64(step)),
-            ("loss", Column::Float64(loss)),
-            ("lr", Column::Float64(lr)),
-        ],
-    )
+    let mut columns = vec![
+        ("optimizer", Column::Utf8(optimizer)),
+        ("problem", Column::Int64(problem)),
+        ("step", Column::Int64(step)),
+        ("loss", Column::Float64(loss)),
+        ("lr", Column::Float64(lr)),
+    ];
+    // The oldest version that holds the file: version 1 has no held-out losses.
+    if curves.iter().all(|c| c.test_losses.is_none()) {
+        return write_table(path, columns);
+    }
+    columns.push(("test_loss", Column::Float64(test_loss)));
+    let version = parquet::file::metadata::KeyValue::new(
+        VERSION_KEY.to_string(),
+        TRAJECTORY_FORMAT_VERSION.to_string(),
+    );
+    write_table_with_metadata(path, columns, Some(vec![version]))
 }
 
 /// One row of a trajectory file.
@@ -131,6 +176,8 @@ pub struct TrajectoryRow {
     pub step: i64,
     pub loss: f64,
     pub lr: Option<f64>,
+    /// The held-out loss (format version 2), where it was measured.
+    pub test_loss: Option<f64>,
 }
 
 /// Reads a trajectory file (`-`: standard input), checking that the five columns exist with
@@ -160,6 +207,7 @@ fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Ve
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
     check_column_chunks(builder.metadata(), size).map_err(err)?;
+    check_version(builder.metadata()).map_err(err)?;
     let reader = builder.build().map_err(|e| err(e.to_string()))?;
     let mut rows = Vec::new();
     for batch in reader {
@@ -182,6 +230,13 @@ fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Ve
         let step = col("step", DataType::Int64)?;
         let loss = col("loss", DataType::Float64)?;
         let lr = col("lr", DataType::Float64)?;
+        let test_loss = match batch.column_by_name("test_loss") {
+            Some(_) => Some(col("test_loss", DataType::Float64)?),
+            None => None,
+        };
+        let test_loss = test_loss
+            .as_ref()
+            .map(|c| c.as_any().downcast_ref::<Float64Array>().unwrap());
         let optimizer = optimizer.as_any().downcast_ref::<StringArray>().unwrap();
         let problem = problem.as_any().downcast_ref::<Int64Array>().unwrap();
         let step = step.as_any().downcast_ref::<Int64Array>().unwrap();
@@ -203,10 +258,33 @@ fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Ve
                     loss.value(i)
                 },
                 lr: (!lr.is_null(i)).then(|| lr.value(i)),
+                test_loss: test_loss.and_then(|t| (!t.is_null(i)).then(|| t.value(i))),
             });
         }
     }
     Ok(rows)
+}
+
+/// Refuses a trajectory of a newer format version than this l2l reads (a file without one is
+/// version 1).
+fn check_version(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+) -> std::result::Result<(), String> {
+    let declared = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == VERSION_KEY))
+        .and_then(|k| k.value.clone());
+    match declared {
+        None => Ok(()),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (1..=TRAJECTORY_FORMAT_VERSION).contains(&n) => Ok(()),
+            _ => Err(format!(
+                "trajectory format version {v:?}; this l2l reads versions 1 to \
+                 {TRAJECTORY_FORMAT_VERSION}: use a newer l2l"
+            )),
+        },
+    }
 }
 
 /// Checks that every column chunk the footer declares lies inside the file: the parquet
@@ -272,11 +350,13 @@ mod tests {
                 label: "adam".into(),
                 lr: Some(0.1),
                 losses: ndarray::array![[3.0, 2.0], [5.0, f64::NAN]],
+                test_losses: None,
             },
             Curves {
                 label: "lstm".into(),
                 lr: None,
                 losses: ndarray::array![[3.0, 1.0], [5.0, 4.0]],
+                test_losses: None,
             },
         ];
         write_trajectories(&path, &curves).unwrap();
@@ -289,10 +369,76 @@ mod tests {
                 problem: 0,
                 step: 1,
                 loss: 2.0,
-                lr: Some(0.1)
+                lr: Some(0.1),
+                test_loss: None,
             }
         );
         assert!(rows[3].loss.is_nan());
         assert_eq!(rows[7].lr, None);
+    }
+
+    #[test]
+    fn held_out_losses_make_a_version_2_file_and_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let nan = f64::NAN;
+        let curves = vec![
+            Curves {
+                label: "adam".into(),
+                lr: Some(0.1),
+                losses: ndarray::array![[3.0, 2.0, 1.0]],
+                test_losses: Some(ndarray::array![[4.0, nan, f64::INFINITY]]),
+            },
+            Curves {
+                label: "lstm".into(),
+                lr: None,
+                losses: ndarray::array![[3.0, 1.0, 0.5]],
+                test_losses: None,
+            },
+        ];
+        write_trajectories(&path, &curves).unwrap();
+        let rows = read_trajectories(&path).unwrap();
+        let tests: Vec<_> = rows.iter().map(|r| r.test_loss).collect();
+        assert_eq!(
+            tests,
+            vec![Some(4.0), None, Some(f64::INFINITY), None, None, None]
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        let meta =
+            parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
+                .unwrap();
+        use parquet::file::reader::FileReader;
+        let kv = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(kv
+            .iter()
+            .any(|k| k.key == VERSION_KEY && k.value.as_deref() == Some("2")));
+
+        // A version-1 file carries no version and no test_loss column.
+        let v1 = dir.path().join("v1.parquet");
+        let mut old = curves.clone();
+        old[0].test_losses = None;
+        write_trajectories(&v1, &old).unwrap();
+        assert!(read_trajectories(&v1)
+            .unwrap()
+            .iter()
+            .all(|r| r.test_loss.is_none()));
+
+        let newer = dir.path().join("v3.parquet");
+        let kv = parquet::file::metadata::KeyValue::new(VERSION_KEY.into(), "3".to_string());
+        write_table_with_metadata(
+            &newer,
+            vec![("step", Column::Int64(vec![0]))],
+            Some(vec![kv]),
+        )
+        .unwrap();
+        let e = read_trajectories(&newer).unwrap_err().to_string();
+        assert!(
+            e.contains("version \"3\"") && e.contains("newer l2l"),
+            "{e}"
+        );
     }
 }

@@ -405,6 +405,8 @@ pub struct MetaTrainParams {
     pub imitation_loss: ImitationLoss,
     /// Add the network's output to this rule's step.
     pub base: Option<RuleRequest>,
+    /// The rates tried when a rule is given without one.
+    pub lr_grid: evaluation::LrGrid,
 }
 
 impl Default for MetaTrainParams {
@@ -417,6 +419,7 @@ impl Default for MetaTrainParams {
             imitation_rollout: Rollout::Teacher,
             imitation_loss: ImitationLoss::Squared,
             base: None,
+            lr_grid: evaluation::LrGrid::default(),
         }
     }
 }
@@ -434,7 +437,7 @@ pub struct TunedRate {
 
 impl MetaTrainParams {
     /// Validates every setting, then tunes the rate of each rule given without one on
-    /// `validation` (over [`evaluation::lr_grid`], by the mean loss at `validation_steps`), as
+    /// `validation` (over `lr_grid`, by the mean loss at `validation_steps`), as
     /// `evaluate --tune` tunes the baselines. Returns the config and the rates it tuned.
     pub fn check<P: ProblemSet>(
         &self,
@@ -443,7 +446,7 @@ impl MetaTrainParams {
         let steps = self.config.validation_steps;
         self.resolve(validation.is_some(), |kind| {
             let v = validation.expect("checked: a rule without a rate has --validation");
-            let points = evaluation::tune(v, &[kind], steps)?;
+            let points = evaluation::tune(v, &[kind], steps, &self.lr_grid)?;
             let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
                 crate::Error::Config(format!("tuning {} found no learning rate", kind.name()))
             })?;

@@ -47,6 +47,13 @@ pub trait ProblemSet: Sync {
     fn groups(&self) -> Vec<ParamGroup> {
         vec![ParamGroup::all(self.dim())]
     }
+
+    /// The loss at θ on data held out from training, where the problem has such data (§3.3:
+    /// Figure 7's left panel reports the loss on CIFAR-10's test images). Forward passes only;
+    /// may overwrite `scratch`.
+    fn held_out_loss(&self, _theta: &[f32], _scratch: &mut Self::Scratch) -> Option<f64> {
+        None
+    }
 }
 
 /// The Hessian of f times a vector: the second-derivative term the paper's BPTT drops

@@ -274,15 +274,17 @@ impl ConvSet {
     }
 
     /// The mean loss over the held-out test images of this set's labels at θ, in minibatches of
-    /// the set's size (batch norm with each minibatch's statistics, as in training); a last
-    /// partial minibatch is left out. Forward passes only.
+    /// the set's size (batch norm with each minibatch's statistics, as in training). The last
+    /// minibatch is filled up by wrapping around to the first test images, so every image
+    /// counts and a test set smaller than a minibatch still gives a loss. Forward passes only.
     pub fn test_loss(&self, theta: &[f32], s: &mut ConvScratch) -> f64 {
         let b = self.batch_size;
-        let batches = self.test.rows.len() / b;
+        let n = self.test.rows.len();
+        let batches = n.div_ceil(b);
         let mut total = 0.0;
         for k in 0..batches {
             for i in 0..b {
-                let at = k * b + i;
+                let at = (k * b + i) % n;
                 s.set_image(
                     i,
                     self.data
@@ -290,13 +292,13 @@ impl ConvSet {
                         .images
                         .row(self.test.rows[at] as usize)
                         .as_slice()
-                        .unwrap(),
+                        .expect("rows of a standard-layout array"),
                 );
                 s.labels[i] = self.test.labels[at];
             }
             total += conv_loss(&self.architecture, &self.layout, theta, s);
         }
-        total / batches.max(1) as f64
+        total / batches as f64
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -456,6 +458,9 @@ impl ProblemSet for ConvSet {
     }
     fn groups(&self) -> Vec<ParamGroup> {
         self.architecture.groups(self.assignment)
+    }
+    fn held_out_loss(&self, theta: &[f32], s: &mut ConvScratch) -> Option<f64> {
+        Some(self.test_loss(theta, s))
     }
 }
 

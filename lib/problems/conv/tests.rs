@@ -204,3 +204,33 @@ fn a_label_subset_is_renumbered_and_its_runs_see_only_its_images() {
     )
     .is_err());
 }
+
+#[test]
+fn the_held_out_loss_covers_every_test_image_even_below_one_minibatch() {
+    let set = tiny(vec![4], GroupAssignment::ByLayer);
+    let theta = perturbed_start(&set, 0.3);
+    let mut s = set.scratch();
+    // 4 test images of labels 7, 1, 4 and a minibatch of 6: one minibatch, images 0-3 then 0-1.
+    assert_eq!(set.image_counts().1, 4);
+    let mut by_hand = set.scratch();
+    for i in 0..6 {
+        let at = i % 4;
+        let row = set.data.test.images.row(set.test.rows[at] as usize);
+        by_hand.set_image(i, row.as_slice().unwrap());
+        by_hand.labels[i] = set.test.labels[at];
+    }
+    let expected = conv_loss(&set.architecture, &set.layout, &theta, &mut by_hand);
+    let held_out = set.held_out_loss(&theta, &mut s).unwrap();
+    assert_eq!(held_out, expected);
+    assert!(held_out.is_finite() && held_out > 0.0);
+    // Forward only: it leaves the training loss at the same θ as it was.
+    let mut g = vec![0.0f32; theta.len()];
+    let a = set.loss_and_gradient(0, 1, &theta, &mut g, &mut s);
+    assert_eq!(a, loss_at_step(&set, &theta, 1));
+}
+
+fn loss_at_step(set: &ConvSet, theta: &[f32], step: usize) -> f64 {
+    let mut s = set.scratch();
+    let mut g = vec![0.0f32; theta.len()];
+    set.loss_and_gradient(0, step, theta, &mut g, &mut s)
+}

@@ -1,0 +1,125 @@
+# Figure 7 (§3.3): learned optimizers on the CIFAR-10 conv net (three 5×5 conv layers of 16
+# channels with batch norm, ReLU and 2×2 max-pool, a fully connected layer of 32 units, softmax;
+# minibatches of 128), against SGD, RMSprop, Adam and NAG with rates tuned on validation runs.
+# Panels: all 10 labels, CIFAR-5 (labels 0-4) and CIFAR-2 (labels 0-1), each on its own held-out
+# test images. Two networks serve each optimizer, one for the conv layers and one for the fully
+# connected layers (§3.3). Curves (docs/experiments.md says why each exists):
+#   LSTM            the paper's recipe: a pure LSTM, truncated BPTT over 100 steps in unrolls of
+#                   20 without second derivatives, log-sign preprocessing (Appendix A), meta-Adam,
+#                   early stopping on the validation runs; trained on all 10 labels.
+#   LSTM-sub        the same, trained only on labels 5-9, which no subset panel holds.
+#   NAG+LSTM        beyond the paper: the LSTM's output added to the step of the tuned
+#                   rule CIFAR_BASE (nag: the best tuned baseline on the CIFAR-10 validation runs), from a zero output (exactly that rule), trained likewise.
+#   NAG+LSTM-sub    the same, trained on labels 5-9.
+# Horizon: 100 steps in training and at test, as the original code trained (unrolls of 20).
+# make figure7 runs its jobs CIFAR_JOBS at a time (one per core), each on one thread.
+
+CIFAR10 ?= ../shared/data/cifar10
+C := $(OUT)/cifar
+CIFAR_STEPS ?= 100
+CIFAR_EPOCHS ?= 15
+CIFAR_VALIDATION_RUNS ?= 2
+CIFAR_TEST_RUNS ?= 10
+# Baselines' rates, and the base rule's: 1e-3 … 1 in half decades (each conv-net run costs
+# about 20 s, so the 21 rates of the MNIST grid would take most of the hour).
+CIFAR_LR_GRID ?= 1e-3:1:2
+# The held-out test loss is measured every CIFAR_TEST_EVERY steps (2,000 images cost about as
+# much as 10 training steps).
+CIFAR_TEST_EVERY ?= 20
+CIFAR_BASE ?= nag
+CIFAR_BASE_NAME_sgd := SGD
+CIFAR_BASE_NAME_nag := NAG
+CIFAR_BASE_NAME_rmsprop := RMSprop
+CIFAR_BASE_NAME_adam := Adam
+# The correction's checkpoints are named what they are: the legend shows a checkpoint's stem.
+CORR := $(CIFAR_BASE_NAME_$(CIFAR_BASE))
+CIFAR_JOBS ?= $(shell nproc)
+CIFAR_THREADS ?= 1
+CIFAR_META_FLAGS ?= --steps $(CIFAR_STEPS) --unroll 20 --batch 1 --eval-every 5 \
+  --preprocessing log-sign --p 10 --output-scale 0.1 --meta-lr 1e-3 --validation-steps $(CIFAR_STEPS)
+# Seeds: every label set has its own training, validation and test seeds.
+CIFAR_SEED_cifar10 := 71
+CIFAR_SEED_cifar5 := 81
+CIFAR_SEED_cifar2 := 91
+CIFAR_SEED_sub := 61
+CIFAR_LABELS_cifar10 := 0,1,2,3,4,5,6,7,8,9
+CIFAR_LABELS_cifar5 := 0,1,2,3,4
+CIFAR_LABELS_cifar2 := 0,1
+CIFAR_LABELS_sub := 5,6,7,8,9
+CIFAR_STAMP := $(DATA)/cifar10.checked
+
+.PHONY: figure7 cifar-data
+figure7: $(BUILD) $(CIFAR_STAMP)
+	$(MAKE) --no-print-directory -j$(CIFAR_JOBS) $(FIGURES)/figure7.png
+
+cifar-data: $(CIFAR_STAMP)
+
+# The local copy is checked against the SHA256SUMS beside it; `make cifar-download` fetches the
+# official archive instead.
+$(CIFAR_STAMP): | $(DATA)/
+	@if [ ! -e $(CIFAR10)/test_batch.bin ]; then \
+	  echo "make: CIFAR10=$(CIFAR10) holds no test_batch.bin; point CIFAR10 at the official binary \
+	folder (cifar-10-batches-bin), or run make cifar-download where the network allows" >&2; exit 1; fi
+	if [ -e $(CIFAR10)/SHA256SUMS ]; then cd $(CIFAR10) && sha256sum --check --quiet --ignore-missing SHA256SUMS; fi
+	@touch $@
+
+# The official archive (Krizhevsky 2009). Its page publishes an MD5, not a SHA-256, so that is
+# what is checked.
+CIFAR_URL ?= https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+CIFAR_MD5 := c32a1d4ab5d03f1284b67883e8d87530
+.PHONY: cifar-download
+cifar-download: | $(DATA)/
+	curl -fL --retry 3 -o $(DATA)/cifar-10-binary.tar.gz.tmp $(CIFAR_URL)
+	echo "$(CIFAR_MD5)  $(DATA)/cifar-10-binary.tar.gz.tmp" | md5sum --check --quiet
+	tar -xzf $(DATA)/cifar-10-binary.tar.gz.tmp -C $(DATA) && rm $(DATA)/cifar-10-binary.tar.gz.tmp
+	@echo "make: CIFAR-10 is in $(DATA)/cifar-10-batches-bin; run make figure7 CIFAR10=$(DATA)/cifar-10-batches-bin"
+
+# $(call cifar_spec,SET,ROLE,SEED_OFFSET,RUNS)
+define cifar_spec
+$(C)/$(1)/$(2).npz: $(CIFAR_STAMP) $(BUILD) | $(C)/$(1)/
+	$(RELEASE)/sample-optimizee conv --data $(CIFAR10) --labels $(CIFAR_LABELS_$(1)) \
+	  --count $(4) --seed $$$$(( $(CIFAR_SEED_$(1)) + $(3) )) -o $$@
+endef
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,0,1)))
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,1,$(CIFAR_VALIDATION_RUNS))))
+$(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,2,$(CIFAR_TEST_RUNS))))
+
+# $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs.
+define cifar_optimizer
+$(C)/$(1).npz: $(C)/$(2)/train.npz $(C)/$(2)/validation.npz $(BUILD)
+	$$(call fresh_training,$$@)
+	$(RELEASE)/meta-train --train $(C)/$(2)/train.npz --validation $(C)/$(2)/validation.npz \
+	  --epochs $(CIFAR_EPOCHS) $(CIFAR_META_FLAGS) $(3) --threads $(CIFAR_THREADS) -o $$@
+endef
+CIFAR_CORRECTION := --base $(CIFAR_BASE) --lr-grid $(CIFAR_LR_GRID) --meta-loss log
+$(eval $(call cifar_optimizer,LSTM,cifar10,))
+$(eval $(call cifar_optimizer,LSTM-sub,sub,))
+$(eval $(call cifar_optimizer,$(CORR)+LSTM,cifar10,$(CIFAR_CORRECTION)))
+$(eval $(call cifar_optimizer,$(CORR)+LSTM-sub,sub,$(CIFAR_CORRECTION)))
+
+# A panel's trajectories come from two jobs that run beside the meta-training: the tuned
+# baselines, and the learned optimizers.
+define cifar_panel
+$(C)/$(1).baselines.parquet: $(C)/$(1)/test.npz $(C)/$(1)/validation.npz $(BUILD)
+	$(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) -O sgd,nag,rmsprop,adam \
+	  --tune --lr-grid $(CIFAR_LR_GRID) --validation $(C)/$(1)/validation.npz \
+	  --tuning-output $(C)/$(1).tuning.parquet --test-every $(CIFAR_TEST_EVERY) \
+	  --threads $(CIFAR_THREADS) -o $$@
+$(C)/$(1).learned.parquet: $(C)/$(1)/test.npz $(foreach o,$(2),$(C)/$(o).npz) $(BUILD)
+	$(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) \
+	  $(foreach o,$(2),-O "lstm:$(C)/$(o).npz") --test-every $(CIFAR_TEST_EVERY) \
+	  --threads $(CIFAR_THREADS) -o $$@
+endef
+$(eval $(call cifar_panel,cifar10,LSTM $(CORR)+LSTM))
+$(eval $(call cifar_panel,cifar5,LSTM LSTM-sub $(CORR)+LSTM $(CORR)+LSTM-sub))
+$(eval $(call cifar_panel,cifar2,LSTM LSTM-sub $(CORR)+LSTM $(CORR)+LSTM-sub))
+
+CIFAR_PANELS = $(foreach s,cifar10=CIFAR-10 cifar5=CIFAR-5 cifar2=CIFAR-2,\
+  --panel "$(C)/$(word 1,$(subst =, ,$(s))).learned.parquet,$(C)/$(word 1,$(subst =, ,$(s))).baselines.parquet=$(word 2,$(subst =, ,$(s)))")
+CIFAR_PARQUETS = $(foreach s,cifar10 cifar5 cifar2,$(C)/$(s).learned.parquet $(C)/$(s).baselines.parquet)
+
+# The paper's panels show the loss on held-out test images; figure7-train shows the minibatch
+# training loss of the same runs.
+$(FIGURES)/figure7.png: $(CIFAR_PARQUETS) $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot --measure test-loss $(CIFAR_PANELS) -o $@
+	$(RELEASE)/plot --measure loss $(CIFAR_PANELS) -o $(FIGURES)/figure7-train.png
