@@ -656,3 +656,128 @@ fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
         "parameter group 'conv_kernels' has no network in this optimizer (it has conv, fc)",
     );
 }
+
+/// §3.3's left panel reports the loss on held-out test images: a conv spec's trajectories carry
+/// it as format 2's test_loss column, at step 0, every --test-every steps and the last; plot
+/// draws it from several files in one panel, and refuses a file without it.
+#[test]
+fn conv_runs_record_the_held_out_loss_and_plot_draws_it() {
+    let d = Dir::new();
+    let data = fake_cifar(&d, "cifar", 30, 20);
+    d.ok(
+        "sample-optimizee",
+        &[
+            "conv",
+            "--count",
+            "2",
+            "--seed",
+            "4",
+            "--labels",
+            "0,1",
+            "--batch-size",
+            "8",
+            "--data",
+            data.to_str().unwrap(),
+            "-o",
+            "c.npz",
+        ],
+    );
+    let stderr = d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "c.npz",
+            "--steps",
+            "5",
+            "--test-every",
+            "2",
+            "-O",
+            "sgd,adam",
+            "--tune",
+            "--validation",
+            "c.npz",
+            "--lr-grid",
+            "1e-2:1:1",
+            "--tuning-output",
+            "grid.parquet",
+            "-o",
+            "t.parquet",
+        ],
+    );
+    assert!(stderr.contains("over 3 learning rates"), "{stderr}");
+    assert!(stderr.contains("held-out"), "{stderr}");
+    let rows = l2l::trajectory::read_trajectories(&d.path("t.parquet")).unwrap();
+    let measured: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.optimizer == "sgd" && r.problem == 1 && r.test_loss.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(measured, vec![0, 2, 4, 5]);
+    assert!(rows
+        .iter()
+        .all(|r| r.test_loss.is_none_or(|t| t.is_finite() && t > 0.0)));
+    // --test-every 0 writes version 1, as before.
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "c.npz",
+            "--steps",
+            "3",
+            "--test-every",
+            "0",
+            "-O",
+            "nag",
+            "-o",
+            "v1.parquet",
+        ],
+    );
+    let v1 = l2l::trajectory::read_trajectories(&d.path("v1.parquet")).unwrap();
+    assert!(v1.iter().all(|r| r.test_loss.is_none()));
+
+    d.ok(
+        "plot",
+        &[
+            "--measure",
+            "test-loss",
+            "--panel",
+            "t.parquet,v1.parquet=Both",
+            "-o",
+            "f.png",
+        ],
+    );
+    assert!(d.path("f.svg").exists());
+    d.fails(
+        "plot",
+        &[
+            "--measure",
+            "test-loss",
+            "--panel",
+            "v1.parquet=Old",
+            "-o",
+            "g.png",
+        ],
+        "g.png",
+        "has no held-out losses",
+    );
+    for bad in ["1e-2:1", "0.02:1:1", "1:0.1:2"] {
+        d.fails(
+            "evaluate",
+            &[
+                "--spec",
+                "c.npz",
+                "-O",
+                "sgd",
+                "--tune",
+                "--validation",
+                "c.npz",
+                "--lr-grid",
+                bad,
+                "-o",
+                "bad.parquet",
+            ],
+            "bad.parquet",
+            "--lr-grid",
+        );
+    }
+}
