@@ -337,6 +337,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         conv_scratch.bytes() as f64 / 1048576.0,
         "MiB",
     );
+    // Figure 7's meta-training epoch: one run of 100 steps in unrolls of 20, two networks
+    // (conv and fc), on one thread; timed once, since it takes tens of seconds.
+    let conv_cfg = MetaTrainConfig {
+        groups: conv_set.groups().into_iter().map(|g| g.name).collect(),
+        ..config(1)
+    };
+    conv_cfg.validate()?;
+    let conv_epoch = epoch_seconds(&conv_cfg, &conv_set, 1);
+    add(
+        "meta-train CIFAR-10 conv net, 1 run of 100 steps",
+        "seconds per epoch, 1 thread",
+        conv_epoch,
+        "s",
+    );
+    add(
+        "meta-train CIFAR-10 conv net, 1 run of 100 steps",
+        "workspace memory",
+        Workspace::new(&conv_cfg, &conv_set)?.bytes() as f64 / 1048576.0,
+        "MiB",
+    );
     let big_speedup = epoch_by_threads[0].1 / epoch_by_threads[1].1;
     add(
         &format!("meta-train MNIST MLP, {coordinates} coordinates"),

@@ -163,9 +163,15 @@ pub fn claim_outputs(
 pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {
     if let Some(path) = arg.strip_prefix("lstm:") {
         let optimizer = LearnedOptimizer::load(Path::new(path))?;
+        // A learned correction to a rule is labelled as one ("nag+lstm"), not as the paper's
+        // pure LSTM.
+        let label = match &optimizer.base {
+            Some(base) => format!("{}+lstm", base.kind.name()),
+            None => "lstm".into(),
+        };
         return Ok((
             OptimizerChoice::Learned {
-                label: "lstm".into(),
+                label,
                 optimizer: Arc::new(optimizer),
             },
             true,
@@ -192,7 +198,8 @@ pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerC
 }
 
 /// Several learned optimizers in one trajectory file are told apart by their checkpoints' file
-/// stems (`lstm:base`, `lstm:long`); a single one is plain `lstm`. Two optimizers with one
+/// stems (`lstm:base`, `lstm:long`); a single one is plain `lstm`, or `<rule>+lstm` when it
+/// corrects a rule (`meta-train --base`). Two optimizers with one
 /// label could not be told apart in the trajectory, so that is an error.
 pub fn label_learned_by_file(
     choices: &mut [(OptimizerChoice, bool)],

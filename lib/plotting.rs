@@ -217,7 +217,7 @@ fn color_for(name: &str) -> RGBColor {
         n if n.starts_with("lstm:") && n.contains('+') && n.ends_with("-sub") => PALETTE[7],
         n if n.starts_with("lstm:") && n.contains('+') => PALETTE[8],
         n if n.starts_with("lstm:") && n.ends_with("-sub") => PALETTE[6],
-        n if n.starts_with("lstm") => PALETTE[0],
+        n if n.starts_with("lstm") || n.ends_with("+lstm") => PALETTE[0],
         _ => PALETTE[5],
     }
 }
@@ -387,6 +387,8 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>
 pub struct SweepCell {
     pub layers: usize,
     pub units: usize,
+    /// The learned optimizer's legend ("LSTM", or "NAG+LSTM" for a correction to NAG).
+    pub learned: String,
     pub lstm_final: f64,
     pub best_baseline: String,
     pub best_baseline_lr: Option<f64>,
@@ -420,6 +422,7 @@ impl SweepCell {
         Ok(SweepCell {
             layers,
             units,
+            learned: lstm.legend(),
             lstm_final: last(lstm),
             best_baseline: best.optimizer.clone(),
             best_baseline_lr: best.lr,
@@ -473,6 +476,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
     for (panel, (area, &layers)) in areas.iter().zip(layer_counts).enumerate() {
         let mut row: Vec<&SweepCell> = cells.iter().filter(|c| c.layers == layers).collect();
         row.sort_by_key(|c| c.units);
+        let learned = row.first().map_or("LSTM", |c| c.learned.as_str());
         let title = format!("{layers} hidden layer{}", if layers > 1 { "s" } else { "" });
         let mut chart = ChartBuilder::on(area)
             .caption(title, (FONT, 16))
@@ -523,7 +527,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             .collect();
         chart
             .draw_series(LineSeries::new(lstm_pts.clone(), lstm_style))?
-            .label("LSTM")
+            .label(learned)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], lstm_style));
         chart.draw_series(lstm_pts.iter().map(|&p| Circle::new(p, 3, lstm_style)))?;
         chart
@@ -593,6 +597,14 @@ mod tests {
         assert_eq!(p.series.len(), 2);
         assert_eq!(p.series[0].mean, vec![Some(3.0), None]);
         assert_eq!(p.series[1].legend(), "LSTM");
+        let named = |optimizer: &str| Series {
+            optimizer: optimizer.into(),
+            lr: None,
+            mean: vec![],
+        };
+        assert_eq!(named("nag+lstm").legend(), "NAG+LSTM");
+        assert_eq!(named("lstm:LSTM-sub").legend(), "LSTM-sub");
+        assert_ne!(color_for("nag+lstm"), PALETTE[5]);
         assert_eq!(p.series[0].legend(), "ADAM (lr 0.1)");
     }
 }

@@ -172,6 +172,11 @@ fn a_correction_to_a_base_rule_trains_and_evaluates() {
         "--base and --imitate do not go together",
     );
     evaluate_briefly(&d, "lstm:based.npz,nag", "based.parquet");
+    // A correction to NAG is labelled as one, never as the paper's pure LSTM.
+    let rows = l2l::trajectory::read_trajectories(&d.path("based.parquet")).unwrap();
+    let mut labels: Vec<&str> = rows.iter().map(|r| r.optimizer.as_str()).collect();
+    labels.dedup();
+    assert_eq!(labels, vec!["nag+lstm", "nag"]);
 }
 
 #[test]

@@ -42,8 +42,8 @@ pub fn resume_path(output: &Path) -> Option<PathBuf> {
     Some(output.with_file_name(format!("{stem}.resume.npz")))
 }
 
-/// Runs `trainer` to `config.epochs`, validating every `eval_every` epochs and keeping the best
-/// weights. The resume state is saved at every validation, so a killed run loses at most
+/// Runs `trainer` to `config.epochs`, validating the starting point and then every
+/// `eval_every` epochs, and keeping the best weights. The resume state is saved at every validation, so a killed run loses at most
 /// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
 pub fn train<Src: TrainingSource, V: ProblemSet>(
     mut trainer: MetaTrainer,
@@ -59,6 +59,15 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     let start = Instant::now();
     let mut optimizee_steps = 0.0;
     let mut workspace: Option<Workspace<<Src::Set as ProblemSet>::Scratch>> = None;
+    // The starting point is a candidate too: a correction to a tuned rule (--base) or an --init
+    // checkpoint starts as a working optimizer, and early stopping must not return one that
+    // validates worse than where training began.
+    if let (0, None, Some(v)) = (trainer.epoch, &trainer.best, validation) {
+        let loss = trainer.validate(v)?;
+        if loss.is_finite() {
+            trainer.best = Some(trainer.current(loss));
+        }
+    }
     while trainer.epoch < cfg.epochs {
         let batch = source.draw(trainer.epoch, cfg.batch);
         optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
