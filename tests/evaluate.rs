@@ -587,32 +587,40 @@ fn has_help() {
 /// §3.3's two networks: a conv spec trains a checkpoint with a `conv` and an `fc` network,
 /// which evaluates on problems grouped the same way and is refused, in one line, on problems
 /// whose parameters are grouped as the original code grouped them.
+/// `count` runs of the conv net on labels 0 and 1 of a tiny fake CIFAR-10 (made once per
+/// folder), minibatches of 8.
+fn tiny_conv_spec(d: &Dir, count: &str, groups: &str, out: &str) {
+    let data = d.path("cifar");
+    if !data.exists() {
+        fake_cifar(d, "cifar", 30, 20);
+    }
+    d.ok(
+        "sample-optimizee",
+        &[
+            "conv",
+            "--count",
+            count,
+            "--seed",
+            "4",
+            "--labels",
+            "0,1",
+            "--batch-size",
+            "8",
+            "--groups",
+            groups,
+            "--data",
+            data.to_str().unwrap(),
+            "-o",
+            out,
+        ],
+    );
+}
+
 #[test]
 fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
     let d = Dir::new();
-    let data = fake_cifar(&d, "cifar", 30, 20);
-    let data = data.to_str().unwrap();
     for (groups, out) in [("by-layer", "paper.npz"), ("kernels-only", "original.npz")] {
-        d.ok(
-            "sample-optimizee",
-            &[
-                "conv",
-                "--count",
-                "1",
-                "--seed",
-                "4",
-                "--labels",
-                "0,1",
-                "--batch-size",
-                "8",
-                "--groups",
-                groups,
-                "--data",
-                data,
-                "-o",
-                out,
-            ],
-        );
+        tiny_conv_spec(&d, "1", groups, out);
     }
     d.ok(
         "meta-train",
@@ -663,25 +671,7 @@ fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
 #[test]
 fn conv_runs_record_the_held_out_loss_and_plot_draws_it() {
     let d = Dir::new();
-    let data = fake_cifar(&d, "cifar", 30, 20);
-    d.ok(
-        "sample-optimizee",
-        &[
-            "conv",
-            "--count",
-            "2",
-            "--seed",
-            "4",
-            "--labels",
-            "0,1",
-            "--batch-size",
-            "8",
-            "--data",
-            data.to_str().unwrap(),
-            "-o",
-            "c.npz",
-        ],
-    );
+    tiny_conv_spec(&d, "2", "by-layer", "c.npz");
     let stderr = d.ok(
         "evaluate",
         &[
