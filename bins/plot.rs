@@ -7,18 +7,19 @@ use l2l::trajectory::{read_trajectories, write_table, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Draw the paper's learning-curve panels: the mean loss over problems per optimizer against
-/// the step, log y axis, the learned optimizer solid and the baselines dashed, one panel per
-/// trajectory file, side by side. Writes OUTPUT (PNG) and the same name with .svg.
-///
-/// With --cell instead of --panel it draws Figure 6: the final loss of the learned optimizer
-/// and of the best tuned baseline against hidden units, one panel per layer count.
+/// What `--measure` draws.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MeasureArg {
     Loss,
     TestLoss,
 }
 
+/// Draw the paper's learning-curve panels: the mean loss over problems per optimizer against
+/// the step, log y axis, the learned optimizer solid and the baselines dashed, one panel per
+/// trajectory file, side by side. Writes OUTPUT (PNG) and the same name with .svg.
+///
+/// With --cell instead of --panel it draws Figure 6: the final loss of the learned optimizer
+/// and of the best tuned baseline against hidden units, one panel per layer count.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -84,6 +85,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     if !args.cells.is_empty() {
         return sweep(&args);
     }
+    let measure = match args.measure {
+        MeasureArg::Loss => Measure::Loss,
+        MeasureArg::TestLoss => Measure::TestLoss,
+    };
     let mut panels = Vec::new();
     for spec in &args.panels {
         let title = spec.split_once('=').map_or(spec.as_str(), |(_, t)| t);
@@ -91,10 +96,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         for file in panel_files(spec) {
             rows.extend(read_trajectories(&file)?);
         }
-        let measure = match args.measure {
-            MeasureArg::Loss => Measure::Loss,
-            MeasureArg::TestLoss => Measure::TestLoss,
-        };
         panels.push(Panel::of_measure(title, &rows, measure)?);
     }
     draw_figure(&panels, &args.output, &args.font)?;

@@ -150,15 +150,10 @@ pub fn run_observed<P: ProblemSet>(
     })
 }
 
-/// The learning-rate grid of `--tune`: 10^(k/4) for k = −16 … 4, i.e. 1e-4 to 10 in quarter
-/// decades (finer than the half decades the paper's comparison needs, so baselines are not
-/// handicapped by a coarse grid).
-pub fn lr_grid() -> Vec<f64> {
-    LrGrid::default().rates()
-}
-
-/// A learning-rate grid 10^(k/per_decade) for k = from … to (`--lr-grid LO:HI:PER_DECADE`), for
-/// problems whose runs cost too much to try [`lr_grid`]'s 21 rates (the CIFAR-10 conv net).
+/// A learning-rate grid 10^(k/per_decade) for k = from … to (`--lr-grid LO:HI:PER_DECADE`).
+/// The default is `--tune`'s grid, 1e-4 to 10 in quarter decades: finer than the half decades
+/// the paper's comparison needs, so baselines are not handicapped by a coarse grid. Problems
+/// whose runs cost too much for its 21 rates (the CIFAR-10 conv net) take a coarser one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LrGrid {
     from: i32,
@@ -301,7 +296,7 @@ mod tests {
 
     #[test]
     fn grid_spans_the_documented_range() {
-        let g = lr_grid();
+        let g = LrGrid::default().rates();
         assert_eq!(g.len(), 21);
         assert!((g[0] - 1e-4).abs() < 1e-12 && (g[20] - 10.0).abs() < 1e-9);
         assert_eq!(LrGrid::parse("1e-4:10:4").unwrap(), LrGrid::default());

@@ -43,7 +43,8 @@ pub fn resume_path(output: &Path) -> Option<PathBuf> {
 }
 
 /// Runs `trainer` to `config.epochs`, validating the starting point and then every
-/// `eval_every` epochs, and keeping the best weights. The resume state is saved at every validation, so a killed run loses at most
+/// `eval_every` epochs, and keeping the best weights. The resume state is saved at every
+/// validation, so a killed run loses at most
 /// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
 pub fn train<Src: TrainingSource, V: ProblemSet>(
     mut trainer: MetaTrainer,
