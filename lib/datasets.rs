@@ -267,7 +267,7 @@ fn decompress_if_gz(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
-fn hex_sha256(parts: &[&[u8]]) -> String {
+pub(crate) fn hex_sha256(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p);

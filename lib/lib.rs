@@ -3,7 +3,8 @@
 //! the paper's equations to the function that computes it.
 //!
 //! Layers, bottom to top; a module imports only from its own layer or below:
-//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`trajectory`]: errors, seeds and files.
+//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`]: errors, seeds and
+//!    files.
 //! 2. [`kernels`]: the fused LSTM tiles, fast math and GEMM helpers, over slices and views.
 //! 3. [`problems`] (the optimizees and their specs) and [`baselines`] (SGD, NAG, RMSprop, Adam).
 //! 4. [`learned`]: learned optimizer architectures (the coordinatewise LSTM of §2.1), eq. (1),
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod datasets;
 pub mod error;
 pub mod evaluation;
+pub mod images;
 pub mod io;
 pub mod kernels;
 pub mod learned;

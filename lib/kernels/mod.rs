@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod fastmath;
+pub mod feature_conv;
 pub mod lstm_cell;
 
 use ndarray::linalg::general_mat_mul;

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod mlp;
+pub mod neural_art;
 pub mod quadratic;
 pub mod separable;
 pub mod spec;
