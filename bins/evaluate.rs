@@ -65,7 +65,8 @@ struct Args {
     /// 0, every N steps and at the last step, in the column test_loss (0: never).
     #[arg(long = "test-every", value_name = "N", default_value_t = 10)]
     test_every: usize,
-    /// Dataset for MLP specs, instead of the path recorded in the spec (its checksum must match).
+    /// Instead of the path the spec records (its checksum must match): the dataset of an MLP
+    /// spec, the CIFAR-10 folder of a conv spec, the feature network of a neural-art spec.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Worker threads (0 = one per core).

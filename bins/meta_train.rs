@@ -167,7 +167,8 @@ struct Args {
     /// Ignore an existing resume state and start again.
     #[arg(long)]
     restart: bool,
-    /// Dataset for MLP specs, instead of the path recorded in the spec (its checksum must match).
+    /// Instead of the path the spec records (its checksum must match): the dataset of an MLP
+    /// spec, the CIFAR-10 folder of a conv spec, the feature network of a neural-art spec.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Worker threads (0 = one per core). Results are identical for any count.

@@ -3,9 +3,13 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use l2l::datasets::Dataset;
+use l2l::images::Photo;
 use l2l::io::describe;
 use l2l::problems::conv::{validate_labels, Cifar, ConvArchitecture, ConvSet, GroupAssignment};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
+use l2l::problems::neural_art::features::FeatureNet;
+use l2l::problems::neural_art::loss::{LossLayers, LossWeights};
+use l2l::problems::neural_art::{ArtSettings, NeuralArtSet};
 use l2l::problems::{ProblemSet, QuadraticFamily, ValueDistribution};
 use l2l::rng::streams;
 use std::path::PathBuf;
@@ -105,6 +109,60 @@ enum Family {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Neural art (§3.4): each problem is an image θ (3 × SIZE × SIZE, in network units
+    /// (p − 128)/128) whose loss weighs its content against a crop of a photo, its style
+    /// against a painting (Gram matrices) and its total variation, on a fixed feature network
+    /// (shared/data/neural_art/PROBLEM.md). Crops are squares of side 50–100% of a photo's
+    /// shorter side at a seeded place, spread round-robin over the photos and resized to SIZE
+    /// (bicubic); the style image is resized to a shorter side of SIZE. The spec records the
+    /// crops' pixels, files, SHA-256 and boxes, the style's pixels and SHA-256, the layers, the
+    /// weights, θ0, and the feature network's path and SHA-256.
+    NeuralArt {
+        /// Number of content crops.
+        #[arg(long)]
+        count: usize,
+        /// Content photos (8-bit RGB JPEG or PNG), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        content: Vec<PathBuf>,
+        /// Style image (8-bit RGB JPEG or PNG).
+        #[arg(long)]
+        style: PathBuf,
+        /// Side of the image θ in pixels (the paper trains at 64 and tests at 64 and 128).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Feature network: an npz in the layout of shared/data/neural_art/mobilenet_v1
+        /// (a layer table and convNN_w, convNN_b).
+        #[arg(long)]
+        features: PathBuf,
+        /// The content layer (0-based; after its ReLU6).
+        #[arg(long = "content-layer", default_value_t = 10)]
+        content_layer: usize,
+        /// The style layers, comma-separated (0-based).
+        #[arg(
+            long = "style-layers",
+            value_delimiter = ',',
+            default_value = "0,2,4,8,12"
+        )]
+        style_layers: Vec<usize>,
+        /// The weights α, β, γ of content, style and total variation.
+        #[arg(long, value_delimiter = ',', default_value = "1,1,5")]
+        weights: Vec<f64>,
+        /// θ0: the content crop itself, or uniform noise.
+        #[arg(long, value_enum, default_value_t = Start::Content)]
+        start: Start,
+        /// Seed of the crops' sizes and places (and of noise θ0).
+        #[arg(long)]
+        seed: u64,
+        /// Output spec (.npz).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Start {
+    Content,
+    Noise,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -233,6 +291,65 @@ fn run(args: Args) -> anyhow::Result<()> {
                 set.architecture.describe(),
                 set.dim(),
                 set.labels,
+                describe(&output, true)
+            );
+        }
+        Family::NeuralArt {
+            count,
+            content,
+            style,
+            size,
+            features,
+            content_layer,
+            style_layers,
+            weights,
+            start,
+            seed,
+            output,
+        } => {
+            anyhow::ensure!(count > 0, "--count must be at least 1");
+            anyhow::ensure!(
+                weights.len() == 3,
+                "--weights takes α,β,γ (three numbers), got {}",
+                weights.len()
+            );
+            let mut inputs: Vec<(&str, &std::path::Path)> =
+                content.iter().map(|p| ("--content", p.as_path())).collect();
+            inputs.push(("--style", style.as_path()));
+            inputs.push(("--features", features.as_path()));
+            let _claims = l2l::cli::claim_outputs(&[("--output", output.as_path())], &inputs)?;
+            let settings = ArtSettings {
+                size,
+                layers: LossLayers {
+                    content: content_layer,
+                    style: style_layers,
+                },
+                weights: LossWeights {
+                    content: weights[0],
+                    style: weights[1],
+                    tv: weights[2],
+                },
+                start: match start {
+                    Start::Content => l2l::problems::neural_art::Start::Content,
+                    Start::Noise => l2l::problems::neural_art::Start::Noise,
+                },
+            };
+            let net = FeatureNet::load(&features)?;
+            settings.validate(&net)?;
+            let photos = content
+                .iter()
+                .map(|p| Photo::load(p))
+                .collect::<l2l::Result<Vec<_>>>()?;
+            let painting = Photo::load(&style)?;
+            let set =
+                NeuralArtSet::sample(Arc::new(net), settings, &photos, &painting, count, seed)?;
+            set.save(&output)
+                .with_context(|| format!("writing {}", describe(&output, true)))?;
+            eprintln!(
+                "sample-optimizee: wrote {count} neural-art problems of {size}×{size} px ({} \
+                 photos, style {}) to {}",
+                photos.len(),
+                style.display(),
                 describe(&output, true)
             );
         }

@@ -33,8 +33,8 @@ impl Photo {
     pub fn load(path: &Path) -> Result<Photo> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let bad = |d: String| Error::bad_file(path, d);
-        let format = image::guess_format(&bytes)
-            .map_err(|_| bad("is not a JPEG or PNG image".into()))?;
+        let format =
+            image::guess_format(&bytes).map_err(|_| bad("is not a JPEG or PNG image".into()))?;
         if !matches!(format, image::ImageFormat::Jpeg | image::ImageFormat::Png) {
             return Err(bad(format!(
                 "is a {format:?} image; l2l reads 8-bit RGB JPEG and PNG"

@@ -771,3 +771,97 @@ fn conv_runs_record_the_held_out_loss_and_plot_draws_it() {
         );
     }
 }
+
+/// Neural art end to end on the tiny feature network: tuned baselines, a learned optimizer
+/// trained on one pool of crops and evaluated on another, and a spec whose feature network
+/// changed is refused.
+#[test]
+fn neural_art_problems_are_tuned_trained_and_evaluated() {
+    let d = Dir::new();
+    art_spec(&d, "art_train.npz", 6, 1);
+    art_spec(&d, "art_val.npz", 2, 2);
+    art_spec(&d, "art_test.npz", 3, 3);
+    let stderr = d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "art_test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "sgd,adam",
+            "--tune",
+            "--lr-grid",
+            "1e-3:1:1",
+            "--validation",
+            "art_val.npz",
+            "-o",
+            "base.parquet",
+        ],
+    );
+    assert!(
+        stderr.contains("adam") && stderr.contains("mean loss at step 5"),
+        "{stderr}"
+    );
+    d.ok(
+        "meta-train",
+        &[
+            "--train",
+            "art_train.npz",
+            "--validation",
+            "art_val.npz",
+            "--epochs",
+            "2",
+            "--batch",
+            "2",
+            "--steps",
+            "4",
+            "--unroll",
+            "2",
+            "--eval-every",
+            "1",
+            "--hidden",
+            "4",
+            "--preprocessing",
+            "log-sign",
+            "-o",
+            "art.npz",
+        ],
+    );
+    let stderr = d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "art_test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:art.npz",
+            "-o",
+            "learned.parquet",
+        ],
+    );
+    assert!(stderr.contains("mean loss at step 5"), "{stderr}");
+    // The spec records the network's SHA-256: another network is refused.
+    tiny_feature_net(&d.path("art_net.npz"), false);
+    let mut bytes = std::fs::read(d.path("art_net.npz")).unwrap();
+    bytes.extend_from_slice(b"x");
+    std::fs::write(d.path("other_net.npz"), bytes).unwrap();
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "art_test.npz",
+            "--data",
+            d.path("other_net.npz").to_str().unwrap(),
+            "--steps",
+            "5",
+            "-O",
+            "sgd",
+            "-o",
+            "bad.parquet",
+        ],
+        "bad.parquet",
+        "differs from the one the spec was made with",
+    );
+}

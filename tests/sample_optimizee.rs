@@ -192,6 +192,105 @@ fn conv_specs_and_bad_cifar_files() {
     );
 }
 
+/// The neural-art spec of two small photos on the tiny feature network, and every kind of bad
+/// image or network: each one error line, and no spec written.
+#[test]
+fn neural_art_specs_and_bad_images() {
+    let d = Dir::new();
+    tiny_feature_net(&d.path("net.npz"), false);
+    photo(&d.path("a.png"), 40, 30);
+    photo(&d.path("b.jpg"), 24, 36);
+    photo(&d.path("style.png"), 50, 20);
+    let run = |content: &str, style: &str, net: &str, out: &str| -> Vec<String> {
+        let p = |n: &str| d.path(n).to_str().unwrap().to_string();
+        let content: Vec<String> = content.split(',').map(p).collect();
+        [
+            "neural-art",
+            "--count",
+            "3",
+            "--size",
+            "16",
+            "--content",
+            &content.join(","),
+            "--style",
+            &p(style),
+            "--features",
+            &p(net),
+            "--content-layer",
+            "2",
+            "--style-layers",
+            "0,2,4",
+            "--seed",
+            "5",
+            "-o",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = run("a.png,b.jpg", "style.png", "net.npz", "art.npz");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = d.ok("sample-optimizee", &args);
+    assert!(
+        stderr.contains("3 neural-art problems of 16×16 px"),
+        "{stderr}"
+    );
+    let mut npz = l2l::io::Npz::open(&d.path("art.npz")).unwrap();
+    assert_eq!(npz.text("kind").unwrap(), "neural_art");
+    assert_eq!(
+        npz.array::<i64>("content_pixels").unwrap().shape(),
+        &[3, 16, 16, 3]
+    );
+    assert_eq!(npz.array::<f32>("theta0").unwrap().shape(), &[3, 768]);
+    // Round-robin over the photos: a, b, a.
+    let files = npz.text("content_files").unwrap();
+    assert!(
+        files.lines().next().unwrap().ends_with("a.png")
+            && files.lines().nth(1).unwrap().ends_with("b.jpg"),
+        "{files}"
+    );
+    // The style keeps its aspect ratio: 50×20 becomes 40×16.
+    assert_eq!(
+        npz.array::<i64>("style_pixels").unwrap().shape(),
+        &[16, 40, 3]
+    );
+
+    std::fs::write(d.path("garbage.png"), b"not an image at all").unwrap();
+    let png = std::fs::read(d.path("a.png")).unwrap();
+    std::fs::write(d.path("truncated.png"), &png[..png.len() / 2]).unwrap();
+    image::GrayImage::from_pixel(40, 40, image::Luma([7]))
+        .save(d.path("grey.png"))
+        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(40, 40, image::Rgb([7, 8, 9]))
+        .save(d.path("deep.png"))
+        .unwrap();
+    photo(&d.path("tiny.png"), 12, 40);
+    tiny_feature_net(&d.path("bad_net.npz"), true);
+    for (content, style, net, expect) in [
+        ("missing.png", "style.png", "net.npz", "missing.png"),
+        (
+            "garbage.png",
+            "style.png",
+            "net.npz",
+            "is not a JPEG or PNG image",
+        ),
+        ("truncated.png", "style.png", "net.npz", "cannot be decoded"),
+        ("a.png,grey.png", "style.png", "net.npz", "8-bit RGB only"),
+        ("a.png", "deep.png", "net.npz", "Rgb16"),
+        ("tiny.png", "style.png", "net.npz", "larger than the image"),
+        (
+            "a.png",
+            "style.png",
+            "bad_net.npz",
+            "conv00_w has shape [4, 3, 3, 1]",
+        ),
+    ] {
+        let args = run(content, style, net, "bad.npz");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.fails("sample-optimizee", &args, "bad.npz", expect);
+    }
+}
+
 #[test]
 fn has_help() {
     assert_help("sample-optimizee");

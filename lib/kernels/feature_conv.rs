@@ -34,7 +34,13 @@ fn same_axis(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
 }
 
 impl Geometry {
-    pub fn same(channels: usize, height: usize, width: usize, kernel: usize, stride: usize) -> Self {
+    pub fn same(
+        channels: usize,
+        height: usize,
+        width: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Self {
         let (out_height, pad_top) = same_axis(height, kernel, stride);
         let (out_width, pad_left) = same_axis(width, kernel, stride);
         Geometry {
@@ -260,7 +266,14 @@ mod tests {
 
     #[test]
     fn runs_visit_exactly_the_taps_inside_the_input() {
-        for (h, w, k, s) in [(7, 6, 3, 2), (8, 8, 3, 2), (5, 9, 3, 1), (4, 4, 5, 1), (2, 2, 3, 2), (6, 5, 1, 1)] {
+        for (h, w, k, s) in [
+            (7, 6, 3, 2),
+            (8, 8, 3, 2),
+            (5, 9, 3, 1),
+            (4, 4, 5, 1),
+            (2, 2, 3, 2),
+            (6, 5, 1, 1),
+        ] {
             let g = Geometry::same(1, h, w, k, s);
             for di in 0..k {
                 for dj in 0..k {
@@ -272,7 +285,11 @@ mod tests {
                     });
                     for oi in 0..g.out_height {
                         for oj in 0..g.out_width {
-                            assert_eq!(seen[oi * g.out_width + oj], source(&g, (oi, oj), (di, dj)), "{h}×{w} k{k} s{s} tap ({di},{dj}) out ({oi},{oj})");
+                            assert_eq!(
+                                seen[oi * g.out_width + oj],
+                                source(&g, (oi, oj), (di, dj)),
+                                "{h}×{w} k{k} s{s} tap ({di},{dj}) out ({oi},{oj})"
+                            );
                         }
                     }
                 }
@@ -288,7 +305,8 @@ mod tests {
         for (c, h, w, k, s) in [(2, 7, 6, 3, 2), (3, 8, 8, 3, 2), (2, 5, 5, 3, 1)] {
             let g = Geometry::same(c, h, w, k, s);
             let x = draw(c * h * w);
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
             let y = draw(c * k * k * g.out_plane());
             let mut ax = vec![0.0; y.len()];
             im2col(&x, &g, &mut ax);
@@ -332,7 +350,11 @@ mod tests {
             up[i] += 1e-2;
             down[i] -= 1e-2;
             let numeric = (objective(&up) - objective(&down)) / 2e-2;
-            assert!((numeric - df[i] as f64).abs() < 1e-3, "{i}: {numeric} vs {}", df[i]);
+            assert!(
+                (numeric - df[i] as f64).abs() < 1e-3,
+                "{i}: {numeric} vs {}",
+                df[i]
+            );
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::conv::{ConvSet, ConvSource};
 use super::mlp::{MlpSet, MlpSource};
+use super::neural_art::{NeuralArtSet, NeuralArtSource};
 use super::{ProblemSet, QuadraticSet, QuadraticSource, TrainingSource};
 use crate::error::{Error, Result};
 use crate::io::{describe, Npz, NpzArrays};
@@ -24,6 +25,7 @@ pub enum Spec {
     Quadratic(QuadraticSet),
     Mlp(MlpSet),
     Conv(ConvSet),
+    NeuralArt(NeuralArtSet),
 }
 
 /// What runs on a problem set of any kind (evaluation, tuning).
@@ -41,7 +43,8 @@ pub trait SourceVisitor {
 }
 
 impl Spec {
-    /// Reads a spec (`-`: standard input); an MLP spec loads its dataset from the recorded path, or `data` if given.
+    /// Reads a spec (`-`: standard input). An MLP or conv spec loads its dataset from the
+    /// recorded path, and a neural-art spec its feature network, or `data` where given.
     pub fn load(path: &Path, data: Option<&Path>) -> Result<Spec> {
         let mut npz = Npz::open(path)?;
         let kind = if npz.has("kind") {
@@ -70,10 +73,11 @@ impl Spec {
             "quadratic" => Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?)),
             "mlp" => Ok(Spec::Mlp(MlpSet::load(&mut npz, data)?)),
             "conv" => Ok(Spec::Conv(ConvSet::load(&mut npz, data)?)),
+            "neural_art" => Ok(Spec::NeuralArt(NeuralArtSet::load(&mut npz, data)?)),
             other => Err(Error::bad_file(
                 npz.path(),
                 format!(
-                    "spec of unknown kind '{other}'; this l2l reads quadratic, mlp and conv specs"
+                    "spec of unknown kind '{other}'; this l2l reads quadratic, mlp, conv and neural_art specs"
                 ),
             )),
         }
@@ -84,6 +88,7 @@ impl Spec {
             Spec::Quadratic(_) => "quadratic",
             Spec::Mlp(_) => "mlp",
             Spec::Conv(_) => "conv",
+            Spec::NeuralArt(_) => "neural_art",
         }
     }
 
@@ -93,6 +98,7 @@ impl Spec {
             Spec::Quadratic(set) => visitor.visit(set),
             Spec::Mlp(set) => visitor.visit(set),
             Spec::Conv(set) => visitor.visit(set),
+            Spec::NeuralArt(set) => visitor.visit(set),
         }
     }
 
@@ -103,6 +109,7 @@ impl Spec {
             Spec::Quadratic(set) => visitor.visit(QuadraticSource::from_spec(set, seed)),
             Spec::Mlp(like) => visitor.visit(MlpSource { like }),
             Spec::Conv(like) => visitor.visit(ConvSource { like }),
+            Spec::NeuralArt(like) => visitor.visit(NeuralArtSource { like }),
         }
     }
 }
@@ -125,6 +132,15 @@ impl FromSpec for ConvSet {
     fn from_spec(spec: Spec) -> Option<Self> {
         match spec {
             Spec::Conv(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromSpec for NeuralArtSet {
+    fn from_spec(spec: Spec) -> Option<Self> {
+        match spec {
+            Spec::NeuralArt(s) => Some(s),
             _ => None,
         }
     }

@@ -7,8 +7,7 @@
 use crate::error::{Error, Result};
 use crate::io::Npz;
 use crate::kernels::feature_conv::{
-    col2im, depthwise, depthwise_backward, gemm_scaled, im2col, relu6, relu6_backward,
-    Geometry,
+    col2im, depthwise, depthwise_backward, gemm_scaled, im2col, relu6, relu6_backward, Geometry,
 };
 use crate::kernels::{add_row_bias, view, view_mut};
 use ndarray::{Ix1, Ix4};
@@ -56,16 +55,19 @@ impl FeatureNet {
         drop(bytes);
         let mut npz = Npz::open(path)?;
         let bad = |d: String| Error::bad_file(path, format!("feature network: {d}"));
-        let mut table = |name: &str| -> Result<Vec<i64>> {
-            Ok(npz.array_nd::<i64, Ix1>(name)?.to_vec())
-        };
+        let mut table =
+            |name: &str| -> Result<Vec<i64>> { Ok(npz.array_nd::<i64, Ix1>(name)?.to_vec()) };
         let kinds = table("layer_kind")?;
         let kernels = table("layer_kernel")?;
         let strides = table("layer_stride")?;
         let ins = table("layer_in_channels")?;
         let outs = table("layer_out_channels")?;
         let n = kinds.len();
-        if n == 0 || [&kernels, &strides, &ins, &outs].iter().any(|t| t.len() != n) {
+        if n == 0
+            || [&kernels, &strides, &ins, &outs]
+                .iter()
+                .any(|t| t.len() != n)
+        {
             return Err(bad(format!(
                 "the layer table's arrays must be equally long and not empty (layer_kind has {n})"
             )));
@@ -77,11 +79,17 @@ impl FeatureNet {
             let kind = match kinds[l] {
                 0 => LayerKind::Standard,
                 1 => LayerKind::Depthwise,
-                k => return Err(bad(format!("{name}: layer_kind {k}; 0 is a standard conv, 1 a depthwise one"))),
+                k => {
+                    return Err(bad(format!(
+                        "{name}: layer_kind {k}; 0 is a standard conv, 1 a depthwise one"
+                    )))
+                }
             };
             let (k, s) = (kernels[l], strides[l]);
             if !(1..=15).contains(&k) || !(1..=4).contains(&s) {
-                return Err(bad(format!("{name}: kernel {k} and stride {s}; l2l takes kernels 1-15 and strides 1-4")));
+                return Err(bad(format!(
+                    "{name}: kernel {k} and stride {s}; l2l takes kernels 1-15 and strides 1-4"
+                )));
             }
             let (cin, cout) = (ins[l], outs[l]);
             if cin != channels as i64 || !(1..=8192).contains(&cout) {
@@ -90,7 +98,9 @@ impl FeatureNet {
                 )));
             }
             if kind == LayerKind::Depthwise && cin != cout {
-                return Err(bad(format!("{name}: a depthwise layer keeps its {cin} channels, not {cout}")));
+                return Err(bad(format!(
+                    "{name}: a depthwise layer keeps its {cin} channels, not {cout}"
+                )));
             }
             let (k, cin, cout) = (k as usize, cin as usize, cout as usize);
             let w = npz.array_nd::<f32, Ix4>(&format!("{name}_w"))?;
@@ -106,7 +116,10 @@ impl FeatureNet {
             }
             let b = npz.array_nd::<f32, Ix1>(&format!("{name}_b"))?;
             if b.len() != cout {
-                return Err(bad(format!("{name}_b holds {} values for {cout} channels", b.len())));
+                return Err(bad(format!(
+                    "{name}_b holds {} values for {cout} channels",
+                    b.len()
+                )));
             }
             if w.iter().chain(b.iter()).any(|v| !v.is_finite()) {
                 return Err(bad(format!("{name} holds values that are not finite")));
@@ -158,7 +171,11 @@ pub struct FeaturePass {
 
 impl FeaturePass {
     pub fn new(net: &FeatureNet, height: usize, width: usize, depth: usize) -> Self {
-        let geometries: Vec<Geometry> = net.geometries(height, width).into_iter().take(depth).collect();
+        let geometries: Vec<Geometry> = net
+            .geometries(height, width)
+            .into_iter()
+            .take(depth)
+            .collect();
         let sizes: Vec<usize> = geometries
             .iter()
             .zip(&net.layers)
@@ -225,7 +242,13 @@ pub fn backward(net: &FeatureNet, pass: &mut FeaturePass, dinput: &mut [f32]) {
 }
 
 /// One layer before its activation: `y = conv(x) + bias`. `cols` is im2col's room.
-pub(super) fn layer_forward(layer: &FeatureLayer, g: &Geometry, x: &[f32], y: &mut [f32], cols: &mut [f32]) {
+pub(super) fn layer_forward(
+    layer: &FeatureLayer,
+    g: &Geometry,
+    x: &[f32],
+    y: &mut [f32],
+    cols: &mut [f32],
+) {
     let n = g.out_plane();
     match layer.kind {
         LayerKind::Depthwise => depthwise(x, g, &layer.weights, &layer.bias, y),
@@ -246,7 +269,13 @@ pub(super) fn layer_forward(layer: &FeatureLayer, g: &Geometry, x: &[f32], y: &m
 }
 
 /// The adjoint of [`layer_forward`]'s linear part: adds `convᵀ(dy)` to `dx`.
-pub(super) fn layer_backward(layer: &FeatureLayer, g: &Geometry, dy: &[f32], dx: &mut [f32], cols: &mut [f32]) {
+pub(super) fn layer_backward(
+    layer: &FeatureLayer,
+    g: &Geometry,
+    dy: &[f32],
+    dx: &mut [f32],
+    cols: &mut [f32],
+) {
     let n = g.out_plane();
     match layer.kind {
         LayerKind::Depthwise => depthwise_backward(dy, g, &layer.weights, dx),

@@ -23,7 +23,13 @@ pub struct LossLayers {
 impl LossLayers {
     /// Layers the forward pass must run: up to the deepest one read.
     pub fn depth(&self) -> usize {
-        self.style.iter().copied().chain([self.content]).max().unwrap_or(0) + 1
+        self.style
+            .iter()
+            .copied()
+            .chain([self.content])
+            .max()
+            .unwrap_or(0)
+            + 1
     }
 }
 
@@ -144,9 +150,15 @@ pub fn art_loss(
     if let Some(grad) = grad {
         backward(net, &mut s.pass, &mut s.dinput);
         grad.copy_from_slice(&s.dinput);
-        total_variation(theta, height, width, Some((grad, (weights.tv * pixels) as f32)));
+        total_variation(
+            theta,
+            height,
+            width,
+            Some((grad, (weights.tv * pixels) as f32)),
+        );
     }
-    let loss = pixels * (weights.content * terms.content + weights.style * terms.style + weights.tv * terms.tv);
+    let loss = pixels
+        * (weights.content * terms.content + weights.style * terms.style + weights.tv * terms.tv);
     (loss, terms)
 }
 

@@ -11,18 +11,19 @@
 
 pub mod features;
 pub mod loss;
+mod spec_file;
 #[cfg(test)]
 mod tests;
 
 use super::{ProblemSet, TrainingSource};
 use crate::error::{Error, Result};
 use crate::images::{planes_of, CropBox, Photo};
-use crate::io::{write_npz, Npz};
+
 use crate::rng::Rng;
 use features::{forward, FeatureNet, FeaturePass};
 use loss::{art_loss, layer_gram, ArtScratch, LossLayers, LossTerms, LossWeights, Targets};
-use ndarray::{Array1, Array2, Array3, Array4, Ix1, Ix2, Ix3, Ix4};
-use std::path::Path;
+use ndarray::Array2;
+
 use std::sync::Arc;
 
 /// The largest image side l2l optimizes (θ of 512² pixels holds 786,432 values).
@@ -67,18 +68,37 @@ impl ArtSettings {
     /// Checks the settings against the feature network.
     pub fn validate(&self, net: &FeatureNet) -> Result<()> {
         if !(8..=MAX_SIZE).contains(&self.size) {
-            return Err(Error::Config(format!("the image size must be 8 to {MAX_SIZE} pixels, got {}", self.size)));
+            return Err(Error::Config(format!(
+                "the image size must be 8 to {MAX_SIZE} pixels, got {}",
+                self.size
+            )));
         }
         let n = net.layers.len();
         if self.layers.style.is_empty() {
-            return Err(Error::Config("the style term needs at least one layer".into()));
+            return Err(Error::Config(
+                "the style term needs at least one layer".into(),
+            ));
         }
-        if let Some(l) = self.layers.style.iter().chain([&self.layers.content]).find(|&&l| l >= n) {
-            return Err(Error::Config(format!("layer {l} does not exist: the feature network has layers 0-{}", n - 1)));
+        if let Some(l) = self
+            .layers
+            .style
+            .iter()
+            .chain([&self.layers.content])
+            .find(|&&l| l >= n)
+        {
+            return Err(Error::Config(format!(
+                "layer {l} does not exist: the feature network has layers 0-{}",
+                n - 1
+            )));
         }
         let w = &self.weights;
-        if [w.content, w.style, w.tv].iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(Error::Config(format!("the loss weights must be finite and ≥ 0, got {w:?}")));
+        if [w.content, w.style, w.tv]
+            .iter()
+            .any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return Err(Error::Config(format!(
+                "the loss weights must be finite and ≥ 0, got {w:?}"
+            )));
         }
         Ok(())
     }
@@ -150,15 +170,26 @@ impl NeuralArtSet {
         let s = settings.size;
         let dim = 3 * s * s;
         if crops.is_empty() {
-            return Err(Error::Config("a neural-art set needs at least one content crop".into()));
+            return Err(Error::Config(
+                "a neural-art set needs at least one content crop".into(),
+            ));
         }
         if let Some(c) = crops.iter().find(|c| c.pixels.len() != dim) {
-            return Err(Error::Config(format!("the crop of {} holds {} bytes, not {s}×{s}×3", c.file, c.pixels.len())));
+            return Err(Error::Config(format!(
+                "the crop of {} holds {} bytes, not {s}×{s}×3",
+                c.file,
+                c.pixels.len()
+            )));
         }
-        if style.width < s || style.height < s || style.pixels.len() != style.width * style.height * 3 {
+        if style.width < s
+            || style.height < s
+            || style.pixels.len() != style.width * style.height * 3
+        {
             return Err(Error::Config(format!(
                 "the style image must be at least {s}×{s} RGB, got {}×{} with {} bytes",
-                style.width, style.height, style.pixels.len()
+                style.width,
+                style.height,
+                style.pixels.len()
             )));
         }
         let depth = settings.layers.depth();
@@ -166,7 +197,12 @@ impl NeuralArtSet {
         planes_of(&style.pixels, &mut planes);
         let mut pass = FeaturePass::new(&net, style.height, style.width, depth);
         forward(&net, &planes, &mut pass);
-        let style_grams = settings.layers.style.iter().map(|&l| layer_gram(&net, &pass, l)).collect();
+        let style_grams = settings
+            .layers
+            .style
+            .iter()
+            .map(|&l| layer_gram(&net, &pass, l))
+            .collect();
 
         let mut pass = FeaturePass::new(&net, s, s, depth);
         let mut planes = vec![0.0; dim];
@@ -183,7 +219,9 @@ impl NeuralArtSet {
             Some(t) => {
                 return Err(Error::Config(format!(
                     "theta0 has shape {:?}; {} crops of {s}×{s}×3 need ({}, {dim})",
-                    t.shape(), crops.len(), crops.len()
+                    t.shape(),
+                    crops.len(),
+                    crops.len()
                 )))
             }
             None => initial_points(&crops, settings.start, seed, dim),
@@ -194,7 +232,11 @@ impl NeuralArtSet {
             settings,
             style: Arc::new(style),
             style_grams: Arc::new(style_grams),
-            pool: Arc::new(Pool { crops, theta0, content }),
+            pool: Arc::new(Pool {
+                crops,
+                theta0,
+                content,
+            }),
             chosen: (0..count).collect(),
             seed,
         })
@@ -212,15 +254,32 @@ impl NeuralArtSet {
         seed: u64,
     ) -> Result<Self> {
         if photos.is_empty() || count == 0 {
-            return Err(Error::Config("neural art needs at least one photo and one crop".into()));
+            return Err(Error::Config(
+                "neural art needs at least one photo and one crop".into(),
+            ));
         }
         settings.validate(&net)?;
+        if let Some(small) = photos
+            .iter()
+            .find(|p| (p.shorter_side() as usize) < settings.size)
+        {
+            let (w, h) = small.image.dimensions();
+            return Err(Error::bad_file(
+                &small.path,
+                format!(
+                    "is {w}×{h} px: a crop of {0}×{0} px is larger than the image (crops are never \
+                     upscaled; use a smaller --size or a larger photo)",
+                    settings.size
+                ),
+            ));
+        }
         let crops = (0..count)
             .map(|i| {
                 let photo = &photos[i % photos.len()];
                 let mut rng = Rng::new(seed, i as u64);
                 let shorter = photo.shorter_side();
-                let side = ((shorter as f64 * (0.5 + 0.5 * rng.uniform())) as u32).clamp(1, shorter);
+                let side =
+                    ((shorter as f64 * (0.5 + 0.5 * rng.uniform())) as u32).clamp(1, shorter);
                 let (w, h) = photo.image.dimensions();
                 let crop = CropBox {
                     x: rng.below((w - side + 1) as u64) as u32,
@@ -249,134 +308,28 @@ impl NeuralArtSet {
         self.evaluate(problem, theta, None, s)
     }
 
-    fn evaluate(&self, problem: usize, theta: &[f32], grad: Option<&mut [f32]>, s: &mut ArtScratch) -> (f64, LossTerms) {
+    fn evaluate(
+        &self,
+        problem: usize,
+        theta: &[f32],
+        grad: Option<&mut [f32]>,
+        s: &mut ArtScratch,
+    ) -> (f64, LossTerms) {
         let targets = Targets {
             content: &self.pool.content[self.chosen[problem]],
             style: &self.style_grams,
         };
         let size = self.settings.size;
-        art_loss(&self.net, &self.settings.layers, &self.settings.weights, &targets, (size, size), theta, grad, s)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let s = self.settings.size;
-        let pool = &self.pool;
-        let text = |t: &str| Array1::from(t.as_bytes().to_vec());
-        let lines = |f: &dyn Fn(&Crop) -> String| text(&self.chosen.iter().map(|&i| f(&pool.crops[i])).collect::<Vec<_>>().join("\n"));
-        let n = self.chosen.len();
-        write_npz(path, |z| {
-            let mut theta0 = Array2::zeros((n, 3 * s * s));
-            let mut pixels = Array4::<u8>::zeros((n, s, s, 3));
-            let mut boxes = Array2::<i64>::zeros((n, 3));
-            for (k, &i) in self.chosen.iter().enumerate() {
-                theta0.row_mut(k).assign(&pool.theta0.row(i));
-                let c = &pool.crops[i];
-                pixels.index_axis_mut(ndarray::Axis(0), k).as_slice_mut().unwrap().copy_from_slice(&c.pixels);
-                boxes.row_mut(k).assign(&Array1::from(vec![c.crop.x as i64, c.crop.y as i64, c.crop.side as i64]));
-            }
-            z.add("theta0", theta0);
-            z.add("content_pixels", pixels);
-            z.add("content_files", lines(&|c| c.file.clone()));
-            z.add("content_sha256", lines(&|c| c.sha256.clone()));
-            z.add("crop_boxes", boxes);
-            let st = &self.style;
-            z.add("style_pixels", Array3::from_shape_vec((st.height, st.width, 3), st.pixels.clone()).expect("sized"));
-            z.add("style_file", text(&st.file));
-            z.add("style_sha256", text(&st.sha256));
-            z.scalar_i64("size", s as i64);
-            z.scalar_i64("content_layer", self.settings.layers.content as i64);
-            z.add("style_layers", Array1::from(self.settings.layers.style.iter().map(|&l| l as i64).collect::<Vec<_>>()));
-            let w = &self.settings.weights;
-            z.add("loss_weights", Array1::from(vec![w.content, w.style, w.tv]));
-            z.add("theta0_kind", text(self.settings.start.name()));
-            z.add("feature_net_path", text(&self.net.path.to_string_lossy()));
-            z.add("feature_net_sha256", text(&self.net.sha256));
-            z.scalar_i64("seed", self.seed as i64);
-            super::spec::write_header(z, "neural_art");
-            Ok(())
-        })
-    }
-
-    /// Reads a neural-art spec, loading the feature network from the recorded path (or
-    /// `features`) and checking its SHA-256.
-    pub fn load(npz: &mut Npz, features: Option<&Path>) -> Result<Self> {
-        let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
-        let size = npz.scalar("size")?;
-        if !(8.0..=MAX_SIZE as f64).contains(&size) {
-            return Err(bad(npz, format!("size {size} is not 8 to {MAX_SIZE}")));
-        }
-        let s = size as usize;
-        let layer = |v: i64| v.clamp(0, 1 << 20) as usize;
-        let content_layer = layer(npz.scalar("content_layer")? as i64);
-        let style_layers: Vec<usize> = npz.array_nd::<i64, Ix1>("style_layers")?.iter().map(|&v| layer(v)).collect();
-        let w = npz.array_nd::<f64, Ix1>("loss_weights")?;
-        if w.len() != 3 {
-            return Err(bad(npz, "'loss_weights' must hold α, β, γ".into()));
-        }
-        let start_name = npz.text("theta0_kind")?;
-        let start = Start::parse(&start_name).ok_or_else(|| bad(npz, format!("theta0_kind '{start_name}' is neither content nor noise")))?;
-        let settings = ArtSettings {
-            size: s,
-            layers: LossLayers { content: content_layer, style: style_layers },
-            weights: LossWeights { content: w[0], style: w[1], tv: w[2] },
-            start,
-        };
-        let pixels = npz.array_nd::<i64, Ix4>("content_pixels")?;
-        let n = pixels.shape()[0];
-        if pixels.shape()[1..] != [s, s, 3] || n == 0 {
-            return Err(bad(npz, format!("'content_pixels' has shape {:?}; crops of size {s} need (N, {s}, {s}, 3)", pixels.shape())));
-        }
-        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
-        if theta0.dim() != (n, 3 * s * s) || theta0.iter().any(|v| !v.is_finite()) {
-            return Err(bad(npz, format!("'theta0' has shape {:?} or values that are not finite; {n} crops need ({n}, {})", theta0.shape(), 3 * s * s)));
-        }
-        let boxes = npz.array_nd::<i64, Ix2>("crop_boxes")?;
-        if boxes.dim() != (n, 3) {
-            return Err(bad(npz, format!("'crop_boxes' has shape {:?}, not ({n}, 3)", boxes.shape())));
-        }
-        let files: Vec<String> = npz.text("content_files")?.split('\n').map(String::from).collect();
-        let shas: Vec<String> = npz.text("content_sha256")?.split('\n').map(String::from).collect();
-        if files.len() != n || shas.len() != n {
-            return Err(bad(npz, format!("'content_files' and 'content_sha256' must name each of the {n} crops")));
-        }
-        let as_bytes = |npz: &Npz, what: &str, v: &mut dyn Iterator<Item = i64>| -> Result<Vec<u8>> {
-            v.map(|p| u8::try_from(p).map_err(|_| bad(npz, format!("'{what}' holds {p}, not a pixel value 0-255"))))
-                .collect()
-        };
-        let mut crops = Vec::with_capacity(n);
-        for k in 0..n {
-            let b = boxes.row(k);
-            let coord = |v: i64| u32::try_from(v).unwrap_or(0);
-            crops.push(Crop {
-                file: files[k].clone(),
-                sha256: shas[k].clone(),
-                crop: CropBox { x: coord(b[0]), y: coord(b[1]), side: coord(b[2]) },
-                pixels: as_bytes(npz, "content_pixels", &mut pixels.index_axis(ndarray::Axis(0), k).iter().copied())?,
-            });
-        }
-        let style_pixels = npz.array_nd::<i64, Ix3>("style_pixels")?;
-        let (sh, sw, sc) = style_pixels.dim();
-        if sc != 3 || sh < s || sw < s {
-            return Err(bad(npz, format!("'style_pixels' has shape {:?}; an RGB image of at least {s}×{s} is needed", style_pixels.shape())));
-        }
-        let style = Style {
-            file: npz.text("style_file")?,
-            sha256: npz.text("style_sha256")?,
-            width: sw,
-            height: sh,
-            pixels: as_bytes(npz, "style_pixels", &mut style_pixels.iter().copied())?,
-        };
-        let recorded = std::path::PathBuf::from(npz.text("feature_net_path")?);
-        let net_path = features.unwrap_or(&recorded);
-        let net = FeatureNet::load(net_path).map_err(|e| {
-            bad(npz, format!("its feature network: {e}; run from where the spec was made or pass --data FILE"))
-        })?;
-        let sha = npz.text("feature_net_sha256")?;
-        if net.sha256 != sha {
-            return Err(bad(npz, format!("the feature network {} differs from the one the spec was made with (SHA-256); pass the original", net_path.display())));
-        }
-        let seed = npz.scalar_or("seed", 0.0)? as u64;
-        NeuralArtSet::new(Arc::new(net), settings, style, crops, Some(theta0), seed).map_err(|e| bad(npz, e.to_string()))
+        art_loss(
+            &self.net,
+            &self.settings.layers,
+            &self.settings.weights,
+            &targets,
+            (size, size),
+            theta,
+            grad,
+            s,
+        )
     }
 }
 
@@ -389,7 +342,8 @@ fn initial_points(crops: &[Crop], start: Start, seed: u64, dim: usize) -> Array2
             Start::Content => planes_of(&c.pixels, row),
             Start::Noise => {
                 let mut rng = Rng::new(seed, 1 << 32 | i as u64);
-                row.iter_mut().for_each(|v| *v = (2.0 * rng.uniform() - 1.0) as f32);
+                row.iter_mut()
+                    .for_each(|v| *v = (2.0 * rng.uniform() - 1.0) as f32);
             }
         }
     }
@@ -410,10 +364,23 @@ impl ProblemSet for NeuralArtSet {
         ArtScratch::new(&self.net, &self.settings.layers, s, s)
     }
     fn initial_point(&self, problem: usize, theta: &mut [f32]) {
-        theta.copy_from_slice(self.pool.theta0.row(self.chosen[problem]).as_slice().expect("rows of a standard-layout array"));
+        theta.copy_from_slice(
+            self.pool
+                .theta0
+                .row(self.chosen[problem])
+                .as_slice()
+                .expect("rows of a standard-layout array"),
+        );
     }
     /// The loss does not depend on the step: each problem is deterministic.
-    fn loss_and_gradient(&self, problem: usize, _step: usize, theta: &[f32], grad: &mut [f32], s: &mut ArtScratch) -> f64 {
+    fn loss_and_gradient(
+        &self,
+        problem: usize,
+        _step: usize,
+        theta: &[f32],
+        grad: &mut [f32],
+        s: &mut ArtScratch,
+    ) -> f64 {
         self.evaluate(problem, theta, Some(grad), s).0
     }
 }

@@ -4,7 +4,9 @@
 //! are present beside the repository, as on the project's machines).
 
 use super::features::{backward, forward, layer_backward, layer_forward, FeatureNet, FeaturePass};
-use super::loss::{art_loss, layer_gram, total_variation, ArtScratch, LossLayers, LossWeights, Targets};
+use super::loss::{
+    art_loss, layer_gram, total_variation, ArtScratch, LossLayers, LossWeights, Targets,
+};
 use crate::io::write_npz;
 use crate::rng::Rng;
 use ndarray::{Array1, Array4};
@@ -14,11 +16,16 @@ use std::path::PathBuf;
 fn mobilenet_folder() -> Option<PathBuf> {
     let dir = std::env::var_os("L2L_MOBILENET")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/neural_art/mobilenet_v1"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/neural_art/mobilenet_v1")
+        });
     if dir.join("mobilenet_v1.npz").exists() {
         Some(dir)
     } else {
-        eprintln!("skipped: no MobileNet v1 weights at {} (set L2L_MOBILENET)", dir.display());
+        eprintln!(
+            "skipped: no MobileNet v1 weights at {} (set L2L_MOBILENET)",
+            dir.display()
+        );
         None
     }
 }
@@ -32,10 +39,23 @@ fn random(n: usize, seed: u64, scale: f64) -> Vec<f32> {
 /// conv 3→4 (3×3, stride 2), depthwise (3×3, 1), pointwise 4→6, depthwise (3×3, 2),
 /// pointwise 6→5. Biases keep about half of each layer's units between 0 and 6.
 fn tiny_net(dir: &tempfile::TempDir) -> FeatureNet {
-    let table: [(i64, i64, i64, i64, i64); 5] = [(0, 3, 2, 3, 4), (1, 3, 1, 4, 4), (0, 1, 1, 4, 6), (1, 3, 2, 6, 6), (0, 1, 1, 6, 5)];
+    let table: [(i64, i64, i64, i64, i64); 5] = [
+        (0, 3, 2, 3, 4),
+        (1, 3, 1, 4, 4),
+        (0, 1, 1, 4, 6),
+        (1, 3, 2, 6, 6),
+        (0, 1, 1, 6, 5),
+    ];
     let path = dir.path().join("tiny.npz");
     write_npz(&path, |z| {
-        let col = |i: usize| Array1::from(table.iter().map(|t| [t.0, t.1, t.2, t.3, t.4][i]).collect::<Vec<_>>());
+        let col = |i: usize| {
+            Array1::from(
+                table
+                    .iter()
+                    .map(|t| [t.0, t.1, t.2, t.3, t.4][i])
+                    .collect::<Vec<_>>(),
+            )
+        };
         z.add("layer_kind", col(0));
         z.add("layer_kernel", col(1));
         z.add("layer_stride", col(2));
@@ -44,9 +64,19 @@ fn tiny_net(dir: &tempfile::TempDir) -> FeatureNet {
         for (l, &(kind, k, _, cin, cout)) in table.iter().enumerate() {
             let (k, cin, cout) = (k as usize, cin as usize, cout as usize);
             let fan_in = if kind == 0 { cin } else { 1 };
-            let w = random(cout * fan_in * k * k, 10 + l as u64, 1.0 / (fan_in * k * k) as f64);
-            z.add(&format!("conv{l:02}_w"), Array4::from_shape_vec((cout, fan_in, k, k), w).unwrap());
-            z.add(&format!("conv{l:02}_b"), Array1::from(random(cout, 20 + l as u64, 0.5)).mapv(|b| b + 0.3));
+            let w = random(
+                cout * fan_in * k * k,
+                10 + l as u64,
+                1.0 / (fan_in * k * k) as f64,
+            );
+            z.add(
+                &format!("conv{l:02}_w"),
+                Array4::from_shape_vec((cout, fan_in, k, k), w).unwrap(),
+            );
+            z.add(
+                &format!("conv{l:02}_b"),
+                Array1::from(random(cout, 20 + l as u64, 0.5)).mapv(|b| b + 0.3),
+            );
         }
         Ok(())
     })
@@ -55,8 +85,20 @@ fn tiny_net(dir: &tempfile::TempDir) -> FeatureNet {
 }
 
 /// Central differences of `f` along `v` against ⟨grad, v⟩, as (analytic, numeric).
-fn directional(f: &mut dyn FnMut(&[f32]) -> f64, theta: &[f32], grad: &[f32], v: &[f32], eps: f32) -> (f64, f64) {
-    let shifted = |sign: f32| theta.iter().zip(v).map(|(t, d)| t + sign * eps * d).collect::<Vec<f32>>();
+fn directional(
+    f: &mut dyn FnMut(&[f32]) -> f64,
+    theta: &[f32],
+    grad: &[f32],
+    v: &[f32],
+    eps: f32,
+) -> (f64, f64) {
+    let shifted = |sign: f32| {
+        theta
+            .iter()
+            .zip(v)
+            .map(|(t, d)| t + sign * eps * d)
+            .collect::<Vec<f32>>()
+    };
     let numeric = (f(&shifted(1.0)) - f(&shifted(-1.0))) / (2.0 * eps as f64);
     let analytic = grad.iter().zip(v).map(|(g, d)| (g * d) as f64).sum();
     (analytic, numeric)
@@ -64,12 +106,17 @@ fn directional(f: &mut dyn FnMut(&[f32]) -> f64, theta: &[f32], grad: &[f32], v:
 
 fn assert_close((analytic, numeric): (f64, f64), tolerance: f64, what: &str) {
     let scale = analytic.abs().max(numeric.abs()).max(1e-3);
-    assert!((analytic - numeric).abs() <= tolerance * scale, "{what}: analytic {analytic:.6e}, numeric {numeric:.6e}");
+    assert!(
+        (analytic - numeric).abs() <= tolerance * scale,
+        "{what}: analytic {analytic:.6e}, numeric {numeric:.6e}"
+    );
 }
 
 #[test]
 fn mobilenet_matches_the_reference_activations() {
-    let Some(dir) = mobilenet_folder() else { return };
+    let Some(dir) = mobilenet_folder() else {
+        return;
+    };
     let net = FeatureNet::load(&dir.join("mobilenet_v1.npz")).unwrap();
     assert_eq!(net.layers.len(), 27);
     let mut reference = crate::io::Npz::open(&dir.join("reference.npz")).unwrap();
@@ -81,10 +128,23 @@ fn mobilenet_matches_the_reference_activations() {
         let want = reference.array::<f32>(&format!("act_conv{l:02}")).unwrap();
         let got = &pass.outputs[l];
         assert_eq!(want.len(), got.len(), "conv{l:02}");
-        let max_diff = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         let norm = want.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
-        let err = want.iter().zip(got).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>().sqrt();
-        assert!(max_diff < 1e-4 && err <= 1e-5 * norm.max(1.0), "conv{l:02}: max |Δ| {max_diff:e}, relative L2 {:e}", err / norm);
+        let err = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| ((a - b) * (a - b)) as f64)
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            max_diff < 1e-4 && err <= 1e-5 * norm.max(1.0),
+            "conv{l:02}: max |Δ| {max_diff:e}, relative L2 {:e}",
+            err / norm
+        );
     }
 }
 
@@ -96,11 +156,20 @@ fn feature_backward_matches_finite_differences() {
     let (h, w) = (9, 10);
     let x = random(3 * h * w, 1, 1.0);
     let mut pass = FeaturePass::new(&net, h, w, 5);
-    let weights: Vec<Vec<f32>> = pass.outputs.iter().enumerate().map(|(l, o)| random(o.len(), 30 + l as u64, 1.0)).collect();
+    let weights: Vec<Vec<f32>> = pass
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(l, o)| random(o.len(), 30 + l as u64, 1.0))
+        .collect();
     let mut f = |x: &[f32]| {
         let mut p = FeaturePass::new(&net, h, w, 5);
         forward(&net, x, &mut p);
-        p.outputs.iter().zip(&weights).map(|(o, w)| o.iter().zip(w).map(|(a, b)| (a * b) as f64).sum::<f64>()).sum()
+        p.outputs
+            .iter()
+            .zip(&weights)
+            .map(|(o, w)| o.iter().zip(w).map(|(a, b)| (a * b) as f64).sum::<f64>())
+            .sum()
     };
     forward(&net, &x, &mut pass);
     for (g, w) in pass.grads.iter_mut().zip(&weights) {
@@ -113,10 +182,22 @@ fn feature_backward_matches_finite_differences() {
         assert_close(directional(&mut f, &x, &grad, &v, 1e-3), 5e-3, "direction");
     }
     // Single coordinates, each channel and the corners that stride-2 padding treats unevenly.
-    for i in [0, w - 1, (h - 1) * w, h * w - 1, h * w + 17, 2 * h * w + 44, 3 * h * w - 1] {
+    for i in [
+        0,
+        w - 1,
+        (h - 1) * w,
+        h * w - 1,
+        h * w + 17,
+        2 * h * w + 44,
+        3 * h * w - 1,
+    ] {
         let mut v = vec![0.0; x.len()];
         v[i] = 1.0;
-        assert_close(directional(&mut f, &x, &grad, &v, 1e-2), 5e-3, &format!("coordinate {i}"));
+        assert_close(
+            directional(&mut f, &x, &grad, &v, 1e-2),
+            5e-3,
+            &format!("coordinate {i}"),
+        );
     }
 }
 
@@ -130,7 +211,11 @@ fn total_variation_gradient_matches_finite_differences() {
     for i in 0..x.len() {
         let mut v = vec![0.0; x.len()];
         v[i] = 1.0;
-        assert_close(directional(&mut f, &x, &grad, &v, 1e-2), 1e-3, &format!("coordinate {i}"));
+        assert_close(
+            directional(&mut f, &x, &grad, &v, 1e-2),
+            1e-3,
+            &format!("coordinate {i}"),
+        );
     }
 }
 
@@ -140,20 +225,50 @@ fn art_loss_gradient_matches_finite_differences() {
     let dir = tempfile::tempdir().unwrap();
     let net = tiny_net(&dir);
     let (h, w) = (12, 12);
-    let layers = LossLayers { content: 2, style: vec![0, 2, 4] };
-    let weights = LossWeights { content: 1.0, style: 1.0, tv: 5.0 };
+    let layers = LossLayers {
+        content: 2,
+        style: vec![0, 2, 4],
+    };
+    let weights = LossWeights {
+        content: 1.0,
+        style: 1.0,
+        tv: 5.0,
+    };
     let mut s = ArtScratch::new(&net, &layers, h, w);
     // Targets from a "content" and a "style" image; θ starts near the content image.
     let content_image = random(3 * h * w, 3, 0.5);
     forward(&net, &content_image, &mut s.pass);
     let content = s.pass.outputs[2].clone();
     forward(&net, &random(3 * h * w, 4, 0.5), &mut s.pass);
-    let style: Vec<Vec<f32>> = layers.style.iter().map(|&l| layer_gram(&net, &s.pass, l)).collect();
-    let targets = Targets { content: &content, style: &style };
-    let theta: Vec<f32> = content_image.iter().zip(random(3 * h * w, 5, 0.2)).map(|(a, b)| a + b).collect();
+    let style: Vec<Vec<f32>> = layers
+        .style
+        .iter()
+        .map(|&l| layer_gram(&net, &s.pass, l))
+        .collect();
+    let targets = Targets {
+        content: &content,
+        style: &style,
+    };
+    let theta: Vec<f32> = content_image
+        .iter()
+        .zip(random(3 * h * w, 5, 0.2))
+        .map(|(a, b)| a + b)
+        .collect();
     let mut grad = vec![0.0; theta.len()];
-    let (loss, terms) = art_loss(&net, &layers, &weights, &targets, (h, w), &theta, Some(&mut grad), &mut s);
-    assert!(terms.content > 0.0 && terms.style > 0.0 && terms.tv > 0.0, "{terms:?}");
+    let (loss, terms) = art_loss(
+        &net,
+        &layers,
+        &weights,
+        &targets,
+        (h, w),
+        &theta,
+        Some(&mut grad),
+        &mut s,
+    );
+    assert!(
+        terms.content > 0.0 && terms.style > 0.0 && terms.tv > 0.0,
+        "{terms:?}"
+    );
     assert!((loss - 144.0 * (terms.content + terms.style + 5.0 * terms.tv)).abs() < 1e-9 * loss);
     let mut f = |x: &[f32]| {
         let mut s = ArtScratch::new(&net, &layers, h, w);
@@ -161,12 +276,20 @@ fn art_loss_gradient_matches_finite_differences() {
     };
     for seed in 0..4 {
         let v = random(theta.len(), 50 + seed, 1.0);
-        assert_close(directional(&mut f, &theta, &grad, &v, 1e-3), 2e-3, "direction");
+        assert_close(
+            directional(&mut f, &theta, &grad, &v, 1e-3),
+            2e-3,
+            "direction",
+        );
     }
     for i in [0, 11, 143, 144 + 70, 3 * 144 - 1] {
         let mut v = vec![0.0; theta.len()];
         v[i] = 1.0;
-        assert_close(directional(&mut f, &theta, &grad, &v, 1e-3), 5e-3, &format!("coordinate {i}"));
+        assert_close(
+            directional(&mut f, &theta, &grad, &v, 1e-3),
+            5e-3,
+            &format!("coordinate {i}"),
+        );
     }
 }
 
@@ -175,7 +298,9 @@ fn art_loss_gradient_matches_finite_differences() {
 /// layers of ReLU6, this is exact up to rounding, so it holds to a tight tolerance.
 #[test]
 fn mobilenet_layers_backward_are_adjoints_at_production_sizes() {
-    let Some(dir) = mobilenet_folder() else { return };
+    let Some(dir) = mobilenet_folder() else {
+        return;
+    };
     let net = FeatureNet::load(&dir.join("mobilenet_v1.npz")).unwrap();
     for size in [64, 128] {
         let depth = if size == 64 { 27 } else { 13 };
@@ -185,15 +310,19 @@ fn mobilenet_layers_backward_are_adjoints_at_production_sizes() {
             let x = random(g.channels * g.in_plane(), 70 + l as u64, 1.0);
             let y = random(layer.out_channels * g.out_plane(), 80 + l as u64, 1.0);
             let (mut ax, mut a0) = (vec![0.0; y.len()], vec![0.0; y.len()]);
-            layer_forward(layer, g, &x, &mut ax, &mut pass.cols_mut());
-            layer_forward(layer, g, &vec![0.0; x.len()], &mut a0, &mut pass.cols_mut());
+            layer_forward(layer, g, &x, &mut ax, pass.cols_mut());
+            layer_forward(layer, g, &vec![0.0; x.len()], &mut a0, pass.cols_mut());
             let mut aty = vec![0.0; x.len()];
-            layer_backward(layer, g, &y, &mut aty, &mut pass.cols_mut());
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            layer_backward(layer, g, &y, &mut aty, pass.cols_mut());
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
             let forward_side = dot(&ax, &y) - dot(&a0, &y);
             let backward_side = dot(&x, &aty);
             let scale = (dot(&ax, &ax) * dot(&y, &y)).sqrt();
-            assert!((forward_side - backward_side).abs() < 1e-5 * scale, "conv{l:02} at {size} px: {forward_side} vs {backward_side}");
+            assert!(
+                (forward_side - backward_side).abs() < 1e-5 * scale,
+                "conv{l:02} at {size} px: {forward_side} vs {backward_side}"
+            );
         }
     }
 }
@@ -205,23 +334,66 @@ fn mobilenet_layers_backward_are_adjoints_at_production_sizes() {
 /// and the tolerance is 2%.
 #[test]
 fn art_loss_gradient_at_production_size() {
-    let Some(dir) = mobilenet_folder() else { return };
+    let Some(dir) = mobilenet_folder() else {
+        return;
+    };
     let net = FeatureNet::load(&dir.join("mobilenet_v1.npz")).unwrap();
     let mut reference = crate::io::Npz::open(&dir.join("reference.npz")).unwrap();
-    let image: Vec<f32> = reference.array::<f32>("input_nchw").unwrap().iter().copied().collect();
+    let image: Vec<f32> = reference
+        .array::<f32>("input_nchw")
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
     let (h, w) = (64, 64);
-    let layers = LossLayers { content: 10, style: vec![0, 2, 4, 8, 12] };
-    let weights = LossWeights { content: 1.0, style: 1.0, tv: 5.0 };
+    let layers = LossLayers {
+        content: 10,
+        style: vec![0, 2, 4, 8, 12],
+    };
+    let weights = LossWeights {
+        content: 1.0,
+        style: 1.0,
+        tv: 5.0,
+    };
     let mut s = ArtScratch::new(&net, &layers, h, w);
     forward(&net, &image, &mut s.pass);
     let content = s.pass.outputs[10].clone();
-    let flipped: Vec<f32> = image.chunks_exact(h * w).flat_map(|p| p.chunks_exact(w).rev().flatten().copied().collect::<Vec<_>>()).collect();
+    let flipped: Vec<f32> = image
+        .chunks_exact(h * w)
+        .flat_map(|p| {
+            p.chunks_exact(w)
+                .rev()
+                .flatten()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect();
     forward(&net, &flipped, &mut s.pass);
-    let style: Vec<Vec<f32>> = layers.style.iter().map(|&l| layer_gram(&net, &s.pass, l)).collect();
-    let targets = Targets { content: &content, style: &style };
-    let theta: Vec<f32> = image.iter().zip(random(image.len(), 6, 0.05)).map(|(a, b)| a + b).collect();
+    let style: Vec<Vec<f32>> = layers
+        .style
+        .iter()
+        .map(|&l| layer_gram(&net, &s.pass, l))
+        .collect();
+    let targets = Targets {
+        content: &content,
+        style: &style,
+    };
+    let theta: Vec<f32> = image
+        .iter()
+        .zip(random(image.len(), 6, 0.05))
+        .map(|(a, b)| a + b)
+        .collect();
     let mut grad = vec![0.0; theta.len()];
-    let (loss, _) = art_loss(&net, &layers, &weights, &targets, (h, w), &theta, Some(&mut grad), &mut s);
+    let (loss, _) = art_loss(
+        &net,
+        &layers,
+        &weights,
+        &targets,
+        (h, w),
+        &theta,
+        Some(&mut grad),
+        &mut s,
+    );
     assert!(loss.is_finite() && loss > 0.0);
     let mut f = |x: &[f32]| {
         let mut s = ArtScratch::new(&net, &layers, h, w);
@@ -231,10 +403,16 @@ fn art_loss_gradient_at_production_size() {
     let parts: [(&str, &dyn Fn(usize) -> bool); 3] = [
         ("the gradient", &|_| true),
         ("its red channel", &|i| i < h * w),
-        ("its top-left 16×16 block", &|i| (i % (h * w)) / w < 16 && i % w < 16),
+        ("its top-left 16×16 block", &|i| {
+            (i % (h * w)) / w < 16 && i % w < 16
+        }),
     ];
     for (what, keep) in parts {
-        let v: Vec<f32> = grad.iter().enumerate().map(|(i, g)| if keep(i) { g / norm } else { 0.0 }).collect();
+        let v: Vec<f32> = grad
+            .iter()
+            .enumerate()
+            .map(|(i, g)| if keep(i) { g / norm } else { 0.0 })
+            .collect();
         assert_close(directional(&mut f, &theta, &grad, &v, 1e-3), 2e-2, what);
     }
 }
@@ -255,6 +433,8 @@ fn a_feature_network_of_the_wrong_shape_is_refused() {
     })
     .unwrap();
     let err = FeatureNet::load(&path).unwrap_err().to_string();
-    assert!(err.contains("conv00_w has shape [8, 3, 1, 3]") && err.contains("[8, 3, 3, 3]"), "{err}");
+    assert!(
+        err.contains("conv00_w has shape [8, 3, 1, 3]") && err.contains("[8, 3, 3, 3]"),
+        "{err}"
+    );
 }
-

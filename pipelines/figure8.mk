@@ -1,0 +1,95 @@
+# Figure 8 (§3.4): learned optimizers on neural art against SGD, RMSprop, Adam and NAG with
+# rates tuned on validation images. Each problem is one image θ (3 × S × S) whose loss weighs
+# a content crop of a photo against a style painting on MobileNet v1's features
+# (shared/data/neural_art/PROBLEM.md; the paper used VGG-19, whose weights are not available).
+# Panels (test crops of photos seen neither in training nor in validation):
+#   the training style at the training size (64 px)  |  a new style at double the size (128 px)
+#   and the two mixed panels: the training style at 128 px, the new style at 64 px.
+# Curves:
+#   LSTM   the paper's recipe: a pure LSTM, 128 steps in unrolls of 32, truncated BPTT without
+#          second derivatives, Appendix A's preprocessing, no postprocessing (output scale 1),
+#          meta-Adam, early stopping on the validation crops; one training style at 64 px.
+
+NEURAL_ART ?= ../shared/data/neural_art
+NA := $(OUT)/neural_art
+NA_FEATURES = $(NEURAL_ART)/mobilenet_v1/mobilenet_v1.npz
+NA_STEPS ?= 128
+NA_EPOCHS ?= 200
+NA_THREADS ?= 0
+NA_TRAIN_STYLE ?= starry_night.jpg
+NA_NEW_STYLE ?= the_scream.jpg
+# Photos by split: every third photo (in name order) is a test photo, four others are
+# validation photos, and the other fourteen are training photos.
+NA_PHOTOS = $(sort $(notdir $(wildcard $(NEURAL_ART)/content/*)))
+NA_TEST_PHOTOS = $(foreach i,1 4 7 10 13 16 19 22 25,$(word $(i),$(NA_PHOTOS)))
+NA_VALIDATION_PHOTOS = $(foreach i,2 8 14 20,$(word $(i),$(NA_PHOTOS)))
+NA_TRAIN_PHOTOS = $(filter-out $(NA_TEST_PHOTOS) $(NA_VALIDATION_PHOTOS),$(NA_PHOTOS))
+NA_TRAIN_CROPS ?= 128
+NA_VALIDATION_CROPS ?= 4
+NA_TEST_CROPS ?= 27
+# The baselines' rates: 1e-4 … 10 in half decades (a 128-px run costs four 64-px runs).
+NA_LR_GRID ?= 1e-4:10:2
+NA_META_FLAGS ?= --steps $(NA_STEPS) --unroll 32 --batch 1 --eval-every 10 \
+  --preprocessing log-sign --p 10 --output-scale 1 --meta-lr 1e-3
+NA_STAMP := $(DATA)/neural_art.checked
+comma := ,
+na_photos = $(subst $(eval) ,$(comma),$(addprefix $(NEURAL_ART)/content/,$(1)))
+
+.PHONY: figure8 neural-art-data
+figure8: $(FIGURES)/figure8.png
+neural-art-data: $(NA_STAMP)
+
+$(NA_STAMP): | $(DATA)/
+	@if [ ! -e $(NA_FEATURES) ]; then echo "make: NEURAL_ART=$(NEURAL_ART) holds no \
+	mobilenet_v1/mobilenet_v1.npz; point NEURAL_ART at the neural-art folder" >&2; exit 1; fi
+	cd $(NEURAL_ART) && sha256sum --check --quiet SHA256SUMS
+	@touch $@
+
+# $(call na_spec,NAME,PHOTOS,STYLE,SIZE,COUNT,SEED)
+define na_spec
+$(NA)/$(1).npz: $(NA_STAMP) $(BUILD) | $(NA)/
+	$(RELEASE)/sample-optimizee neural-art --content $(call na_photos,$(2)) \
+	  --style $(NEURAL_ART)/style/$(3) --size $(4) --count $(5) --seed $(6) \
+	  --features $(NA_FEATURES) -o $$@
+endef
+$(eval $(call na_spec,train,$(NA_TRAIN_PHOTOS),$(NA_TRAIN_STYLE),64,$(NA_TRAIN_CROPS),101))
+$(eval $(call na_spec,validation,$(NA_VALIDATION_PHOTOS),$(NA_TRAIN_STYLE),64,$(NA_VALIDATION_CROPS),102))
+# Each panel: test crops (the same boxes at both sizes: same photos, same seed) and
+# validation crops for tuning, in the panel's style and size.
+NA_PANELS := train64 new128 train128 new64
+NA_STYLE_train64 = $(NA_TRAIN_STYLE)
+NA_STYLE_train128 = $(NA_TRAIN_STYLE)
+NA_STYLE_new64 = $(NA_NEW_STYLE)
+NA_STYLE_new128 = $(NA_NEW_STYLE)
+NA_SIZE_train64 := 64
+NA_SIZE_new64 := 64
+NA_SIZE_train128 := 128
+NA_SIZE_new128 := 128
+NA_TITLE_train64 := Training style, 64 px
+NA_TITLE_new128 := New style, 128 px
+NA_TITLE_train128 := Training style, 128 px
+NA_TITLE_new64 := New style, 64 px
+$(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/test,$(NA_TEST_PHOTOS),$(NA_STYLE_$(p)),$(NA_SIZE_$(p)),$(NA_TEST_CROPS),103)))
+$(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/validation,$(NA_VALIDATION_PHOTOS),$(NA_STYLE_$(p)),$(NA_SIZE_$(p)),$(NA_VALIDATION_CROPS),104)))
+$(foreach p,$(NA_PANELS),$(NA)/$(p)/test.npz $(NA)/$(p)/validation.npz): | $(foreach p,$(NA_PANELS),$(NA)/$(p)/)
+
+$(NA)/LSTM.npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
+	$(call fresh_training,$@)
+	$(RELEASE)/meta-train --train $(NA)/train.npz --validation $(NA)/validation.npz \
+	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) --threads $(NA_THREADS) -o $@
+
+define na_panel
+$(NA)/$(1).baselines.parquet: $(NA)/$(1)/test.npz $(NA)/$(1)/validation.npz $(BUILD)
+	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) -O sgd,nag,rmsprop,adam \
+	  --tune --lr-grid $(NA_LR_GRID) --validation $(NA)/$(1)/validation.npz \
+	  --tuning-output $(NA)/$(1).tuning.parquet --threads $(NA_THREADS) -o $$@
+$(NA)/$(1).learned.parquet: $(NA)/$(1)/test.npz $(NA)/LSTM.npz $(BUILD)
+	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) \
+	  -O "lstm:$(NA)/LSTM.npz" --threads $(NA_THREADS) -o $$@
+endef
+$(foreach p,$(NA_PANELS),$(eval $(call na_panel,$(p))))
+
+NA_PLOT_PANELS = $(foreach p,$(NA_PANELS),--panel "$(NA)/$(p).learned.parquet,$(NA)/$(p).baselines.parquet=$(NA_TITLE_$(p))")
+
+$(FIGURES)/figure8.png: $(foreach p,$(NA_PANELS),$(NA)/$(p).learned.parquet $(NA)/$(p).baselines.parquet) $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot $(NA_PLOT_PANELS) -o $@
