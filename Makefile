@@ -67,4 +67,5 @@ include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))
 # After data/*.mk, which defines $(MNIST): a prerequisite is expanded where its rule is read.
 bench: $(BUILD) $(MNIST)
 	@mkdir -p $(OUT)/bench
-	$(RELEASE)/l2l-bench --data $(MNIST) --output $(OUT)/bench/results.parquet
+	$(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
+	  --output $(OUT)/bench/results.parquet

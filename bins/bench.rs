@@ -34,6 +34,10 @@ struct Args {
     /// without it the MLP trains on random images of the same shape.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The neural-art feature network (shared/data/neural_art/mobilenet_v1/mobilenet_v1.npz);
+    /// without it the neural-art rows are skipped.
+    #[arg(long)]
+    features: Option<PathBuf>,
     /// Runs evaluated together in the evaluation measurement, as `evaluate` does with a spec.
     #[arg(long = "eval-runs", default_value_t = 8)]
     eval_runs: usize,
@@ -357,6 +361,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         Workspace::new(&conv_cfg, &conv_set)?.bytes() as f64 / 1048576.0,
         "MiB",
     );
+    match &args.features {
+        Some(path) => neural_art_rows(path, args.repeats, sgemm_by_threads[0], &mut add)?,
+        None => eprintln!("l2l-bench: no --features; the neural-art rows are skipped"),
+    }
     let big_speedup = epoch_by_threads[0].1 / epoch_by_threads[1].1;
     add(
         &format!("meta-train MNIST MLP, {coordinates} coordinates"),
@@ -426,6 +434,96 @@ fn run(args: Args) -> anyhow::Result<()> {
         ],
     )?;
     eprintln!("l2l-bench: wrote {}", describe(&args.output, true));
+    Ok(())
+}
+
+/// Neural art (§3.4) on MobileNet v1 with PROBLEM.md's loss: the loss and its gradient at 64
+/// and 128 px against the same-run sgemm rate, and Figure 8's meta-training epoch (one crop
+/// of 64 px, 128 steps in unrolls of 32), on one thread. The pixels are random: the speed
+/// does not depend on them.
+fn neural_art_rows(
+    path: &std::path::Path,
+    repeats: usize,
+    sgemm: f64,
+    add: &mut impl FnMut(&str, &str, f64, &str),
+) -> anyhow::Result<()> {
+    use l2l::problems::neural_art::features::FeatureNet;
+    use l2l::problems::neural_art::loss::{gradient_flops, LossLayers, LossWeights};
+    use l2l::problems::neural_art::{ArtSettings, Crop, NeuralArtSet, Start, Style};
+    let net = Arc::new(FeatureNet::load(path)?);
+    let mut rng = l2l::rng::Rng::new(8, 0);
+    let mut pixels = |n: usize| (0..n).map(|_| rng.below(256) as u8).collect::<Vec<_>>();
+    for size in [64usize, 128] {
+        let settings = ArtSettings {
+            size,
+            layers: LossLayers {
+                content: 10,
+                style: vec![0, 2, 4, 8, 12],
+            },
+            weights: LossWeights {
+                content: 1.0,
+                style: 1.0,
+                tv: 5.0,
+            },
+            start: Start::Content,
+        };
+        let crop = Crop {
+            file: "random".into(),
+            sha256: "random".into(),
+            crop: l2l::images::CropBox {
+                x: 0,
+                y: 0,
+                side: size as u32,
+            },
+            pixels: pixels(size * size * 3),
+        };
+        let style = Style {
+            file: "random".into(),
+            sha256: "random".into(),
+            width: size * 3 / 2,
+            height: size,
+            pixels: pixels(size * size * 9 / 2),
+        };
+        let set = NeuralArtSet::new(net.clone(), settings.clone(), style, vec![crop], None, 1)?;
+        let mut scratch = set.scratch();
+        let mut theta = vec![0.0f32; set.dim()];
+        set.initial_point(0, &mut theta);
+        let mut grad = vec![0.0f32; set.dim()];
+        let seconds = time(repeats, || {
+            set.loss_and_gradient(0, 0, &theta, &mut grad, &mut scratch);
+        });
+        let name = format!("neural art, MobileNet v1, {size} px, 1 thread");
+        add(&name, "seconds per loss and gradient", seconds, "s");
+        let gflops = gradient_flops(&net, &settings.layers, size, size) / seconds / 1e9;
+        add(&name, "GFLOP/s (convolutions and Grams)", gflops, "GFLOP/s");
+        add(
+            &name,
+            "fraction of sgemm, 1 thread",
+            gflops / sgemm,
+            "ratio",
+        );
+        if size == 64 {
+            let cfg = MetaTrainConfig {
+                steps: 128,
+                unroll: 32,
+                ..config(1)
+            };
+            cfg.validate()?;
+            let task = "meta-train neural art, 1 crop of 64 px, 128 steps";
+            add(
+                task,
+                "seconds per epoch, 1 thread",
+                epoch_seconds(&cfg, &set, 1),
+                "s",
+            );
+            add(
+                task,
+                "workspace memory",
+                Workspace::new(&cfg, &set)?.bytes() as f64 / 1048576.0,
+                "MiB",
+            );
+        }
+    }
     Ok(())
 }
 

@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use l2l::evaluation::{run_with_held_out, tune, validate_steps, Curves, LrGrid};
+use l2l::evaluation::{run_observed, tune, validate_steps, Curves, LrGrid, Observer};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
-use l2l::problems::{load_companion, FromSpec, SetVisitor, Spec};
+use l2l::problems::{load_companion, FromSpec, Picture, SetVisitor, Spec};
 use l2l::trajectory::{write_table, write_trajectories, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 /// Run optimizers on every problem of a spec and write their learning curves as a parquet
 /// trajectory file (columns optimizer, problem, step, loss, lr; step 0 is the loss at θ0).
@@ -65,6 +66,11 @@ struct Args {
     /// 0, every N steps and at the last step, in the column test_loss (0: never).
     #[arg(long = "test-every", value_name = "N", default_value_t = 10)]
     test_every: usize,
+    /// Write each run's final image to this folder as a PNG, `<optimizer>-<run>.png`, for
+    /// problems whose parameters are an image (neural art: content | result | style),
+    /// enlarged by repeating pixels to at least 256 px tall.
+    #[arg(long)]
+    images: Option<PathBuf>,
     /// Instead of the path the spec records (its checksum must match): the dataset of an MLP
     /// spec, the CIFAR-10 folder of a conv spec, the feature network of a neural-art spec.
     #[arg(long)]
@@ -102,6 +108,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             .map(|p| ("--tuning-output", p)),
     );
     let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
+    if let Some(dir) = &args.images {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--images {}: no such folder; create it first",
+            dir.display()
+        );
+    }
     let mut choices = Vec::new();
     for arg in &args.optimizers {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
@@ -135,6 +148,14 @@ fn evaluate_on<P: FromSpec>(
     set: &P,
 ) -> anyhow::Result<()> {
     l2l::evaluation::validate_run_size(set.count(), args.steps)?;
+    if args.images.is_some() {
+        let mut theta0 = vec![0.0; set.dim()];
+        set.initial_point(0, &mut theta0);
+        anyhow::ensure!(
+            set.render(0, &theta0).is_some(),
+            "--images needs problems whose parameters are an image (a neural-art spec)"
+        );
+    }
     if args.tune {
         let validation_path = args.validation.as_ref().expect("clap requires it");
         let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;
@@ -213,7 +234,11 @@ fn evaluate_on<P: FromSpec>(
     let curves: Vec<Curves> = choices
         .iter()
         .map(|(c, _)| {
-            let curves = run_with_held_out(set, c, args.steps, args.test_every)?;
+            let finals = FinalPoints::new(set.count());
+            let curves = run_observed(set, c, args.steps, args.test_every, &finals)?;
+            if let Some(dir) = &args.images {
+                write_images(dir, &curves.label, set, finals)?;
+            }
             let held_out = curves
                 .test_losses
                 .as_ref()
@@ -236,6 +261,80 @@ fn evaluate_on<P: FromSpec>(
     write_trajectories(&args.output, &curves)
         .with_context(|| format!("writing {}", describe(&args.output, true)))?;
     Ok(())
+}
+
+/// Keeps each run's final θ.
+struct FinalPoints(Vec<Mutex<Vec<f32>>>);
+
+impl FinalPoints {
+    fn new(count: usize) -> Self {
+        FinalPoints((0..count).map(|_| Mutex::new(Vec::new())).collect())
+    }
+}
+
+impl Observer for FinalPoints {
+    fn finished(&self, problem: usize, theta: &[f32]) {
+        *self.0[problem].lock().unwrap_or_else(|e| e.into_inner()) = theta.to_vec();
+    }
+}
+
+/// Writes `<label>-<run>.png` of every run's final θ to `dir`.
+fn write_images<P: FromSpec>(
+    dir: &std::path::Path,
+    label: &str,
+    set: &P,
+    finals: FinalPoints,
+) -> anyhow::Result<()> {
+    let stem: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '+' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    for (run, theta) in finals.0.into_iter().enumerate() {
+        let theta = theta.into_inner().unwrap_or_else(|e| e.into_inner());
+        let picture = enlarged(
+            set.render(run, &theta).expect("checked before the runs"),
+            256,
+        );
+        let path = dir.join(format!("{stem}-{run:02}.png"));
+        l2l::images::save_png(&path, picture.width, picture.height, &picture.rgb)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "evaluate: wrote {} images of {label} to {}",
+        set.count(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `picture` with every pixel repeated k×k times, k the smallest that makes it `min_height`
+/// tall or more.
+fn enlarged(picture: Picture, min_height: u32) -> Picture {
+    let k = min_height.div_ceil(picture.height.max(1)).max(1) as usize;
+    if k == 1 {
+        return picture;
+    }
+    let (w, h) = (picture.width as usize, picture.height as usize);
+    let mut rgb = Vec::with_capacity(w * h * k * k * 3);
+    for y in 0..h * k {
+        let row = &picture.rgb[(y / k) * w * 3..][..w * 3];
+        for px in row.chunks_exact(3) {
+            for _ in 0..k {
+                rgb.extend_from_slice(px);
+            }
+        }
+    }
+    Picture {
+        width: (w * k) as u32,
+        height: (h * k) as u32,
+        rgb,
+    }
 }
 
 fn main() -> ExitCode {

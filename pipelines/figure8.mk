@@ -9,6 +9,9 @@
 #   LSTM   the paper's recipe: a pure LSTM, 128 steps in unrolls of 32, truncated BPTT without
 #          second derivatives, Appendix A's preprocessing, no postprocessing (output scale 1),
 #          meta-Adam, early stopping on the validation crops; one training style at 64 px.
+#   Adam+LSTM  beyond the paper: the LSTM's output added to the step of Adam with its rate
+#          tuned on the validation crops, from a zero output (exactly tuned Adam), trained on
+#          Σ log f (--meta-loss log), as Figure 4's correction to NAG was.
 
 NEURAL_ART ?= ../shared/data/neural_art
 NA := $(OUT)/neural_art
@@ -30,7 +33,9 @@ NA_TEST_CROPS ?= 27
 # The baselines' rates: 1e-4 … 10 in half decades (a 128-px run costs four 64-px runs).
 NA_LR_GRID ?= 1e-4:10:2
 NA_META_FLAGS ?= --steps $(NA_STEPS) --unroll 32 --batch 1 --eval-every 10 \
-  --preprocessing log-sign --p 10 --output-scale 1 --meta-lr 1e-3
+  --preprocessing log-sign --p 10 --meta-lr 1e-3
+NA_PAPER_FLAGS ?= --output-scale 1
+NA_CORRECTION_FLAGS ?= --output-scale 0.1 --base adam --lr-grid $(NA_LR_GRID) --meta-loss log
 NA_STAMP := $(DATA)/neural_art.checked
 comma := ,
 na_photos = $(subst $(eval) ,$(comma),$(addprefix $(NEURAL_ART)/content/,$(1)))
@@ -73,19 +78,26 @@ $(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/test,$(NA_TEST_PHOTOS),$(NA_
 $(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/validation,$(NA_VALIDATION_PHOTOS),$(NA_STYLE_$(p)),$(NA_SIZE_$(p)),$(NA_VALIDATION_CROPS),104)))
 $(foreach p,$(NA_PANELS),$(NA)/$(p)/test.npz $(NA)/$(p)/validation.npz): | $(foreach p,$(NA_PANELS),$(NA)/$(p)/)
 
-$(NA)/LSTM.npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
-	$(call fresh_training,$@)
+# $(call na_optimizer,NAME,FLAGS)
+define na_optimizer
+$(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
+	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(NA)/train.npz --validation $(NA)/validation.npz \
-	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) --threads $(NA_THREADS) -o $@
+	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --threads $(NA_THREADS) -o $$@
+endef
+NA_LEARNED := LSTM Adam+LSTM
+$(eval $(call na_optimizer,LSTM,$(NA_PAPER_FLAGS)))
+$(eval $(call na_optimizer,Adam+LSTM,$(NA_CORRECTION_FLAGS)))
 
 define na_panel
 $(NA)/$(1).baselines.parquet: $(NA)/$(1)/test.npz $(NA)/$(1)/validation.npz $(BUILD)
 	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) -O sgd,nag,rmsprop,adam \
 	  --tune --lr-grid $(NA_LR_GRID) --validation $(NA)/$(1)/validation.npz \
 	  --tuning-output $(NA)/$(1).tuning.parquet --threads $(NA_THREADS) -o $$@
-$(NA)/$(1).learned.parquet: $(NA)/$(1)/test.npz $(NA)/LSTM.npz $(BUILD)
+$(NA)/$(1).learned.parquet: $(NA)/$(1)/test.npz $(foreach o,$(NA_LEARNED),$(NA)/$(o).npz) $(BUILD) | $(NA)/images/$(1)/
 	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) \
-	  -O "lstm:$(NA)/LSTM.npz" --threads $(NA_THREADS) -o $$@
+	  $(foreach o,$(NA_LEARNED),-O "lstm:$(NA)/$(o).npz") --images $(NA)/images/$(1) \
+	  --threads $(NA_THREADS) -o $$@
 endef
 $(foreach p,$(NA_PANELS),$(eval $(call na_panel,$(p))))
 
@@ -93,3 +105,18 @@ NA_PLOT_PANELS = $(foreach p,$(NA_PANELS),--panel "$(NA)/$(p).learned.parquet,$(
 
 $(FIGURES)/figure8.png: $(foreach p,$(NA_PANELS),$(NA)/$(p).learned.parquet $(NA)/$(p).baselines.parquet) $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot $(NA_PLOT_PANELS) -o $@
+
+# Figure 9: content | LSTM-styled | style, for the first test crop of the training style at
+# 64 px and of the new style at 128 px; Appendix C: the next three crops of each. The images
+# come from the final θ of the learned-optimizer runs of Figure 8's panels.
+NA_TRIPLES := train64 new128
+.PHONY: figure9 appendix-c
+figure9: $(foreach p,$(NA_TRIPLES),$(FIGURES)/figure9-$(p).png)
+appendix-c: $(foreach p,$(NA_TRIPLES),$(foreach r,01 02 03,$(FIGURES)/appendix-c-$(p)-$(r).png))
+
+$(FIGURES)/figure9-%.png: $(NA)/%.learned.parquet | $(FIGURES)/
+	cp $(NA)/images/$*/LSTM-00.png $@
+
+$(FIGURES)/appendix-c-%.png: | $(FIGURES)/
+	$(MAKE) --no-print-directory $(NA)/$(word 1,$(subst -, ,$*)).learned.parquet
+	cp $(NA)/images/$(word 1,$(subst -, ,$*))/LSTM-$(word 2,$(subst -, ,$*)).png $@

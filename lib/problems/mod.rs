@@ -55,6 +55,19 @@ pub trait ProblemSet: Sync {
     fn held_out_loss(&self, _theta: &[f32], _scratch: &mut Self::Scratch) -> Option<f64> {
         None
     }
+
+    /// A picture of θ, where θ is an image (§3.4, Figure 9: content | θ | style).
+    fn render(&self, _problem: usize, _theta: &[f32]) -> Option<Picture> {
+        None
+    }
+}
+
+/// An 8-bit RGB picture, row-major height × width × RGB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Picture {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
 }
 
 /// The Hessian of f times a vector: the second-derivative term the paper's BPTT drops

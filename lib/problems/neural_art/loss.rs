@@ -203,3 +203,32 @@ pub fn total_variation(
     }
     v_sum / vertical + h_sum / horizontal
 }
+
+/// Floating-point operations of one [`art_loss`] with its gradient at `height`×`width`: the
+/// convolutions forward and their adjoints backward (the same count again), and each style
+/// layer's Gram matrix and its adjoint (2·C²·N each). Elementwise work is not counted.
+pub fn gradient_flops(net: &FeatureNet, layers: &LossLayers, height: usize, width: usize) -> f64 {
+    let geometries = net.geometries(height, width);
+    let convs: f64 = net
+        .layers
+        .iter()
+        .zip(&geometries)
+        .take(layers.depth())
+        .map(|(l, g)| {
+            let per_output = match l.kind {
+                super::features::LayerKind::Standard => l.in_channels * l.kernel * l.kernel,
+                super::features::LayerKind::Depthwise => l.kernel * l.kernel,
+            };
+            2.0 * (l.out_channels * per_output * g.out_plane()) as f64
+        })
+        .sum();
+    let grams: f64 = layers
+        .style
+        .iter()
+        .map(|&l| {
+            let c = net.layers[l].out_channels as f64;
+            2.0 * 2.0 * c * c * geometries[l].out_plane() as f64
+        })
+        .sum();
+    2.0 * convs + grams
+}

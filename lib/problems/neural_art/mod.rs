@@ -15,9 +15,9 @@ mod spec_file;
 #[cfg(test)]
 mod tests;
 
-use super::{ProblemSet, TrainingSource};
+use super::{Picture, ProblemSet, TrainingSource};
 use crate::error::{Error, Result};
-use crate::images::{planes_of, CropBox, Photo};
+use crate::images::{bytes_of, planes_of, CropBox, Photo};
 
 use crate::rng::Rng;
 use features::{forward, FeatureNet, FeaturePass};
@@ -333,6 +333,25 @@ impl NeuralArtSet {
     }
 }
 
+/// Square `size`×`size` RGB images in a row, with a white gap of `size / 16` pixels.
+fn side_by_side(images: &[&[u8]], size: usize) -> Picture {
+    let gap = (size / 16).max(1);
+    let width = images.len() * size + (images.len() - 1) * gap;
+    let mut rgb = vec![255u8; width * size * 3];
+    for (k, image) in images.iter().enumerate() {
+        let x0 = k * (size + gap);
+        for y in 0..size {
+            let to = (y * width + x0) * 3;
+            rgb[to..to + 3 * size].copy_from_slice(&image[y * size * 3..(y + 1) * size * 3]);
+        }
+    }
+    Picture {
+        width: width as u32,
+        height: size as u32,
+        rgb,
+    }
+}
+
 /// θ0 of every crop: the crop itself, or uniform noise over the pixel range.
 fn initial_points(crops: &[Crop], start: Start, seed: u64, dim: usize) -> Array2<f32> {
     let mut theta0 = Array2::zeros((crops.len(), dim));
@@ -373,6 +392,23 @@ impl ProblemSet for NeuralArtSet {
         );
     }
     /// The loss does not depend on the step: each problem is deterministic.
+    /// Content crop | θ (clipped to the pixel range) | the style image's centre square, with
+    /// white gaps between them.
+    fn render(&self, problem: usize, theta: &[f32]) -> Option<Picture> {
+        let s = self.settings.size;
+        let style = &self.style;
+        let (x0, y0) = ((style.width - s) / 2, (style.height - s) / 2);
+        let style_square: Vec<u8> = (0..s)
+            .flat_map(|y| {
+                let row = ((y0 + y) * style.width + x0) * 3;
+                style.pixels[row..row + 3 * s].iter().copied()
+            })
+            .collect();
+        Some(side_by_side(
+            &[&self.crop(problem).pixels, &bytes_of(theta), &style_square],
+            s,
+        ))
+    }
     fn loss_and_gradient(
         &self,
         problem: usize,
