@@ -3,9 +3,11 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{run_observed, tune, validate_steps, Curves, LrGrid, Observer};
+use l2l::inspection::{probe, ProbeRequest};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
 use l2l::problems::{load_companion, FromSpec, Picture, SetVisitor, Spec};
+use l2l::proposals::write_proposals;
 use l2l::trajectory::{write_table, write_trajectories, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +73,30 @@ struct Args {
     /// enlarged by repeating pixels to at least 256 px tall.
     #[arg(long)]
     images: Option<PathBuf>,
+    /// Appendix B: for these coordinates (comma-separated) of run --probe-run, record the
+    /// update the first -O optimizer proposes along its own trajectory and the updates every
+    /// other -O optimizer would propose at the same iterates from the same gradients, its state
+    /// fed the same gradients, to --probe-output.
+    #[arg(long, value_delimiter = ',', requires = "probe_output")]
+    probe: Vec<usize>,
+    /// The run (problem) of the spec that --probe follows.
+    #[arg(long = "probe-run", default_value_t = 0)]
+    probe_run: usize,
+    /// Steps (comma-separated) at which --probe also asks every optimizer what it would propose
+    /// for each of --probe-gradients, its state left as the trajectory made it (Figures 11-13).
+    #[arg(long = "probe-sweep-steps", value_delimiter = ',')]
+    probe_sweep_steps: Vec<usize>,
+    /// The swept gradient values, LO:HI:N (N evenly spaced values from LO to HI).
+    #[arg(
+        long = "probe-gradients",
+        default_value = "-1:1:41",
+        allow_hyphen_values = true
+    )]
+    probe_gradients: String,
+    /// The proposals of --probe (parquet: step, coordinate, gradient, update, optimizer,
+    /// swept).
+    #[arg(long = "probe-output", requires = "probe")]
+    probe_output: Option<PathBuf>,
     /// Instead of the path the spec records (its checksum must match): the dataset of an MLP
     /// spec, the CIFAR-10 folder of a conv spec, the feature network of a neural-art spec.
     #[arg(long)]
@@ -102,6 +128,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .map(|p| ("a checkpoint of -O", p.as_path())),
     );
     let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--output", args.output.as_path())];
+    outputs.extend(args.probe_output.as_deref().map(|p| ("--probe-output", p)));
     outputs.extend(
         args.tuning_output
             .as_deref()
@@ -148,6 +175,21 @@ fn evaluate_on<P: FromSpec>(
     set: &P,
 ) -> anyhow::Result<()> {
     l2l::evaluation::validate_run_size(set.count(), args.steps)?;
+    // Checked before any run, as everything else.
+    let probe_request = match &args.probe_output {
+        Some(_) => {
+            let request = ProbeRequest {
+                problem: args.probe_run,
+                coordinates: args.probe.clone(),
+                steps: args.steps,
+                sweep_steps: args.probe_sweep_steps.clone(),
+                sweep_gradients: parse_sweep(&args.probe_gradients)?,
+            };
+            request.validate(set)?;
+            Some(request)
+        }
+        None => None,
+    };
     if args.images.is_some() {
         let mut theta0 = vec![0.0; set.dim()];
         set.initial_point(0, &mut theta0);
@@ -258,9 +300,41 @@ fn evaluate_on<P: FromSpec>(
             Ok(curves)
         })
         .collect::<anyhow::Result<_>>()?;
+    if let (Some(path), Some(request)) = (&args.probe_output, probe_request) {
+        let all: Vec<OptimizerChoice> = choices.into_iter().map(|(c, _)| c).collect();
+        let rows = probe(set, &all[0], &all[1..], &request)?;
+        write_proposals(path, &rows)
+            .with_context(|| format!("writing {}", describe(path, true)))?;
+        eprintln!(
+            "evaluate: wrote {} proposals at {} coordinates of run {} to {}",
+            rows.len(),
+            request.coordinates.len(),
+            request.problem,
+            describe(path, true)
+        );
+    }
     write_trajectories(&args.output, &curves)
         .with_context(|| format!("writing {}", describe(&args.output, true)))?;
     Ok(())
+}
+
+/// `LO:HI:N`: N ≥ 2 evenly spaced values from LO to HI.
+fn parse_sweep(text: &str) -> anyhow::Result<Vec<f32>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let parsed = match parts.as_slice() {
+        [lo, hi, n] => lo
+            .parse::<f32>()
+            .ok()
+            .zip(hi.parse::<f32>().ok())
+            .zip(n.parse::<usize>().ok()),
+        _ => None,
+    };
+    match parsed {
+        Some(((lo, hi), n)) if lo.is_finite() && hi.is_finite() && lo < hi && (2..=10_000).contains(&n) => {
+            Ok((0..n).map(|k| lo + (hi - lo) * k as f32 / (n - 1) as f32).collect())
+        }
+        _ => anyhow::bail!("--probe-gradients {text}: expected LO:HI:N with LO < HI and 2 ≤ N ≤ 10000, e.g. -1:1:41"),
+    }
 }
 
 /// Keeps each run's final θ.

@@ -2,7 +2,10 @@
 
 use clap::Parser;
 use l2l::io::is_stdio;
-use l2l::plotting::{draw_figure, draw_sweep, Measure, Panel, SweepCell, DEFAULT_FONT_PATH};
+use l2l::plotting::{
+    draw_figure, draw_probe, draw_sweep, Measure, Panel, ProbeView, SweepCell, DEFAULT_FONT_PATH,
+};
+use l2l::proposals::read_proposals;
 use l2l::trajectory::{read_trajectories, write_table, Column};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +23,11 @@ enum MeasureArg {
 ///
 /// With --cell instead of --panel it draws Figure 6: the final loss of the learned optimizer
 /// and of the best tuned baseline against hidden units, one panel per layer count.
+///
+/// With --probe it draws Appendix B's figures from a proposal table (evaluate --probe-output):
+/// Figure 10, the update each optimizer proposes along the trajectory, or with --sweep-step
+/// Figures 11-13, the update each would propose at that step against the gradient; one panel
+/// per probed coordinate.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -28,13 +36,20 @@ struct Args {
     /// optimizers and tuned baselines evaluated apart. One FILE may be `-`, standard input.
     #[arg(
         long = "panel",
-        required_unless_present = "cells",
+        required_unless_present_any = ["cells", "probe"],
         allow_hyphen_values = true
     )]
     panels: Vec<String>,
     /// A cell of an architecture sweep (Figure 6): FILE=LAYERS,UNITS. Repeat for every cell.
     #[arg(long = "cell", conflicts_with = "panels", allow_hyphen_values = true)]
     cells: Vec<String>,
+    /// A proposal table (evaluate --probe-output) to draw instead of panels (Appendix B).
+    #[arg(long, conflicts_with_all = ["panels", "cells"])]
+    probe: Option<PathBuf>,
+    /// With --probe: draw the sweep at this step (Figures 11-13) instead of the trajectory
+    /// (Figure 10).
+    #[arg(long = "sweep-step", requires = "probe")]
+    sweep_step: Option<usize>,
     /// With --cell: the architecture the optimizer was trained on, LAYERS,UNITS (circled).
     #[arg(long = "trained-on", default_value = "1,20")]
     trained_on: String,
@@ -64,6 +79,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .panels
         .iter()
         .flat_map(|spec| panel_files(spec))
+        .chain(args.probe.clone())
         .chain(
             args.cells
                 .iter()
@@ -84,6 +100,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
     if !args.cells.is_empty() {
         return sweep(&args);
+    }
+    if let Some(path) = &args.probe {
+        let rows = read_proposals(path)?;
+        let view = args
+            .sweep_step
+            .map_or(ProbeView::Trajectory, ProbeView::Sweep);
+        draw_probe(&rows, view, &args.output, &args.font)?;
+        report_written(&args.output);
+        return Ok(());
     }
     let measure = match args.measure {
         MeasureArg::Loss => Measure::Loss,

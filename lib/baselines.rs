@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 pub trait UpdateRule: Send {
     /// θ ← θ + update(∇), advancing the rule's own state.
     fn step(&mut self, theta: &mut [f32], grad: &[f32]);
+    /// A copy of the rule and its state (Appendix B asks what a rule would do with a gradient
+    /// it was not given, without changing its state).
+    fn boxed_clone(&self) -> Box<dyn UpdateRule>;
 }
 
 /// The hand-designed optimizers of the paper's comparisons.
@@ -108,6 +111,9 @@ impl BaselineRule {
 }
 
 impl UpdateRule for BaselineRule {
+    fn boxed_clone(&self) -> Box<dyn UpdateRule> {
+        Box::new(self.clone())
+    }
     fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
         let lr = self.lr;
         match self.kind {

@@ -3,13 +3,14 @@
 //! the paper's equations to the function that computes it.
 //!
 //! Layers, bottom to top; a module imports only from its own layer or below:
-//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`]: errors, seeds and
-//!    files.
+//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`], [`proposals`]:
+//!    errors, seeds and files.
 //! 2. [`kernels`]: the fused LSTM tiles, fast math and GEMM helpers, over slices and views.
 //! 3. [`problems`] (the optimizees and their specs) and [`baselines`] (SGD, NAG, RMSprop, Adam).
 //! 4. [`learned`]: learned optimizer architectures (the coordinatewise LSTM of §2.1), eq. (1),
 //!    and checkpoints.
-//! 5. [`meta`] (meta-training, §2 and §3) and [`evaluation`] (learning curves and tuning).
+//! 5. [`meta`] (meta-training, §2 and §3), [`evaluation`] (learning curves and tuning) and
+//!    [`inspection`] (Appendix B: the updates proposed inside one trajectory).
 //! 6. [`plotting`]: the paper's figures.
 //! 7. [`cli`]: what the binaries share.
 //!
@@ -21,12 +22,14 @@ pub mod datasets;
 pub mod error;
 pub mod evaluation;
 pub mod images;
+pub mod inspection;
 pub mod io;
 pub mod kernels;
 pub mod learned;
 pub mod meta;
 pub mod plotting;
 pub mod problems;
+pub mod proposals;
 pub mod rng;
 pub mod trajectory;
 

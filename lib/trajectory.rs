@@ -290,7 +290,7 @@ fn check_version(
 /// Checks that every column chunk the footer declares lies inside the file: the parquet
 /// crate trusts these offsets (and panics on a negative one), so a corrupt footer must be
 /// refused before any page is read.
-fn check_column_chunks(
+pub(crate) fn check_column_chunks(
     metadata: &parquet::file::metadata::ParquetMetaData,
     file_size: u64,
 ) -> std::result::Result<(), String> {
@@ -323,7 +323,7 @@ fn check_column_chunks(
 /// Whether a column of type `from` holds what a `to` column holds, so that it can be cast: a
 /// file that pandas, polars or DuckDB re-saved may store strings as `LargeUtf8`, views or
 /// dictionaries (pandas' categoricals), and numbers in other widths.
-fn same_family(from: &DataType, to: &DataType) -> bool {
+pub(crate) fn same_family(from: &DataType, to: &DataType) -> bool {
     let stringy = |t: &DataType| match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, v) => matches!(**v, DataType::Utf8 | DataType::LargeUtf8),

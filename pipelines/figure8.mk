@@ -129,3 +129,34 @@ $(FIGURES)/figure9-%.png: $(NA)/%.learned.parquet | $(FIGURES)/
 .SECONDEXPANSION:
 $(NA_APPENDIX_FILES): $(FIGURES)/appendix-c-%.png: $(NA)/$$(word 1,$$(subst -, ,$$*)).learned.parquet | $(FIGURES)/
 	cp $(NA)/images/$(word 1,$(subst -, ,$*))/LSTM-$(word 2,$(subst -, ,$*)).png $@
+
+# Appendix B (Figures 10-13): inside the paper's LSTM on the first test crop of the training
+# style at 64 px. Two coordinates, each one colour channel of one pixel (NA_PROBE_COORDINATES:
+# channel·64² + row·64 + column; the defaults are red at (32, 32) and green at (10, 50)).
+# Figure 10: the update the LSTM proposes at every step, and the updates SGD and Adam (rates
+# tuned on the panel's validation crops) would propose at the same iterates from the same
+# gradients, their state fed those gradients. Figures 11-13: at steps NA_PROBE_STEPS, the update
+# each would propose for a gradient swept over NA_PROBE_GRADIENTS, its state left as the
+# trajectory made it.
+NA_PROBE_COORDINATES ?= 2080,4786
+NA_PROBE_STEPS ?= 4 32 127
+NA_PROBE_GRADIENTS ?= -0.2:0.2:41
+comma_list = $(subst $(eval) ,$(comma),$(strip $(1)))
+.PHONY: appendix-b
+appendix-b: $(FIGURES)/figure10.png $(FIGURES)/figure11.png $(FIGURES)/figure12.png $(FIGURES)/figure13.png
+
+$(NA)/probe.parquet: $(NA)/train64/test.npz $(NA)/train64/validation.npz $(NA)/LSTM.npz $(BUILD)
+	$(RELEASE)/evaluate --spec $(NA)/train64/test.npz --steps $(NA_STEPS) -O "lstm:$(NA)/LSTM.npz,sgd,adam" \
+	  --tune --lr-grid $(NA_LR_GRID) --validation $(NA)/train64/validation.npz \
+	  --probe $(NA_PROBE_COORDINATES) --probe-run 0 --probe-sweep-steps $(call comma_list,$(NA_PROBE_STEPS)) \
+	  --probe-gradients $(NA_PROBE_GRADIENTS) --probe-output $@ \
+	  --threads $(THREADS) -o $(NA)/probe.trajectories.parquet
+
+$(FIGURES)/figure10.png: $(NA)/probe.parquet $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot --probe $< -o $@
+$(FIGURES)/figure11.png: $(NA)/probe.parquet $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot --probe $< --sweep-step $(word 1,$(NA_PROBE_STEPS)) -o $@
+$(FIGURES)/figure12.png: $(NA)/probe.parquet $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot --probe $< --sweep-step $(word 2,$(NA_PROBE_STEPS)) -o $@
+$(FIGURES)/figure13.png: $(NA)/probe.parquet $(BUILD) | $(FIGURES)/
+	$(RELEASE)/plot --probe $< --sweep-step $(word 3,$(NA_PROBE_STEPS)) -o $@

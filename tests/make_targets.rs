@@ -58,6 +58,30 @@ fn every_public_target_plans_from_a_clean_tree() {
             ],
         ),
         ("cifar-download", vec!["md5sum", "tar"]),
+        (
+            "figure8",
+            vec![
+                "sha256sum",
+                "sample-optimizee neural-art",
+                "meta-train",
+                "--base adam",
+                "--images",
+                "plot",
+            ],
+        ),
+        (
+            "figure9",
+            vec!["--images", "figure9-train64.png", "figure9-new128.png"],
+        ),
+        ("appendix-c", vec!["appendix-c-new128-03.png"]),
+        (
+            "appendix-b",
+            vec![
+                "--probe 2080,4786",
+                "--probe-sweep-steps 4,32,127",
+                "--sweep-step 127",
+            ],
+        ),
         ("fashion-mnist", vec!["fashion-mnist", "plot"]),
         ("mnist-heldout", vec![fetch, "evaluate"]),
         ("bench", vec![fetch, "l2l-bench"]),

@@ -258,3 +258,67 @@ fn fuzzer_found_trajectories_are_refused_or_drawn() {
 fn has_help() {
     assert_help("plot");
 }
+
+/// Appendix B's figures from a proposal table: the trajectory view and a sweep; a sweep step
+/// the table lacks is refused in one line.
+#[test]
+fn probe_figures_are_drawn() {
+    use l2l::proposals::{write_proposals, Proposal};
+    let d = Dir::new();
+    let mut rows = Vec::new();
+    for step in 0..6 {
+        for (optimizer, k) in [("lstm", 1.0), ("sgd", 0.5), ("adam", 0.2)] {
+            for coordinate in [4, 9] {
+                rows.push(Proposal {
+                    step,
+                    coordinate,
+                    gradient: 0.1 * step as f64,
+                    update: -k * step as f64,
+                    optimizer: optimizer.into(),
+                    swept: false,
+                });
+                for g in [-1.0, 0.0, 1.0] {
+                    if step == 3 {
+                        rows.push(Proposal {
+                            step,
+                            coordinate,
+                            gradient: g,
+                            update: -k * g,
+                            optimizer: optimizer.into(),
+                            swept: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    write_proposals(&d.path("probe.parquet"), &rows).unwrap();
+    d.ok("plot", &["--probe", "probe.parquet", "-o", "f10.png"]);
+    d.ok(
+        "plot",
+        &[
+            "--probe",
+            "probe.parquet",
+            "--sweep-step",
+            "3",
+            "-o",
+            "f11.png",
+        ],
+    );
+    for f in ["f10.png", "f10.svg", "f11.png", "f11.svg"] {
+        assert!(d.path(f).exists(), "{f}");
+    }
+    d.fails(
+        "plot",
+        &[
+            "--probe",
+            "probe.parquet",
+            "--sweep-step",
+            "4",
+            "-o",
+            "bad.png",
+        ],
+        "bad.png",
+        "no sweep at step 4",
+    );
+}

@@ -9,6 +9,7 @@ use crate::problems::ParamGroup;
 use std::sync::Arc;
 
 /// A learned optimizer applied to the rows of a shard of problems (eq. 1, forward only).
+#[derive(Clone)]
 pub struct LearnedRule {
     optimizer: Arc<LearnedOptimizer>,
     step: LearnedStep,
@@ -39,6 +40,9 @@ impl LearnedRule {
 impl UpdateRule for LearnedRule {
     fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
         self.step.step(&self.optimizer.weights, theta, grad);
+    }
+    fn boxed_clone(&self) -> Box<dyn UpdateRule> {
+        Box::new(self.clone())
     }
 }
 

@@ -9,6 +9,9 @@ use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod probe;
+pub use probe::{draw_probe, ProbeView};
+
 /// One optimizer's mean learning curve.
 #[derive(Clone, Debug)]
 pub struct Series {
@@ -23,19 +26,23 @@ impl Series {
         self.lr.is_none()
     }
     pub fn legend(&self) -> String {
-        // The paper's spelling of each name; a learned optimizer among several is named by its
-        // checkpoint's file stem (`lstm:LSTM-sub`), which the pipeline chooses to say what it is.
-        let name = match self.optimizer.as_str() {
-            "rmsprop" => "RMSprop".to_string(),
-            other => match other.strip_prefix("lstm:") {
-                Some(stem) if !stem.is_empty() => stem.to_string(),
-                _ => other.to_uppercase(),
-            },
-        };
+        let name = display_name(&self.optimizer);
         match self.lr {
             Some(lr) => format!("{name} (lr {})", format_lr(lr)),
             None => name,
         }
+    }
+}
+
+/// The paper's spelling of an optimizer's name; a learned optimizer among several is named by
+/// its checkpoint's file stem (`lstm:LSTM-sub`), which the pipeline chooses to say what it is.
+fn display_name(optimizer: &str) -> String {
+    match optimizer {
+        "rmsprop" => "RMSprop".to_string(),
+        other => match other.strip_prefix("lstm:") {
+            Some(stem) if !stem.is_empty() => stem.to_string(),
+            _ => other.to_uppercase(),
+        },
     }
 }
 
