@@ -170,7 +170,7 @@ mod tests {
             sweep_steps: vec![],
             sweep_gradients: vec![],
         };
-        let rows = probe(&set, &sgd(0.01), &[adam.clone()], &plain).unwrap();
+        let rows = probe(&set, &sgd(0.01), std::slice::from_ref(&adam), &plain).unwrap();
         for r in rows.iter().filter(|r| r.optimizer == "sgd") {
             assert!(
                 (r.update + 0.01 * r.gradient).abs() < 1e-6 * (1.0 + r.gradient.abs()),
