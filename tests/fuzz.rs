@@ -80,7 +80,8 @@ fn too_large(size: usize) {
     let _ = std::io::stderr().write_all(&buf[..n]);
 }
 
-static CURRENT: [AtomicUsize; 3] = [
+static CURRENT: [AtomicUsize; 4] = [
+    AtomicUsize::new(0),
     AtomicUsize::new(0),
     AtomicUsize::new(0),
     AtomicUsize::new(0),
@@ -246,6 +247,31 @@ fn spec_reader() {
             mutate: mutate_archive,
             exercise: Box::new(move |path| {
                 if let Ok(spec) = Spec::load(path, Some(&data)) {
+                    accepted();
+                    spec.visit(TwoSteps);
+                }
+            }),
+        },
+        &d,
+    );
+}
+
+/// Neural-art specs on the tiny feature network: the pixels, layers and weights they carry.
+#[test]
+fn neural_art_spec_reader() {
+    let d = Dir::new();
+    art_spec(&d, "art.npz", 2, 1);
+    let bases = vec![std::fs::read(d.path("art.npz")).unwrap()];
+    let net = d.path("art_net.npz");
+    fuzz(
+        Reader {
+            name: "neural-art spec",
+            slot: 3,
+            extension: "npz",
+            bases,
+            mutate: mutate_archive,
+            exercise: Box::new(move |path| {
+                if let Ok(spec) = Spec::load(path, Some(&net)) {
                     accepted();
                     spec.visit(TwoSteps);
                 }
