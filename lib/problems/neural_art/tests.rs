@@ -5,7 +5,7 @@
 
 use super::features::{backward, forward, layer_backward, layer_forward, FeatureNet, FeaturePass};
 use super::loss::{
-    art_loss, layer_gram, total_variation, ArtScratch, LossLayers, LossWeights, Targets,
+    art_loss, layer_gram, total_variation, ArtScratch, LossLayers, LossTerms, LossWeights, Targets,
 };
 use crate::io::write_npz;
 use crate::rng::Rng;
@@ -104,6 +104,26 @@ fn directional(
     (analytic, numeric)
 }
 
+/// [`assert_close`] for the unit directions of `coordinates`.
+fn assert_coordinates(
+    f: &mut dyn FnMut(&[f32]) -> f64,
+    x: &[f32],
+    grad: &[f32],
+    coordinates: impl IntoIterator<Item = usize>,
+    eps: f32,
+    tolerance: f64,
+) {
+    for i in coordinates {
+        let mut v = vec![0.0; x.len()];
+        v[i] = 1.0;
+        assert_close(
+            directional(f, x, grad, &v, eps),
+            tolerance,
+            &format!("coordinate {i}"),
+        );
+    }
+}
+
 fn assert_close((analytic, numeric): (f64, f64), tolerance: f64, what: &str) {
     let scale = analytic.abs().max(numeric.abs()).max(1e-3);
     assert!(
@@ -182,7 +202,7 @@ fn feature_backward_matches_finite_differences() {
         assert_close(directional(&mut f, &x, &grad, &v, 1e-3), 5e-3, "direction");
     }
     // Single coordinates, each channel and the corners that stride-2 padding treats unevenly.
-    for i in [
+    let corners = [
         0,
         w - 1,
         (h - 1) * w,
@@ -190,15 +210,8 @@ fn feature_backward_matches_finite_differences() {
         h * w + 17,
         2 * h * w + 44,
         3 * h * w - 1,
-    ] {
-        let mut v = vec![0.0; x.len()];
-        v[i] = 1.0;
-        assert_close(
-            directional(&mut f, &x, &grad, &v, 1e-2),
-            5e-3,
-            &format!("coordinate {i}"),
-        );
-    }
+    ];
+    assert_coordinates(&mut f, &x, &grad, corners, 1e-2, 5e-3);
 }
 
 #[test]
@@ -208,14 +221,83 @@ fn total_variation_gradient_matches_finite_differences() {
     let mut grad = vec![0.0; x.len()];
     total_variation(&x, h, w, Some((&mut grad, 1.0)));
     let mut f = |x: &[f32]| total_variation(x, h, w, None);
-    for i in 0..x.len() {
-        let mut v = vec![0.0; x.len()];
-        v[i] = 1.0;
-        assert_close(
-            directional(&mut f, &x, &grad, &v, 1e-2),
-            1e-3,
-            &format!("coordinate {i}"),
-        );
+    assert_coordinates(&mut f, &x, &grad, 0..x.len(), 1e-2, 1e-3);
+}
+
+/// A loss whose targets come from a content image and a style image, with θ the content
+/// image plus noise: PROBLEM.md's weights α = 1, β = 1, γ = 5.
+struct LossCase<'a> {
+    net: &'a FeatureNet,
+    layers: LossLayers,
+    weights: LossWeights,
+    size: (usize, usize),
+    content: Vec<f32>,
+    style: Vec<Vec<f32>>,
+    theta: Vec<f32>,
+}
+
+impl<'a> LossCase<'a> {
+    fn new(
+        net: &'a FeatureNet,
+        layers: LossLayers,
+        size: (usize, usize),
+        content_image: &[f32],
+        style_image: &[f32],
+        noise: f64,
+    ) -> Self {
+        let mut s = ArtScratch::new(net, &layers, size.0, size.1);
+        forward(net, content_image, &mut s.pass);
+        let content = s.pass.outputs[layers.content].clone();
+        forward(net, style_image, &mut s.pass);
+        let style = layers
+            .style
+            .iter()
+            .map(|&l| layer_gram(net, &s.pass, l))
+            .collect();
+        let theta = content_image
+            .iter()
+            .zip(random(content_image.len(), 6, noise))
+            .map(|(a, b)| a + b)
+            .collect();
+        let weights = LossWeights {
+            content: 1.0,
+            style: 1.0,
+            tv: 5.0,
+        };
+        LossCase {
+            net,
+            layers,
+            weights,
+            size,
+            content,
+            style,
+            theta,
+        }
+    }
+
+    fn loss(&self, x: &[f32], grad: Option<&mut [f32]>) -> (f64, LossTerms) {
+        let targets = Targets {
+            content: &self.content,
+            style: &self.style,
+        };
+        let mut s = ArtScratch::new(self.net, &self.layers, self.size.0, self.size.1);
+        art_loss(
+            self.net,
+            &self.layers,
+            &self.weights,
+            &targets,
+            self.size,
+            x,
+            grad,
+            &mut s,
+        )
+    }
+
+    /// f(θ) with ∇f, and f alone as a function for finite differences.
+    fn at_theta(&self) -> (f64, LossTerms, Vec<f32>) {
+        let mut grad = vec![0.0; self.theta.len()];
+        let (loss, terms) = self.loss(&self.theta, Some(&mut grad));
+        (loss, terms, grad)
     }
 }
 
@@ -229,68 +311,38 @@ fn art_loss_gradient_matches_finite_differences() {
         content: 2,
         style: vec![0, 2, 4],
     };
-    let weights = LossWeights {
-        content: 1.0,
-        style: 1.0,
-        tv: 5.0,
-    };
-    let mut s = ArtScratch::new(&net, &layers, h, w);
-    // Targets from a "content" and a "style" image; θ starts near the content image.
-    let content_image = random(3 * h * w, 3, 0.5);
-    forward(&net, &content_image, &mut s.pass);
-    let content = s.pass.outputs[2].clone();
-    forward(&net, &random(3 * h * w, 4, 0.5), &mut s.pass);
-    let style: Vec<Vec<f32>> = layers
-        .style
-        .iter()
-        .map(|&l| layer_gram(&net, &s.pass, l))
-        .collect();
-    let targets = Targets {
-        content: &content,
-        style: &style,
-    };
-    let theta: Vec<f32> = content_image
-        .iter()
-        .zip(random(3 * h * w, 5, 0.2))
-        .map(|(a, b)| a + b)
-        .collect();
-    let mut grad = vec![0.0; theta.len()];
-    let (loss, terms) = art_loss(
+    let case = LossCase::new(
         &net,
-        &layers,
-        &weights,
-        &targets,
+        layers,
         (h, w),
-        &theta,
-        Some(&mut grad),
-        &mut s,
+        &random(3 * h * w, 3, 0.5),
+        &random(3 * h * w, 4, 0.5),
+        0.2,
     );
+    let (loss, terms, grad) = case.at_theta();
     assert!(
         terms.content > 0.0 && terms.style > 0.0 && terms.tv > 0.0,
         "{terms:?}"
     );
     assert!((loss - 144.0 * (terms.content + terms.style + 5.0 * terms.tv)).abs() < 1e-9 * loss);
-    let mut f = |x: &[f32]| {
-        let mut s = ArtScratch::new(&net, &layers, h, w);
-        art_loss(&net, &layers, &weights, &targets, (h, w), x, None, &mut s).0
-    };
+    let mut f = |x: &[f32]| case.loss(x, None).0;
+    let theta = &case.theta;
     for seed in 0..4 {
         let v = random(theta.len(), 50 + seed, 1.0);
         assert_close(
-            directional(&mut f, &theta, &grad, &v, 1e-3),
+            directional(&mut f, theta, &grad, &v, 1e-3),
             2e-3,
             "direction",
         );
     }
-    for i in [0, 11, 143, 144 + 70, 3 * 144 - 1] {
-        let mut v = vec![0.0; theta.len()];
-        v[i] = 1.0;
-        assert_close(
-            directional(&mut f, &theta, &grad, &v, 1e-3),
-            5e-3,
-            &format!("coordinate {i}"),
-        );
-    }
+    assert_coordinates(
+        &mut f,
+        &theta,
+        &grad,
+        [0, 11, 143, 144 + 70, 3 * 144 - 1],
+        1e-3,
+        5e-3,
+    );
 }
 
 /// Every layer of MobileNet v1 at 64 and 128 px: the backward pass is the adjoint of the
@@ -350,14 +402,7 @@ fn art_loss_gradient_at_production_size() {
         content: 10,
         style: vec![0, 2, 4, 8, 12],
     };
-    let weights = LossWeights {
-        content: 1.0,
-        style: 1.0,
-        tv: 5.0,
-    };
-    let mut s = ArtScratch::new(&net, &layers, h, w);
-    forward(&net, &image, &mut s.pass);
-    let content = s.pass.outputs[10].clone();
+    // The style target: the image upside down, so that the Gram matrices differ.
     let flipped: Vec<f32> = image
         .chunks_exact(h * w)
         .flat_map(|p| {
@@ -368,37 +413,11 @@ fn art_loss_gradient_at_production_size() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    forward(&net, &flipped, &mut s.pass);
-    let style: Vec<Vec<f32>> = layers
-        .style
-        .iter()
-        .map(|&l| layer_gram(&net, &s.pass, l))
-        .collect();
-    let targets = Targets {
-        content: &content,
-        style: &style,
-    };
-    let theta: Vec<f32> = image
-        .iter()
-        .zip(random(image.len(), 6, 0.05))
-        .map(|(a, b)| a + b)
-        .collect();
-    let mut grad = vec![0.0; theta.len()];
-    let (loss, _) = art_loss(
-        &net,
-        &layers,
-        &weights,
-        &targets,
-        (h, w),
-        &theta,
-        Some(&mut grad),
-        &mut s,
-    );
+    let case = LossCase::new(&net, layers, (h, w), &image, &flipped, 0.05);
+    let (loss, _, grad) = case.at_theta();
     assert!(loss.is_finite() && loss > 0.0);
-    let mut f = |x: &[f32]| {
-        let mut s = ArtScratch::new(&net, &layers, h, w);
-        art_loss(&net, &layers, &weights, &targets, (h, w), x, None, &mut s).0
-    };
+    let mut f = |x: &[f32]| case.loss(x, None).0;
+    let theta = &case.theta;
     let norm = grad.iter().map(|g| (g * g) as f64).sum::<f64>().sqrt() as f32;
     let parts: [(&str, &dyn Fn(usize) -> bool); 3] = [
         ("the gradient", &|_| true),
@@ -413,7 +432,7 @@ fn art_loss_gradient_at_production_size() {
             .enumerate()
             .map(|(i, g)| if keep(i) { g / norm } else { 0.0 })
             .collect();
-        assert_close(directional(&mut f, &theta, &grad, &v, 1e-3), 2e-2, what);
+        assert_close(directional(&mut f, theta, &grad, &v, 1e-3), 2e-2, what);
     }
 }
 
