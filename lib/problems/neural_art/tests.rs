@@ -337,7 +337,7 @@ fn art_loss_gradient_matches_finite_differences() {
     }
     assert_coordinates(
         &mut f,
-        &theta,
+        theta,
         &grad,
         [0, 11, 143, 144 + 70, 3 * 144 - 1],
         1e-3,
