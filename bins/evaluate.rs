@@ -359,7 +359,10 @@ fn write_images<P: FromSpec>(
     set: &P,
     finals: FinalPoints,
 ) -> anyhow::Result<()> {
+    // A learned optimizer's file is named by its checkpoint's stem alone (`LSTM-00.png`).
     let stem: String = label
+        .strip_prefix("lstm:")
+        .unwrap_or(label)
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '+' || c == '-' {
