@@ -140,7 +140,7 @@ $(NA_APPENDIX_FILES): $(FIGURES)/appendix-c-%.png: $(NA)/$$(word 1,$$(subst -, ,
 # trajectory made it.
 NA_PROBE_COORDINATES ?= 2080,4786
 NA_PROBE_STEPS ?= 4 32 127
-NA_PROBE_GRADIENTS ?= -0.2:0.2:41
+NA_PROBE_GRADIENTS ?= -5:5:41
 comma_list = $(subst $(eval) ,$(comma),$(strip $(1)))
 .PHONY: appendix-b
 appendix-b: $(FIGURES)/figure10.png $(FIGURES)/figure11.png $(FIGURES)/figure12.png $(FIGURES)/figure13.png
