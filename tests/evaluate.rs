@@ -845,7 +845,18 @@ fn neural_art_problems_are_tuned_trained_and_evaluated() {
     std::fs::create_dir(d.path("imgs")).unwrap();
     let stderr = d.ok(
         "evaluate",
-        &["--spec", "art_test.npz", "--steps", "5", "-O", "lstm:art.npz", "--images", "imgs", "-o", "learned.parquet"],
+        &[
+            "--spec",
+            "art_test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:art.npz",
+            "--images",
+            "imgs",
+            "-o",
+            "learned.parquet",
+        ],
     );
     assert!(stderr.contains("wrote 3 images of lstm"), "{stderr}");
     // content | result | style, 16 px each with 1-px gaps, enlarged 16 times to 256 px tall.
@@ -854,20 +865,59 @@ fn neural_art_problems_are_tuned_trained_and_evaluated() {
     // Appendix B: the learned optimizer followed, SGD and Adam fed its gradients.
     let stderr = d.ok(
         "evaluate",
-        &["--spec", "art_test.npz", "--steps", "5", "-O", "lstm:art.npz,sgd=0.1,adam=0.01", "--probe", "3,100",
-          "--probe-run", "1", "--probe-sweep-steps", "2", "--probe-gradients", "-1:1:5", "--probe-output", "probe.parquet",
-          "-o", "p.parquet"],
+        &[
+            "--spec",
+            "art_test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:art.npz,sgd=0.1,adam=0.01",
+            "--probe",
+            "3,100",
+            "--probe-run",
+            "1",
+            "--probe-sweep-steps",
+            "2",
+            "--probe-gradients",
+            "-1:1:5",
+            "--probe-output",
+            "probe.parquet",
+            "-o",
+            "p.parquet",
+        ],
     );
-    assert!(stderr.contains("wrote 60 proposals at 2 coordinates of run 1"), "{stderr}");
+    assert!(
+        stderr.contains("wrote 60 proposals at 2 coordinates of run 1"),
+        "{stderr}"
+    );
     let rows = l2l::proposals::read_proposals(&d.path("probe.parquet")).unwrap();
     assert_eq!(rows.iter().filter(|r| !r.swept).count(), 5 * 2 * 3);
     assert!(rows.iter().filter(|r| r.swept).all(|r| r.step == 2));
     for r in rows.iter().filter(|r| r.optimizer == "sgd") {
-        assert!((r.update + 0.1 * r.gradient).abs() <= 1e-5 * (1.0 + r.gradient.abs()), "{r:?}");
+        assert!(
+            (r.update + 0.1 * r.gradient).abs() <= 1e-5 * (1.0 + r.gradient.abs()),
+            "{r:?}"
+        );
     }
-    for bad in [["--probe", "768"], ["--probe-sweep-steps", "5"], ["--probe-gradients", "1:-1:5"]] {
-        let mut args = vec!["--spec", "art_test.npz", "--steps", "5", "-O", "lstm:art.npz", "--probe", "3",
-                            "--probe-output", "bad_probe.parquet", "-o", "bad.parquet"];
+    for bad in [
+        ["--probe", "768"],
+        ["--probe-sweep-steps", "5"],
+        ["--probe-gradients", "1:-1:5"],
+    ] {
+        let mut args = vec![
+            "--spec",
+            "art_test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "lstm:art.npz",
+            "--probe",
+            "3",
+            "--probe-output",
+            "bad_probe.parquet",
+            "-o",
+            "bad.parquet",
+        ];
         if bad[0] == "--probe" {
             args[7] = bad[1];
         } else {
@@ -879,7 +929,18 @@ fn neural_art_problems_are_tuned_trained_and_evaluated() {
     specs(&d);
     d.fails(
         "evaluate",
-        &["--spec", "test.npz", "--steps", "5", "-O", "sgd", "--images", "imgs", "-o", "bad.parquet"],
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "5",
+            "-O",
+            "sgd",
+            "--images",
+            "imgs",
+            "-o",
+            "bad.parquet",
+        ],
         "bad.parquet",
         "--images needs problems whose parameters are an image",
     );
