@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use l2l::evaluation::{run_observed, tune, validate_steps, Curves, LrGrid, Observer};
+use l2l::evaluation::{
+    run_observed, run_with_held_out, tune, validate_steps, Curves, LrGrid, Observer,
+};
 use l2l::inspection::{probe, ProbeRequest};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
@@ -276,11 +278,16 @@ fn evaluate_on<P: FromSpec>(
     let curves: Vec<Curves> = choices
         .iter()
         .map(|(c, _)| {
-            let finals = FinalPoints::new(set.count());
-            let curves = run_observed(set, c, args.steps, args.test_every, &finals)?;
-            if let Some(dir) = &args.images {
-                write_images(dir, &curves.label, set, finals)?;
-            }
+            // Final points are kept only for --images.
+            let curves = match &args.images {
+                Some(dir) => {
+                    let finals = FinalPoints::new(set.count());
+                    let curves = run_observed(set, c, args.steps, args.test_every, &finals)?;
+                    write_images(dir, &curves.label, set, finals)?;
+                    curves
+                }
+                None => run_with_held_out(set, c, args.steps, args.test_every)?,
+            };
             let held_out = curves
                 .test_losses
                 .as_ref()

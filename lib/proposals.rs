@@ -3,12 +3,11 @@
 //! `gradient` float64, `update` float64, `optimizer` utf8, `swept` bool (docs/formats.md).
 
 use crate::error::{Error, Result};
-use crate::io::{contain, describe, read_input, MAX_STDIN_BYTES};
-use crate::trajectory::{check_column_chunks, same_family, write_table, Column};
+use crate::trajectory::{check_column_chunks, read_parquet, typed_column, write_table, Column};
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One proposal: at `step`, `optimizer` would add `update` to `coordinate` given `gradient`
 /// there; `swept` marks a hypothetical gradient rather than the trajectory's own.
@@ -48,22 +47,14 @@ pub fn write_proposals(path: &Path, rows: &[Proposal]) -> Result<()> {
 
 /// Reads a proposal table (`-`: standard input), checking its columns and types.
 pub fn read_proposals(path: &Path) -> Result<Vec<Proposal>> {
-    let bytes = bytes::Bytes::from(read_input(path, MAX_STDIN_BYTES)?);
-    let path = &PathBuf::from(describe(path, false));
-    contain(|| decode(path, bytes)).unwrap_or_else(|panic| {
-        Err(Error::Parquet {
-            path: path.into(),
-            detail: format!("the file is corrupt (the decoder stopped at: {panic})"),
-        })
-    })
+    read_parquet(path, decode)
 }
 
-fn decode(path: &Path, bytes: bytes::Bytes) -> Result<Vec<Proposal>> {
+fn decode(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Vec<Proposal>> {
     let err = |d: String| Error::Parquet {
         path: path.into(),
         detail: d,
     };
-    let size = bytes.len() as u64;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
     check_column_chunks(builder.metadata(), size).map_err(err)?;
@@ -71,19 +62,14 @@ fn decode(path: &Path, bytes: bytes::Bytes) -> Result<Vec<Proposal>> {
     for batch in builder.build().map_err(|e| err(e.to_string()))? {
         let batch = batch.map_err(|e| err(e.to_string()))?;
         let col = |name: &str, ty: DataType| -> Result<ArrayRef> {
-            let c = batch.column_by_name(name).ok_or_else(|| {
-                err(format!(
-                    "no column '{name}'; a proposal table (evaluate --probe-output) has step, \
-                     coordinate, gradient, update, optimizer, swept"
-                ))
-            })?;
-            if !same_family(c.data_type(), &ty) {
-                return Err(err(format!(
-                    "column '{name}' is {}, expected {ty}",
-                    c.data_type()
-                )));
-            }
-            arrow::compute::cast(c, &ty).map_err(|e| err(format!("column '{name}': {e}")))
+            typed_column(
+                &batch,
+                name,
+                &ty,
+                "a proposal table (evaluate --probe-output) has step, coordinate, gradient, \
+                 update, optimizer, swept",
+            )
+            .map_err(err)
         };
         let (step, coordinate) = (
             col("step", DataType::Int64)?,

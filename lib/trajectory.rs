@@ -184,6 +184,15 @@ pub struct TrajectoryRow {
 /// their types. A file so corrupt that the parquet decoder fails inside is an error like any
 /// other.
 pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
+    read_parquet(path, decode_trajectories)
+}
+
+/// Reads a parquet file (`-`: standard input) and decodes it with `decode` (given the name to
+/// report, the bytes and their size), turning a panic inside the parquet decoder into an error.
+pub(crate) fn read_parquet<T>(
+    path: &Path,
+    decode: impl FnOnce(&Path, bytes::Bytes, u64) -> Result<T>,
+) -> Result<T> {
     // Decoded from memory: on a file, a corrupt page header that declares 2³¹ elements to
     // skip costs the parquet crate a read call each, close to a minute for 2 KiB (found by
     // the fuzz test); from memory it costs a second.
@@ -191,12 +200,30 @@ pub fn read_trajectories(path: &Path) -> Result<Vec<TrajectoryRow>> {
     let path = &PathBuf::from(describe(path, false));
     let size = bytes.len() as u64;
     let bytes = bytes::Bytes::from(bytes);
-    contain(|| decode_trajectories(path, bytes, size)).unwrap_or_else(|panic| {
+    contain(|| decode(path, bytes, size)).unwrap_or_else(|panic| {
         Err(Error::Parquet {
             path: path.into(),
             detail: format!("the file is corrupt (the decoder stopped at: {panic})"),
         })
     })
+}
+
+/// Column `name` of `batch` cast to `ty`, or why it cannot be (`columns` lists what the table
+/// should hold, for the message).
+pub(crate) fn typed_column(
+    batch: &RecordBatch,
+    name: &str,
+    ty: &DataType,
+    columns: &str,
+) -> std::result::Result<ArrayRef, String> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("no column '{name}'; {columns}"))?;
+    let from = c.data_type();
+    if !same_family(from, ty) {
+        return Err(format!("column '{name}' is {from}, expected {ty}"));
+    }
+    arrow::compute::cast(c, ty).map_err(|e| format!("column '{name}' ({from}) as {ty}: {e}"))
 }
 
 fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Vec<TrajectoryRow>> {
@@ -213,17 +240,13 @@ fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Ve
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
         let col = |name: &str, ty: DataType| -> Result<ArrayRef> {
-            let c = batch.column_by_name(name).ok_or_else(|| {
-                err(format!(
-                    "no column '{name}'; a trajectory has optimizer, problem, step, loss, lr"
-                ))
-            })?;
-            let from = c.data_type();
-            if !same_family(from, &ty) {
-                return Err(err(format!("column '{name}' is {from}, expected {ty}")));
-            }
-            arrow::compute::cast(c, &ty)
-                .map_err(|e| err(format!("column '{name}' ({from}) as {ty}: {e}")))
+            typed_column(
+                &batch,
+                name,
+                &ty,
+                "a trajectory has optimizer, problem, step, loss, lr",
+            )
+            .map_err(err)
         };
         let optimizer = col("optimizer", DataType::Utf8)?;
         let problem = col("problem", DataType::Int64)?;
@@ -323,7 +346,7 @@ pub(crate) fn check_column_chunks(
 /// Whether a column of type `from` holds what a `to` column holds, so that it can be cast: a
 /// file that pandas, polars or DuckDB re-saved may store strings as `LargeUtf8`, views or
 /// dictionaries (pandas' categoricals), and numbers in other widths.
-pub(crate) fn same_family(from: &DataType, to: &DataType) -> bool {
+fn same_family(from: &DataType, to: &DataType) -> bool {
     let stringy = |t: &DataType| match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, v) => matches!(**v, DataType::Utf8 | DataType::LargeUtf8),

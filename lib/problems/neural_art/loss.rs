@@ -54,7 +54,6 @@ pub struct LossTerms {
 pub struct ArtScratch {
     pub pass: FeaturePass,
     gram: Vec<f32>,
-    dinput: Vec<f32>,
 }
 
 impl ArtScratch {
@@ -69,7 +68,6 @@ impl ArtScratch {
         ArtScratch {
             pass,
             gram: vec![0.0; widest * widest],
-            dinput: vec![0.0; 3 * height * width],
         }
     }
 }
@@ -148,8 +146,7 @@ pub fn art_loss(
 
     terms.tv = total_variation(theta, height, width, None);
     if let Some(grad) = grad {
-        backward(net, &mut s.pass, &mut s.dinput);
-        grad.copy_from_slice(&s.dinput);
+        backward(net, &mut s.pass, grad);
         total_variation(
             theta,
             height,
