@@ -19,7 +19,7 @@ use std::time::Instant;
 /// Every epoch draws --batch fresh problems from the family recorded in the --train spec (a
 /// spec without that record, e.g. one written by numpy, is used as a pool to draw from). The
 /// best weights by mean final loss on --validation are written to --output at the end.
-/// A killed run resumes from <output stem>.resume.npz, saved at every validation.
+/// A killed run resumes from <output stem>.resume.npz, saved at every validation. Every epoch's losses (and every validation) go to <output stem>.log.parquet.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -302,6 +302,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Every setting that needs no data is checked before the spec is read.
     params.check_settings(args.validation.is_some())?;
     let state = resume_path(&args.output);
+    let log = l2l::training_log::log_path(&args.output);
     let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--train", args.train.as_path())];
     inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
     inputs.extend(args.init.as_deref().map(|p| ("--init", p)));
@@ -315,6 +316,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|s| ("the resume state of --output", s)),
         );
+        outputs.extend(log.as_deref().map(|l| ("the training log of --output", l)));
         l2l::cli::claim_outputs(&outputs, &inputs)?
     } else {
         Vec::new()

@@ -53,8 +53,9 @@ struct Args {
     /// With --cell: the architecture the optimizer was trained on, LAYERS,UNITS (circled).
     #[arg(long = "trained-on", default_value = "1,20")]
     trained_on: String,
-    /// With --cell: also write the cells as a parquet table (layers, units, lstm_final_loss,
-    /// best_baseline, best_baseline_lr, best_baseline_final_loss).
+    /// With --cell: also write the cells as a parquet table, one row per cell and learned
+    /// optimizer (layers, units, learned, lstm_final_loss, best_baseline, best_baseline_lr,
+    /// best_baseline_final_loss).
     #[arg(long)]
     table: Option<PathBuf>,
     /// Output PNG; the SVG goes beside it. `-` writes the PNG alone to standard output.
@@ -174,40 +175,59 @@ fn sweep(args: &Args) -> anyhow::Result<()> {
         &args.font,
     )?;
     if let Some(path) = &args.table {
+        // One row per cell and learned optimizer.
+        let rows: Vec<(&SweepCell, &(String, f64))> = cells
+            .iter()
+            .flat_map(|c| c.learned.iter().map(move |l| (c, l)))
+            .collect();
+        let ints = |f: &dyn Fn(&SweepCell) -> usize| {
+            Column::Int64(rows.iter().map(|(c, _)| f(c) as i64).collect())
+        };
         write_table(
             path,
             vec![
+                ("layers", ints(&|c| c.layers)),
+                ("units", ints(&|c| c.units)),
                 (
-                    "layers",
-                    Column::Int64(cells.iter().map(|c| c.layers as i64).collect()),
-                ),
-                (
-                    "units",
-                    Column::Int64(cells.iter().map(|c| c.units as i64).collect()),
+                    "learned",
+                    Column::Utf8(rows.iter().map(|(_, l)| l.0.clone()).collect()),
                 ),
                 (
                     "lstm_final_loss",
-                    Column::Float64(cells.iter().map(|c| Some(c.lstm_final)).collect()),
+                    Column::Float64(rows.iter().map(|(_, l)| Some(l.1)).collect()),
                 ),
                 (
                     "best_baseline",
-                    Column::Utf8(cells.iter().map(|c| c.best_baseline.clone()).collect()),
+                    Column::Utf8(rows.iter().map(|(c, _)| c.best_baseline.clone()).collect()),
                 ),
                 (
                     "best_baseline_lr",
-                    Column::Float64(cells.iter().map(|c| c.best_baseline_lr).collect()),
+                    Column::Float64(rows.iter().map(|(c, _)| c.best_baseline_lr).collect()),
                 ),
                 (
                     "best_baseline_final_loss",
-                    Column::Float64(cells.iter().map(|c| Some(c.best_baseline_final)).collect()),
+                    Column::Float64(
+                        rows.iter()
+                            .map(|(c, _)| Some(c.best_baseline_final))
+                            .collect(),
+                    ),
                 ),
             ],
         )?;
     }
     for c in &cells {
+        let learned: Vec<String> = c
+            .learned
+            .iter()
+            .map(|(n, v)| format!("{n} {v:.4}"))
+            .collect();
         eprintln!(
-            "plot: {} × {:>2}: LSTM {:.4}  best baseline {} {:.4}",
-            c.layers, c.units, c.lstm_final, c.best_baseline, c.best_baseline_final
+            "plot: {} × {:>2}: {}  best baseline {} {:.4}",
+            c.layers,
+            c.units,
+            learned.join("  "),
+            c.best_baseline,
+            c.best_baseline_final
         );
     }
     report_written(&args.output);

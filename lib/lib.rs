@@ -3,8 +3,8 @@
 //! the paper's equations to the function that computes it.
 //!
 //! Layers, bottom to top; a module imports only from its own layer or below:
-//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`], [`proposals`]:
-//!    errors, seeds and files.
+//! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`], [`proposals`],
+//!    [`training_log`]: errors, seeds and files.
 //! 2. [`kernels`]: the fused LSTM tiles, fast math and GEMM helpers, over slices and views.
 //! 3. [`problems`] (the optimizees and their specs) and [`baselines`] (SGD, NAG, RMSprop, Adam).
 //! 4. [`learned`]: learned optimizer architectures (the coordinatewise LSTM of §2.1), eq. (1),
@@ -31,6 +31,7 @@ pub mod plotting;
 pub mod problems;
 pub mod proposals;
 pub mod rng;
+pub mod training_log;
 pub mod trajectory;
 
 // Links the BLAS that ndarray's `blas` feature calls (OpenBLAS from the system).

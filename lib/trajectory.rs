@@ -78,7 +78,7 @@ pub fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<()> {
 }
 
 /// [`write_table`], with key-value metadata in the file's footer.
-fn write_table_with_metadata(
+pub(crate) fn write_table_with_metadata(
     path: &Path,
     columns: Vec<(&str, Column)>,
     metadata: Option<Vec<parquet::file::metadata::KeyValue>>,
@@ -205,6 +205,96 @@ pub(crate) fn read_parquet<T>(
             path: path.into(),
             detail: format!("the file is corrupt (the decoder stopped at: {panic})"),
         })
+    })
+}
+
+/// A small table read whole: the wanted columns, each cast to its type, in the order asked.
+pub struct Table {
+    columns: Vec<(String, ArrayRef)>,
+    rows: usize,
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    fn column(&self, name: &str) -> &ArrayRef {
+        &self
+            .columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("column '{name}' was not asked for"))
+            .1
+    }
+    /// Column `name` (read as Utf8); a null is the empty string.
+    pub fn text(&self, name: &str) -> Vec<String> {
+        let a = self.column(name).as_any().downcast_ref::<StringArray>();
+        let a = a.expect("read as Utf8");
+        (0..a.len())
+            .map(|i| {
+                if a.is_null(i) {
+                    String::new()
+                } else {
+                    a.value(i).to_string()
+                }
+            })
+            .collect()
+    }
+    /// Column `name` (read as Float64); a null is `None`.
+    pub fn floats(&self, name: &str) -> Vec<Option<f64>> {
+        let a = self.column(name).as_any().downcast_ref::<Float64Array>();
+        let a = a.expect("read as Float64");
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+            .collect()
+    }
+    /// Column `name` (read as Int64); a null is `None`.
+    pub fn ints(&self, name: &str) -> Vec<Option<i64>> {
+        let a = self.column(name).as_any().downcast_ref::<Int64Array>();
+        let a = a.expect("read as Int64");
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+            .collect()
+    }
+    /// Column `name` (read as Boolean); a null is false.
+    pub fn bools(&self, name: &str) -> Vec<bool> {
+        let a = self.column(name).as_any().downcast_ref::<BooleanArray>();
+        let a = a.expect("read as Boolean");
+        (0..a.len()).map(|i| !a.is_null(i) && a.value(i)).collect()
+    }
+}
+
+/// Reads the `wanted` columns of a small parquet table (`-`: standard input), each cast to its
+/// type; `what` names the table's columns for the message when one is missing.
+pub fn read_table(path: &Path, wanted: &[(&str, DataType)], what: &str) -> Result<Table> {
+    read_parquet(path, |path, bytes, size| {
+        let err = |d: String| Error::Parquet {
+            path: path.into(),
+            detail: d,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
+        check_column_chunks(builder.metadata(), size).map_err(err)?;
+        let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); wanted.len()];
+        let mut rows = 0;
+        for batch in builder.build().map_err(|e| err(e.to_string()))? {
+            let batch = batch.map_err(|e| err(e.to_string()))?;
+            rows += batch.num_rows();
+            for ((name, ty), part) in wanted.iter().zip(&mut parts) {
+                part.push(typed_column(&batch, name, ty, what).map_err(err)?);
+            }
+        }
+        let mut columns = Vec::with_capacity(wanted.len());
+        for ((name, ty), part) in wanted.iter().zip(parts) {
+            let refs: Vec<&dyn Array> = part.iter().map(|a| a.as_ref()).collect();
+            let whole = if refs.is_empty() {
+                arrow::array::new_empty_array(ty)
+            } else {
+                arrow::compute::concat(&refs).map_err(|e| err(e.to_string()))?
+            };
+            columns.push((name.to_string(), whole));
+        }
+        Ok(Table { columns, rows })
     })
 }
 

@@ -13,7 +13,7 @@ $(FM)/validation.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
 $(FM)/test.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),,$(FASHION_MNIST))
 
-$(FM)/base_%.parquet: $(M)/optimizer.npz $(FM)/test.npz $(FM)/validation.npz $(BUILD)
+$(FM)/base_%.parquet: $(MNIST_CHECKPOINTS) $(FM)/test.npz $(FM)/validation.npz $(BUILD)
 	$(call mnist_panel,$(FM)/test.npz,$(FM)/validation.npz,$*,$@)
 
 $(FIGURES)/fashion_mnist.png: $(FM)/base_100.parquet $(FM)/base_200.parquet $(BUILD) | $(FIGURES)/

@@ -16,7 +16,7 @@ $(M)/fig5/%/validation.npz: $(MNIST) $(BUILD)
 $(M)/fig5/%/test.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),$(FIG5_FLAGS_$*))
 
-$(M)/fig5/%/trajectories.parquet: $(M)/optimizer.npz $(M)/fig5/%/test.npz $(M)/fig5/%/validation.npz $(BUILD)
+$(M)/fig5/%/trajectories.parquet: $(MNIST_CHECKPOINTS) $(M)/fig5/%/test.npz $(M)/fig5/%/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/fig5/$*/test.npz,$(M)/fig5/$*/validation.npz,100,$@)
 
 $(FIGURES)/figure5.png: $(foreach a,$(FIG5_ARCHS),$(M)/fig5/$(a)/trajectories.parquet) $(BUILD) | $(FIGURES)/

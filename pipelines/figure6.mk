@@ -17,7 +17,7 @@ $(M)/fig6/%/validation.npz: $(MNIST) $(BUILD)
 $(M)/fig6/%/test.npz: $(MNIST) $(BUILD)
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),--hidden $(call fig6_hidden,$*))
 
-$(M)/fig6/%/trajectories.parquet: $(M)/optimizer.npz $(M)/fig6/%/test.npz $(M)/fig6/%/validation.npz $(BUILD)
+$(M)/fig6/%/trajectories.parquet: $(MNIST_CHECKPOINTS) $(M)/fig6/%/test.npz $(M)/fig6/%/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/fig6/$*/test.npz,$(M)/fig6/$*/validation.npz,100,$@)
 
 fig6_cell_arg = --cell "$(M)/fig6/$(1)/trajectories.parquet=$(subst _H,$(comma),$(subst L,,$(1)))"

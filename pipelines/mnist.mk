@@ -17,14 +17,22 @@
 #     imitates tuned Adam for 300 epochs before truncated BPTT of Σ log f takes over; stage 2 is
 #     the same ES. It generalises to deeper networks, and is behind NAG at step 200 on the base
 #     network (README).
-# The paper's own recipe:
-#   make figure4 MNIST_RECIPE=nag-imitation MNIST_EPOCHS=300 MNIST_REFINE_EPOCHS=0 \
-#     MNIST_META_FLAGS="--preprocessing log-sign --p 10 --output-scale 0.1 --meta-lr 0.001 \
-#     --batch 1 --eval-every 20"
+#   paper (out/mnist-paper, figures/paper): the paper's own recipe, a pure LSTM (no base rule,
+#     no imitation) trained by truncated BPTT without second derivatives of Σ f over 100-step
+#     trajectories in unrolls of 20, Appendix A's preprocessing with p = 10, meta-Adam, early
+#     stopping on the validation runs at step 100 (MNIST_PAPER_*).
+# Every recipe's figures also draw the paper's recipe beside it ("LSTM"); the recipe's own
+# optimizer is named by what it is: NAG+LSTM (a correction added to NAG's step),
+# LSTM-imitating-NAG, LSTM-imitating-Adam. `make figure4` therefore trains both.
 MNIST_RECIPE ?= nag-correction
 MNIST_EPOCHS ?= 400
+MNIST_PAPER_EPOCHS ?= 300
+MNIST_PAPER_FLAGS ?= --preprocessing log-sign --p 10 --output-scale 0.1 --meta-lr 1e-3 \
+  --steps 100 --unroll 20 --batch 1 --eval-every 20
+MP := $(OUT)/mnist-paper
 ifeq ($(MNIST_RECIPE),nag-correction)
 M := $(OUT)/mnist
+MNIST_NAME := NAG+LSTM
 MNIST_P ?= 20
 MNIST_META_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --base nag \
   --steps 200 --batch 1 --eval-every 20 --meta-lr 1e-3 --meta-loss log
@@ -32,17 +40,23 @@ MNIST_REFINE_EPOCHS ?= 0
 else ifeq ($(MNIST_RECIPE),nag-imitation)
 M := $(OUT)/mnist-nag-imitation
 FIGURES := $(FIGURES)/nag-imitation
+MNIST_NAME := LSTM-imitating-NAG
 MNIST_P ?= 10
 MNIST_META_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --imitate nag \
   --imitation-epochs $(MNIST_EPOCHS) --steps 200 --batch 1 --eval-every 20
 else ifeq ($(MNIST_RECIPE),scale-invariant)
 M := $(OUT)/mnist-scale-invariant
 FIGURES := $(FIGURES)/scale-invariant
+MNIST_NAME := LSTM-imitating-Adam
 MNIST_P ?= 20
 MNIST_META_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --imitate adam \
   --imitation-epochs 300 --steps 200 --batch 1 --eval-every 10 --meta-lr 1e-4 --meta-loss log
+else ifeq ($(MNIST_RECIPE),paper)
+M := $(MP)
+FIGURES := $(FIGURES)/paper
+MNIST_P ?= 10
 else
-$(error MNIST_RECIPE must be nag-correction, nag-imitation or scale-invariant, not "$(MNIST_RECIPE)")
+$(error MNIST_RECIPE must be nag-correction, nag-imitation, scale-invariant or paper, not "$(MNIST_RECIPE)")
 endif
 MNIST_REFINE_EPOCHS ?= 30
 MNIST_REFINE_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --steps 200 \
@@ -84,17 +98,34 @@ $(M)/optimizer.npz: $(M)/trained.npz $(M)/train.npz $(M)/validation.npz $(BUILD)
 	  $(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz --init $< \
 	    --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --threads $(THREADS) -o $@; fi
 
-# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUT): the base optimizer and the four baselines,
-# each tuned on VALIDATION for STEPS steps, on the runs of TEST.
+# The paper's recipe, on the same training and validation runs (their seeds are every
+# recipe's). Its checkpoint's stem is its legend.
+$(MP)/LSTM.npz: $(M)/train.npz $(M)/validation.npz $(BUILD) | $(MP)/
+	$(call fresh_training,$@)
+	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
+	  --epochs $(MNIST_PAPER_EPOCHS) $(MNIST_PAPER_FLAGS) --threads $(THREADS) -o $@
+
+# The checkpoints every MNIST panel evaluates; evaluate names several by their stems.
+ifeq ($(MNIST_RECIPE),paper)
+MNIST_CHECKPOINTS := $(MP)/LSTM.npz
+else
+MNIST_CHECKPOINTS := $(M)/$(MNIST_NAME).npz $(MP)/LSTM.npz
+$(M)/$(MNIST_NAME).npz: $(M)/optimizer.npz
+	cp $< $@.tmp && mv $@.tmp $@
+endif
+
+# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUT): the learned optimizers and the four
+# baselines, each baseline tuned on VALIDATION for STEPS steps, on the runs of TEST.
 define mnist_panel
-	$(RELEASE)/evaluate --spec $(1) --steps $(3) -O lstm:$(M)/optimizer.npz,sgd,nag,rmsprop,adam \
-	  --tune --validation $(2) --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4)
+	$(RELEASE)/evaluate --spec $(1) --steps $(3) $(foreach c,$(MNIST_CHECKPOINTS),-O lstm:$(c)) \
+	  -O sgd,nag,rmsprop,adam --tune --validation $(2) \
+	  --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4)
 endef
 
-$(M)/base_100.parquet: $(M)/optimizer.npz $(M)/test.npz $(M)/validation.npz $(BUILD)
+$(M)/base_100.parquet: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,100,$@)
 
-$(M)/base_200.parquet: $(M)/optimizer.npz $(M)/test.npz $(M)/validation.npz $(BUILD)
+$(M)/base_200.parquet: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,200,$@)
 
 # The base optimizer against the tuned baselines at step 200 on MNIST_HELDOUT_RUNS runs: the
@@ -105,5 +136,5 @@ mnist-heldout: $(M)/heldout_200.parquet
 $(M)/heldout.npz: $(MNIST) $(BUILD) | $(M)/
 	$(call mnist_spec,$@,$(MNIST_HELDOUT_SEED),$(MNIST_HELDOUT_RUNS),)
 
-$(M)/heldout_200.parquet: $(M)/optimizer.npz $(M)/heldout.npz $(M)/validation.npz $(BUILD)
+$(M)/heldout_200.parquet: $(MNIST_CHECKPOINTS) $(M)/heldout.npz $(M)/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/heldout.npz,$(M)/validation.npz,200,$@)

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("images", 1),
     ("trajectory", 1),
     ("proposals", 1),
+    ("training_log", 1),
     ("kernels", 2),
     ("problems", 3),
     ("baselines", 3),

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::io::{is_written_in_place, write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::problems::{ProblemSet, TrainingSource};
+use crate::training_log::{log_path, LogRow, TrainingLog};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -58,6 +59,7 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     let describe = source.describe();
     let resumed_from = (trainer.epoch > 0).then_some(trainer.epoch);
     let start = Instant::now();
+    let seconds_before = trainer.log.seconds_so_far();
     let mut optimizee_steps = 0.0;
     let mut workspace: Option<Workspace<<Src::Set as ProblemSet>::Scratch>> = None;
     // The starting point is a candidate too: a correction to a tuned rule (--base) or an --init
@@ -68,6 +70,13 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         if loss.is_finite() {
             trainer.best = Some(trainer.current(loss));
         }
+        trainer.log.rows.push(LogRow {
+            epoch: 0,
+            training_mean_loss: f64::NAN,
+            training_final_loss: f64::NAN,
+            validation_loss: Some(loss),
+            seconds: start.elapsed().as_secs_f64(),
+        });
     }
     while trainer.epoch < cfg.epochs {
         let batch = source.draw(trainer.epoch, cfg.batch);
@@ -93,6 +102,15 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             if better && (loss.is_finite() || trainer.best.is_none()) {
                 trainer.best = Some(trainer.current(loss));
             }
+        }
+        trainer.log.rows.push(LogRow {
+            epoch,
+            training_mean_loss: report.mean_loss,
+            training_final_loss: report.final_loss,
+            validation_loss,
+            seconds: seconds_before + start.elapsed().as_secs_f64(),
+        });
+        if due {
             if let Some(path) = &state_path {
                 trainer.save_state(path, &describe)?;
             }
@@ -128,6 +146,9 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         None => trainer.current(f64::NAN),
     };
     best.save(output)?;
+    if let Some(path) = log_path(output) {
+        trainer.log.write(&path, Some(best.epoch))?;
+    }
     Ok(best)
 }
 
@@ -144,6 +165,16 @@ impl MetaTrainer {
             a.add("adam_v", ndarray::Array1::from(self.adam_v.clone()));
             a.scalar_i64("adam_t", self.adam_t as i64);
             a.scalar_i64("skipped_unrolls", self.skipped_unrolls as i64);
+            let (epochs, values) = self.log.to_arrays();
+            a.add("log_epoch", ndarray::Array1::from(epochs));
+            a.add(
+                "log_values",
+                ndarray::Array2::from_shape_vec(
+                    (values.len(), 4),
+                    values.into_iter().flatten().collect(),
+                )
+                .expect("four values per row"),
+            );
             a.add(
                 "settings",
                 ndarray::Array1::from(self.config.fingerprint(source).into_bytes()),
@@ -199,6 +230,28 @@ impl MetaTrainer {
         }
         t.adam_t = npz.scalar("adam_t")? as u64;
         t.skipped_unrolls = npz.scalar("skipped_unrolls")? as u64;
+        // A resume state from before the log existed continues with an empty one.
+        if npz.has("log_epoch") {
+            let epochs = npz.array::<i64>("log_epoch")?;
+            let values = npz.array::<f64>("log_values")?;
+            if values.ndim() != 2 || values.shape() != [epochs.len(), 4] {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "'log_values' has shape {:?}, expected [{}, 4]",
+                        values.shape(),
+                        epochs.len()
+                    ),
+                ));
+            }
+            let flat: Vec<f64> = values.iter().copied().collect();
+            let rows: Vec<[f64; 4]> = flat
+                .chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect();
+            let epochs: Vec<i64> = epochs.iter().copied().collect();
+            t.log = TrainingLog::from_arrays(&epochs, &rows);
+        }
         Ok(t)
     }
 }

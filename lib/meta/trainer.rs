@@ -12,6 +12,7 @@ use crate::evaluation::{self, Curves};
 use crate::learned::{LearnedOptimizer, Networks, OptimizerChoice};
 use crate::problems::ProblemSet;
 use crate::rng::streams;
+use crate::training_log::TrainingLog;
 use std::sync::Arc;
 
 /// What one epoch did.
@@ -41,6 +42,8 @@ pub struct MetaTrainer {
     pub best: Option<LearnedOptimizer>,
     /// Steps taken on φ since this trainer was made or resumed (not saved).
     pub updates: u64,
+    /// Every epoch so far (saved in the resume state), written beside the checkpoint.
+    pub log: TrainingLog,
 }
 
 const META_BETA1: f64 = 0.9;
@@ -71,6 +74,7 @@ impl MetaTrainer {
             skipped_unrolls: 0,
             best: None,
             updates: 0,
+            log: TrainingLog::default(),
         })
     }
 

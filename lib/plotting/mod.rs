@@ -388,15 +388,15 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>
         .draw()
 }
 
-/// One cell of Figure 6's architecture sweep: the mean final loss of the learned optimizer and
+/// One cell of Figure 6's architecture sweep: the mean final loss of each learned optimizer and
 /// of the best tuned baseline on one architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepCell {
     pub layers: usize,
     pub units: usize,
-    /// The learned optimizer's legend ("LSTM", or "NAG+LSTM" for a correction to NAG).
-    pub learned: String,
-    pub lstm_final: f64,
+    /// Each learned optimizer's name in the trajectories (`lstm`, `nag+lstm`, `lstm:STEM`) and
+    /// its mean loss at the last step, in the trajectories' order.
+    pub learned: Vec<(String, f64)>,
     pub best_baseline: String,
     pub best_baseline_lr: Option<f64>,
     pub best_baseline_final: f64,
@@ -407,15 +407,17 @@ impl SweepCell {
     pub fn from_rows(layers: usize, units: usize, rows: &[TrajectoryRow]) -> Result<SweepCell> {
         let panel = Panel::from_rows("cell", rows)?;
         let last = |s: &Series| s.mean.last().copied().flatten().unwrap_or(f64::INFINITY);
-        let lstm = panel
+        let learned: Vec<(String, f64)> = panel
             .series
             .iter()
-            .find(|s| s.is_learned())
-            .ok_or_else(|| {
-                Error::Other(format!(
-                    "cell {layers}×{units}: no learned optimizer in its trajectories"
-                ))
-            })?;
+            .filter(|s| s.is_learned())
+            .map(|s| (s.optimizer.clone(), last(s)))
+            .collect();
+        if learned.is_empty() {
+            return Err(Error::Other(format!(
+                "cell {layers}×{units}: no learned optimizer in its trajectories"
+            )));
+        }
         let best = panel
             .series
             .iter()
@@ -429,8 +431,7 @@ impl SweepCell {
         Ok(SweepCell {
             layers,
             units,
-            learned: lstm.legend(),
-            lstm_final: last(lstm),
+            learned,
             best_baseline: best.optimizer.clone(),
             best_baseline_lr: best.lr,
             best_baseline_final: last(best),
@@ -469,7 +470,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
     let finite = |v: f64| v.is_finite() && v >= 0.0;
     let hi = cells
         .iter()
-        .flat_map(|c| [c.lstm_final, c.best_baseline_final])
+        .flat_map(|c| c.learned.iter().map(|l| l.1).chain([c.best_baseline_final]))
         .filter(|v| finite(*v))
         .fold(0.0f64, f64::max)
         .clamp(1e-3, 1e300)
@@ -483,7 +484,6 @@ fn draw_sweep_panels<DB: DrawingBackend>(
     for (panel, (area, &layers)) in areas.iter().zip(layer_counts).enumerate() {
         let mut row: Vec<&SweepCell> = cells.iter().filter(|c| c.layers == layers).collect();
         row.sort_by_key(|c| c.units);
-        let learned = row.first().map_or("LSTM", |c| c.learned.as_str());
         let title = format!("{layers} hidden layer{}", if layers > 1 { "s" } else { "" });
         let mut chart = ChartBuilder::on(area)
             .caption(title, (FONT, 16))
@@ -512,50 +512,64 @@ fn draw_sweep_panels<DB: DrawingBackend>(
             .y_label_formatter(&|v| axis_number(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
-        let lstm_style = ShapeStyle {
-            color: color_for("lstm").to_rgba(),
-            filled: true,
-            stroke_width: 2,
-        };
         let base_style = ShapeStyle {
             color: PALETTE[1].to_rgba(),
             filled: true,
             stroke_width: 2,
         };
-        let lstm_pts: Vec<(f64, f64)> = row
-            .iter()
-            .filter(|c| finite(c.lstm_final))
-            .map(|c| (position(c.units), c.lstm_final))
-            .collect();
+        // Each learned optimizer of the first cell, solid, in its colour; the training
+        // architecture circled on each.
+        let names: Vec<String> = row
+            .first()
+            .map(|c| c.learned.iter().map(|l| l.0.clone()).collect())
+            .unwrap_or_default();
+        for name in &names {
+            let style = ShapeStyle {
+                color: color_for(name).to_rgba(),
+                filled: true,
+                stroke_width: 2,
+            };
+            let final_of = |c: &SweepCell| {
+                c.learned
+                    .iter()
+                    .find(|l| &l.0 == name)
+                    .map_or(f64::NAN, |l| l.1)
+            };
+            let pts: Vec<(f64, f64)> = row
+                .iter()
+                .filter(|c| finite(final_of(c)))
+                .map(|c| (position(c.units), final_of(c)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))?
+                .label(display_name(name))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style)))?;
+            if let Some(c) = row
+                .iter()
+                .find(|c| (c.layers, c.units) == trained_on && finite(final_of(c)))
+            {
+                chart.draw_series(std::iter::once(Circle::new(
+                    (position(c.units), final_of(c)),
+                    9,
+                    ShapeStyle {
+                        color: BLACK.to_rgba(),
+                        filled: false,
+                        stroke_width: 2,
+                    },
+                )))?;
+            }
+        }
         let base_pts: Vec<(f64, f64)> = row
             .iter()
             .filter(|c| finite(c.best_baseline_final))
             .map(|c| (position(c.units), c.best_baseline_final))
             .collect();
         chart
-            .draw_series(LineSeries::new(lstm_pts.clone(), lstm_style))?
-            .label(learned)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], lstm_style));
-        chart.draw_series(lstm_pts.iter().map(|&p| Circle::new(p, 3, lstm_style)))?;
-        chart
             .draw_series(DashedLineSeries::new(base_pts.clone(), 6, 4, base_style))?
             .label("best tuned baseline")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 7, y)], base_style));
         chart.draw_series(base_pts.iter().map(|&p| Cross::new(p, 4, base_style)))?;
-        if let Some(c) = row
-            .iter()
-            .find(|c| (c.layers, c.units) == trained_on && finite(c.lstm_final))
-        {
-            chart.draw_series(std::iter::once(Circle::new(
-                (position(c.units), c.lstm_final),
-                9,
-                ShapeStyle {
-                    color: BLACK.to_rgba(),
-                    filled: false,
-                    stroke_width: 2,
-                },
-            )))?;
-        }
         if panel == 0 {
             draw_legend(&mut chart)?;
         }
