@@ -59,6 +59,9 @@ clean:
 # (.DELETE_ON_ERROR), and meta-train resumes it.
 fresh_training = @if [ -e $(1) ]; then rm -f $(basename $(1)).resume.npz; fi
 
+# The report reads the top figures folder, whatever MNIST_RECIPE makes of FIGURES below.
+REPORT_FIGURES := $(FIGURES)
+
 include data/*.mk
 # mnist.mk defines what the figure fragments share, so it comes first.
 include pipelines/mnist.mk
@@ -69,3 +72,16 @@ bench: $(BUILD) $(MNIST)
 	@mkdir -p $(OUT)/bench
 	$(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
 	  --output $(OUT)/bench/results.parquet
+
+# The results page, out/report/index.html, and its Markdown twin REPORT.md (committed), from
+# whatever out/ and figures/ hold now: a claim whose outputs are missing says "not run". With
+# Chromium installed, also its screenshot, figures/report.png.
+.PHONY: report
+report: $(BUILD) | $(OUT)/report/
+	$(RELEASE)/report --out $(OUT) --figures $(REPORT_FIGURES) -o $(OUT)/report/index.html --markdown REPORT.md
+	@b=$$(command -v chromium || command -v chromium-browser || true); \
+	if [ -n "$$b" ]; then \
+	  "$$b" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,2400 \
+	    --screenshot=$(REPORT_FIGURES)/report.png file://$(abspath $(OUT))/report/index.html 2>/dev/null \
+	  && echo "make: wrote $(REPORT_FIGURES)/report.png"; \
+	else echo "make: Chromium is not installed, so no screenshot (apt-get install chromium)"; fi

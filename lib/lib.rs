@@ -12,7 +12,7 @@
 //! 5. [`meta`] (meta-training, §2 and §3), [`evaluation`] (learning curves and tuning) and
 //!    [`inspection`] (Appendix B: the updates proposed inside one trajectory).
 //! 6. [`plotting`]: the paper's figures.
-//! 7. [`cli`]: what the binaries share.
+//! 7. [`report`] (the results page) and [`cli`] (what the binaries share).
 //!
 //! Numbers are f32 in the hot loops; losses are accumulated in f64.
 
@@ -30,6 +30,7 @@ pub mod meta;
 pub mod plotting;
 pub mod problems;
 pub mod proposals;
+pub mod report;
 pub mod rng;
 pub mod training_log;
 pub mod trajectory;

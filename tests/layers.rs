@@ -24,6 +24,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("evaluation", 5),
     ("inspection", 5),
     ("plotting", 6),
+    ("report", 7),
     ("cli", 7),
 ];
 

@@ -38,8 +38,19 @@ fn every_public_target_plans_from_a_clean_tree() {
     for (target, needs) in [
         (
             "figure4",
-            vec!["sample-optimizee quadratic", "meta-train", fetch, "plot"],
+            vec![
+                "sample-optimizee quadratic",
+                "meta-train",
+                fetch,
+                "plot",
+                // Both MNIST optimizers, each evaluated by its checkpoint's name.
+                "--base nag",
+                "--epochs 300 --preprocessing log-sign --p 10",
+                "-O lstm:",
+                "mnist/NAG+LSTM.npz -O lstm:",
+            ],
         ),
+        ("report", vec!["report --out", "--markdown REPORT.md"]),
         (
             "figure5",
             vec![fetch, "sample-optimizee mlp", "evaluate", "plot"],
@@ -98,4 +109,31 @@ fn every_public_target_plans_from_a_clean_tree() {
             );
         }
     }
+}
+
+/// `MNIST_RECIPE=paper` trains only the paper's LSTM, apart from the default recipe's files.
+#[test]
+fn the_paper_recipe_has_its_own_outputs() {
+    if Command::new("make").arg("--version").output().is_err() {
+        eprintln!("make is not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("make")
+        .args(["-n", "figure4", "MNIST_RECIPE=paper"])
+        .arg(format!("OUT={}", tmp.path().join("out").display()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("make runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("mnist-paper/LSTM.npz") && text.contains("figures/paper/figure4.png"));
+    assert!(
+        !text.contains("--base nag") && !text.contains("/mnist/"),
+        "{text}"
+    );
 }

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod probe;
+mod training;
 pub use probe::{draw_probe, ProbeView};
+pub use training::training_curve_svg;
 
 /// One optimizer's mean learning curve.
 #[derive(Clone, Debug)]
@@ -36,7 +38,7 @@ impl Series {
 
 /// The paper's spelling of an optimizer's name; a learned optimizer among several is named by
 /// its checkpoint's file stem (`lstm:LSTM-sub`), which the pipeline chooses to say what it is.
-fn display_name(optimizer: &str) -> String {
+pub fn display_name(optimizer: &str) -> String {
     match optimizer {
         "rmsprop" => "RMSprop".to_string(),
         other => match other.strip_prefix("lstm:") {

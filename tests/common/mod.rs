@@ -31,6 +31,7 @@ impl Dir {
             "evaluate" => env!("CARGO_BIN_EXE_evaluate"),
             "plot" => env!("CARGO_BIN_EXE_plot"),
             "l2l-bench" => env!("CARGO_BIN_EXE_l2l-bench"),
+            "report" => env!("CARGO_BIN_EXE_report"),
             _ => panic!("no binary {bin}"),
         };
         // L2L_BIN_DIR runs the tests against another build's binaries (an older commit's, to

@@ -1,0 +1,481 @@
+//! The paper's claims (§3.1 to §3.4, one per figure panel) and what the outputs under `out/`
+//! measure of each: every learned optimizer against the best tuned baseline at the last
+//! step, as paired differences over the same test problems.
+
+use crate::error::Result;
+use crate::plotting::display_name;
+use crate::trajectory::{read_trajectories, TrajectoryRow};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What the paper says of its learned optimizer on a panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// It has a lower loss than every tuned baseline.
+    Wins,
+    /// It fails (Figure 5's ReLU network): a higher loss than the best baseline.
+    Loses,
+}
+
+/// Which measure a claim compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// The training loss (a minibatch's for MNIST) at the last step.
+    Loss,
+    /// The loss on held-out test data at the last step where it was measured.
+    TestLoss,
+}
+
+/// One claim of the paper and where its evidence lies.
+pub struct ClaimSpec {
+    pub section: &'static str,
+    pub claim: &'static str,
+    /// The make target that writes its outputs.
+    pub target: &'static str,
+    /// Alternative file sets under `out/` (one per recipe's outputs), each read whole; a
+    /// learned optimizer is taken from the first set that holds it.
+    pub sources: Vec<Vec<String>>,
+    pub measure: Measure,
+    pub expect: Expect,
+    /// Figure 6: the sources are the cells of a sweep, compared cell by cell.
+    pub sweep: bool,
+}
+
+/// What the outputs say of one learned optimizer on one claim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evidence {
+    /// The learned optimizer, as its legend names it (`LSTM`, `NAG+LSTM`, …).
+    pub learned: String,
+    /// The file it was read from, relative to `out/`.
+    pub file: String,
+    pub step: i64,
+    pub learned_mean: f64,
+    /// The best tuned baseline there (by mean at `step`), its rate and mean.
+    pub baseline: String,
+    pub baseline_mean: f64,
+    /// Paired difference learned − baseline: mean and standard error over problems (over
+    /// cells for a sweep), how many, and in how many the learned optimizer is lower.
+    pub difference: f64,
+    pub standard_error: f64,
+    pub count: usize,
+    pub lower: usize,
+    pub holds: bool,
+}
+
+/// A claim with its evidence; no evidence means its outputs do not exist yet.
+pub struct Claim {
+    pub spec: ClaimSpec,
+    pub evidence: Vec<Evidence>,
+}
+
+/// The MNIST recipes' output folders, the default recipe's first.
+const MNIST_DIRS: &[&str] = &[
+    "mnist",
+    "mnist-paper",
+    "mnist-nag-imitation",
+    "mnist-scale-invariant",
+];
+
+fn each_mnist(file: &str) -> Vec<Vec<String>> {
+    MNIST_DIRS
+        .iter()
+        .map(|d| vec![format!("{d}/{file}")])
+        .collect()
+}
+
+/// Every claim the report checks, in the paper's order.
+pub fn specs() -> Vec<ClaimSpec> {
+    let paired = |section, claim, target, sources, measure, expect| ClaimSpec {
+        section,
+        claim,
+        target,
+        sources,
+        measure,
+        expect,
+        sweep: false,
+    };
+    let split = |panel: &str, kind: &str| {
+        vec![vec![
+            format!("{kind}/{panel}.learned.parquet"),
+            format!("{kind}/{panel}.baselines.parquet"),
+        ]]
+    };
+    let fig6_cells: Vec<Vec<String>> = MNIST_DIRS
+        .iter()
+        .map(|d| {
+            let mut cells = Vec::new();
+            for layers in 1..=3 {
+                for units in [5, 10, 20, 40, 80] {
+                    cells.push(format!("{d}/fig6/L{layers}_H{units}/trajectories.parquet"));
+                }
+            }
+            cells
+        })
+        .collect();
+    use Expect::*;
+    use Measure::*;
+    vec![
+        paired(
+            "§3.1, Figure 4 left",
+            "On 10-d quadratics the learned optimizer beats tuned SGD, RMSprop, Adam and NAG",
+            "figure4",
+            vec![vec!["quadratic/trajectories.parquet".into()]],
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.2, Figure 4 centre",
+            "On the MNIST base network (784-20-10, sigmoid) it beats them over the 100 steps it was trained for",
+            "figure4",
+            each_mnist("base_100.parquet"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.2, Figure 4 right",
+            "Run for 200 steps, twice its training horizon, it still beats them",
+            "figure4",
+            each_mnist("base_200.parquet"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.2, Figure 5 left",
+            "It generalises to 40 hidden units",
+            "figure5",
+            each_mnist("fig5/h40/trajectories.parquet"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.2, Figure 5 centre",
+            "It generalises to two hidden layers",
+            "figure5",
+            each_mnist("fig5/l2/trajectories.parquet"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.2, Figure 5 right",
+            "It fails on ReLU units (a higher loss than the best baseline)",
+            "figure5",
+            each_mnist("fig5/relu/trajectories.parquet"),
+            Loss,
+            Loses,
+        ),
+        ClaimSpec {
+            section: "§3.2, Figure 6",
+            claim: "Across layers {1, 2, 3} × units {5, 10, 20, 40, 80} it beats the best tuned baseline in most cells",
+            target: "figure6",
+            sources: fig6_cells,
+            measure: Loss,
+            expect: Wins,
+            sweep: true,
+        },
+        paired(
+            "§3.3, Figure 7 left",
+            "On CIFAR-10 it beats the tuned baselines in held-out test loss",
+            "figure7",
+            split("cifar10", "cifar"),
+            TestLoss,
+            Wins,
+        ),
+        paired(
+            "§3.3, Figure 7 centre",
+            "On CIFAR-5 it beats them, and so does LSTM-sub, trained on the other labels",
+            "figure7",
+            split("cifar5", "cifar"),
+            TestLoss,
+            Wins,
+        ),
+        paired(
+            "§3.3, Figure 7 right",
+            "On CIFAR-2 the same",
+            "figure7",
+            split("cifar2", "cifar"),
+            TestLoss,
+            Wins,
+        ),
+        paired(
+            "§3.4, Figure 8 (training style, 64 px)",
+            "On neural art at the training style and resolution it beats every tuned baseline",
+            "figure8",
+            split("train64", "neural_art"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.4, Figure 8 (new style, 128 px)",
+            "With both the style and the resolution changed it still performs very well",
+            "figure8",
+            split("new128", "neural_art"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.4, Figure 8 (training style, 128 px)",
+            "At double the resolution with the training style",
+            "figure8",
+            split("train128", "neural_art"),
+            Loss,
+            Wins,
+        ),
+        paired(
+            "§3.4, Figure 8 (new style, 64 px)",
+            "With a new style at the training resolution",
+            "figure8",
+            split("new64", "neural_art"),
+            Loss,
+            Wins,
+        ),
+    ]
+}
+
+/// Per optimizer (trajectory name, in the order of the files), its rate and, per step and
+/// problem, the value.
+type Values = Vec<(String, (Option<f64>, BTreeMap<i64, BTreeMap<i64, f64>>))>;
+
+fn tabulate(rows: &[TrajectoryRow], measure: Measure) -> Values {
+    let mut v: Values = Vec::new();
+    for r in rows {
+        let value = match measure {
+            Measure::Loss => Some(r.loss),
+            Measure::TestLoss => r.test_loss,
+        };
+        if let Some(x) = value {
+            let i = match v.iter().position(|(name, _)| name == &r.optimizer) {
+                Some(i) => i,
+                None => {
+                    v.push((r.optimizer.clone(), (r.lr, BTreeMap::new())));
+                    v.len() - 1
+                }
+            };
+            v[i].1 .1.entry(r.step).or_default().insert(r.problem, x);
+        }
+    }
+    v
+}
+
+/// Mean over problems; infinite if any diverged.
+fn mean(values: &BTreeMap<i64, f64>) -> f64 {
+    if values.values().any(|x| !x.is_finite()) {
+        return f64::INFINITY;
+    }
+    values.values().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Mean and standard error of `d`.
+pub fn mean_and_se(d: &[f64]) -> (f64, f64) {
+    let n = d.len() as f64;
+    let m = d.iter().sum::<f64>() / n.max(1.0);
+    if d.len() < 2 {
+        return (m, f64::NAN);
+    }
+    let var = d.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, (var / n).sqrt())
+}
+
+/// One panel's comparison: each learned optimizer against the best baseline at the last step.
+struct PanelResult {
+    step: i64,
+    baseline: String,
+    baseline_mean: f64,
+    /// (trajectory name, learned mean, per-problem differences).
+    learned: Vec<(String, f64, Vec<f64>)>,
+}
+
+fn compare(values: &Values) -> Option<PanelResult> {
+    // The last step every optimizer measured.
+    let step = values
+        .iter()
+        .filter_map(|(_, (_, steps))| steps.keys().next_back().copied())
+        .min()?;
+    let at = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, (_, s))| s.get(&step))
+    };
+    let (baseline, base) = values
+        .iter()
+        .filter(|(_, (lr, _))| lr.is_some())
+        .filter_map(|(name, _)| at(name).map(|v| (name.clone(), v)))
+        .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))?;
+    let learned = values
+        .iter()
+        .filter(|(_, (lr, _))| lr.is_none())
+        .filter_map(|(name, _)| {
+            let mine = at(name)?;
+            let d = mine
+                .iter()
+                .filter_map(|(p, x)| base.get(p).map(|b| x - b))
+                .collect();
+            Some((name.clone(), mean(mine), d))
+        })
+        .collect();
+    Some(PanelResult {
+        step,
+        baseline_mean: mean(base),
+        baseline: display_name(&baseline),
+        learned,
+    })
+}
+
+fn read_set(out: &Path, files: &[String]) -> Result<Option<Vec<TrajectoryRow>>> {
+    if !files.iter().all(|f| out.join(f).is_file()) {
+        return Ok(None);
+    }
+    let mut rows = Vec::new();
+    for f in files {
+        rows.extend(read_trajectories(&out.join(f))?);
+    }
+    Ok(Some(rows))
+}
+
+/// Measures every claim from the files under `out`; a file that exists but cannot be read is
+/// an error.
+pub fn measure(out: &Path) -> Result<Vec<Claim>> {
+    let mut claims = Vec::new();
+    for spec in specs() {
+        let evidence = if spec.sweep {
+            sweep_evidence(out, &spec)?
+        } else {
+            paired_evidence(out, &spec)?
+        };
+        claims.push(Claim { spec, evidence });
+    }
+    Ok(claims)
+}
+
+fn holds(expect: Expect, difference: f64) -> bool {
+    match expect {
+        Expect::Wins => difference < 0.0,
+        Expect::Loses => difference > 0.0,
+    }
+}
+
+fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
+    let mut found: Vec<Evidence> = Vec::new();
+    for files in &spec.sources {
+        let Some(rows) = read_set(out, files)? else {
+            continue;
+        };
+        let Some(panel) = compare(&tabulate(&rows, spec.measure)) else {
+            continue;
+        };
+        for (name, learned_mean, d) in panel.learned {
+            let learned = display_name(&name);
+            if found.iter().any(|e| e.learned == learned) {
+                continue;
+            }
+            let (difference, standard_error) = mean_and_se(&d);
+            found.push(Evidence {
+                learned,
+                file: files[0].clone(),
+                step: panel.step,
+                learned_mean,
+                baseline: panel.baseline.clone(),
+                baseline_mean: panel.baseline_mean,
+                difference,
+                standard_error,
+                count: d.len(),
+                lower: d.iter().filter(|x| **x < 0.0).count(),
+                holds: holds(spec.expect, difference),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Figure 6: per learned optimizer, the cells where it is below the best baseline, and the
+/// mean over cells of the difference of the means. Only complete sweeps count.
+fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
+    let mut found: Vec<Evidence> = Vec::new();
+    for cells in &spec.sources {
+        if !cells.iter().all(|f| out.join(f).is_file()) {
+            continue;
+        }
+        let mut per: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut step = 0;
+        for cell in cells {
+            let rows = read_trajectories(&out.join(cell))?;
+            if let Some(panel) = compare(&tabulate(&rows, spec.measure)) {
+                step = panel.step;
+                for (name, m, _) in panel.learned {
+                    per.entry(name).or_default().push((m, panel.baseline_mean));
+                }
+            }
+        }
+        for (name, pairs) in per {
+            let learned = display_name(&name);
+            if pairs.len() != cells.len() || found.iter().any(|e| e.learned == learned) {
+                continue;
+            }
+            let d: Vec<f64> = pairs.iter().map(|(l, b)| l - b).collect();
+            let (difference, standard_error) = mean_and_se(&d);
+            let lower = d.iter().filter(|x| **x < 0.0).count();
+            let n = pairs.len() as f64;
+            found.push(Evidence {
+                learned,
+                file: cells[0].split("/fig6/").next().map_or(String::new(), |d| {
+                    format!("{d}/fig6/*/trajectories.parquet")
+                }),
+                step,
+                learned_mean: pairs.iter().map(|p| p.0).sum::<f64>() / n,
+                baseline: "best per cell".into(),
+                baseline_mean: pairs.iter().map(|p| p.1).sum::<f64>() / n,
+                difference,
+                standard_error,
+                count: pairs.len(),
+                lower,
+                holds: 2 * lower > pairs.len(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(optimizer: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
+        TrajectoryRow {
+            optimizer: optimizer.into(),
+            problem,
+            step,
+            loss,
+            lr,
+            test_loss: None,
+        }
+    }
+
+    #[test]
+    fn the_comparison_pairs_problems_against_the_best_baseline_at_the_last_step() {
+        let mut rows = Vec::new();
+        for p in 0..3 {
+            rows.push(row("sgd", p, 0, 5.0, Some(0.1)));
+            rows.push(row("sgd", p, 2, 2.0 + p as f64, Some(0.1)));
+            rows.push(row("adam", p, 2, 1.0 + p as f64, Some(0.01)));
+            rows.push(row("lstm", p, 2, 0.5 + 2.0 * p as f64, None));
+        }
+        let panel = compare(&tabulate(&rows, Measure::Loss)).unwrap();
+        assert_eq!((panel.step, panel.baseline.as_str()), (2, "ADAM"));
+        assert_eq!(panel.baseline_mean, 2.0);
+        let (name, m, d) = &panel.learned[0];
+        assert_eq!((name.as_str(), *m), ("lstm", 2.5));
+        assert_eq!(d, &vec![-0.5, 0.5, 1.5]);
+        let (mean, se) = mean_and_se(d);
+        assert_eq!(mean, 0.5);
+        assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        assert!(!holds(Expect::Wins, mean) && holds(Expect::Loses, mean));
+    }
+
+    #[test]
+    fn with_no_outputs_every_claim_has_no_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = measure(dir.path()).unwrap();
+        assert!(claims.len() >= 10);
+        assert!(claims.iter().all(|c| c.evidence.is_empty()));
+    }
+}

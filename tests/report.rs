@@ -1,0 +1,256 @@
+//! `report`: the results page from a real (tiny) pipeline's outputs, an empty output folder,
+//! a corrupt input, and the page rendered in headless Chromium where it is installed.
+
+mod common;
+use common::*;
+use l2l::report::mean_and_se;
+use l2l::trajectory::read_trajectories;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// out/quadratic as `make figure4` lays it out, from the tiny quadratic pipeline.
+fn quadratic_outputs(d: &Dir) {
+    specs(d);
+    std::fs::create_dir_all(d.path("out/quadratic")).unwrap();
+    std::fs::create_dir_all(d.path("out/report")).unwrap();
+    std::fs::create_dir_all(d.path("figures")).unwrap();
+    train(d, "out/quadratic/optimizer.npz");
+    evaluate_tuned(d, "lstm:out/quadratic/optimizer.npz,sgd,adam", "t.parquet");
+    std::fs::rename(
+        d.path("t.parquet"),
+        d.path("out/quadratic/trajectories.parquet"),
+    )
+    .unwrap();
+    std::fs::rename(
+        d.path("tuning.parquet"),
+        d.path("out/quadratic/tuning.parquet"),
+    )
+    .unwrap();
+}
+
+fn report(d: &Dir) -> (String, String) {
+    d.ok(
+        "report",
+        &[
+            "--out",
+            "out",
+            "--figures",
+            "figures",
+            "-o",
+            "out/report/index.html",
+            "--markdown",
+            "REPORT.md",
+        ],
+    );
+    (
+        std::fs::read_to_string(d.path("out/report/index.html")).unwrap(),
+        std::fs::read_to_string(d.path("REPORT.md")).unwrap(),
+    )
+}
+
+/// The claims table's rows in the Markdown twin, as cells.
+fn claim_rows(markdown: &str) -> Vec<Vec<String>> {
+    let table = markdown
+        .split("## The paper's claims")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    table
+        .lines()
+        .filter(|l| l.starts_with("| §"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The LSTM's mean at the last step, the best baseline's, and their paired difference ± SE,
+/// from the trajectories as the test reads them.
+fn expected_quadratic_cells(path: &Path) -> [String; 3] {
+    let rows = read_trajectories(path).unwrap();
+    let last = rows.iter().map(|r| r.step).max().unwrap();
+    let at = |name: &str| -> Vec<f64> {
+        let mut v: Vec<(i64, f64)> = rows
+            .iter()
+            .filter(|r| r.optimizer == name && r.step == last)
+            .map(|r| (r.problem, r.loss))
+            .collect();
+        v.sort_by_key(|p| p.0);
+        v.into_iter().map(|p| p.1).collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let lstm = at("lstm");
+    let best = ["sgd", "adam"]
+        .into_iter()
+        .map(at)
+        .min_by(|a, b| mean(a).total_cmp(&mean(b)))
+        .unwrap();
+    let d: Vec<f64> = lstm.iter().zip(&best).map(|(a, b)| a - b).collect();
+    let (m, se) = mean_and_se(&d);
+    let fmt = |x: f64| {
+        if x.abs() >= 100.0 {
+            format!("{x:.1}")
+        } else if x.abs() >= 10.0 {
+            format!("{x:.2}")
+        } else {
+            format!("{x:.4}")
+        }
+    };
+    let digits = if m.abs().max(se) >= 100.0 {
+        1
+    } else if m.abs().max(se) >= 10.0 {
+        2
+    } else {
+        4
+    };
+    [
+        fmt(mean(&lstm)),
+        fmt(mean(&best)),
+        format!("{m:.digits$} ± {se:.digits$}"),
+    ]
+}
+
+#[test]
+fn with_no_outputs_every_claim_is_not_run() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("out/report")).unwrap();
+    let (html, md) = report(&d);
+    let rows = claim_rows(&md);
+    assert!(rows.len() >= 10, "{md}");
+    for r in &rows {
+        assert_eq!(r[2], "not run", "{r:?}");
+        assert!(r[3].starts_with("make figure"), "{r:?}");
+    }
+    assert!(html.contains("<table id=\"claims\">") && !html.contains("<script"));
+    assert!(md.contains("Not run: make bench."));
+}
+
+#[test]
+fn claims_are_computed_from_the_trajectories() {
+    let d = Dir::new();
+    quadratic_outputs(&d);
+    let (html, md) = report(&d);
+    let rows = claim_rows(&md);
+    let quad: Vec<&Vec<String>> = rows.iter().filter(|r| r[0].contains("§3.1")).collect();
+    assert_eq!(quad.len(), 1, "{md}");
+    let [lstm, best, diff] =
+        expected_quadratic_cells(&d.path("out/quadratic/trajectories.parquet"));
+    let q = quad[0];
+    assert_eq!(q[2], "LSTM");
+    assert_eq!(q[3], "quadratic/trajectories.parquet");
+    assert_eq!((&q[5], &q[7], &q[8]), (&lstm, &best, &diff), "{q:?}");
+    assert_eq!(q[9], "6");
+    assert!(q[11].starts_with('✓') == diff.starts_with('-'), "{q:?}");
+    // Every other claim has no outputs here.
+    assert!(rows.iter().filter(|r| r[2] == "not run").count() == rows.len() - 1);
+    // The tuning grid and the meta-training curve (inlined in the HTML only).
+    assert!(md.contains("| quadratic/tuning.parquet | SGD |"), "{md}");
+    assert!(md.contains("| quadratic/optimizer.npz | 4 |"), "{md}");
+    assert!(html.contains("<svg") && !html.contains("<?xml"));
+    assert!(md.contains("| rustc |") && md.contains("| BLAS |"));
+}
+
+#[test]
+fn a_corrupt_output_is_refused_and_no_page_is_written() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("out/quadratic")).unwrap();
+    std::fs::write(
+        d.path("out/quadratic/trajectories.parquet"),
+        b"PAR1 not parquet",
+    )
+    .unwrap();
+    d.fails(
+        "report",
+        &["--out", "out", "--figures", "figures", "-o", "page.html"],
+        "page.html",
+        "trajectories.parquet",
+    );
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("sh")
+                .args(["-c", &format!("command -v {name}")])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+/// The page in a real browser: Chromium parses it, the claims table's cells are the ones
+/// computed, and a screenshot is taken. Skipped, saying so, where Chromium is not installed.
+#[test]
+fn the_page_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: Chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let d = Dir::new();
+    quadratic_outputs(&d);
+    let (_, md) = report(&d);
+    let url = format!("file://{}", d.path("out/report/index.html").display());
+    let profile = d.path("chromium-profile");
+    let headless = |extra: &[String]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--allow-file-access-from-files",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium")
+    };
+    let dom = headless(&["--dump-dom".into()]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let claims = dom
+        .split("<table id=\"claims\">")
+        .nth(1)
+        .expect("the claims table is in the DOM");
+    let quad = claim_rows(&md)
+        .into_iter()
+        .find(|r| r[0].contains("§3.1"))
+        .unwrap();
+    for cell in &quad[5..=9] {
+        assert!(
+            claims.contains(&format!("<td>{}</td>", cell.replace('±', "±"))),
+            "cell {cell} not rendered"
+        );
+    }
+    assert!(claims.contains("<td>not run</td>"));
+    let shot = d.path("report.png");
+    let out = headless(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1400,1800".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+}
+
+#[test]
+fn help_is_there() {
+    assert_help("report");
+}
