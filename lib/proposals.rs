@@ -3,10 +3,8 @@
 //! `gradient` float64, `update` float64, `optimizer` utf8, `swept` bool (docs/formats.md).
 
 use crate::error::{Error, Result};
-use crate::trajectory::{check_column_chunks, read_parquet, typed_column, write_table, Column};
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use crate::trajectory::{read_table, write_table, Column};
 use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::Path;
 
 /// One proposal: at `step`, `optimizer` would add `update` to `coordinate` given `gradient`
@@ -47,72 +45,47 @@ pub fn write_proposals(path: &Path, rows: &[Proposal]) -> Result<()> {
 
 /// Reads a proposal table (`-`: standard input), checking its columns and types.
 pub fn read_proposals(path: &Path) -> Result<Vec<Proposal>> {
-    read_parquet(path, decode)
-}
-
-fn decode(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Vec<Proposal>> {
-    let err = |d: String| Error::Parquet {
-        path: path.into(),
-        detail: d,
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
-    check_column_chunks(builder.metadata(), size).map_err(err)?;
-    let mut rows = Vec::new();
-    for batch in builder.build().map_err(|e| err(e.to_string()))? {
-        let batch = batch.map_err(|e| err(e.to_string()))?;
-        let col = |name: &str, ty: DataType| -> Result<ArrayRef> {
-            typed_column(
-                &batch,
-                name,
-                &ty,
-                "a proposal table (evaluate --probe-output) has step, coordinate, gradient, \
-                 update, optimizer, swept",
-            )
-            .map_err(err)
+    let t = read_table(
+        path,
+        &[
+            ("step", DataType::Int64),
+            ("coordinate", DataType::Int64),
+            ("gradient", DataType::Float64),
+            ("update", DataType::Float64),
+            ("optimizer", DataType::Utf8),
+            ("swept", DataType::Boolean),
+        ],
+        "a proposal table (evaluate --probe-output) has step, coordinate, gradient, update, \
+         optimizer, swept",
+    )?;
+    let (step, coordinate) = (t.ints("step"), t.ints("coordinate"));
+    let (gradient, update) = (t.floats("gradient"), t.floats("update"));
+    let (optimizer, swept) = (t.text("optimizer"), t.bools("swept"));
+    let mut rows = Vec::with_capacity(t.rows());
+    for i in 0..t.rows() {
+        let (Some(s), Some(c)) = (step[i], coordinate[i]) else {
+            return Err(bad_row(path, i));
         };
-        let (step, coordinate) = (
-            col("step", DataType::Int64)?,
-            col("coordinate", DataType::Int64)?,
-        );
-        let (gradient, update) = (
-            col("gradient", DataType::Float64)?,
-            col("update", DataType::Float64)?,
-        );
-        let (optimizer, swept) = (
-            col("optimizer", DataType::Utf8)?,
-            col("swept", DataType::Boolean)?,
-        );
-        let step = step.as_any().downcast_ref::<Int64Array>().unwrap();
-        let coordinate = coordinate.as_any().downcast_ref::<Int64Array>().unwrap();
-        let gradient = gradient.as_any().downcast_ref::<Float64Array>().unwrap();
-        let update = update.as_any().downcast_ref::<Float64Array>().unwrap();
-        let optimizer = optimizer.as_any().downcast_ref::<StringArray>().unwrap();
-        let swept = swept.as_any().downcast_ref::<BooleanArray>().unwrap();
-        for i in 0..batch.num_rows() {
-            let nulls = [
-                step.is_null(i),
-                coordinate.is_null(i),
-                optimizer.is_null(i),
-                swept.is_null(i),
-            ];
-            if nulls.iter().any(|&n| n) || step.value(i) < 0 || coordinate.value(i) < 0 {
-                return Err(err(format!(
-                    "row {i} has a null or negative step, coordinate, optimizer or swept"
-                )));
-            }
-            let value = |a: &Float64Array| if a.is_null(i) { f64::NAN } else { a.value(i) };
-            rows.push(Proposal {
-                step: step.value(i) as usize,
-                coordinate: coordinate.value(i) as usize,
-                gradient: value(gradient),
-                update: value(update),
-                optimizer: optimizer.value(i).to_string(),
-                swept: swept.value(i),
-            });
+        if s < 0 || c < 0 || optimizer[i].is_empty() {
+            return Err(bad_row(path, i));
         }
+        rows.push(Proposal {
+            step: s as usize,
+            coordinate: c as usize,
+            gradient: gradient[i].unwrap_or(f64::NAN),
+            update: update[i].unwrap_or(f64::NAN),
+            optimizer: optimizer[i].clone(),
+            swept: swept[i],
+        });
     }
     Ok(rows)
+}
+
+fn bad_row(path: &Path, i: usize) -> Error {
+    Error::Parquet {
+        path: path.into(),
+        detail: format!("row {i} has a null or negative step or coordinate, or no optimizer"),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! `content` = `meta-training log` sit in the key-value metadata.
 
 use crate::error::{Error, Result};
-use crate::io::is_written_in_place;
+use crate::io::companion;
 use crate::trajectory::{read_table, write_table_with_metadata, Column};
 use arrow::datatypes::DataType;
 use std::path::{Path, PathBuf};
@@ -37,14 +37,7 @@ pub struct TrainingLog {
 /// Where a checkpoint's log goes: `<stem>.log.parquet` beside it; none for a checkpoint
 /// written to standard output, a pipe or a device.
 pub fn log_path(checkpoint: &Path) -> Option<PathBuf> {
-    if is_written_in_place(checkpoint) {
-        return None;
-    }
-    let stem = checkpoint
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Some(checkpoint.with_file_name(format!("{stem}.log.parquet")))
+    companion(checkpoint, ".log.parquet")
 }
 
 impl TrainingLog {

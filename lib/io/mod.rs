@@ -26,6 +26,20 @@ use std::path::{Path, PathBuf};
 /// would replace the device, pipe or link itself (issue #14: `-o /dev/stdout`, run as root,
 /// replaced the system's `/dev/stdout` link with a file, first with stdout a pipe and, before
 /// this rule, with stdout redirected to a file).
+/// A file kept beside an output, `<output stem><suffix>` (the resume state, the training
+/// log); none for an output written in place (standard output, a pipe, a device), which has
+/// no folder of its own.
+pub fn companion(output: &Path, suffix: &str) -> Option<PathBuf> {
+    if is_written_in_place(output) {
+        return None;
+    }
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(output.with_file_name(format!("{stem}{suffix}")))
+}
+
 pub fn is_written_in_place(path: &Path) -> bool {
     is_stream(path) || leads_through_proc(path)
 }

@@ -5,7 +5,7 @@ use super::config::MetaTrainConfig;
 use super::trainer::{EpochReport, MetaTrainer};
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
-use crate::io::{is_written_in_place, write_npz, Npz};
+use crate::io::{companion, write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::problems::{ProblemSet, TrainingSource};
 use crate::training_log::{log_path, LogRow, TrainingLog};
@@ -33,14 +33,7 @@ pub struct Progress {
 /// (`-`), a pipe or a device has no folder of its own to keep one in, so that run keeps none
 /// and cannot be resumed.
 pub fn resume_path(output: &Path) -> Option<PathBuf> {
-    if is_written_in_place(output) {
-        return None;
-    }
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Some(output.with_file_name(format!("{stem}.resume.npz")))
+    companion(output, ".resume.npz")
 }
 
 /// Runs `trainer` to `config.epochs`, validating the starting point and then every

@@ -3,7 +3,7 @@
 use super::claims::Claim;
 use super::{environment, Block, Sources};
 use crate::error::Result;
-use crate::io::Npz;
+use crate::io::{companion, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::plotting::{display_name, training_curve_svg};
 use crate::training_log::TrainingLog;
@@ -228,11 +228,7 @@ fn checkpoint_settings(out: &Path, legend: &str, path: &str) -> Result<Option<St
         c.output_scale,
         c.base.map_or(String::new(), |b| format!(", added to tuned {b}'s step")),
     );
-    let resume = file.with_file_name(format!(
-        "{}.resume.npz",
-        file.file_stem().unwrap_or_default().to_string_lossy()
-    ));
-    if resume.is_file() {
+    if let Some(resume) = companion(&file, ".resume.npz").filter(|r| r.is_file()) {
         let mut npz = Npz::open(&resume)?;
         if npz.has("settings") {
             text += &format!("; meta-train settings: {}", npz.text("settings")?);
