@@ -33,18 +33,23 @@ fn draw<DB: DrawingBackend>(
     kept: Option<u64>,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
+    // log10 of the loss on a linear axis, labelled with the loss: plotters' log axis labels
+    // only whole decades, and a run's validation losses often span less than one.
     let pts: Vec<(f64, f64)> = points
         .iter()
         .filter(|(_, v)| v.is_finite() && *v > 0.0)
-        .map(|&(e, v)| (e as f64, v))
+        .map(|&(e, v)| (e as f64, v.log10()))
         .collect();
-    let (lo, hi) = pts.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
     let (lo, hi) = if pts.is_empty() {
-        (0.1, 1.0)
+        (-1.0, 0.0)
     } else {
-        (lo / 1.1, (hi * 1.1).max(lo * 1.5))
+        let pad = ((hi - lo) * 0.08).max(0.01);
+        (lo - pad, hi + pad)
     };
     let last = pts.iter().map(|p| p.0).fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(root)
@@ -52,13 +57,14 @@ fn draw<DB: DrawingBackend>(
         .margin(8)
         .x_label_area_size(32)
         .y_label_area_size(52)
-        .build_cartesian_2d(0f64..last, (lo..hi).log_scale())?;
+        .build_cartesian_2d(0f64..last, lo..hi)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc("validation loss")
         .label_style((FONT, 11))
-        .y_label_formatter(&|v| axis_number(*v))
+        .y_label_formatter(&|v| axis_number(10f64.powf(*v)))
+        .light_line_style(WHITE.mix(0.0))
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     let style = ShapeStyle {
