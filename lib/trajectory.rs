@@ -226,41 +226,36 @@ impl Table {
             .unwrap_or_else(|| panic!("column '{name}' was not asked for"))
             .1
     }
+    /// Column `name` as the array type it was read as, each value through `value` (`None`
+    /// for a null).
+    fn each<A: Array + 'static, T>(
+        &self,
+        name: &str,
+        value: impl Fn(&A, usize) -> T,
+    ) -> Vec<Option<T>> {
+        let a = self.column(name).as_any().downcast_ref::<A>();
+        let a = a.expect("read as the type asked for");
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| value(a, i)))
+            .collect()
+    }
     /// Column `name` (read as Utf8); a null is the empty string.
     pub fn text(&self, name: &str) -> Vec<String> {
-        let a = self.column(name).as_any().downcast_ref::<StringArray>();
-        let a = a.expect("read as Utf8");
-        (0..a.len())
-            .map(|i| {
-                if a.is_null(i) {
-                    String::new()
-                } else {
-                    a.value(i).to_string()
-                }
-            })
-            .collect()
+        let v = self.each(name, |a: &StringArray, i| a.value(i).to_string());
+        v.into_iter().map(Option::unwrap_or_default).collect()
     }
     /// Column `name` (read as Float64); a null is `None`.
     pub fn floats(&self, name: &str) -> Vec<Option<f64>> {
-        let a = self.column(name).as_any().downcast_ref::<Float64Array>();
-        let a = a.expect("read as Float64");
-        (0..a.len())
-            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
-            .collect()
+        self.each(name, |a: &Float64Array, i| a.value(i))
     }
     /// Column `name` (read as Int64); a null is `None`.
     pub fn ints(&self, name: &str) -> Vec<Option<i64>> {
-        let a = self.column(name).as_any().downcast_ref::<Int64Array>();
-        let a = a.expect("read as Int64");
-        (0..a.len())
-            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
-            .collect()
+        self.each(name, |a: &Int64Array, i| a.value(i))
     }
     /// Column `name` (read as Boolean); a null is false.
     pub fn bools(&self, name: &str) -> Vec<bool> {
-        let a = self.column(name).as_any().downcast_ref::<BooleanArray>();
-        let a = a.expect("read as Boolean");
-        (0..a.len()).map(|i| !a.is_null(i) && a.value(i)).collect()
+        let v = self.each(name, |a: &BooleanArray, i| a.value(i));
+        v.into_iter().map(|b| b.unwrap_or(false)).collect()
     }
 }
 

@@ -11,21 +11,25 @@ use crate::trajectory::read_table;
 use arrow::datatypes::DataType;
 use std::path::{Path, PathBuf};
 
+/// Decimals for a number of this size: 1 from 100 up, 2 from 10, else 4.
+fn decimals(size: f64) -> usize {
+    if size >= 100.0 {
+        1
+    } else if size >= 10.0 {
+        2
+    } else {
+        4
+    }
+}
+
 /// A loss or difference with a precision that fits its size (`-` for a missing value).
 pub fn number(x: f64) -> String {
-    let a = x.abs();
-    if !x.is_finite() {
-        if x.is_nan() {
-            "-".into()
-        } else {
-            "diverged".into()
-        }
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 10.0 {
-        format!("{x:.2}")
+    if x.is_nan() {
+        "-".into()
+    } else if !x.is_finite() {
+        "diverged".into()
     } else {
-        format!("{x:.4}")
+        format!("{x:.*}", decimals(x.abs()))
     }
 }
 
@@ -34,14 +38,7 @@ fn plus_minus(d: f64, se: f64) -> String {
     if se.is_nan() {
         return number(d);
     }
-    let scale = d.abs().max(se);
-    let digits = if scale >= 100.0 {
-        1
-    } else if scale >= 10.0 {
-        2
-    } else {
-        4
-    };
+    let digits = decimals(d.abs().max(se));
     format!("{d:.digits$} ± {se:.digits$}")
 }
 
