@@ -3,14 +3,15 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{
-    run_observed, run_with_held_out, tune, validate_steps, Curves, LrGrid, Observer,
+    run_observed, run_with_held_out, tune, validate_steps, write_tuning, Curves, LrGrid, Observer,
+    ValidationMeasure,
 };
 use l2l::inspection::{probe, ProbeRequest};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
 use l2l::problems::{load_companion, FromSpec, Picture, SetVisitor, Spec};
 use l2l::proposals::write_proposals;
-use l2l::trajectory::{write_table, write_trajectories, Column};
+use l2l::trajectory::write_trajectories;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -60,6 +61,10 @@ struct Args {
     /// Steps to tune over (default: --steps).
     #[arg(long = "tune-steps")]
     tune_steps: Option<usize>,
+    /// Judge each rate by the mean loss over the last W tuning steps rather than the final loss
+    /// alone (W = 1), as meta-train's --validation-window judges its checkpoints.
+    #[arg(long = "validation-window", value_name = "W", default_value_t = 1)]
+    validation_window: usize,
     /// Where to write the tuning grid (parquet: optimizer, lr, validation_final_loss, chosen).
     #[arg(long = "tuning-output")]
     tuning_output: Option<PathBuf>,
@@ -212,6 +217,11 @@ fn evaluate_on<P: FromSpec>(
             .collect();
         let steps = args.tune_steps.unwrap_or(args.steps);
         validate_steps(steps)?;
+        let measure = ValidationMeasure {
+            steps,
+            window: args.validation_window,
+        };
+        measure.validate()?;
         eprintln!(
             "evaluate: tuning {} over {} learning rates on {} validation problems",
             to_tune
@@ -222,7 +232,7 @@ fn evaluate_on<P: FromSpec>(
             grid.rates().len(),
             validation.count()
         );
-        let points = tune(&validation, &to_tune, steps, grid)?;
+        let points = tune(&validation, &to_tune, measure, grid)?;
         for (choice, explicit) in &mut choices {
             if let OptimizerChoice::Baseline { kind, lr } = choice {
                 if let Some(p) = points
@@ -231,47 +241,18 @@ fn evaluate_on<P: FromSpec>(
                 {
                     *lr = p.lr;
                     eprintln!(
-                        "evaluate: {} lr = {} (validation mean final loss {:.4})",
+                        "evaluate: {} lr = {} (validation mean {} {:.4})",
                         kind.name(),
                         p.lr,
+                        measure.describe(),
                         p.validation_final_loss
                     );
                 }
             }
         }
         if let Some(path) = &args.tuning_output {
-            write_table(
-                path,
-                vec![
-                    (
-                        "optimizer",
-                        Column::Utf8(
-                            points
-                                .iter()
-                                .map(|p| p.optimizer.name().to_string())
-                                .collect(),
-                        ),
-                    ),
-                    (
-                        "lr",
-                        Column::Float64(points.iter().map(|p| Some(p.lr)).collect()),
-                    ),
-                    (
-                        "validation_final_loss",
-                        Column::Float64(
-                            points
-                                .iter()
-                                .map(|p| Some(p.validation_final_loss))
-                                .collect(),
-                        ),
-                    ),
-                    (
-                        "chosen",
-                        Column::Bool(points.iter().map(|p| p.chosen).collect()),
-                    ),
-                ],
-            )
-            .with_context(|| format!("writing {}", describe(path, true)))?;
+            write_tuning(path, &points, measure)
+                .with_context(|| format!("writing {}", describe(path, true)))?;
         }
     }
 

@@ -111,6 +111,11 @@ struct Args {
     /// Steps of the validation runs that select the checkpoint (default: --steps).
     #[arg(long = "validation-steps")]
     validation_steps: Option<usize>,
+    /// Judge validation runs (the checkpoint, and a base or imitated rule's tuned rate) by the
+    /// mean loss over their last W steps rather than the final loss alone (W = 1, the paper's
+    /// choice): on minibatch losses such as CIFAR-10's, one step's loss is too noisy to rank.
+    #[arg(long = "validation-window", value_name = "W", default_value_t = 1)]
+    validation_window: usize,
     /// Validate and keep the best weights every this many epochs.
     #[arg(long = "eval-every", default_value_t = 10)]
     eval_every: u64,
@@ -265,6 +270,7 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
         },
         loss_from: args.meta_loss_from,
         validation_steps: args.validation_steps.unwrap_or(args.steps),
+        validation_window: args.validation_window,
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,
@@ -359,11 +365,12 @@ impl SourceVisitor for Training<'_> {
         let (config, tuned) = params.check(validation.as_ref())?;
         for t in &tuned {
             eprintln!(
-                "meta-train: {} {} with lr {} (best of {} rates on the validation runs, mean loss {:.4} at step {})",
+                "meta-train: {} {} with lr {} (best of {} rates on the validation runs, mean {} {:.4} after {} steps)",
                 t.role,
                 t.best.optimizer.name(),
                 t.best.lr,
                 t.tried,
+                config.validation_measure().describe(),
                 t.best.validation_final_loss,
                 t.steps,
             );

@@ -7,8 +7,10 @@ use crate::baselines::Baseline;
 use crate::error::{Error, Result};
 use crate::learned::OptimizerChoice;
 use crate::problems::{shard_ranges, ProblemSet};
+use crate::trajectory::{write_table_with_metadata, Column};
 use ndarray::Array2;
 use rayon::prelude::*;
+use std::path::Path;
 
 pub use crate::trajectory::{Curves, MAX_STEPS};
 
@@ -234,12 +236,48 @@ pub struct TuningPoint {
     pub chosen: bool,
 }
 
-/// Picks each baseline's learning rate from `grid` by the best mean final loss on the
-/// validation set. Every (baseline, rate) pair runs in parallel.
+/// What a validation run is judged by: the mean loss over its problems and its last `window`
+/// of `steps` steps (`window` 1: the final loss, as the paper chose).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidationMeasure {
+    pub steps: usize,
+    pub window: usize,
+}
+
+impl ValidationMeasure {
+    /// The final loss after `steps` steps.
+    pub fn final_loss(steps: usize) -> Self {
+        ValidationMeasure { steps, window: 1 }
+    }
+    /// Refuses a window that is empty or longer than the run.
+    pub fn validate(&self) -> Result<()> {
+        if self.window == 0 || self.window > self.steps {
+            return Err(Error::Config(format!(
+                "--validation-window must be between 1 and the validation steps ({}), got {}",
+                self.steps, self.window
+            )));
+        }
+        Ok(())
+    }
+    /// "final loss", or "loss over the last W steps", for progress lines.
+    pub fn describe(&self) -> String {
+        match self.window {
+            1 => "final loss".into(),
+            w => format!("loss over the last {w} steps"),
+        }
+    }
+    /// The measure of `optimizer` on `set`.
+    pub fn of<P: ProblemSet>(&self, set: &P, optimizer: &OptimizerChoice) -> Result<f64> {
+        Ok(run(set, optimizer, self.steps)?.window_mean(self.window))
+    }
+}
+
+/// Picks each baseline's learning rate from `grid` by the best `measure` on the validation
+/// set. Every (baseline, rate) pair runs in parallel.
 pub fn tune<P: ProblemSet>(
     validation: &P,
     baselines: &[Baseline],
-    steps: usize,
+    measure: ValidationMeasure,
     grid: &LrGrid,
 ) -> Result<Vec<TuningPoint>> {
     let grid = grid.rates();
@@ -249,9 +287,7 @@ pub fn tune<P: ProblemSet>(
         .collect();
     let finals: Vec<f64> = pairs
         .par_iter()
-        .map(|&(kind, lr)| {
-            Ok(run(validation, &OptimizerChoice::Baseline { kind, lr }, steps)?.final_mean())
-        })
+        .map(|&(kind, lr)| measure.of(validation, &OptimizerChoice::Baseline { kind, lr }))
         .collect::<Result<_>>()?;
     let mut points: Vec<TuningPoint> = pairs
         .iter()
@@ -278,6 +314,71 @@ pub fn tune<P: ProblemSet>(
         }
     }
     Ok(points)
+}
+
+/// The key, in a tuning table's key-value metadata, of the validation window (absent: 1).
+pub const VALIDATION_WINDOW_KEY: &str = "validation_window";
+
+/// Writes a tuning grid as parquet: optimizer, lr, validation_final_loss (the measure: the
+/// final loss, or the mean over the last `validation_window` steps, which the file's metadata
+/// then records), chosen.
+pub fn write_tuning(path: &Path, points: &[TuningPoint], measure: ValidationMeasure) -> Result<()> {
+    let metadata = (measure.window != 1).then(|| {
+        vec![parquet::file::metadata::KeyValue::new(
+            VALIDATION_WINDOW_KEY.to_string(),
+            measure.window.to_string(),
+        )]
+    });
+    write_table_with_metadata(
+        path,
+        vec![
+            (
+                "optimizer",
+                Column::Utf8(
+                    points
+                        .iter()
+                        .map(|p| p.optimizer.name().to_string())
+                        .collect(),
+                ),
+            ),
+            (
+                "lr",
+                Column::Float64(points.iter().map(|p| Some(p.lr)).collect()),
+            ),
+            (
+                "validation_final_loss",
+                Column::Float64(
+                    points
+                        .iter()
+                        .map(|p| Some(p.validation_final_loss))
+                        .collect(),
+                ),
+            ),
+            (
+                "chosen",
+                Column::Bool(points.iter().map(|p| p.chosen).collect()),
+            ),
+        ],
+        metadata,
+    )
+}
+
+/// The validation window a tuning table records (1 when it records none, as before it could).
+/// `path` names the file for the message.
+pub fn tuning_window(table: &crate::trajectory::Table, path: &Path) -> Result<usize> {
+    match table.metadata(VALIDATION_WINDOW_KEY) {
+        None => Ok(1),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|&w| w >= 1)
+            .ok_or_else(|| Error::Parquet {
+                path: crate::io::describe(path, false).into(),
+                detail: format!(
+                    "its {VALIDATION_WINDOW_KEY} must be a positive integer, got '{v}'"
+                ),
+            }),
+    }
 }
 
 #[cfg(test)]

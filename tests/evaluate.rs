@@ -34,6 +34,117 @@ fn curves_are_deterministic_and_start_from_the_same_point() {
     );
 }
 
+/// --validation-window W ranks each rate by the mean loss over the last W tuning steps: the
+/// tuning table records W, and its chosen value is that mean, recomputed here from a plain run
+/// of the chosen rate on the validation problems.
+#[test]
+fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
+    let d = Dir::new();
+    specs(&d);
+    let tune = |window: &str, out: &str| {
+        d.ok(
+            "evaluate",
+            &[
+                "--spec",
+                "test.npz",
+                "--steps",
+                "6",
+                "-O",
+                "nag",
+                "--tune",
+                "--validation",
+                "val.npz",
+                "--lr-grid",
+                "1e-2:1:2",
+                "--validation-window",
+                window,
+                "--tuning-output",
+                out,
+                "-o",
+                "t.parquet",
+            ],
+        )
+    };
+    let stderr = tune("3", "w3.parquet");
+    assert!(stderr.contains("loss over the last 3 steps"), "{stderr}");
+    let table = |p: &str| {
+        l2l::trajectory::read_table(
+            &d.path(p),
+            &[
+                ("lr", arrow::datatypes::DataType::Float64),
+                ("validation_final_loss", arrow::datatypes::DataType::Float64),
+                ("chosen", arrow::datatypes::DataType::Boolean),
+            ],
+            "a tuning table",
+        )
+        .unwrap()
+    };
+    let t = table("w3.parquet");
+    assert_eq!(
+        l2l::evaluation::tuning_window(&t, &d.path("w3.parquet")).unwrap(),
+        3
+    );
+    let pick = t.bools("chosen").iter().position(|&c| c).unwrap();
+    let (lr, measured) = (
+        t.floats("lr")[pick].unwrap(),
+        t.floats("validation_final_loss")[pick].unwrap(),
+    );
+    d.ok(
+        "evaluate",
+        &[
+            "--spec",
+            "val.npz",
+            "--steps",
+            "6",
+            "-O",
+            &format!("nag={lr}"),
+            "-o",
+            "v.parquet",
+        ],
+    );
+    let rows = read_trajectories(&d.path("v.parquet")).unwrap();
+    let at = |step: i64| {
+        let l: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.step == step)
+            .map(|r| r.loss)
+            .collect();
+        l.iter().sum::<f64>() / l.len() as f64
+    };
+    let expected = (at(4) + at(5) + at(6)) / 3.0;
+    assert!(
+        (measured - expected).abs() <= 1e-12 * expected.abs(),
+        "{measured} vs {expected}"
+    );
+    // Without the flag the table records no window: the final loss, as before.
+    tune("1", "w1.parquet");
+    let t = table("w1.parquet");
+    assert_eq!(
+        l2l::evaluation::tuning_window(&t, &d.path("w1.parquet")).unwrap(),
+        1
+    );
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "test.npz",
+            "--steps",
+            "6",
+            "-O",
+            "nag",
+            "--tune",
+            "--validation",
+            "val.npz",
+            "--validation-window",
+            "7",
+            "-o",
+            "bad.parquet",
+        ],
+        "bad.parquet",
+        "--validation-window must be between 1 and the validation steps (6), got 7",
+    );
+}
+
 #[test]
 fn numpy_written_specs_work_everywhere() {
     let d = Dir::new();

@@ -155,6 +155,13 @@ fn a_correction_to_a_base_rule_trains_and_evaluates() {
     specs(&d);
     let log = train_with(&d, &["--base", "nag"], "based.npz");
     assert!(log.contains("base rule nag with lr"), "{log}");
+    // Judged over the last steps of the validation runs, the rate and checkpoint still come.
+    let log = train_with(
+        &d,
+        &["--base", "nag", "--validation-window", "3"],
+        "windowed.npz",
+    );
+    assert!(log.contains("mean loss over the last 3 steps"), "{log}");
     let mut args = vec![
         "--train",
         "train.npz",
@@ -206,6 +213,11 @@ fn bad_settings_are_refused_before_any_work() {
         "--imitate takes NAME or NAME=LR",
     );
     meta_train(train, &["--imitate", "nag"], "give --validation or NAME=LR");
+    meta_train(
+        train,
+        &["--steps", "6", "--unroll", "3", "--validation-window", "0"],
+        "--validation-window must be between 1 and the validation steps (6), got 0",
+    );
     meta_train(train, &["--init", "text.npz"], "starting checkpoint");
 }
 

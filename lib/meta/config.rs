@@ -152,6 +152,9 @@ pub struct MetaTrainConfig {
     pub meta_gradient: MetaGradient,
     /// Steps of the validation runs whose final loss selects the checkpoint (usually `steps`).
     pub validation_steps: usize,
+    /// The validation loss is the mean over the last this many of those steps (1: the final
+    /// loss, the paper's choice); it also tunes the rate of a base or imitated rule.
+    pub validation_window: usize,
     pub epochs: u64,
     /// Validate (and keep the best weights) every this many epochs.
     pub eval_every: u64,
@@ -247,6 +250,7 @@ impl MetaTrainConfig {
         if self.validation_steps == 0 {
             return config_error("--validation-steps must be at least 1");
         }
+        self.validation_measure().validate()?;
         if self.loss_from == 0 || self.loss_from > self.steps {
             return config_error(format!(
                 "--meta-loss-from must be between 1 and --steps ({}), got {}",
@@ -316,6 +320,14 @@ impl MetaTrainConfig {
         }
     }
 
+    /// How a validation run is judged.
+    pub fn validation_measure(&self) -> evaluation::ValidationMeasure {
+        evaluation::ValidationMeasure {
+            steps: self.validation_steps,
+            window: self.validation_window,
+        }
+    }
+
     /// Everything that must match for a run to resume another (all but the epoch budget).
     pub(crate) fn fingerprint(&self, source: &str) -> String {
         format!(
@@ -342,6 +354,9 @@ impl MetaTrainConfig {
         ) + &match self.loss_from {
             1 => String::new(),
             from => format!(" loss_from={from}"),
+        } + &match self.validation_window {
+            1 => String::new(),
+            window => format!(" validation_window={window}"),
         } + &match self.base {
             None => String::new(),
             Some(base) => format!(" base={base}"),
@@ -376,6 +391,7 @@ impl Default for MetaTrainConfig {
             imitation: None,
             meta_gradient: MetaGradient::Bptt,
             validation_steps: 100,
+            validation_window: 1,
             epochs: 1000,
             eval_every: 10,
             seed: 0,
@@ -437,16 +453,16 @@ pub struct TunedRate {
 
 impl MetaTrainParams {
     /// Validates every setting, then tunes the rate of each rule given without one on
-    /// `validation` (over `lr_grid`, by the mean loss at `validation_steps`), as
+    /// `validation` (over `lr_grid`, by the validation measure), as
     /// `evaluate --tune` tunes the baselines. Returns the config and the rates it tuned.
     pub fn check<P: ProblemSet>(
         &self,
         validation: Option<&P>,
     ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
-        let steps = self.config.validation_steps;
+        let measure = self.config.validation_measure();
         self.resolve(validation.is_some(), |kind| {
             let v = validation.expect("checked: a rule without a rate has --validation");
-            let points = evaluation::tune(v, &[kind], steps, &self.lr_grid)?;
+            let points = evaluation::tune(v, &[kind], measure, &self.lr_grid)?;
             let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
                 crate::Error::Config(format!("tuning {} found no learning rate", kind.name()))
             })?;

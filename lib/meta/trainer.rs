@@ -233,11 +233,12 @@ impl MetaTrainer {
         }
     }
 
-    /// The mean final loss of the current weights on `validation`, over the training horizon.
+    /// The validation measure of the current weights on `validation`: the mean final loss
+    /// over the training horizon, or the mean over its last `validation_window` steps.
     pub fn validate<P: ProblemSet>(&self, validation: &P) -> Result<f64> {
         Ok(self
             .run_with(validation, self.config.validation_steps, |_| ())?
-            .final_mean())
+            .window_mean(self.config.validation_window))
     }
 
     /// The curves of the current weights, changed by `perturb`, run for `steps` on `set`

@@ -3,6 +3,7 @@
 use super::claims::Claim;
 use super::{environment, Block, Sources};
 use crate::error::Result;
+use crate::evaluation::tuning_window;
 use crate::io::{companion, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::plotting::{display_name, training_curve_svg};
@@ -329,6 +330,11 @@ pub fn tuning(out: &Path) -> Result<Vec<Block>> {
             "a tuning table (evaluate --tuning-output) has optimizer, lr, \
              validation_final_loss, chosen",
         )?;
+        let window = tuning_window(&t, f)?;
+        let file = match window {
+            1 => relative(out, f),
+            w => format!("{} (mean of the last {w} steps)", relative(out, f)),
+        };
         let (names, lrs, losses, chosen) = (
             t.text("optimizer"),
             t.floats("lr"),
@@ -355,7 +361,7 @@ pub fn tuning(out: &Path) -> Result<Vec<Block>> {
                 })
                 .collect();
             rows.push(vec![
-                relative(out, f),
+                file.clone(),
                 display_name(name),
                 pick.map_or("-".into(), |&i| short(lrs[i].unwrap_or(f64::NAN))),
                 pick.map_or("-".into(), |&i| number(losses[i].unwrap_or(f64::NAN))),
@@ -372,8 +378,9 @@ pub fn tuning(out: &Path) -> Result<Vec<Block>> {
         return Ok(blocks);
     }
     blocks.push(Block::Paragraph(
-        "Each baseline's rate is the one with the lowest mean validation loss at the last step, \
-         over the grid shown (validation runs have their own seeds, never the test runs')."
+        "Each baseline's rate is the one with the lowest mean validation loss at the last step \
+         (or over the last steps, where the file says so: evaluate --validation-window), over the \
+         grid shown (validation runs have their own seeds, never the test runs')."
             .into(),
     ));
     blocks.push(Block::Table {
