@@ -73,6 +73,31 @@ bench: $(BUILD) $(MNIST)
 	$(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
 	  --output $(OUT)/bench/results.parquet
 
+# Every kernel path this CPU can run (docs/performance.md, "Kernel shapes per instruction
+# set"): for each target, a build of its own (target/isa/TARGET), the kernels' tests, and a
+# small quadratic meta-training and evaluation; then the trajectories of every path are
+# compared with the portable one's to a tolerance, and the checkpoints' SHA-256 printed (equal
+# sums: identical results). x86-64 is the portable path (SSE2, no FMA), x86-64-v3 AVX2 + FMA,
+# x86-64-v4 AVX-512 (only where the CPU has it).
+ISA_TARGETS ?= x86-64 x86-64-v3 $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),x86-64-v4)
+ISA := $(OUT)/isa
+.PHONY: isa-check
+isa-check: | deps
+	@mkdir -p $(ISA)
+	set -e; for t in $(ISA_TARGETS); do \
+	  export RUSTFLAGS="-C target-cpu=$$t" CARGO_TARGET_DIR=target/isa/$$t; \
+	  $(CARGO) test --release --locked --lib kernels::; \
+	  $(CARGO) build --release --locked --bin sample-optimizee --bin meta-train --bin evaluate; \
+	  b=target/isa/$$t/release; rm -f $(ISA)/$$t.*; \
+	  [ -e $(ISA)/train.npz ] || $$b/sample-optimizee quadratic --count 128 --seed 1 -o $(ISA)/train.npz; \
+	  [ -e $(ISA)/test.npz ] || $$b/sample-optimizee quadratic --count 32 --seed 3 -o $(ISA)/test.npz; \
+	  $$b/meta-train --train $(ISA)/train.npz --epochs 20 --eval-every 20 -o $(ISA)/$$t.npz; \
+	  $$b/evaluate --spec $(ISA)/test.npz --steps 100 -O lstm:$(ISA)/$$t.npz,adam=0.1 -o $(ISA)/$$t.parquet; \
+	done
+	sha256sum $(foreach t,$(ISA_TARGETS),$(ISA)/$(t).npz)
+	L2L_ISA_TRAJECTORIES="$(foreach t,$(ISA_TARGETS),$(ISA)/$(t).parquet)" \
+	  $(CARGO) test --release --locked --test isa_paths -- --nocapture
+
 # The results page, out/report/index.html, and its Markdown twin REPORT.md (committed), from
 # whatever out/ and figures/ hold now: a claim whose outputs are missing says "not run". With
 # Chromium installed, also its screenshot, figures/report.png.

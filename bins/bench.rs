@@ -7,6 +7,8 @@ use l2l::baselines::Baseline;
 use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
 use l2l::io::{describe, is_stdio};
+use l2l::kernels::isa::KERNEL_ISA;
+use l2l::kernels::machine;
 use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
 use l2l::meta::{MetaTrainConfig, MetaTrainer, Workspace};
 use l2l::problems::conv::{Cifar, ConvArchitecture, ConvSet, GroupAssignment, PAPER_MINIBATCH};
@@ -400,7 +402,12 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     // The table goes to standard output, unless the parquet results go there.
     let to_stdout = is_stdio(&args.output);
-    let mut table = format!("{:<34} {:<42} {:>12} unit\n", "task", "measure", "value");
+    let (cpu, blas_kernel) = (machine::cpu_model(), machine::blas_kernel());
+    let mut table = format!(
+        "CPU: {cpu} ({}); kernels built for {KERNEL_ISA}; OpenBLAS kernel {blas_kernel}\n",
+        machine::vector_extensions().join(" ")
+    );
+    table += &format!("{:<34} {:<42} {:>12} unit\n", "task", "measure", "value");
     for r in &rows {
         table += &format!(
             "{:<34} {:<42} {:>12.4} {}\n",
@@ -431,6 +438,13 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "unit",
                 Column::Utf8(rows.iter().map(|r| r.unit.clone()).collect()),
             ),
+            // Which machine and which kernels each row measured (docs/formats.md).
+            ("cpu", Column::Utf8(vec![cpu; rows.len()])),
+            (
+                "kernel_isa",
+                Column::Utf8(vec![KERNEL_ISA.to_string(); rows.len()]),
+            ),
+            ("blas_kernel", Column::Utf8(vec![blas_kernel; rows.len()])),
         ],
     )?;
     eprintln!("l2l-bench: wrote {}", describe(&args.output, true));

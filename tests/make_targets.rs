@@ -51,6 +51,11 @@ fn every_public_target_plans_from_a_clean_tree() {
             ],
         ),
         ("report", vec!["report --out", "--markdown REPORT.md"]),
+        // Every kernel path: the portable and AVX2 builds at least, then the comparison.
+        (
+            "isa-check",
+            vec!["x86-64 x86-64-v3", "--lib kernels::", "--test isa_paths"],
+        ),
         (
             "figure5",
             vec![fetch, "sample-optimizee mlp", "evaluate", "plot"],

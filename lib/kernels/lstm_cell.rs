@@ -3,6 +3,7 @@
 //! the learned optimizers build.
 
 use super::fastmath::{sigmoid, tanh};
+use super::isa::{self, multiply_add, TileShape, MAX_TILE_ROWS};
 use super::{gemm, record_rows, view, view_mut};
 use ndarray::ArrayView2;
 
@@ -29,23 +30,36 @@ impl CellBuffers<'_> {
     }
 }
 
-/// Lanes of the fused kernel's accumulators (one AVX-512 register of f32).
-const LANES: usize = 16;
-/// Rows per tile of the fused kernel; a tile's 4H pre-activations stay in L1 for the gate pass
-/// that follows.
-const TILE: usize = 5;
-
 /// One LSTM layer forward for every row: z = [input | h_prev] · W + b, then the gates.
 /// `input` is `rows × a` with a = (rows of `w`) − h; h_prev is read from `cell.h_out`, which
 /// then receives the new h (each row's inputs are read before its h is written). `z`
 /// (`rows × 4H`) receives the gate activations.
 ///
-/// When 4H is a multiple of `LANES` this is one fused pass over tiles of `TILE` rows: W
+/// When 4H is a multiple of the tile's lanes this is one fused pass over tiles of rows: W
 /// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
 /// and the gates are applied to the tile while it is still in L1. This avoids BLAS's per-call
 /// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80), and any copying of
-/// [input | h_prev] rows. Otherwise it is two sgemms followed by the gate pass.
+/// [input | h_prev] rows. Otherwise it is two sgemms followed by the gate pass. The tile is
+/// the one this build's instruction set fits ([`isa::TILE`]).
 pub fn lstm_layer_forward(
+    input: &[f32],
+    w: ArrayView2<f32>,
+    bias: &[f32],
+    gate_scale: &[f32],
+    z: &mut [f32],
+    cell: CellBuffers,
+    h: usize,
+) {
+    const T: TileShape = isa::TILE;
+    layer_forward_tiled::<{ T.lanes }, { T.rows }, { T.chunks }>(
+        input, w, bias, gate_scale, z, cell, h,
+    )
+}
+
+/// [`lstm_layer_forward`] with tiles of R rows × C chunks of L lanes. Every shape computes
+/// each gate's sum in the same order (bias, then W's rows in turn, one multiply-add each), so
+/// all shapes give the same bits.
+fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
     input: &[f32],
     w: ArrayView2<f32>,
     bias: &[f32],
@@ -58,7 +72,7 @@ pub fn lstm_layer_forward(
     let a = k - h;
     let rows = z.len() / g4;
     let w = w.as_slice().expect("weights are contiguous");
-    if g4 % LANES != 0 {
+    if g4 % L != 0 {
         let (w_in, w_rec) = w.split_at(a * g4);
         gemm(
             view(input, rows, a),
@@ -78,13 +92,13 @@ pub fn lstm_layer_forward(
         a <= 256 && h <= 256,
         "layer wider than the fused kernel supports"
     );
-    for start in (0..rows).step_by(TILE) {
-        let len = TILE.min(rows - start);
+    for start in (0..rows).step_by(R) {
+        let len = R.min(rows - start);
         let z_tile = &mut z[start * g4..(start + len) * g4];
         let mut tile = cell.rows(start, len, h);
-        if len == TILE {
+        if len == R {
             let operands = TileOperands {
-                input: &input[start * a..(start + TILE) * a],
+                input: &input[start * a..(start + R) * a],
                 recurrent: tile.h_out,
                 w,
                 bias,
@@ -92,30 +106,30 @@ pub fn lstm_layer_forward(
                 h,
                 g4,
             };
-            matmul_tile(&operands, z_tile);
+            matmul_tile::<L, R, C>(&operands, z_tile);
         } else {
             // The last, partial tile: pad its inputs with zero rows.
-            let (mut x, mut r) = ([0.0f32; TILE * 256], [0.0f32; TILE * 256]);
+            let (mut x, mut r) = ([0.0f32; MAX_TILE_ROWS * 256], [0.0f32; MAX_TILE_ROWS * 256]);
             x[..len * a].copy_from_slice(&input[start * a..(start + len) * a]);
             r[..len * h].copy_from_slice(tile.h_out);
-            let mut out = [0.0f32; TILE * 4 * 256];
+            let mut out = [0.0f32; MAX_TILE_ROWS * 4 * 256];
             let operands = TileOperands {
-                input: &x[..TILE * a],
-                recurrent: &r[..TILE * h],
+                input: &x[..R * a],
+                recurrent: &r[..R * h],
                 w,
                 bias,
                 a,
                 h,
                 g4,
             };
-            matmul_tile(&operands, &mut out[..TILE * g4]);
+            matmul_tile::<L, R, C>(&operands, &mut out[..R * g4]);
             z_tile.copy_from_slice(&out[..len * g4]);
         }
         lstm_cell_forward(z_tile, None, gate_scale, tile.rows(0, len, h), h);
     }
 }
 
-/// The operands of one tile's GEMM: `input` (TILE × a) and `recurrent` (TILE × h) rows, the
+/// The operands of one tile's GEMM: `input` (R × a) and `recurrent` (R × h) rows, the
 /// layer's weights `w` ((a+h) × g4, row-major) and `bias` (g4).
 #[derive(Clone, Copy)]
 struct TileOperands<'a> {
@@ -128,31 +142,31 @@ struct TileOperands<'a> {
     g4: usize,
 }
 
-/// `out` (TILE × g4) = [input | recurrent] · w + bias. Each pass covers up to [`CHUNKS`]
-/// chunks of LANES columns for all TILE rows, so TILE × CHUNKS accumulators and CHUNKS rows of
-/// W sit in registers, and each input value, broadcast once, feeds CHUNKS FMAs.
+/// `out` (R × g4) = [input | recurrent] · w + bias. Each pass covers up to C chunks of L
+/// columns for all R rows, so R × C accumulators and C vectors of W sit in registers, and each
+/// input value, broadcast once, feeds C multiply-adds.
 #[inline(always)]
-fn matmul_tile(t: &TileOperands, out: &mut [f32]) {
-    let chunks = t.g4 / LANES;
+fn matmul_tile<const L: usize, const R: usize, const C: usize>(t: &TileOperands, out: &mut [f32]) {
+    let chunks = t.g4 / L;
     let mut j0 = 0;
-    // 4H = 80 (the paper's 20 units) is exactly one pass of five chunks.
-    for _ in 0..chunks / CHUNKS {
-        matmul_tile_pass::<CHUNKS>(t, j0, out);
-        j0 += CHUNKS * LANES;
+    // 4H = 80 (the paper's 20 units) is whole passes on every tile shape.
+    for _ in 0..chunks / C {
+        matmul_tile_pass::<L, R, C>(t, j0, out);
+        j0 += C * L;
     }
-    for _ in 0..chunks % CHUNKS {
-        matmul_tile_pass::<1>(t, j0, out);
-        j0 += LANES;
+    for _ in 0..chunks % C {
+        matmul_tile_pass::<L, R, 1>(t, j0, out);
+        j0 += L;
     }
 }
 
-/// Column chunks per pass of [`matmul_tile`]: 5 rows × 5 chunks of accumulators plus 5 of W
-/// use 30 of the 32 vector registers of AVX-512.
-const CHUNKS: usize = 5;
-
 /// One pass of [`matmul_tile`] over C chunks of columns from column `j0`.
 #[inline(always)]
-fn matmul_tile_pass<const C: usize>(t: &TileOperands, j0: usize, out: &mut [f32]) {
+fn matmul_tile_pass<const L: usize, const R: usize, const C: usize>(
+    t: &TileOperands,
+    j0: usize,
+    out: &mut [f32],
+) {
     let TileOperands {
         input,
         recurrent,
@@ -162,25 +176,25 @@ fn matmul_tile_pass<const C: usize>(t: &TileOperands, j0: usize, out: &mut [f32]
         h,
         g4,
     } = *t;
-    let mut acc = [[[0.0f32; LANES]; C]; TILE];
+    let mut acc = [[[0.0f32; L]; C]; R];
     for row in acc.iter_mut() {
         for (c, v) in row.iter_mut().enumerate() {
-            v.copy_from_slice(&bias[j0 + c * LANES..j0 + (c + 1) * LANES]);
+            v.copy_from_slice(&bias[j0 + c * L..j0 + (c + 1) * L]);
         }
     }
     // The input columns, then the recurrent ones, in the order of W's rows.
-    for (source, width, w_row0) in [(&input[..TILE * a], a, 0), (&recurrent[..TILE * h], h, a)] {
+    for (source, width, w_row0) in [(&input[..R * a], a, 0), (&recurrent[..R * h], h, a)] {
         for kk in 0..width {
-            let mut wv = [[0.0f32; LANES]; C];
+            let mut wv = [[0.0f32; L]; C];
             for (c, v) in wv.iter_mut().enumerate() {
-                let at = (w_row0 + kk) * g4 + j0 + c * LANES;
-                v.copy_from_slice(&w[at..at + LANES]);
+                let at = (w_row0 + kk) * g4 + j0 + c * L;
+                v.copy_from_slice(&w[at..at + L]);
             }
             for (r, row) in acc.iter_mut().enumerate() {
                 let x = source[r * width + kk];
                 for (v_acc, v) in row.iter_mut().zip(&wv) {
-                    for l in 0..LANES {
-                        v_acc[l] = x.mul_add(v[l], v_acc[l]);
+                    for l in 0..L {
+                        v_acc[l] = multiply_add(x, v[l], v_acc[l]);
                     }
                 }
             }
@@ -188,8 +202,8 @@ fn matmul_tile_pass<const C: usize>(t: &TileOperands, j0: usize, out: &mut [f32]
     }
     for (r, row) in acc.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
-            let at = r * g4 + j0 + c * LANES;
-            out[at..at + LANES].copy_from_slice(v);
+            let at = r * g4 + j0 + c * L;
+            out[at..at + L].copy_from_slice(v);
         }
     }
 }
@@ -379,6 +393,60 @@ mod tests {
             (3, 3, 19),
         ] {
             check_layer(a, h, rows);
+        }
+    }
+
+    /// Every instruction set's tile shape, run in this build: each computes every gate's sum
+    /// in the same order, so all give the same bits as the shape this build uses, at the
+    /// production shapes (both layers of 20 units over a block of 512 rows and a partial one).
+    #[test]
+    fn every_tile_shape_gives_the_same_bits() {
+        use crate::kernels::isa::ALL_TILES;
+        for (a, h, rows) in [(2, 20, 512), (20, 20, 512), (2, 20, 38), (20, 20, 37)] {
+            let k = a + h;
+            let w: Vec<f32> = (0..k * 4 * h)
+                .map(|i| ((i * 31) % 19) as f32 * 0.04 - 0.35)
+                .collect();
+            let bias: Vec<f32> = (0..4 * h).map(|i| (i % 7) as f32 * 0.05 - 0.1).collect();
+            let x: Vec<f32> = (0..rows * a)
+                .map(|i| ((i * 13) % 11) as f32 * 0.1 - 0.5)
+                .collect();
+            let scale = gate_scale(h);
+            let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
+            let run = |shape: TileShape| {
+                let mut z = vec![0.0f32; rows * 4 * h];
+                let (mut c, mut cr, mut tr) = (
+                    vec![0.2f32; rows * h],
+                    vec![0.0; rows * h],
+                    vec![0.0; rows * h],
+                );
+                let mut ho: Vec<f32> = (0..rows * h)
+                    .map(|i| ((i * 5) % 7) as f32 * 0.1 - 0.3)
+                    .collect();
+                let cell = CellBuffers {
+                    c: &mut c,
+                    c_record: &mut cr,
+                    tanh_c_record: &mut tr,
+                    h_out: &mut ho,
+                };
+                let f = match (shape.lanes, shape.rows, shape.chunks) {
+                    (16, 5, 5) => layer_forward_tiled::<16, 5, 5>,
+                    (8, 6, 2) => layer_forward_tiled::<8, 6, 2>,
+                    (4, 5, 5) => layer_forward_tiled::<4, 5, 5>,
+                    (4, 6, 2) => layer_forward_tiled::<4, 6, 2>,
+                    other => panic!("no instance for the tile {other:?}"),
+                };
+                f(&x, w, &bias, &scale, &mut z, cell, h);
+                [z, c, ho, cr, tr].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+            };
+            let here = run(isa::TILE);
+            for shape in ALL_TILES {
+                assert!(
+                    run(shape) == here,
+                    "{shape:?} differs from {:?} (a={a} h={h} rows={rows})",
+                    isa::TILE
+                );
+            }
         }
     }
 

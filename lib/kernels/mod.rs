@@ -5,7 +5,9 @@
 pub mod conv;
 pub mod fastmath;
 pub mod feature_conv;
+pub mod isa;
 pub mod lstm_cell;
+pub mod machine;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};

@@ -1,78 +1,18 @@
 //! The machine that wrote the report: CPU model and vector extensions, threads, BLAS, the
 //! compiler, l2l's version, the git commit and the date.
 
-use std::os::raw::c_char;
+use crate::kernels::machine::{blas_config, blas_kernel, cpu_model, vector_extensions};
 use std::path::Path;
 use std::process::Command;
-
-extern "C" {
-    // OpenBLAS's own description of its build and of the kernel it chose for this CPU.
-    fn openblas_get_config() -> *const c_char;
-    fn openblas_get_corename() -> *const c_char;
-}
 
 /// One labelled line of the environment section.
 pub type Fact = (&'static str, String);
 
-/// The vector extensions that matter for l2l's kernels, as /proc/cpuinfo names them
-/// (x86-64 `flags`, aarch64 `Features`).
-const VECTOR_EXTENSIONS: &[&str] = &[
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "asimd",
-    "asimdhp",
-    "sve",
-    "sve2",
-];
-
 pub fn collect(repository: &Path) -> Vec<Fact> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        cpuinfo
-            .lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let model = field("model name")
-        .or_else(|| field("Model"))
-        .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
-        .unwrap_or_else(|| "unknown".into());
-    let flags = field("flags")
-        .or_else(|| field("Features"))
-        .unwrap_or_default();
-    let present: Vec<&str> = VECTOR_EXTENSIONS
-        .iter()
-        .copied()
-        .filter(|x| flags.split_whitespace().any(|f| f == *x))
-        .collect();
+    let model = cpu_model();
+    let present = vector_extensions();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    // SAFETY: both return pointers to static NUL-terminated strings inside OpenBLAS.
-    let blas = unsafe {
-        let text = |p: *const c_char| {
-            if p.is_null() {
-                "unknown".to_string()
-            } else {
-                std::ffi::CStr::from_ptr(p)
-                    .to_string_lossy()
-                    .trim()
-                    .to_string()
-            }
-        };
-        format!(
-            "{} (kernel {})",
-            text(openblas_get_config()),
-            text(openblas_get_corename())
-        )
-    };
+    let blas = format!("{} (kernel {})", blas_config(), blas_kernel());
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -108,6 +48,10 @@ pub fn collect(repository: &Path) -> Vec<Fact> {
             format!("{} (rayon)", rayon::current_num_threads()),
         ),
         ("BLAS", blas),
+        (
+            "kernels built for",
+            crate::kernels::isa::KERNEL_ISA.to_string(),
+        ),
         ("rustc", env!("L2L_RUSTC_VERSION").to_string()),
         ("l2l", env!("CARGO_PKG_VERSION").to_string()),
         ("git commit", commit),
