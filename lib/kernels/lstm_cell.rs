@@ -243,27 +243,44 @@ pub fn lstm_cell_forward(
         h_out,
     } = cell;
     let recording = !c_record.is_empty();
-    let mut tanh_c = [0.0f32; 256];
-    for (r, ((ar, cr), hr)) in z
-        .chunks_exact(g4)
-        .zip(c.chunks_exact_mut(h))
-        .zip(h_out.chunks_exact_mut(h))
+    // Rows are taken GATE_ROWS at a time so that tanh(c) runs over all their cells in one
+    // flat loop: with h = 20 and 8 or 16 lanes, a loop per row would end each row in a scalar
+    // remainder of exponentials. tanh(c) is written where h goes, then multiplied by o there;
+    // each value is computed by the same operations as one row at a time.
+    for (group, ((zg, cg), hg)) in z
+        .chunks(GATE_ROWS * g4)
+        .zip(c.chunks_mut(GATE_ROWS * h))
+        .zip(h_out.chunks_mut(GATE_ROWS * h))
         .enumerate()
     {
-        let (i, f, g, o) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h], &ar[3 * h..g4]);
-        let (cr, hr, tc) = (&mut cr[..h], &mut hr[..h], &mut tanh_c[..h]);
-        for k in 0..h {
-            let c_new = f[k] * cr[k] + i[k] * g[k];
-            tc[k] = tanh(c_new);
-            cr[k] = c_new;
-            hr[k] = o[k] * tc[k];
+        // c_t = f ⊙ c_{t−1} + i ⊙ g, row by row.
+        for (ar, cr) in zg.chunks_exact(g4).zip(cg.chunks_exact_mut(h)) {
+            let (i, f, g) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h]);
+            let cr = &mut cr[..h];
+            for k in 0..h {
+                cr[k] = f[k] * cr[k] + i[k] * g[k];
+            }
+        }
+        for (t, &cv) in hg.iter_mut().zip(cg.iter()) {
+            *t = tanh(cv);
         }
         if recording {
-            c_record[r * h..(r + 1) * h].copy_from_slice(cr);
-            tanh_c_record[r * h..(r + 1) * h].copy_from_slice(tc);
+            let at = group * GATE_ROWS * h;
+            c_record[at..at + cg.len()].copy_from_slice(cg);
+            tanh_c_record[at..at + hg.len()].copy_from_slice(hg);
+        }
+        // h_t = o ⊙ tanh(c_t).
+        for (ar, hr) in zg.chunks_exact(g4).zip(hg.chunks_exact_mut(h)) {
+            let (o, hr) = (&ar[3 * h..g4], &mut hr[..h]);
+            for k in 0..h {
+                hr[k] *= o[k];
+            }
         }
     }
 }
+
+/// Rows whose cell updates [`lstm_cell_forward`] takes together (at least any tile's rows).
+const GATE_ROWS: usize = 8;
 
 /// Backward through one LSTM layer's gates for every row, fused. `acts` holds the gate
 /// activations of the step and is overwritten with the pre-activation gradients dz.
