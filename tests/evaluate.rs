@@ -41,30 +41,29 @@ fn curves_are_deterministic_and_start_from_the_same_point() {
 fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
     let d = Dir::new();
     specs(&d);
-    let tune = |window: &str, out: &str| {
-        d.ok(
-            "evaluate",
-            &[
-                "--spec",
-                "test.npz",
-                "--steps",
-                "6",
-                "-O",
-                "nag",
-                "--tune",
-                "--validation",
-                "val.npz",
-                "--lr-grid",
-                "1e-2:1:2",
-                "--validation-window",
-                window,
-                "--tuning-output",
-                out,
-                "-o",
-                "t.parquet",
-            ],
-        )
+    // Tunes NAG on val.npz, judged over the last `window` of 6 steps, the grid to `grid`.
+    let args = |window: &'static str, grid: &'static str| {
+        [
+            "--spec",
+            "test.npz",
+            "--steps",
+            "6",
+            "-O",
+            "nag",
+            "--tune",
+            "--validation",
+            "val.npz",
+            "--lr-grid",
+            "1e-2:1:2",
+            "--validation-window",
+            window,
+            "--tuning-output",
+            grid,
+            "-o",
+            "t.parquet",
+        ]
     };
+    let tune = |window, grid| d.ok("evaluate", &args(window, grid));
     let stderr = tune("3", "w3.parquet");
     assert!(stderr.contains("loss over the last 3 steps"), "{stderr}");
     let table = |p: &str| {
@@ -116,7 +115,7 @@ fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
         (measured - expected).abs() <= 1e-12 * expected.abs(),
         "{measured} vs {expected}"
     );
-    // Without the flag the table records no window: the final loss, as before.
+    // W = 1 records no window: the final loss, as in every table before the option.
     tune("1", "w1.parquet");
     let t = table("w1.parquet");
     assert_eq!(
@@ -125,21 +124,7 @@ fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
     );
     d.fails(
         "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "6",
-            "-O",
-            "nag",
-            "--tune",
-            "--validation",
-            "val.npz",
-            "--validation-window",
-            "7",
-            "-o",
-            "bad.parquet",
-        ],
+        &args("7", "bad.parquet"),
         "bad.parquet",
         "--validation-window must be between 1 and the validation steps (6), got 7",
     );
