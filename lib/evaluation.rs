@@ -245,10 +245,6 @@ pub struct ValidationMeasure {
 }
 
 impl ValidationMeasure {
-    /// The final loss after `steps` steps.
-    pub fn final_loss(steps: usize) -> Self {
-        ValidationMeasure { steps, window: 1 }
-    }
     /// Refuses a window that is empty or longer than the run.
     pub fn validate(&self) -> Result<()> {
         if self.window == 0 || self.window > self.steps {

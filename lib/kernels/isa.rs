@@ -6,7 +6,7 @@
 //! A tile of the fused forward GEMM keeps `rows × chunks` accumulators of `lanes` floats, plus
 //! `chunks` vectors of W and one broadcast input, in vector registers. The shapes are sized so
 //! that they fit without spilling:
-//! - AVX-512: 32 registers of 16 floats; 5 × 5 accumulators + 5 of W = 30.
+//! - AVX-512: 32 registers of 16 floats; 5 × 5 accumulators + 5 of W + 1 = 31.
 //! - AVX2 + FMA: 16 registers of 8 floats; 6 × 2 accumulators + 2 of W + 1 = 15 (the AVX-512
 //!   tile would need about 50 and spill).
 //! - NEON (aarch64): 32 registers of 4 floats; 5 × 5 + 5 + 1 = 31.
@@ -20,34 +20,37 @@ pub struct TileShape {
     pub chunks: usize,
 }
 
+impl TileShape {
+    const fn new(lanes: usize, rows: usize, chunks: usize) -> Self {
+        TileShape {
+            lanes,
+            rows,
+            chunks,
+        }
+    }
+}
+
 /// The AVX-512 tile.
-pub const AVX512_TILE: TileShape = TileShape {
-    lanes: 16,
-    rows: 5,
-    chunks: 5,
-};
+pub const AVX512_TILE: TileShape = TileShape::new(16, 5, 5);
 /// The AVX2 + FMA tile.
-pub const AVX2_TILE: TileShape = TileShape {
-    lanes: 8,
-    rows: 6,
-    chunks: 2,
-};
+pub const AVX2_TILE: TileShape = TileShape::new(8, 6, 2);
 /// The NEON tile.
-pub const NEON_TILE: TileShape = TileShape {
-    lanes: 4,
-    rows: 5,
-    chunks: 5,
-};
+pub const NEON_TILE: TileShape = TileShape::new(4, 5, 5);
 /// The tile for 16 registers of 4 floats (SSE2, and any other target).
-pub const PORTABLE_TILE: TileShape = TileShape {
-    lanes: 4,
-    rows: 6,
-    chunks: 2,
-};
+pub const PORTABLE_TILE: TileShape = TileShape::new(4, 6, 2);
 /// Every tile, so that a test can run each one in any build.
 pub const ALL_TILES: [TileShape; 4] = [AVX512_TILE, AVX2_TILE, NEON_TILE, PORTABLE_TILE];
 /// The most rows any tile has (sizes the padding of a partial tile).
-pub const MAX_TILE_ROWS: usize = 6;
+pub const MAX_TILE_ROWS: usize = {
+    let (mut most, mut i) = (0, 0);
+    while i < ALL_TILES.len() {
+        if ALL_TILES[i].rows > most {
+            most = ALL_TILES[i].rows;
+        }
+        i += 1;
+    }
+    most
+};
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 mod chosen {

@@ -334,37 +334,52 @@ mod tests {
             .collect()
     }
 
-    /// The fused kernel against the concatenated rows [x | h_prev] through one sgemm, then the
-    /// gates, for a layer with `a` inputs, `h` units and `rows` rows.
-    fn check_layer(a: usize, h: usize, rows: usize) {
-        let k = a + h;
-        let w: Vec<f32> = (0..k * 4 * h)
-            .map(|i| ((i * 29) % 17) as f32 * 0.05 - 0.4)
-            .collect();
-        let bias: Vec<f32> = (0..4 * h).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
-        let x: Vec<f32> = (0..rows * a)
-            .map(|i| ((i * 11) % 13) as f32 * 0.1 - 0.6)
-            .collect();
-        let h_prev: Vec<f32> = (0..rows * h)
-            .map(|i| ((i * 7) % 9) as f32 * 0.1 - 0.4)
-            .collect();
-        let scale = gate_scale(h);
-        let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
-        let xh: Vec<f32> = (0..rows)
-            .flat_map(|r| {
-                x[r * a..(r + 1) * a]
-                    .iter()
-                    .chain(&h_prev[r * h..(r + 1) * h])
-                    .copied()
-            })
-            .collect();
-        let run = |fused: bool| {
-            let mut z = vec![0.0f32; rows * 4 * h];
+    /// A layer's inputs for the forward tests: `a` inputs, `h` units, `rows` rows.
+    struct LayerCase {
+        a: usize,
+        h: usize,
+        rows: usize,
+        w: Vec<f32>,
+        bias: Vec<f32>,
+        x: Vec<f32>,
+        h_prev: Vec<f32>,
+        scale: Vec<f32>,
+    }
+
+    /// z, c, h, and the records of c and tanh(c), after one forward.
+    type LayerOutputs = [Vec<f32>; 5];
+
+    impl LayerCase {
+        fn new(a: usize, h: usize, rows: usize) -> Self {
+            LayerCase {
+                a,
+                h,
+                rows,
+                w: (0..(a + h) * 4 * h)
+                    .map(|i| ((i * 29) % 17) as f32 * 0.05 - 0.4)
+                    .collect(),
+                bias: (0..4 * h).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect(),
+                x: (0..rows * a)
+                    .map(|i| ((i * 11) % 13) as f32 * 0.1 - 0.6)
+                    .collect(),
+                h_prev: (0..rows * h)
+                    .map(|i| ((i * 7) % 9) as f32 * 0.1 - 0.4)
+                    .collect(),
+                scale: gate_scale(h),
+            }
+        }
+        fn w(&self) -> ArrayView2<'_, f32> {
+            ArrayView2::from_shape((self.a + self.h, 4 * self.h), &self.w).unwrap()
+        }
+        /// Runs `forward` on fresh buffers (c = 0.3, h = h_prev) and returns what it wrote.
+        fn run(&self, forward: impl FnOnce(&mut [f32], CellBuffers)) -> LayerOutputs {
+            let n = self.rows * self.h;
+            let mut z = vec![0.0f32; self.rows * 4 * self.h];
             let (mut c, mut cr, mut tr, mut ho) = (
-                vec![0.3f32; rows * h],
-                vec![0.0; rows * h],
-                vec![0.0; rows * h],
-                h_prev.clone(),
+                vec![0.3f32; n],
+                vec![0.0; n],
+                vec![0.0; n],
+                self.h_prev.clone(),
             );
             let cell = CellBuffers {
                 c: &mut c,
@@ -372,24 +387,29 @@ mod tests {
                 tanh_c_record: &mut tr,
                 h_out: &mut ho,
             };
-            if fused {
-                lstm_layer_forward(&x, w, &bias, &scale, &mut z, cell, h);
-            } else {
-                gemm(view(&xh, rows, k), w, 0.0, view_mut(&mut z, rows, 4 * h));
-                lstm_cell_forward(&mut z, Some(&bias), &scale, cell, h);
-            }
-            (z, c, ho, cr, tr)
-        };
-        let (got, want) = (run(true), run(false));
-        let pairs = got
-            .0
-            .iter()
-            .zip(&want.0)
-            .chain(got.1.iter().zip(&want.1))
-            .chain(got.2.iter().zip(&want.2))
-            .chain(got.3.iter().zip(&want.3))
-            .chain(got.4.iter().zip(&want.4));
-        for (u, v) in pairs {
+            forward(&mut z, cell);
+            [z, c, ho, cr, tr]
+        }
+    }
+
+    /// The fused kernel against the concatenated rows [x | h_prev] through one sgemm, then the
+    /// gates, for a layer with `a` inputs, `h` units and `rows` rows.
+    fn check_layer(a: usize, h: usize, rows: usize) {
+        let t = LayerCase::new(a, h, rows);
+        let xh: Vec<f32> = (0..rows)
+            .flat_map(|r| {
+                t.x[r * a..(r + 1) * a]
+                    .iter()
+                    .chain(&t.h_prev[r * h..(r + 1) * h])
+                    .copied()
+            })
+            .collect();
+        let got = t.run(|z, cell| lstm_layer_forward(&t.x, t.w(), &t.bias, &t.scale, z, cell, h));
+        let want = t.run(|z, cell| {
+            gemm(view(&xh, rows, a + h), t.w(), 0.0, view_mut(z, rows, 4 * h));
+            lstm_cell_forward(z, Some(&t.bias), &t.scale, cell, h);
+        });
+        for (u, v) in got.iter().flatten().zip(want.iter().flatten()) {
             assert!((u - v).abs() < 1e-5, "a={a} h={h} rows={rows}: {u} vs {v}");
         }
     }
@@ -420,32 +440,8 @@ mod tests {
     fn every_tile_shape_gives_the_same_bits() {
         use crate::kernels::isa::ALL_TILES;
         for (a, h, rows) in [(2, 20, 512), (20, 20, 512), (2, 20, 38), (20, 20, 37)] {
-            let k = a + h;
-            let w: Vec<f32> = (0..k * 4 * h)
-                .map(|i| ((i * 31) % 19) as f32 * 0.04 - 0.35)
-                .collect();
-            let bias: Vec<f32> = (0..4 * h).map(|i| (i % 7) as f32 * 0.05 - 0.1).collect();
-            let x: Vec<f32> = (0..rows * a)
-                .map(|i| ((i * 13) % 11) as f32 * 0.1 - 0.5)
-                .collect();
-            let scale = gate_scale(h);
-            let w = ArrayView2::from_shape((k, 4 * h), &w).unwrap();
+            let t = LayerCase::new(a, h, rows);
             let run = |shape: TileShape| {
-                let mut z = vec![0.0f32; rows * 4 * h];
-                let (mut c, mut cr, mut tr) = (
-                    vec![0.2f32; rows * h],
-                    vec![0.0; rows * h],
-                    vec![0.0; rows * h],
-                );
-                let mut ho: Vec<f32> = (0..rows * h)
-                    .map(|i| ((i * 5) % 7) as f32 * 0.1 - 0.3)
-                    .collect();
-                let cell = CellBuffers {
-                    c: &mut c,
-                    c_record: &mut cr,
-                    tanh_c_record: &mut tr,
-                    h_out: &mut ho,
-                };
                 let f = match (shape.lanes, shape.rows, shape.chunks) {
                     (16, 5, 5) => layer_forward_tiled::<16, 5, 5>,
                     (8, 6, 2) => layer_forward_tiled::<8, 6, 2>,
@@ -453,8 +449,8 @@ mod tests {
                     (4, 6, 2) => layer_forward_tiled::<4, 6, 2>,
                     other => panic!("no instance for the tile {other:?}"),
                 };
-                f(&x, w, &bias, &scale, &mut z, cell, h);
-                [z, c, ho, cr, tr].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+                t.run(|z, cell| f(&t.x, t.w(), &t.bias, &t.scale, z, cell, h))
+                    .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
             };
             let here = run(isa::TILE);
             for shape in ALL_TILES {

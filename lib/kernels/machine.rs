@@ -28,9 +28,13 @@ const VECTOR_EXTENSIONS: &[&str] = &[
     "sve2",
 ];
 
-/// A field of the first processor in /proc/cpuinfo.
-fn cpuinfo_field(name: &str) -> Option<String> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+/// /proc/cpuinfo (empty where there is none).
+fn cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+}
+
+/// A field of the first processor in `cpuinfo`.
+fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
     cpuinfo
         .lines()
         .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
@@ -40,16 +44,19 @@ fn cpuinfo_field(name: &str) -> Option<String> {
 
 /// The CPU's model name ("unknown" where /proc/cpuinfo does not say).
 pub fn cpu_model() -> String {
-    cpuinfo_field("model name")
-        .or_else(|| cpuinfo_field("Model"))
-        .or_else(|| cpuinfo_field("CPU part").map(|p| format!("CPU part {p}")))
+    let info = cpuinfo();
+    let field = |name| cpuinfo_field(&info, name);
+    field("model name")
+        .or_else(|| field("Model"))
+        .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
         .unwrap_or_else(|| "unknown".into())
 }
 
 /// Which of [`VECTOR_EXTENSIONS`] the CPU has.
 pub fn vector_extensions() -> Vec<&'static str> {
-    let flags = cpuinfo_field("flags")
-        .or_else(|| cpuinfo_field("Features"))
+    let info = cpuinfo();
+    let flags = cpuinfo_field(&info, "flags")
+        .or_else(|| cpuinfo_field(&info, "Features"))
         .unwrap_or_default();
     VECTOR_EXTENSIONS
         .iter()
