@@ -11,15 +11,37 @@ OUT ?= out
 FIGURES ?= figures
 # Fetched data sets (data/*.mk).
 DATA := $(OUT)/data
-RELEASE := target/release
 # Worker threads for each binary (0 = one per core).
 THREADS ?= 0
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := Cargo.toml Cargo.lock $(shell find lib bins -name '*.rs')
-BUILD := $(RELEASE)/.l2l-built
 
-.PHONY: all test bench fuzz deps build clean
+# MPI (docs/performance.md, "Across processes"): `make mpi` builds the binaries with the `mpi`
+# feature into target/mpi; MPI_RANKS=K makes every figure pipeline run its meta-train and
+# evaluate as `mpirun -np K` with them (and its other binaries from the same build). Results
+# are bit-identical to one process. MPIRUN_FLAGS adds mpirun's own flags (--hostfile FILE,
+# --oversubscribe, ...).
+MPI_RANKS ?=
+MPIRUN ?= mpirun
+MPIRUN_FLAGS ?=
+MPI_TARGET := target/mpi
+MPI_BUILD := $(MPI_TARGET)/release/.l2l-built
+# Open MPI, its launcher, and libclang for the bindings of the mpi crate.
+MPI_DEB_PACKAGES := libopenmpi-dev openmpi-bin libclang-dev
+# Open MPI refuses to start as root (containers, CI) unless told to.
+MPI_ROOT := $(if $(SUDO),,--allow-run-as-root)
+ifeq ($(MPI_RANKS),)
+RELEASE := target/release
+BUILD := $(RELEASE)/.l2l-built
+LAUNCH :=
+else
+RELEASE := $(MPI_TARGET)/release
+BUILD := $(MPI_BUILD)
+LAUNCH := $(MPIRUN) -np $(MPI_RANKS) $(MPI_ROOT) $(MPIRUN_FLAGS)
+endif
+
+.PHONY: all test test-mpi mpi mpi-deps bench fuzz deps build clean
 all: figure4
 
 # System packages: OpenBLAS (BLAS for ndarray, through pkg-config) and the font of the figures.
@@ -33,14 +55,37 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD): $(SOURCES) | deps
+mpi-deps: | deps
+	@missing=""; for p in $(MPI_DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing$$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+target/release/.l2l-built: $(SOURCES) | deps
 	$(CARGO) build --release --locked
 	@touch $@
 
-build: $(BUILD)
+$(MPI_BUILD): $(SOURCES) | mpi-deps
+	CARGO_TARGET_DIR=$(MPI_TARGET) $(CARGO) build --release --locked --features mpi
+	@touch $@
 
+build: $(BUILD)
+mpi: $(MPI_BUILD)
+
+# The tests of the default build, which has no MPI; then the MPI tests (tests/mpi.rs) on a
+# build of their own.
 test: | deps
 	$(CARGO) test --release --locked
+	$(MAKE) --no-print-directory test-mpi
+
+test-mpi:
+	@$(MAKE) --no-print-directory mpi-deps || echo "make: Open MPI could not be installed"
+	@if command -v mpirun >/dev/null && dpkg -s $(MPI_DEB_PACKAGES) >/dev/null 2>&1; then \
+	  echo "CARGO_TARGET_DIR=$(MPI_TARGET) $(CARGO) test --release --locked --features mpi --test mpi"; \
+	  CARGO_TARGET_DIR=$(MPI_TARGET) $(CARGO) test --release --locked --features mpi --test mpi; \
+	else echo "make: the MPI tests are skipped: $(MPI_DEB_PACKAGES) are not all installed"; fi
 
 # Fuzzing of the spec, checkpoint and trajectory readers (tests/fuzz.rs), FUZZ_SECONDS each,
 # one reader at a time; `make test` runs the same cases for 3 s each.
@@ -68,10 +113,11 @@ include pipelines/mnist.mk
 include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))
 
 # After data/*.mk, which defines $(MNIST): a prerequisite is expanded where its rule is read.
-bench: $(BUILD) $(MNIST)
+# With the rows of meta-training under mpirun -np 1 and 2 (the binaries of `make mpi`).
+bench: $(BUILD) $(MPI_BUILD) $(MNIST)
 	@mkdir -p $(OUT)/bench
 	$(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
-	  --output $(OUT)/bench/results.parquet
+	  --mpi-bin $(MPI_TARGET)/release --output $(OUT)/bench/results.parquet
 
 # Every kernel path this CPU can run (docs/performance.md, "Kernel shapes per instruction
 # set"): for each target, a build of its own (target/isa/TARGET), the kernels' tests, and a

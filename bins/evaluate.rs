@@ -11,6 +11,7 @@ use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
 use l2l::problems::{load_companion, FromSpec, Picture, SetVisitor, Spec};
 use l2l::proposals::write_proposals;
+use l2l::ranks::Ranks;
 use l2l::trajectory::write_trajectories;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,7 +114,7 @@ struct Args {
     threads: usize,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
     l2l::cli::init_threads(args.threads)?;
     validate_steps(args.steps)?;
     let grid = LrGrid::parse(&args.lr_grid)?;
@@ -141,8 +142,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             .as_deref()
             .map(|p| ("--tuning-output", p)),
     );
-    let _claims = l2l::cli::claim_outputs(&outputs, &inputs)?;
+    let _claims = l2l::cli::claim_outputs_in_job(&outputs, &inputs, ranks)?;
     if let Some(dir) = &args.images {
+        anyhow::ensure!(
+            ranks.size() == 1,
+            "--images keeps every run's final point, which runs in one process; run it without \
+             mpirun"
+        );
         anyhow::ensure!(
             dir.is_dir(),
             "--images {}: no such folder; create it first",
@@ -158,6 +164,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         args: &args,
         grid,
         choices,
+        ranks,
     })
 }
 
@@ -166,12 +173,13 @@ struct Evaluation<'a> {
     args: &'a Args,
     grid: LrGrid,
     choices: Vec<(OptimizerChoice, bool)>,
+    ranks: &'a dyn Ranks,
 }
 
 impl SetVisitor for Evaluation<'_> {
     type Output = anyhow::Result<()>;
     fn visit<P: FromSpec>(self, set: P) -> anyhow::Result<()> {
-        evaluate_on(self.args, &self.grid, self.choices, &set)
+        evaluate_on(self.args, &self.grid, self.choices, &set, self.ranks)
     }
 }
 
@@ -180,7 +188,10 @@ fn evaluate_on<P: FromSpec>(
     grid: &LrGrid,
     mut choices: Vec<(OptimizerChoice, bool)>,
     set: &P,
+    ranks: &dyn Ranks,
 ) -> anyhow::Result<()> {
+    // Rank 0 alone prints and writes; every rank runs its share of every run.
+    let leader = ranks.is_leader();
     l2l::evaluation::validate_run_size(set.count(), args.steps)?;
     // Checked before any run, as everything else.
     let probe_request = match &args.probe_output {
@@ -222,17 +233,19 @@ fn evaluate_on<P: FromSpec>(
             window: args.validation_window,
         };
         measure.validate()?;
-        eprintln!(
-            "evaluate: tuning {} over {} learning rates on {} validation problems",
-            to_tune
-                .iter()
-                .map(|b| b.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            grid.rates().len(),
-            validation.count()
-        );
-        let points = tune(&validation, &to_tune, measure, grid)?;
+        if leader {
+            eprintln!(
+                "evaluate: tuning {} over {} learning rates on {} validation problems",
+                to_tune
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                grid.rates().len(),
+                validation.count()
+            );
+        }
+        let points = tune(&validation, &to_tune, measure, grid, ranks)?;
         for (choice, explicit) in &mut choices {
             if let OptimizerChoice::Baseline { kind, lr } = choice {
                 if let Some(p) = points
@@ -240,17 +253,19 @@ fn evaluate_on<P: FromSpec>(
                     .find(|p| p.chosen && p.optimizer == *kind && !*explicit)
                 {
                     *lr = p.lr;
-                    eprintln!(
-                        "evaluate: {} lr = {} (validation mean {} {:.4})",
-                        kind.name(),
-                        p.lr,
-                        measure.describe(),
-                        p.validation_final_loss
-                    );
+                    if leader {
+                        eprintln!(
+                            "evaluate: {} lr = {} (validation mean {} {:.4})",
+                            kind.name(),
+                            p.lr,
+                            measure.describe(),
+                            p.validation_final_loss
+                        );
+                    }
                 }
             }
         }
-        if let Some(path) = &args.tuning_output {
+        if let (Some(path), true) = (&args.tuning_output, leader) {
             write_tuning(path, &points, measure)
                 .with_context(|| format!("writing {}", describe(path, true)))?;
         }
@@ -263,11 +278,11 @@ fn evaluate_on<P: FromSpec>(
             let curves = match &args.images {
                 Some(dir) => {
                     let finals = FinalPoints::new(set.count());
-                    let curves = run_observed(set, c, args.steps, args.test_every, &finals)?;
+                    let curves = run_observed(set, c, args.steps, args.test_every, &finals, ranks)?;
                     write_images(dir, &curves.label, set, finals)?;
                     curves
                 }
-                None => run_with_held_out(set, c, args.steps, args.test_every)?,
+                None => run_with_held_out(set, c, args.steps, args.test_every, ranks)?,
             };
             let held_out = curves
                 .test_losses
@@ -275,19 +290,24 @@ fn evaluate_on<P: FromSpec>(
                 .and_then(|t| t.column(args.steps).mean())
                 .map(|m| format!(", held-out {m:.4}"))
                 .unwrap_or_default();
-            eprintln!(
-                "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
-                curves.label,
-                curves
-                    .lr
-                    .map(|l| format!("{l:.4}"))
-                    .unwrap_or_else(|| "-".into()),
-                args.steps,
-                curves.final_mean()
-            );
+            if leader {
+                eprintln!(
+                    "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
+                    curves.label,
+                    curves
+                        .lr
+                        .map(|l| format!("{l:.4}"))
+                        .unwrap_or_else(|| "-".into()),
+                    args.steps,
+                    curves.final_mean()
+                );
+            }
             Ok(curves)
         })
         .collect::<anyhow::Result<_>>()?;
+    if !leader {
+        return Ok(());
+    }
     if let (Some(path), Some(request)) = (&args.probe_output, probe_request) {
         let all: Vec<OptimizerChoice> = choices.into_iter().map(|(c, _)| c).collect();
         let rows = probe(set, &all[0], &all[1..], &request)?;
@@ -404,7 +424,7 @@ fn enlarged(picture: Picture, min_height: u32) -> Picture {
 
 fn main() -> ExitCode {
     match l2l::cli::parse_args::<Args>("evaluate") {
-        Ok(args) => l2l::cli::finish("evaluate", run(args)),
+        Ok(args) => l2l::cli::finish_in_job("evaluate", |ranks| run(args, ranks)),
         Err(code) => code,
     }
 }

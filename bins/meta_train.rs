@@ -5,10 +5,11 @@ use clap::{Parser, ValueEnum};
 use l2l::baselines::Baseline;
 use l2l::learned::{LearnedOptimizer, Preprocessing};
 use l2l::meta::{
-    resume_path, train, EsScope, GradientAgreement, ImitationLoss, MetaGradient, MetaLoss,
-    MetaTrainConfig, MetaTrainParams, MetaTrainer, Progress, Rollout, RuleRequest,
+    check_ranks, resume_path, train, EsScope, GradientAgreement, ImitationLoss, MetaGradient,
+    MetaLoss, MetaTrainConfig, MetaTrainParams, MetaTrainer, Progress, Rollout, RuleRequest,
 };
 use l2l::problems::{load_companion, FromSpec, ProblemSet, SourceVisitor, Spec, TrainingSource};
+use l2l::ranks::Ranks;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -302,11 +303,15 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
     })
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
     l2l::cli::init_threads(args.threads)?;
     let params = params(&args)?;
     // Every setting that needs no data is checked before the spec is read.
     params.check_settings(args.validation.is_some())?;
+    anyhow::ensure!(
+        args.check_meta_gradient.is_none() || ranks.size() == 1,
+        "--check-meta-gradient runs in one process; run it without mpirun"
+    );
     let state = resume_path(&args.output);
     let log = l2l::training_log::log_path(&args.output);
     let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--train", args.train.as_path())];
@@ -314,7 +319,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.init.as_deref().map(|p| ("--init", p)));
     inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
     // The claims are held to the end of the run: no second run can write this checkpoint or
-    // its resume state meanwhile.
+    // its resume state meanwhile. Under mpirun rank 0 alone writes, and claims.
     let _claims = if args.check_meta_gradient.is_none() {
         let mut outputs = vec![("--output", args.output.as_path())];
         outputs.extend(
@@ -323,7 +328,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .map(|s| ("the resume state of --output", s)),
         );
         outputs.extend(log.as_deref().map(|l| ("the training log of --output", l)));
-        l2l::cli::claim_outputs(&outputs, &inputs)?
+        l2l::cli::claim_outputs_in_job(&outputs, &inputs, ranks)?
     } else {
         Vec::new()
     };
@@ -333,6 +338,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Training {
             args: &args,
             params,
+            ranks,
         },
     )
 }
@@ -341,6 +347,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 struct Training<'a> {
     args: &'a Args,
     params: MetaTrainParams,
+    ranks: &'a dyn Ranks,
 }
 
 impl SourceVisitor for Training<'_> {
@@ -349,8 +356,9 @@ impl SourceVisitor for Training<'_> {
     where
         S::Set: FromSpec,
     {
-        let args = self.args;
+        let (args, ranks) = (self.args, self.ranks);
         source.check_batch(self.params.config.batch)?;
+        check_ranks(&self.params.config, &source.draw(0, 1), ranks.size())?;
         let validation: Option<S::Set> = match &args.validation {
             Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
             None => None,
@@ -362,8 +370,8 @@ impl SourceVisitor for Training<'_> {
             .into_iter()
             .map(|g| g.name)
             .collect();
-        let (config, tuned) = params.check(validation.as_ref())?;
-        for t in &tuned {
+        let (config, tuned) = params.check(validation.as_ref(), ranks)?;
+        for t in tuned.iter().filter(|_| ranks.is_leader()) {
             eprintln!(
                 "meta-train: {} {} with lr {} (best of {} rates on the validation runs, mean {} {:.4} after {} steps)",
                 t.role,
@@ -375,7 +383,7 @@ impl SourceVisitor for Training<'_> {
                 t.steps,
             );
         }
-        train_with(args, config, source, validation)
+        train_with(args, config, source, validation, ranks)
     }
 }
 
@@ -384,7 +392,9 @@ fn train_with<S: TrainingSource>(
     config: MetaTrainConfig,
     source: S,
     validation: Option<S::Set>,
+    ranks: &dyn Ranks,
 ) -> anyhow::Result<()> {
+    let leader = ranks.is_leader();
     if let Some(batches) = args.check_meta_gradient {
         return check_meta_gradient(&fresh_trainer(args, config)?, &source, batches);
     }
@@ -392,38 +402,52 @@ fn train_with<S: TrainingSource>(
     let trainer = if let Some(state) = state {
         let t = MetaTrainer::resume(config.clone(), &state, &source.describe())
             .with_context(|| format!("resuming from {}", state.display()))?;
-        eprintln!(
-            "meta-train: resuming from {} at epoch {}",
-            state.display(),
-            t.epoch
-        );
+        if leader {
+            eprintln!(
+                "meta-train: resuming from {} at epoch {}",
+                state.display(),
+                t.epoch
+            );
+        }
         t
     } else {
         fresh_trainer(args, config.clone())?
     };
-    eprintln!(
-        "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} weights in {} network{}, {} threads",
-        config.epochs,
-        config.batch,
-        config.steps,
-        config.unroll,
-        trainer.weights.len(),
-        trainer.networks.len(),
-        if trainer.networks.len() == 1 { "" } else { "s" },
-        rayon::current_num_threads()
-    );
+    let processes = match ranks.size() {
+        1 => String::new(),
+        k => format!(" in each of {k} ranks"),
+    };
+    if leader {
+        eprintln!(
+            "meta-train: {} epochs × {} problems × {} steps (unrolls of {}), {} weights in {} network{}, {} threads{processes}",
+            config.epochs,
+            config.batch,
+            config.steps,
+            config.unroll,
+            trainer.weights.len(),
+            trainer.networks.len(),
+            if trainer.networks.len() == 1 { "" } else { "s" },
+            rayon::current_num_threads()
+        );
+    }
     let mut last_print = Instant::now();
     let started = Instant::now();
     let mut last: Option<Progress> = None;
-    let best = train(trainer, &source, validation.as_ref(), &args.output, |p| {
-        let now = Instant::now();
-        if p.validation_loss.is_some() && (now - last_print).as_secs_f64() >= 2.0
-            || p.epoch == p.epochs
-        {
-            last_print = now;
-            let remaining = (p.epochs - p.epoch) as f64 * p.seconds
-                / (p.epoch - p.resumed_from.unwrap_or(0)).max(1) as f64;
-            eprintln!(
+    let best = train(
+        trainer,
+        &source,
+        validation.as_ref(),
+        &args.output,
+        ranks,
+        |p| {
+            let now = Instant::now();
+            if p.validation_loss.is_some() && (now - last_print).as_secs_f64() >= 2.0
+                || p.epoch == p.epochs
+            {
+                last_print = now;
+                let remaining = (p.epochs - p.epoch) as f64 * p.seconds
+                    / (p.epoch - p.resumed_from.unwrap_or(0)).max(1) as f64;
+                eprintln!(
                 "epoch {:>6}/{}  train final {:>10.4}  val {:>10.4}  best {:>10.4} @ {:>6}  skipped unrolls {}  {:.0} optimizee steps/s  ETA {:.0}s",
                 p.epoch,
                 p.epochs,
@@ -435,11 +459,15 @@ fn train_with<S: TrainingSource>(
                 p.optimizee_steps_per_second,
                 remaining
             );
-        }
-        last = Some(p.clone());
-    })?;
+            }
+            last = Some(p.clone());
+        },
+    )?;
     let secs = started.elapsed().as_secs_f64();
     let rate = last.map(|p| p.optimizee_steps_per_second).unwrap_or(0.0);
+    if !leader {
+        return Ok(());
+    }
     eprintln!(
         "meta-train: wrote {} (epoch {}, validation loss {:.4}) after {secs:.1}s, {rate:.0} optimizee steps/s",
         l2l::io::describe(&args.output, true),
@@ -505,7 +533,7 @@ fn check_meta_gradient<S: TrainingSource>(
 
 fn main() -> ExitCode {
     match l2l::cli::parse_args::<Args>("meta-train") {
-        Ok(args) => l2l::cli::finish("meta-train", run(args)),
+        Ok(args) => l2l::cli::finish_in_job("meta-train", |ranks| run(args, ranks)),
         Err(code) => code,
     }
 }

@@ -5,6 +5,7 @@ use crate::baselines::{validate_lr, Baseline};
 use crate::error::{Error, Result};
 use crate::io::{check_stdio, is_stdio, is_written_in_place, replaced_file, OutputLock};
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
+use crate::ranks::Ranks;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +62,32 @@ pub fn finish(binary: &str, result: anyhow::Result<()>) -> ExitCode {
             eprintln!("{binary}: error: {}", error_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs a binary's `work` as this process's part of its job ([`crate::ranks::join`]: one
+/// process, or a rank of `mpirun -np K`) and turns the result into the exit code as
+/// [`finish`] does. Under K > 1 ranks an error on any rank is printed by that rank, naming
+/// it, and ends every rank of the job (the other ranks would wait for it forever).
+pub fn finish_in_job(
+    binary: &str,
+    work: impl FnOnce(&dyn Ranks) -> anyhow::Result<()>,
+) -> ExitCode {
+    let ranks = match crate::ranks::join() {
+        Ok(ranks) => ranks,
+        Err(e) => return finish(binary, Err(e.into())),
+    };
+    match work(ranks.as_ref()) {
+        Err(e) if ranks.size() > 1 => {
+            eprintln!(
+                "{binary} (rank {} of {}): error: {}; ending the job",
+                ranks.rank(),
+                ranks.size(),
+                error_line(&e)
+            );
+            ranks.abort(1)
+        }
+        result => finish(binary, result),
     }
 }
 
@@ -156,6 +183,29 @@ pub fn claim_outputs(
         .filter(|(_, path)| !is_written_in_place(path))
         .map(|(flag, path)| OutputLock::claim(flag, &replaced_file(path)))
         .collect()
+}
+
+/// [`claim_outputs`] for a rank of a job: rank 0 alone writes the outputs, so it alone claims
+/// them. Under K > 1 ranks no input may be standard input, which the launcher hands to rank 0
+/// only.
+pub fn claim_outputs_in_job(
+    outputs: &[(&str, &Path)],
+    inputs: &[(&str, &Path)],
+    ranks: &dyn Ranks,
+) -> Result<Vec<OutputLock>> {
+    if ranks.size() > 1 {
+        if let Some((flag, _)) = inputs.iter().find(|(_, p)| is_stdio(p)) {
+            return Err(Error::Config(format!(
+                "{flag} is - (standard input), which mpirun hands to rank 0 only; under mpirun \
+                 name a file"
+            )));
+        }
+    }
+    if ranks.is_leader() {
+        claim_outputs(outputs, inputs)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Parses an optimizer argument: `lstm:<checkpoint>`, or a baseline name with an optional

@@ -7,6 +7,7 @@ use crate::baselines::Baseline;
 use crate::error::{Error, Result};
 use crate::learned::OptimizerChoice;
 use crate::problems::{shard_ranges, ProblemSet};
+use crate::ranks::{Gathered, OneProcess, Ranks};
 use crate::trajectory::{write_table_with_metadata, Column};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -61,7 +62,17 @@ impl Observer for NoObserver {}
 /// problems. A problem whose loss turns NaN or Inf keeps recording it; the others go on,
 /// since every update rule here is coordinatewise.
 pub fn run<P: ProblemSet>(set: &P, choice: &OptimizerChoice, steps: usize) -> Result<Curves> {
-    run_observed(set, choice, steps, 0, &NoObserver)
+    run_on(set, choice, steps, &OneProcess)
+}
+
+/// [`run`], its problems shared among `ranks` (see [`run_observed`]).
+pub fn run_on<P: ProblemSet>(
+    set: &P,
+    choice: &OptimizerChoice,
+    steps: usize,
+    ranks: &dyn Ranks,
+) -> Result<Curves> {
+    run_observed(set, choice, steps, 0, &NoObserver, ranks)
 }
 
 /// [`run`], with the loss on held-out data ([`ProblemSet::held_out_loss`]) recorded at step 0,
@@ -72,8 +83,9 @@ pub fn run_with_held_out<P: ProblemSet>(
     choice: &OptimizerChoice,
     steps: usize,
     every: usize,
+    ranks: &dyn Ranks,
 ) -> Result<Curves> {
-    run_observed(set, choice, steps, every, &NoObserver)
+    run_observed(set, choice, steps, every, &NoObserver, ranks)
 }
 
 /// Whether the held-out loss is recorded at `step` of a run of `steps` ([`run_with_held_out`]).
@@ -81,18 +93,25 @@ fn held_out_at(step: usize, steps: usize, every: usize) -> bool {
     every > 0 && (step % every == 0 || step == steps)
 }
 
-/// [`run_with_held_out`], with `observer` shown every θ.
+/// One shard's losses, and its held-out losses where the set has held-out data.
+type ShardCurves = (Array2<f64>, Option<Array2<f64>>);
+
+/// [`run_with_held_out`], with `observer` shown every θ. Under K > 1 `ranks` each rank runs
+/// its share of the shards of problems (so `observer` sees only those) and every rank returns
+/// every problem's curves, the same bits as one process.
 pub fn run_observed<P: ProblemSet>(
     set: &P,
     choice: &OptimizerChoice,
     steps: usize,
     held_out_every: usize,
     observer: &impl Observer,
+    ranks: &dyn Ranks,
 ) -> Result<Curves> {
     let dim = set.dim();
     let groups = set.groups();
     let shards = shard_ranges(set.count(), dim, SHARD_ROWS);
-    let parts: Vec<(Array2<f64>, Option<Array2<f64>>)> = shards
+    let mine = ranks.share(shards.len());
+    let parts: Vec<ShardCurves> = shards[mine]
         .par_iter()
         .map(|range| {
             let rows = range.len() * dim;
@@ -136,6 +155,11 @@ pub fn run_observed<P: ProblemSet>(
             Ok((losses, held_out_losses))
         })
         .collect::<Result<_>>()?;
+    let parts = if ranks.size() > 1 {
+        gather_shard_curves(&shards, steps, parts, ranks)
+    } else {
+        parts
+    };
     let stack = |views: Vec<ndarray::ArrayView2<f64>>| {
         ndarray::concatenate(ndarray::Axis(0), &views).expect("shards share a width")
     };
@@ -150,6 +174,44 @@ pub fn run_observed<P: ProblemSet>(
         losses: stack(parts.iter().map(|p| p.0.view()).collect()),
         test_losses,
     })
+}
+
+/// Every shard's curves on every rank, from each rank's `mine` (its share of `shards`): one
+/// block per shard of the largest shard's size, its first value 1 where it holds held-out
+/// losses, then the losses and the held-out losses (NaN where none).
+fn gather_shard_curves(
+    shards: &[std::ops::Range<usize>],
+    steps: usize,
+    mine: Vec<ShardCurves>,
+    ranks: &dyn Ranks,
+) -> Vec<ShardCurves> {
+    let row = steps + 1;
+    let rows = shards.iter().map(|s| s.len()).max().unwrap_or(0);
+    let width = 1 + 2 * rows * row;
+    let mut gathered = Gathered::<f64>::new(ranks, shards.len(), width);
+    for (block, (losses, held_out)) in gathered.mine().chunks_exact_mut(width).zip(&mine) {
+        let n = losses.len();
+        block[0] = f64::from(u8::from(held_out.is_some()));
+        block[1..1 + n].copy_from_slice(losses.as_slice().expect("made in standard order"));
+        if let Some(h) = held_out {
+            block[1 + rows * row..1 + rows * row + n]
+                .copy_from_slice(h.as_slice().expect("made in standard order"));
+        }
+    }
+    let all = gathered.exchange(ranks);
+    shards
+        .iter()
+        .zip(all.chunks_exact(width))
+        .map(|(range, block)| {
+            let n = range.len() * row;
+            let array = |values: &[f64]| {
+                Array2::from_shape_vec((range.len(), row), values.to_vec()).expect("n values")
+            };
+            let held_out =
+                (block[0] == 1.0).then(|| array(&block[1 + rows * row..1 + rows * row + n]));
+            (array(&block[1..1 + n]), held_out)
+        })
+        .collect()
 }
 
 /// A learning-rate grid 10^(k/per_decade) for k = from … to (`--lr-grid LO:HI:PER_DECADE`).
@@ -269,22 +331,27 @@ impl ValidationMeasure {
 }
 
 /// Picks each baseline's learning rate from `grid` by the best `measure` on the validation
-/// set. Every (baseline, rate) pair runs in parallel.
+/// set. Every (baseline, rate) pair runs in parallel; under K > 1 `ranks`, each rank runs its
+/// share of the pairs and every rank gets every measure.
 pub fn tune<P: ProblemSet>(
     validation: &P,
     baselines: &[Baseline],
     measure: ValidationMeasure,
     grid: &LrGrid,
+    ranks: &dyn Ranks,
 ) -> Result<Vec<TuningPoint>> {
     let grid = grid.rates();
     let pairs: Vec<(Baseline, f64)> = baselines
         .iter()
         .flat_map(|&b| grid.iter().map(move |&lr| (b, lr)))
         .collect();
-    let finals: Vec<f64> = pairs
+    let mine: Vec<f64> = pairs[ranks.share(pairs.len())]
         .par_iter()
         .map(|&(kind, lr)| measure.of(validation, &OptimizerChoice::Baseline { kind, lr }))
         .collect::<Result<_>>()?;
+    let mut gathered = Gathered::<f64>::new(ranks, pairs.len(), 1);
+    gathered.mine()[..mine.len()].copy_from_slice(&mine);
+    let finals = gathered.exchange(ranks).to_vec();
     let mut points: Vec<TuningPoint> = pairs
         .iter()
         .zip(&finals)
@@ -453,7 +520,7 @@ mod tests {
             lr: 0.01,
         };
         let record = Record::default();
-        let curves = run_observed(&set, &choice, 4, 0, &record).unwrap();
+        let curves = run_observed(&set, &choice, 4, 0, &record, &OneProcess).unwrap();
         assert_eq!(curves.losses, run(&set, &choice, 4).unwrap().losses);
         let mut steps = record.steps.into_inner().unwrap();
         steps.sort_by_key(|s| (s.0, s.1));

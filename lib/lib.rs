@@ -4,7 +4,7 @@
 //!
 //! Layers, bottom to top; a module imports only from its own layer or below:
 //! 1. [`error`], [`rng`], [`io`], [`datasets`], [`images`], [`trajectory`], [`proposals`],
-//!    [`training_log`]: errors, seeds and files.
+//!    [`training_log`], [`ranks`]: errors, seeds, files and the processes of a job.
 //! 2. [`kernels`]: the fused LSTM tiles, fast math and GEMM helpers, over slices and views.
 //! 3. [`problems`] (the optimizees and their specs) and [`baselines`] (SGD, NAG, RMSprop, Adam).
 //! 4. [`learned`]: learned optimizer architectures (the coordinatewise LSTM of §2.1), eq. (1),
@@ -30,6 +30,7 @@ pub mod meta;
 pub mod plotting;
 pub mod problems;
 pub mod proposals;
+pub mod ranks;
 pub mod report;
 pub mod rng;
 pub mod training_log;

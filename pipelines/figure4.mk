@@ -26,14 +26,14 @@ $(Q)/test.npz: $(BUILD) | $(Q)/
 
 $(Q)/optimizer.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
-	$(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
+	$(LAUNCH) $(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
 	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --threads $(THREADS) -o $@
 
 $(Q)/trajectories.parquet: $(Q)/optimizer.npz $(Q)/test.npz $(Q)/validation.npz $(BUILD)
-	$(RELEASE)/evaluate --spec $(Q)/test.npz --steps 100 \
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(Q)/test.npz --steps 100 \
 	  -O lstm:$(Q)/optimizer.npz,sgd,nag,rmsprop,adam \
-	  --tune --validation $(Q)/validation.npz --tuning-output $(Q)/tuning.parquet \
-	  --threads $(THREADS) -o $@
+	  --validation $(Q)/validation.npz --tuning-output $(Q)/tuning.parquet \
+	  --threads $(THREADS) -o $@ --tune
 
 $(FIGURES)/figure4.png: $(Q)/trajectories.parquet $(M)/base_100.parquet $(M)/base_200.parquet $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot --panel "$(Q)/trajectories.parquet=Quadratics" 	  --panel "$(M)/base_100.parquet=MNIST" --panel "$(M)/base_200.parquet=MNIST, 200 steps" -o $@

@@ -89,7 +89,8 @@ $(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,0,1)))
 $(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,1,$(CIFAR_VALIDATION_RUNS))))
 $(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,2,$(CIFAR_TEST_RUNS))))
 
-# $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs.
+# $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs (one process
+# under MPI_RANKS: --batch 1 is one shard of work).
 define cifar_optimizer
 $(C)/$(1).npz: $(C)/$(2)/train.npz $(C)/$(2)/validation.npz $(BUILD)
 	$$(call fresh_training,$$@)
@@ -106,13 +107,13 @@ $(eval $(call cifar_optimizer,$(CORR)+LSTM-sub,sub,$(CIFAR_CORRECTION)))
 # baselines, and the learned optimizers.
 define cifar_panel
 $(C)/$(1).baselines.parquet: $(C)/$(1)/test.npz $(C)/$(1)/validation.npz $(BUILD)
-	$(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) -O sgd,nag,rmsprop,adam \
-	  --tune --lr-grid $(CIFAR_LR_GRID) --validation $(C)/$(1)/validation.npz \
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) -O sgd,nag,rmsprop,adam \
+	  --lr-grid $(CIFAR_LR_GRID) --validation $(C)/$(1)/validation.npz \
 	  --validation-window $(CIFAR_VALIDATION_WINDOW) \
 	  --tuning-output $(C)/$(1).tuning.parquet --test-every $(CIFAR_TEST_EVERY) \
-	  --threads $(CIFAR_THREADS) -o $$@
+	  --threads $(CIFAR_THREADS) -o $$@ --tune
 $(C)/$(1).learned.parquet: $(C)/$(1)/test.npz $(foreach o,$(2),$(C)/$(o).npz) $(BUILD)
-	$(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) \
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(C)/$(1)/test.npz --steps $(CIFAR_STEPS) \
 	  $(foreach o,$(2),-O "lstm:$(C)/$(o).npz") --test-every $(CIFAR_TEST_EVERY) \
 	  --threads $(CIFAR_THREADS) -o $$@
 endef

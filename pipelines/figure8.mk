@@ -82,7 +82,7 @@ $(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/test,$(NA_TEST_PHOTOS),$(NA_
 $(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/validation,$(NA_VALIDATION_PHOTOS),$(NA_STYLE_$(p)),$(NA_SIZE_$(p)),$(NA_VALIDATION_CROPS),104)))
 $(foreach p,$(NA_PANELS),$(NA)/$(p)/test.npz $(NA)/$(p)/validation.npz): | $(foreach p,$(NA_PANELS),$(NA)/$(p)/)
 
-# $(call na_optimizer,NAME,FLAGS)
+# $(call na_optimizer,NAME,FLAGS) (one process under MPI_RANKS: --batch 1 is one shard of work)
 define na_optimizer
 $(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
 	$$(call fresh_training,$$@)
@@ -95,9 +95,9 @@ $(eval $(call na_optimizer,Adam+LSTM,$(NA_CORRECTION_FLAGS)))
 
 define na_panel
 $(NA)/$(1).baselines.parquet: $(NA)/$(1)/test.npz $(NA)/$(1)/validation.npz $(BUILD)
-	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) -O sgd,nag,rmsprop,adam \
-	  --tune --lr-grid $(NA_LR_GRID) --validation $(NA)/$(1)/validation.npz \
-	  --tuning-output $(NA)/$(1).tuning.parquet --threads $(NA_THREADS) -o $$@
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) -O sgd,nag,rmsprop,adam \
+	  --lr-grid $(NA_LR_GRID) --validation $(NA)/$(1)/validation.npz \
+	  --tuning-output $(NA)/$(1).tuning.parquet --threads $(NA_THREADS) -o $$@ --tune
 $(NA)/$(1).learned.parquet: $(NA)/$(1)/test.npz $(foreach o,$(NA_LEARNED),$(NA)/$(o).npz) $(BUILD) | $(NA)/images/$(1)/
 	$(RELEASE)/evaluate --spec $(NA)/$(1)/test.npz --steps $(NA_STEPS) \
 	  $(foreach o,$(NA_LEARNED),-O "lstm:$(NA)/$(o).npz") --images $(NA)/images/$(1) \
@@ -146,11 +146,11 @@ comma_list = $(subst $(eval) ,$(comma),$(strip $(1)))
 appendix-b: $(FIGURES)/figure10.png $(FIGURES)/figure11.png $(FIGURES)/figure12.png $(FIGURES)/figure13.png
 
 $(NA)/probe.parquet: $(NA)/train64/test.npz $(NA)/train64/validation.npz $(NA)/LSTM.npz $(BUILD)
-	$(RELEASE)/evaluate --spec $(NA)/train64/test.npz --steps $(NA_STEPS) -O "lstm:$(NA)/LSTM.npz,sgd,adam" \
-	  --tune --lr-grid $(NA_LR_GRID) --validation $(NA)/train64/validation.npz \
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(NA)/train64/test.npz --steps $(NA_STEPS) -O "lstm:$(NA)/LSTM.npz,sgd,adam" \
+	  --lr-grid $(NA_LR_GRID) --validation $(NA)/train64/validation.npz \
 	  --probe $(NA_PROBE_COORDINATES) --probe-run 0 --probe-sweep-steps $(call comma_list,$(NA_PROBE_STEPS)) \
 	  --probe-gradients $(NA_PROBE_GRADIENTS) --probe-output $@ \
-	  --threads $(THREADS) -o $(NA)/probe.trajectories.parquet
+	  --threads $(THREADS) -o $(NA)/probe.trajectories.parquet --tune
 
 $(FIGURES)/figure10.png: $(NA)/probe.parquet $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot --probe $< -o $@

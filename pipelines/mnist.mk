@@ -87,6 +87,8 @@ $(M)/validation.npz: $(MNIST) $(BUILD) | $(M)/
 $(M)/test.npz: $(MNIST) $(BUILD) | $(M)/
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),)
 
+# Under MPI_RANKS these runs of one problem an epoch (--batch 1, one shard of work) stay one
+# process, as meta-train refuses more ranks than shards; their evaluations are shared.
 $(M)/trained.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
@@ -95,7 +97,7 @@ $(M)/trained.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
 $(M)/optimizer.npz: $(M)/trained.npz $(M)/train.npz $(M)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
 	if [ "$(MNIST_REFINE_EPOCHS)" = 0 ]; then cp $< $@.tmp && mv $@.tmp $@; else \
-	  $(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz --init $< \
+	  $(LAUNCH) $(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz --init $< \
 	    --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --threads $(THREADS) -o $@; fi
 
 # The paper's recipe, on the same training and validation runs (their seeds are every
@@ -117,9 +119,9 @@ endif
 # $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUT): the learned optimizers and the four
 # baselines, each baseline tuned on VALIDATION for STEPS steps, on the runs of TEST.
 define mnist_panel
-	$(RELEASE)/evaluate --spec $(1) --steps $(3) $(foreach c,$(MNIST_CHECKPOINTS),-O lstm:$(c)) \
-	  -O sgd,nag,rmsprop,adam --tune --validation $(2) \
-	  --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4)
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(1) --steps $(3) $(foreach c,$(MNIST_CHECKPOINTS),-O lstm:$(c)) \
+	  -O sgd,nag,rmsprop,adam --validation $(2) \
+	  --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4) --tune
 endef
 
 $(M)/base_100.parquet: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("trajectory", 1),
     ("proposals", 1),
     ("training_log", 1),
+    ("ranks", 1),
     ("kernels", 2),
     ("problems", 3),
     ("baselines", 3),

@@ -375,6 +375,29 @@ fn runs_that_cannot_train_fail() {
     assert!(!d.path("m.resume.npz").exists());
 }
 
+/// Issue #19: a build without MPI, started as K copies by mpirun or srun, would run the whole
+/// job K times into the same outputs; it refuses and says how to build with MPI.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_several_ranks() {
+    let d = Dir::new();
+    specs(&d);
+    for launcher in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        let out = d
+            .command("meta-train", &tiny_training("m.npz"))
+            .env(launcher, "2")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("make mpi") && stderr.lines().count() == 1,
+            "{stderr}"
+        );
+        assert!(!d.path("m.npz").exists());
+    }
+}
+
 #[test]
 fn has_help() {
     assert_help("meta-train");

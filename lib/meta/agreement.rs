@@ -6,6 +6,7 @@ use super::trainer::MetaTrainer;
 use super::workspace::Workspace;
 use crate::error::Result;
 use crate::problems::ProblemSet;
+use crate::ranks::OneProcess;
 use rayon::prelude::*;
 
 /// The paper's meta-gradient and the true one, over the same weights.
@@ -62,7 +63,7 @@ impl MetaTrainer {
             .into_iter()
             .flatten()
             .collect();
-        let mut ws = Workspace::new(cfg, batch)?;
+        let mut ws = Workspace::new(cfg, batch, &OneProcess)?;
         ws.start_trajectories(batch);
         let mut bptt = vec![0.0f64; coordinates.len()];
         for u in 0..cfg.steps / cfg.unroll {
@@ -71,7 +72,7 @@ impl MetaTrainer {
                 last: false,
                 objective: Objective::MetaLoss,
             };
-            run_unroll(cfg, &self.weights, unroll, batch, &mut ws);
+            run_unroll(cfg, &self.weights, unroll, batch, &mut ws, &OneProcess);
             for (b, &k) in bptt.iter_mut().zip(&coordinates) {
                 *b += ws.total[k] as f64 / cfg.steps as f64;
             }

@@ -11,8 +11,9 @@ use super::config::{MetaGradient, MetaTrainConfig, Rollout};
 use super::imitation::imitation_step;
 use super::objective::step_term;
 use super::second_order::second_order_backward;
-use super::workspace::{Shard, Workspace};
+use super::workspace::{Shard, Workspace, SHARD_SUMS};
 use crate::problems::ProblemSet;
+use crate::ranks::Ranks;
 use rayon::prelude::*;
 
 /// What an unroll's loss is.
@@ -41,17 +42,21 @@ pub(crate) struct UnrollSums {
     pub(crate) loss: f64,
     /// Σ of the meta-loss (or imitation) terms.
     pub(crate) meta_loss: f64,
+    /// Σ f at the trajectory's last step (in the sums of its last unroll over all shards).
+    pub(crate) final_losses: f64,
 }
 
 /// Runs `unroll` on every shard in parallel with the weights φ = `weights`, leaves dL/dφ of
 /// its meta-loss in `ws.total` and returns its sums over problems and steps (the meta-loss
-/// times the batch size).
+/// times the batch size). Under K > 1 `ranks`, each rank runs its own shards and the ranks
+/// exchange every shard's gradient and sums, which every rank then adds in shard order.
 pub(crate) fn run_unroll<P: ProblemSet>(
     cfg: &MetaTrainConfig,
     weights: &[f32],
     unroll: Unroll,
     batch: &P,
     ws: &mut Workspace<P::Scratch>,
+    ranks: &dyn Ranks,
 ) -> UnrollSums {
     assert_eq!(
         batch.count(),
@@ -63,17 +68,41 @@ pub(crate) fn run_unroll<P: ProblemSet>(
         .par_iter_mut()
         .map(|s| unroll_shard(cfg, weights, unroll, batch, s))
         .collect();
-    // Sum shard gradients in shard order, so the result is the same for any thread count.
+    let width = ws.total.len();
+    for (block, s) in ws
+        .shard_gradients
+        .mine()
+        .chunks_exact_mut(width)
+        .zip(&ws.shards)
+    {
+        block.copy_from_slice(&s.grad);
+    }
+    for ((block, s), sum) in ws
+        .shard_sums
+        .mine()
+        .chunks_exact_mut(SHARD_SUMS)
+        .zip(&ws.shards)
+        .zip(&sums)
+    {
+        block.copy_from_slice(&[sum.loss, sum.meta_loss, s.final_losses]);
+    }
+    // Sum shard gradients in shard order, so the result is the same for any thread count
+    // and any number of ranks.
     ws.total.fill(0.0);
-    for s in &ws.shards {
-        for (a, b) in ws.total.iter_mut().zip(&s.grad) {
+    for g in ws.shard_gradients.exchange(ranks).chunks_exact(width) {
+        for (a, b) in ws.total.iter_mut().zip(g) {
             *a += b;
         }
     }
-    sums.iter().fold(UnrollSums::default(), |a, b| UnrollSums {
-        loss: a.loss + b.loss,
-        meta_loss: a.meta_loss + b.meta_loss,
-    })
+    let every = ws.shard_sums.exchange(ranks);
+    let shard_sums = || every.chunks_exact(SHARD_SUMS);
+    let mut total = shard_sums().fold(UnrollSums::default(), |a, b| UnrollSums {
+        loss: a.loss + b[0],
+        meta_loss: a.meta_loss + b[1],
+        final_losses: 0.0,
+    });
+    total.final_losses = shard_sums().map(|b| b[2]).sum::<f64>();
+    total
 }
 
 /// One shard's unroll: the steps forward, then the backward pass into `s.grad`.

@@ -9,6 +9,7 @@ use crate::evaluation::{self, TuningPoint};
 use crate::learned::lstm::LstmShape;
 use crate::learned::{Networks, Preprocessing, ALL_PARAMETERS};
 use crate::problems::ProblemSet;
+use crate::ranks::Ranks;
 
 pub use super::objective::MetaLoss;
 pub use crate::trajectory::MAX_STEPS;
@@ -454,15 +455,17 @@ pub struct TunedRate {
 impl MetaTrainParams {
     /// Validates every setting, then tunes the rate of each rule given without one on
     /// `validation` (over `lr_grid`, by the validation measure), as
-    /// `evaluate --tune` tunes the baselines. Returns the config and the rates it tuned.
+    /// `evaluate --tune` tunes the baselines (the rates shared among `ranks`). Returns the
+    /// config and the rates it tuned.
     pub fn check<P: ProblemSet>(
         &self,
         validation: Option<&P>,
+        ranks: &dyn Ranks,
     ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
         let measure = self.config.validation_measure();
         self.resolve(validation.is_some(), |kind| {
             let v = validation.expect("checked: a rule without a rate has --validation");
-            let points = evaluation::tune(v, &[kind], measure, &self.lr_grid)?;
+            let points = evaluation::tune(v, &[kind], measure, &self.lr_grid, ranks)?;
             let best = points.iter().find(|p| p.chosen).cloned().ok_or_else(|| {
                 crate::Error::Config(format!("tuning {} found no learning rate", kind.name()))
             })?;

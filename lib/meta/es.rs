@@ -7,6 +7,7 @@ use super::trainer::{EpochReport, MetaTrainer};
 use crate::error::Result;
 use crate::evaluation::Curves;
 use crate::problems::ProblemSet;
+use crate::ranks::{Gathered, Ranks};
 use crate::rng::{streams, Rng};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -21,9 +22,10 @@ impl MetaTrainer {
         pairs: usize,
         sigma: f32,
         scope: EsScope,
+        ranks: &dyn Ranks,
     ) -> EpochReport {
         let (grad, report) = self
-            .es_estimate(batch, pairs, sigma, scope)
+            .es_estimate(batch, pairs, sigma, scope, ranks)
             .expect("the workspace checked that the networks serve these problems");
         match grad {
             Some(g) => self.adam_step(&g),
@@ -44,13 +46,17 @@ impl MetaTrainer {
     /// The evolution-strategies estimate of dL/dφ on `batch`: (1/2σK) Σ_k [L(φ + σε_k) −
     /// L(φ − σε_k)] ε_k with ε_k ~ N(0, I) on the weights of `scope`, both signs of a pair run
     /// on the same problems and minibatches. Every perturbed optimizer runs the whole
-    /// trajectory on every problem, the runs in parallel. `None` if a run diverged.
+    /// trajectory on every problem, the runs in parallel. `None` if a run diverged. Under
+    /// K > 1 `ranks` each rank makes every perturbation from the shared seeds, runs its share
+    /// of the runs, and the ranks exchange each run's three numbers, so every rank forms the
+    /// same estimate.
     pub(crate) fn es_estimate<P: ProblemSet>(
         &self,
         batch: &P,
         pairs: usize,
         sigma: f32,
         scope: EsScope,
+        ranks: &dyn Ranks,
     ) -> Result<(Option<Vec<f32>>, EpochReport)> {
         let span = self.es_span(scope);
         let len: usize = span.iter().map(|r| r.len()).sum();
@@ -69,32 +75,37 @@ impl MetaTrainer {
                 weights[i] += sign * e;
             }
         };
-        let runs: Vec<(f64, Curves)> = (0..2 * pairs)
+        // Each run's meta-loss, mean final loss and mean loss over steps 1 … T.
+        const RUN_SUMS: usize = 3;
+        let mine: Vec<[f64; RUN_SUMS]> = ranks
+            .share(2 * pairs)
             .into_par_iter()
             .map(|r| {
                 let sign = if r % 2 == 0 { sigma } else { -sigma };
                 let curves = self.run_with(batch, self.config.steps, |weights| {
                     perturbed(weights, &noise[r / 2], sign)
                 })?;
-                Ok((self.trajectory_meta_loss(&curves), curves))
+                Ok([
+                    self.trajectory_meta_loss(&curves),
+                    curves.final_mean(),
+                    mean_after_start(&curves),
+                ])
             })
             .collect::<Result<_>>()?;
+        let mut gathered = Gathered::<f64>::new(ranks, 2 * pairs, RUN_SUMS);
+        gathered.mine()[..mine.len() * RUN_SUMS].copy_from_slice(mine.as_flattened());
+        let runs: Vec<(f64, f64, f64)> = gathered
+            .exchange(ranks)
+            .chunks_exact(RUN_SUMS)
+            .map(|r| (r[0], r[1], r[2]))
+            .collect();
         let runs_count = (2 * pairs) as f64;
         let mut report = EpochReport {
-            final_loss: runs.iter().map(|(_, c)| c.final_mean()).sum::<f64>() / runs_count,
-            mean_loss: runs
-                .iter()
-                .map(|(_, c)| {
-                    c.losses
-                        .slice(ndarray::s![.., 1..])
-                        .mean()
-                        .unwrap_or(f64::NAN)
-                })
-                .sum::<f64>()
-                / runs_count,
+            final_loss: runs.iter().map(|r| r.1).sum::<f64>() / runs_count,
+            mean_loss: runs.iter().map(|r| r.2).sum::<f64>() / runs_count,
             skipped_unrolls: 0,
         };
-        if runs.iter().any(|(j, _)| !j.is_finite()) {
+        if runs.iter().any(|r| !r.0.is_finite()) {
             report.skipped_unrolls = 1;
             report.mean_loss = f64::NAN;
             return Ok((None, report));
@@ -125,4 +136,13 @@ impl MetaTrainer {
         let curves = self.run_with(batch, self.config.steps, |w| w[k] += delta)?;
         Ok(self.trajectory_meta_loss(&curves))
     }
+}
+
+/// The mean loss of `curves` over steps 1 … T, for progress reports.
+fn mean_after_start(curves: &Curves) -> f64 {
+    curves
+        .losses
+        .slice(ndarray::s![.., 1..])
+        .mean()
+        .unwrap_or(f64::NAN)
 }

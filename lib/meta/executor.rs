@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::io::{companion, write_npz, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::problems::{ProblemSet, TrainingSource};
+use crate::ranks::Ranks;
 use crate::training_log::{log_path, LogRow, TrainingLog};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,13 +41,17 @@ pub fn resume_path(output: &Path) -> Option<PathBuf> {
 /// `eval_every` epochs, and keeping the best weights. The resume state is saved at every
 /// validation, so a killed run loses at most
 /// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
+/// Under K > 1 `ranks` every rank runs this with the same arguments and holds the same state
+/// throughout; rank 0 alone writes the files and is shown the progress.
 pub fn train<Src: TrainingSource, V: ProblemSet>(
     mut trainer: MetaTrainer,
     source: &Src,
     validation: Option<&V>,
     output: &Path,
+    ranks: &dyn Ranks,
     mut observe: impl FnMut(&Progress),
 ) -> Result<LearnedOptimizer> {
+    let leader = ranks.is_leader();
     let cfg = trainer.config.clone();
     let state_path = resume_path(output);
     let describe = source.describe();
@@ -59,7 +64,7 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     // checkpoint starts as a working optimizer, and early stopping must not return one that
     // validates worse than where training began.
     if let (0, None, Some(v)) = (trainer.epoch, &trainer.best, validation) {
-        let loss = trainer.validate(v)?;
+        let loss = trainer.validate(v, ranks)?;
         if loss.is_finite() {
             trainer.best = Some(trainer.current(loss));
         }
@@ -75,16 +80,16 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         let batch = source.draw(trainer.epoch, cfg.batch);
         optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
         if workspace.is_none() {
-            workspace = Some(Workspace::new(&cfg, &batch)?);
+            workspace = Some(Workspace::new(&cfg, &batch, ranks)?);
         }
         let ws = workspace.as_mut().expect("made above");
-        let report = trainer.train_epoch(&batch, ws);
+        let report = trainer.train_epoch(&batch, ws, ranks);
         let epoch = trainer.epoch;
         let due = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
         let mut validation_loss = None;
         if due {
             let loss = match validation {
-                Some(v) => trainer.validate(v)?,
+                Some(v) => trainer.validate(v, ranks)?,
                 None => report.final_loss,
             };
             validation_loss = Some(loss);
@@ -103,13 +108,13 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             validation_loss,
             seconds: seconds_before + start.elapsed().as_secs_f64(),
         });
-        if due {
+        if due && leader {
             if let Some(path) = &state_path {
                 trainer.save_state(path, &describe)?;
             }
         }
         let seconds = start.elapsed().as_secs_f64();
-        observe(&Progress {
+        let progress = Progress {
             epoch,
             epochs: cfg.epochs,
             report,
@@ -120,11 +125,14 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             seconds,
             optimizee_steps_per_second: optimizee_steps / seconds.max(1e-9),
             resumed_from,
-        });
+        };
+        if leader {
+            observe(&progress);
+        }
     }
     let ran = trainer.epoch > resumed_from.unwrap_or(0);
     if ran && trainer.updates == 0 {
-        if let (None, Some(path)) = (resumed_from, &state_path) {
+        if let (None, Some(path), true) = (resumed_from, &state_path, leader) {
             let _ = std::fs::remove_file(path);
         }
         return Err(Error::Other(format!(
@@ -138,9 +146,11 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         Some(b) => b,
         None => trainer.current(f64::NAN),
     };
-    best.save(output)?;
-    if let Some(path) = log_path(output) {
-        trainer.log.write(&path, Some(best.epoch))?;
+    if leader {
+        best.save(output)?;
+        if let Some(path) = log_path(output) {
+            trainer.log.write(&path, Some(best.epoch))?;
+        }
     }
     Ok(best)
 }

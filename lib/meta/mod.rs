@@ -34,4 +34,4 @@ pub use config::{
 };
 pub use executor::{resume_path, train, Progress};
 pub use trainer::{EpochReport, MetaTrainer};
-pub use workspace::Workspace;
+pub use workspace::{check_ranks, Workspace};

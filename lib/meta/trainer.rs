@@ -11,6 +11,7 @@ use crate::error::{config_error, Result};
 use crate::evaluation::{self, Curves};
 use crate::learned::{LearnedOptimizer, Networks, OptimizerChoice};
 use crate::problems::ProblemSet;
+use crate::ranks::{OneProcess, Ranks};
 use crate::rng::streams;
 use crate::training_log::TrainingLog;
 use std::sync::Arc;
@@ -130,11 +131,13 @@ impl MetaTrainer {
     /// One epoch: every problem of `batch` runs the whole trajectory, as `steps / unroll`
     /// truncated unrolls, each followed by one Adam step on φ. An unroll whose loss or
     /// meta-gradient is not finite is skipped, and so are the rest of that epoch's unrolls
-    /// (their trajectories have diverged).
+    /// (their trajectories have diverged). Under K > 1 `ranks` the problems (or, for evolution
+    /// strategies, the perturbed runs) are shared among the ranks, with the same result.
     pub fn train_epoch<P: ProblemSet>(
         &mut self,
         batch: &P,
         ws: &mut Workspace<P::Scratch>,
+        ranks: &dyn Ranks,
     ) -> EpochReport {
         if matches!(self.config.imitation, Some(im) if im.epochs == self.epoch && im.epochs > 0) {
             // The imitation loss's gradients are orders of magnitude smaller than the
@@ -154,7 +157,7 @@ impl MetaTrainer {
             false,
         ) = (self.config.meta_gradient, imitating)
         {
-            return self.es_epoch(batch, pairs, sigma, scope);
+            return self.es_epoch(batch, pairs, sigma, scope, ranks);
         }
         let unrolls = self.config.unrolls_at(self.epoch);
         let count = batch.count() as f64;
@@ -169,14 +172,16 @@ impl MetaTrainer {
         } else {
             Objective::MetaLoss
         };
+        let mut final_losses = f64::NAN;
         for u in 0..unrolls {
             let unroll = Unroll {
                 index: u,
                 last: u + 1 == unrolls,
                 objective,
             };
-            let sums = run_unroll(&self.config, &self.weights, unroll, batch, ws);
+            let sums = run_unroll(&self.config, &self.weights, unroll, batch, ws, ranks);
             let loss = sums.loss;
+            final_losses = sums.final_losses;
             if !sums.meta_loss.is_finite()
                 || !loss.is_finite()
                 || !ws.total.iter().all(|g| g.is_finite())
@@ -192,7 +197,7 @@ impl MetaTrainer {
             self.adam_step(&grad);
             ws.total = grad;
         }
-        report.final_loss = ws.shards.iter().map(|s| s.final_losses).sum::<f64>() / count;
+        report.final_loss = final_losses / count;
         self.epoch += 1;
         report
     }
@@ -234,10 +239,11 @@ impl MetaTrainer {
     }
 
     /// The validation measure of the current weights on `validation`: the mean final loss
-    /// over the training horizon, or the mean over its last `validation_window` steps.
-    pub fn validate<P: ProblemSet>(&self, validation: &P) -> Result<f64> {
+    /// over the training horizon, or the mean over its last `validation_window` steps. Under
+    /// K > 1 `ranks` the validation problems are shared among the ranks, with the same result.
+    pub fn validate<P: ProblemSet>(&self, validation: &P, ranks: &dyn Ranks) -> Result<f64> {
         Ok(self
-            .run_with(validation, self.config.validation_steps, |_| ())?
+            .run_on(validation, self.config.validation_steps, |_| (), ranks)?
             .window_mean(self.config.validation_window))
     }
 
@@ -249,12 +255,23 @@ impl MetaTrainer {
         steps: usize,
         perturb: impl FnOnce(&mut [f32]),
     ) -> Result<Curves> {
+        self.run_on(set, steps, perturb, &OneProcess)
+    }
+
+    /// [`MetaTrainer::run_with`], its problems shared among `ranks`.
+    fn run_on<P: ProblemSet>(
+        &self,
+        set: &P,
+        steps: usize,
+        perturb: impl FnOnce(&mut [f32]),
+        ranks: &dyn Ranks,
+    ) -> Result<Curves> {
         let mut optimizer = self.current(f64::NAN);
         perturb(&mut optimizer.weights);
         let choice = OptimizerChoice::Learned {
             label: "lstm".into(),
             optimizer: Arc::new(optimizer),
         };
-        evaluation::run(set, &choice, steps)
+        evaluation::run_on(set, &choice, steps, ranks)
     }
 }

@@ -1,5 +1,7 @@
 //! The buffers of meta-training: one shard of an epoch's problems per parallel task, each with
-//! every buffer its unrolls need, allocated once and reused for every epoch.
+//! every buffer its unrolls need, allocated once and reused for every epoch. Under K > 1 ranks
+//! a rank holds only its share of the shards, and the buffers that gather every shard's
+//! meta-gradient.
 
 use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig};
 use crate::baselines::BaselineRule;
@@ -7,6 +9,7 @@ use crate::error::{config_error, Result};
 use crate::evaluation::SHARD_ROWS;
 use crate::learned::step::LearnedStep;
 use crate::problems::{shard_ranges, ProblemSet};
+use crate::ranks::{Gathered, Ranks};
 use rayon::prelude::*;
 
 /// One shard of an epoch's problems.
@@ -43,15 +46,29 @@ pub(crate) struct Shard<S> {
 /// Workspace for training on batches of one shape; reused for every epoch.
 #[derive(Clone)]
 pub struct Workspace<S> {
+    /// This rank's shards (all of them in one process).
     pub(crate) shards: Vec<Shard<S>>,
     /// dL/dφ of the last unroll, summed over shards.
     pub(crate) total: Vec<f32>,
+    /// Every shard's dL/dφ, gathered from the ranks that hold them.
+    pub(crate) shard_gradients: Gathered<f32>,
+    /// Every shard's [`SHARD_SUMS`] sums.
+    pub(crate) shard_sums: Gathered<f64>,
 }
 
+/// The sums of a shard's unroll that the ranks exchange: Σ f, Σ of the meta-loss terms, and
+/// Σ f at the trajectory's last step.
+pub(crate) const SHARD_SUMS: usize = 3;
+
 impl<S: Send> Workspace<S> {
-    /// Buffers for batches of `config.batch` problems like `like`; an error if the networks
-    /// of `config` do not serve `like`'s parameter groups.
-    pub fn new<P: ProblemSet<Scratch = S>>(config: &MetaTrainConfig, like: &P) -> Result<Self> {
+    /// Buffers for batches of `config.batch` problems like `like`, for this rank's share of
+    /// their shards; an error if the networks of `config` do not serve `like`'s parameter
+    /// groups, or if `ranks` has more ranks than the meta-gradient has units of work.
+    pub fn new<P: ProblemSet<Scratch = S>>(
+        config: &MetaTrainConfig,
+        like: &P,
+        ranks: &dyn Ranks,
+    ) -> Result<Self> {
         let dim = like.dim();
         let networks = config.networks();
         let groups = like.groups();
@@ -63,8 +80,11 @@ impl<S: Send> Workspace<S> {
                  problems do not have; use bptt or es",
             );
         }
-        let shards = shard_ranges(config.batch, dim, SHARD_ROWS)
-            .into_iter()
+        let all_shards = shard_ranges(config.batch, dim, SHARD_ROWS);
+        refuse_idle_ranks(config, all_shards.len(), ranks.size())?;
+        let shards = all_shards[ranks.share(all_shards.len())]
+            .iter()
+            .cloned()
             .map(|problems| {
                 let local = problems.len();
                 let rows = local * dim;
@@ -107,6 +127,8 @@ impl<S: Send> Workspace<S> {
         Ok(Workspace {
             shards,
             total: vec![0.0; networks.num_params()],
+            shard_gradients: Gathered::new(ranks, all_shards.len(), networks.num_params()),
+            shard_sums: Gathered::new(ranks, all_shards.len(), SHARD_SUMS),
         })
     }
 
@@ -140,4 +162,37 @@ impl<S: Send> Workspace<S> {
             }
         });
     }
+}
+
+/// Refuses more ranks than the meta-gradient of `config` has units of work on problems like
+/// `like`: the shards of a batch for BPTT, 2 × pairs runs for evolution strategies. A rank
+/// without work would only wait.
+pub fn check_ranks<P: ProblemSet>(config: &MetaTrainConfig, like: &P, ranks: usize) -> Result<()> {
+    let shards = shard_ranges(config.batch, like.dim(), SHARD_ROWS).len();
+    refuse_idle_ranks(config, shards, ranks)
+}
+
+fn refuse_idle_ranks(config: &MetaTrainConfig, shards: usize, ranks: usize) -> Result<()> {
+    let (units, what, fix) = match config.meta_gradient {
+        MetaGradient::Es { pairs, .. } => (
+            2 * pairs,
+            format!("{pairs} antithetic pairs, i.e. {} runs", 2 * pairs),
+            "raise --es-pairs",
+        ),
+        _ => (
+            shards,
+            format!(
+                "a batch of {} problems makes {shards} shard{} of work",
+                config.batch,
+                if shards == 1 { "" } else { "s" }
+            ),
+            "raise --batch",
+        ),
+    };
+    if ranks > units {
+        return config_error(format!(
+            "{ranks} ranks but {what}, so at most {units} ranks can share an epoch; run              mpirun -np {units} or fewer, or {fix}"
+        ));
+    }
+    Ok(())
 }

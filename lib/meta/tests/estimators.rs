@@ -2,6 +2,7 @@
 //! with the true gradient of the whole trajectory.
 
 use super::*;
+use crate::ranks::OneProcess;
 
 /// The evolution-strategies estimate, with many pairs, against central differences of the
 /// whole-trajectory meta-loss (which, unlike BPTT's, includes second-order effects).
@@ -18,7 +19,9 @@ fn es_estimate_matches_finite_differences_of_the_trajectory_meta_loss() {
         for (k, w) in t.weights[range.clone()].iter_mut().enumerate() {
             *w = 0.5 - 0.3 * k as f32;
         }
-        let (grad, _) = t.es_estimate(&batch, 4000, 1e-2, EsScope::Output).unwrap();
+        let (grad, _) = t
+            .es_estimate(&batch, 4000, 1e-2, EsScope::Output, &OneProcess)
+            .unwrap();
         let grad = grad.expect("no run diverges");
         let meta_loss_at = |k: usize, delta: f32| t.meta_loss_moving(&batch, k, delta).unwrap();
         let eps = 1e-2f32;

@@ -13,6 +13,7 @@ use crate::problems::{
     HessianVector, ParamGroup, ProblemSet, QuadraticFamily, QuadraticSet, QuadraticSource,
     TrainingSource, ValueDistribution,
 };
+use crate::ranks::OneProcess;
 use crate::rng::streams::LSTM_INIT;
 
 fn tiny_config(preprocessing: Preprocessing) -> MetaTrainConfig {
@@ -79,7 +80,7 @@ fn check_gradient_on<P: ProblemSet>(
         Objective::MetaLoss
     };
     let weights = cfg.networks().init(5, LSTM_INIT, 1.0);
-    let mut ws = Workspace::new(&cfg, batch).unwrap();
+    let mut ws = Workspace::new(&cfg, batch, &OneProcess).unwrap();
     ws.start_trajectories(batch);
     let n = weights.len();
     // At the paper's size, every 37th weight (with all of the output layer's).
@@ -113,6 +114,7 @@ fn check_gradient_on<P: ProblemSet>(
             unroll(u + 1 == cfg.steps / cfg.unroll),
             batch,
             &mut ws,
+            &OneProcess,
         );
         let mean = |loss_sum: f64| loss_sum / cfg.batch as f64;
         for (a, g) in analytic.iter_mut().zip(&ws.total) {
@@ -123,7 +125,7 @@ fn check_gradient_on<P: ProblemSet>(
                 let mut w = weights.clone();
                 w[k] += delta;
                 let mut probe = start.clone();
-                mean(run_unroll(&cfg, &w, unroll(false), batch, &mut probe).meta_loss)
+                mean(run_unroll(&cfg, &w, unroll(false), batch, &mut probe, &OneProcess).meta_loss)
             };
             numeric[k] += (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
         }

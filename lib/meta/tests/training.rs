@@ -1,6 +1,7 @@
 //! Meta-training epochs, resume, curricula, and the settings refused before training.
 
 use super::*;
+use crate::ranks::OneProcess;
 
 /// A fresh run with a base rule starts as exactly that rule: the output layer is zero.
 #[test]
@@ -37,10 +38,13 @@ fn training_reduces_the_meta_loss_and_is_deterministic() {
     let run = |cfg: &MetaTrainConfig| {
         let mut t = MetaTrainer::new(cfg.clone()).unwrap();
         let first = source.draw(0, cfg.batch);
-        let mut ws = Workspace::new(cfg, &first).unwrap();
+        let mut ws = Workspace::new(cfg, &first, &OneProcess).unwrap();
         let mut losses = Vec::new();
         for e in 0..cfg.epochs {
-            losses.push(t.train_epoch(&source.draw(e, cfg.batch), &mut ws).mean_loss);
+            losses.push(
+                t.train_epoch(&source.draw(e, cfg.batch), &mut ws, &OneProcess)
+                    .mean_loss,
+            );
         }
         (t.weights, losses)
     };
@@ -99,6 +103,7 @@ fn check_resume(cfg: MetaTrainConfig) {
         &source,
         Some(&validation),
         &dir.path().join("a.npz"),
+        &OneProcess,
         |_| {},
     )
     .unwrap();
@@ -113,13 +118,22 @@ fn check_resume(cfg: MetaTrainConfig) {
         &source,
         Some(&validation),
         &out,
+        &OneProcess,
         |_| {},
     )
     .unwrap();
     let resumed =
         MetaTrainer::resume(cfg.clone(), &resume_path(&out).unwrap(), &source.describe()).unwrap();
     assert_eq!(resumed.epoch, 4);
-    let finished = train(resumed, &source, Some(&validation), &out, |_| {}).unwrap();
+    let finished = train(
+        resumed,
+        &source,
+        Some(&validation),
+        &out,
+        &OneProcess,
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(straight, finished, "{cfg:?}");
 
     let other = MetaTrainConfig { seed: 12, ..cfg };
