@@ -623,7 +623,9 @@ fn across_ranks(
         for (ranks, threads) in [(1, 1), (2, 1), (1, 2)] {
             let out = path(&format!("k{ranks}t{threads}.npz"));
             let mut command = Command::new("mpirun");
-            command.args(["-np", &ranks.to_string()]);
+            // Unbound, so that one rank's 2 threads get 2 cores (Open MPI binds 1 or 2 ranks
+            // to a core each by default).
+            command.args(["-np", &ranks.to_string(), "--bind-to", "none"]);
             if root {
                 command.arg("--allow-run-as-root");
             }

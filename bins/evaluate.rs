@@ -115,7 +115,7 @@ struct Args {
 }
 
 fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
-    l2l::cli::init_threads(args.threads)?;
+    l2l::cli::init_threads_in_job(args.threads, ranks)?;
     validate_steps(args.steps)?;
     let grid = LrGrid::parse(&args.lr_grid)?;
     if let Some(lr) = args.lr {

@@ -304,7 +304,7 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
 }
 
 fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
-    l2l::cli::init_threads(args.threads)?;
+    l2l::cli::init_threads_in_job(args.threads, ranks)?;
     let params = params(&args)?;
     // Every setting that needs no data is checked before the spec is read.
     params.check_settings(args.validation.is_some())?;

@@ -119,6 +119,36 @@ pub fn init_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// [`init_threads`] for a rank of a job. `--threads 0` means the cores this process may run
+/// on; a rank that may run on every core of its machine (started with `--bind-to none`)
+/// shares them with the other ranks there, so K ranks do not start K threads per core.
+/// (Open MPI binds each of 1 or 2 ranks to a core, and more to a socket, by default; Slurm
+/// binds each to its `--cpus-per-task`.)
+pub fn init_threads_in_job(threads: usize, ranks: &dyn Ranks) -> Result<()> {
+    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match (threads, ranks.size()) {
+        (0, k) if k > 1 && allowed == online_cpus() => {
+            (allowed / crate::ranks::ranks_on_this_machine().max(1)).max(1)
+        }
+        _ => threads,
+    };
+    init_threads(threads)
+}
+
+/// The machine's online CPUs (1 where /sys does not say), as `0-7,9` in
+/// /sys/devices/system/cpu/online.
+fn online_cpus() -> usize {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    text.trim()
+        .split(',')
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+            None => r.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum::<usize>()
+        .max(1)
+}
+
 /// The file a path names, as an absolute path with links resolved, whether or not the file
 /// exists yet; an error if its folder does not exist.
 fn canonical(path: &Path) -> Result<std::path::PathBuf> {

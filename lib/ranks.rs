@@ -156,6 +156,15 @@ pub fn launched_size() -> usize {
         .unwrap_or(1)
 }
 
+/// How many ranks of this job run on this machine, from Open MPI's
+/// `OMPI_COMM_WORLD_LOCAL_SIZE` or MPICH's `MPI_LOCALNRANKS` (1 when neither is set).
+pub fn ranks_on_this_machine() -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
 /// The ranks of this process's job: MPI's when a launcher started K > 1 copies of it (and l2l
 /// was built with the `mpi` feature), else one process. A build without the feature refuses
 /// to run as K copies, which would each do the whole job and write the same outputs.

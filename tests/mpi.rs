@@ -85,9 +85,11 @@ fn meta_training_on_two_ranks_writes_the_bytes_of_one_process() {
     }
     let d = Dir::new();
     specs(&d);
-    // BPTT and evolution strategies on quadratics, and BPTT on a tiny MLP.
+    // BPTT (with and without second derivatives), evolution strategies and a correction to
+    // a tuned rule on quadratics, and BPTT on a tiny MLP.
     for (name, extra) in [
         ("bptt", &[][..]),
+        ("second-order", &["--meta-gradient", "second-order"][..]),
         (
             "es",
             &[
