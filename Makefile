@@ -47,21 +47,20 @@ all: figure4
 # System packages: OpenBLAS (BLAS for ndarray, through pkg-config) and the font of the figures.
 # Installed with apt-get only when missing.
 DEB_PACKAGES := libopenblas-dev pkg-config fonts-dejavu-core
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# $(call install_missing,PACKAGES): installs those of the Debian PACKAGES that are missing.
+define install_missing
+@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing$$missing with apt-get"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+endef
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
 
 mpi-deps: | deps
-	@missing=""; for p in $(MPI_DEB_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make: installing$$missing with apt-get"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+	$(call install_missing,$(MPI_DEB_PACKAGES))
 
 target/release/.l2l-built: $(SOURCES) | deps
 	$(CARGO) build --release --locked

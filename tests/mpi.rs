@@ -43,35 +43,27 @@ fn bytes(d: &Dir, name: &str) -> Vec<u8> {
     std::fs::read(d.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// A tiny quadratic family whose batch of 8 makes 4 shards.
-fn quadratic_training(out: &str, extra: &[&'static str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--train",
-        "train.npz",
-        "--validation",
-        "val.npz",
-        "--epochs",
-        "4",
-        "--batch",
-        "8",
-        "--steps",
-        "6",
-        "--unroll",
-        "3",
-        "--eval-every",
-        "2",
-        "--hidden",
-        "4",
-        "--threads",
-        "1",
-        "-o",
-        out,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
+/// The tiny meta-training of the harness with a batch of 8 (4 shards), one thread a rank and
+/// `extra` flags.
+fn quadratic_training(out: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = tiny_training(out).iter().map(|s| s.to_string()).collect();
+    set(&mut args, "--batch", "8");
+    args.extend(
+        ["--threads", "1"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
     args
+}
+
+/// Sets the value of `flag` in `args`.
+fn set(args: &mut [String], flag: &str, value: &str) {
+    let at = args
+        .iter()
+        .position(|s| s == flag)
+        .expect("the flag is there");
+    args[at + 1] = value.into();
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -117,33 +109,18 @@ fn meta_training_on_two_ranks_writes_the_bytes_of_one_process() {
     }
     let m = Dir::new();
     mlp_specs(&m);
-    let args = |out: &'static str| {
-        [
-            &[
-                "--train",
-                "train.npz",
-                "--validation",
-                "val.npz",
-                "-o",
-                out,
-                "--epochs",
-                "3",
-                "--eval-every",
-                "1",
-                "--threads",
-                "1",
-            ][..],
-            TINY_MLP_TRAIN,
-        ]
-        .concat()
-    };
     // Two problems a batch: one shard each.
-    let mut one = args("mlp-1.npz");
-    let mut two = args("mlp-2.npz");
-    for a in [&mut one, &mut two] {
-        let at = a.iter().position(|s| *s == "--batch").unwrap();
-        a[at + 1] = "2";
-    }
+    let mlp = |out: &str| {
+        let mut args: Vec<String> = tiny_mlp_training(out, "3")
+            .iter()
+            .chain(&["--eval-every", "1", "--threads", "1"])
+            .map(|s| s.to_string())
+            .collect();
+        set(&mut args, "--batch", "2");
+        args
+    };
+    let (one, two) = (mlp("mlp-1.npz"), mlp("mlp-2.npz"));
+    let (one, two) = (strs(&one), strs(&two));
     succeeded("one process", m.run("meta-train", &one));
     succeeded(
         "two ranks",
@@ -250,12 +227,10 @@ fn a_job_whose_rank_is_killed_ends_and_resumes_to_the_same_checkpoint() {
     specs(&d);
     // About 5 s of training, a resume state every 500 epochs.
     let mut straight = quadratic_training("straight.npz", &[]);
-    for (flag, value) in [("--epochs", "40000"), ("--eval-every", "500")] {
-        let at = straight.iter().position(|s| s == flag).unwrap();
-        straight[at + 1] = value.into();
-    }
+    set(&mut straight, "--epochs", "40000");
+    set(&mut straight, "--eval-every", "500");
     let mut killed = straight.clone();
-    *killed.last_mut().unwrap() = "killed.npz".into();
+    set(&mut killed, "-o", "killed.npz");
     succeeded("one process", d.run("meta-train", &strs(&straight)));
 
     let mut job = mpirun(&d, 2, "meta-train", &strs(&killed))

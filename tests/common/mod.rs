@@ -340,7 +340,12 @@ pub fn assert_help(bin: &str) {
 
 /// Tiny meta-training on the MLP specs of [`mlp_specs`] for `epochs`, validated on val.npz.
 pub fn train_tiny_mlp(d: &Dir, out: &str, epochs: &str) -> String {
-    let args = [
+    d.ok("meta-train", &tiny_mlp_training(out, epochs))
+}
+
+/// The arguments of [`train_tiny_mlp`].
+pub fn tiny_mlp_training<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    [
         &[
             "--train",
             "train.npz",
@@ -355,8 +360,7 @@ pub fn train_tiny_mlp(d: &Dir, out: &str, epochs: &str) -> String {
         ][..],
         TINY_MLP_TRAIN,
     ]
-    .concat();
-    d.ok("meta-train", &args)
+    .concat()
 }
 
 /// Copies the spec `from` to `to`, each array at its own type, leaving out `drop` and setting

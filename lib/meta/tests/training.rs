@@ -98,42 +98,32 @@ fn check_resume(cfg: MetaTrainConfig) {
     };
     let source = QuadraticSource::Family { family, seed: 4 };
     let validation = family.sample(99, 4, |i| i);
-    let straight = train(
+    let run = |trainer: MetaTrainer, out: &std::path::Path| {
+        train(
+            trainer,
+            &source,
+            Some(&validation),
+            out,
+            &OneProcess,
+            |_| {},
+        )
+        .unwrap()
+    };
+    let straight = run(
         MetaTrainer::new(cfg.clone()).unwrap(),
-        &source,
-        Some(&validation),
         &dir.path().join("a.npz"),
-        &OneProcess,
-        |_| {},
-    )
-    .unwrap();
+    );
 
     let out = dir.path().join("b.npz");
     let half = MetaTrainConfig {
         epochs: 4,
         ..cfg.clone()
     };
-    train(
-        MetaTrainer::new(half).unwrap(),
-        &source,
-        Some(&validation),
-        &out,
-        &OneProcess,
-        |_| {},
-    )
-    .unwrap();
+    run(MetaTrainer::new(half).unwrap(), &out);
     let resumed =
         MetaTrainer::resume(cfg.clone(), &resume_path(&out).unwrap(), &source.describe()).unwrap();
     assert_eq!(resumed.epoch, 4);
-    let finished = train(
-        resumed,
-        &source,
-        Some(&validation),
-        &out,
-        &OneProcess,
-        |_| {},
-    )
-    .unwrap();
+    let finished = run(resumed, &out);
     assert_eq!(straight, finished, "{cfg:?}");
 
     let other = MetaTrainConfig { seed: 12, ..cfg };
