@@ -135,10 +135,13 @@ pub fn init_threads_in_job(threads: usize, ranks: &dyn Ranks) -> Result<()> {
     init_threads(threads)
 }
 
-/// The machine's online CPUs (1 where /sys does not say), as `0-7,9` in
-/// /sys/devices/system/cpu/online.
+/// The machine's online CPUs (1 where /sys does not say).
 fn online_cpus() -> usize {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    cpus_in_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default())
+}
+
+/// The CPUs of a Linux CPU list such as `0-7,9` (at least 1).
+fn cpus_in_list(text: &str) -> usize {
     text.trim()
         .split(',')
         .filter_map(|r| match r.split_once('-') {
@@ -346,5 +349,12 @@ mod tests {
             error_line(&e),
             "reading the spec: data.csv.gz: No such file"
         );
+    }
+
+    #[test]
+    fn a_cpu_list_counts_its_ranges_and_singles() {
+        assert_eq!(cpus_in_list("0-1\n"), 2);
+        assert_eq!(cpus_in_list("0-7,9,12-13"), 11);
+        assert_eq!(cpus_in_list(""), 1);
     }
 }

@@ -683,35 +683,6 @@ fn has_help() {
 /// §3.3's two networks: a conv spec trains a checkpoint with a `conv` and an `fc` network,
 /// which evaluates on problems grouped the same way and is refused, in one line, on problems
 /// whose parameters are grouped as the original code grouped them.
-/// `count` runs of the conv net on labels 0 and 1 of a tiny fake CIFAR-10 (made once per
-/// folder), minibatches of 8.
-fn tiny_conv_spec(d: &Dir, count: &str, groups: &str, out: &str) {
-    let data = d.path("cifar");
-    if !data.exists() {
-        fake_cifar(d, "cifar", 30, 20);
-    }
-    d.ok(
-        "sample-optimizee",
-        &[
-            "conv",
-            "--count",
-            count,
-            "--seed",
-            "4",
-            "--labels",
-            "0,1",
-            "--batch-size",
-            "8",
-            "--groups",
-            groups,
-            "--data",
-            data.to_str().unwrap(),
-            "-o",
-            out,
-        ],
-    );
-}
-
 #[test]
 fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
     let d = Dir::new();

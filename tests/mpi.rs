@@ -185,6 +185,33 @@ fn evaluation_on_two_ranks_writes_the_bytes_of_one_process() {
         bytes(&d, "one.tuning.parquet") == bytes(&d, "two.tuning.parquet"),
         "tuning tables differ"
     );
+    // Held-out losses (CIFAR-10's test images) are gathered with the training losses.
+    tiny_conv_spec(&d, "3", "by-layer", "conv.npz");
+    let conv = |out: &'static str| {
+        [
+            "--spec",
+            "conv.npz",
+            "--steps",
+            "4",
+            "-O",
+            "sgd,adam",
+            "--test-every",
+            "2",
+            "-o",
+            out,
+        ]
+    };
+    succeeded("one process", d.run("evaluate", &conv("c1.parquet")));
+    succeeded(
+        "two ranks",
+        mpirun(&d, 2, "evaluate", &conv("c2.parquet"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        bytes(&d, "c1.parquet") == bytes(&d, "c2.parquet"),
+        "held-out trajectories differ"
+    );
     // More ranks than shards of problems: the extra ranks wait, the bytes are the same.
     succeeded(
         "three ranks",

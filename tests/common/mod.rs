@@ -641,3 +641,32 @@ pub fn art_spec(d: &Dir, out: &str, count: usize, seed: u64) {
         ],
     );
 }
+
+/// `count` runs of the conv net on labels 0 and 1 of a tiny fake CIFAR-10 (made once per
+/// folder), minibatches of 8.
+pub fn tiny_conv_spec(d: &Dir, count: &str, groups: &str, out: &str) {
+    let data = d.path("cifar");
+    if !data.exists() {
+        fake_cifar(d, "cifar", 30, 20);
+    }
+    d.ok(
+        "sample-optimizee",
+        &[
+            "conv",
+            "--count",
+            count,
+            "--seed",
+            "4",
+            "--labels",
+            "0,1",
+            "--batch-size",
+            "8",
+            "--groups",
+            groups,
+            "--data",
+            data.to_str().unwrap(),
+            "-o",
+            out,
+        ],
+    );
+}
