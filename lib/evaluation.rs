@@ -156,7 +156,7 @@ pub fn run_observed<P: ProblemSet>(
         })
         .collect::<Result<_>>()?;
     let parts = if ranks.size() > 1 {
-        gather_shard_curves(&shards, steps, parts, ranks)
+        gather_shard_curves(&shards, steps, held_out_every > 0, parts, ranks)
     } else {
         parts
     };
@@ -178,16 +178,18 @@ pub fn run_observed<P: ProblemSet>(
 
 /// Every shard's curves on every rank, from each rank's `mine` (its share of `shards`): one
 /// block per shard of the largest shard's size, its first value 1 where it holds held-out
-/// losses, then the losses and the held-out losses (NaN where none).
+/// losses, then the losses and, where held-out losses may be recorded (`held_out`), room for
+/// them.
 fn gather_shard_curves(
     shards: &[std::ops::Range<usize>],
     steps: usize,
+    held_out: bool,
     mine: Vec<ShardCurves>,
     ranks: &dyn Ranks,
 ) -> Vec<ShardCurves> {
     let row = steps + 1;
     let rows = shards.iter().map(|s| s.len()).max().unwrap_or(0);
-    let width = 1 + 2 * rows * row;
+    let width = 1 + (1 + usize::from(held_out)) * rows * row;
     let mut gathered = Gathered::<f64>::new(ranks, shards.len(), width);
     for (block, (losses, held_out)) in gathered.mine().chunks_exact_mut(width).zip(&mine) {
         let n = losses.len();
