@@ -114,16 +114,6 @@ impl<T: Element> Gathered<T> {
         }
         &self.ordered
     }
-
-    /// Fills this rank's share with `compute(unit, out)`, one unit after another, and
-    /// exchanges the blocks ([`Gathered::exchange`]).
-    pub fn compute(&mut self, ranks: &dyn Ranks, mut compute: impl FnMut(usize, &mut [T])) -> &[T] {
-        let w = self.width;
-        for (k, unit) in ranks.share(self.units).enumerate() {
-            compute(unit, &mut self.local[k * w..(k + 1) * w]);
-        }
-        self.exchange(ranks)
-    }
 }
 
 /// A job of one process.
@@ -310,7 +300,10 @@ mod tests {
                 blocks: std::cell::RefCell::new(blocks),
             };
             let mut g = Gathered::<f64>::new(&r, units, width);
-            let all = g.compute(&r, value).to_vec();
+            for (k, u) in r.share(units).enumerate() {
+                value(u, &mut g.mine()[k * width..(k + 1) * width]);
+            }
+            let all = g.exchange(&r).to_vec();
             let want: Vec<f64> = (0..units).flat_map(|u| [u as f64, -(u as f64)]).collect();
             assert_eq!(all, want, "K = {size}");
         }
