@@ -106,6 +106,9 @@ fresh_training = @if [ -e $(1) ]; then rm -f $(basename $(1)).resume.npz; fi
 # The report reads the top figures folder, whatever MNIST_RECIPE makes of FIGURES below.
 REPORT_FIGURES := $(FIGURES)
 
+# A comma, for make functions' arguments (lists of horizons, photos, cells).
+comma := ,
+
 include data/*.mk
 # mnist.mk defines what the figure fragments share, so it comes first.
 include pipelines/mnist.mk

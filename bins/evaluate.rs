@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{
-    run_observed, run_with_held_out, tune, validate_steps, write_tuning, Curves, LrGrid, Observer,
-    ValidationMeasure,
+    run_observed, run_with_held_out, tune_horizons, validate_steps, write_tuning, Curves, LrGrid,
+    Observer, ValidationMeasure,
 };
 use l2l::inspection::{probe, ProbeRequest};
 use l2l::io::describe;
@@ -38,9 +38,12 @@ struct Args {
         required = true
     )]
     optimizers: Vec<String>,
-    /// Optimizer steps per problem.
-    #[arg(long, default_value_t = 100)]
-    steps: usize,
+    /// Optimizer steps per problem. Several horizons, comma-separated (e.g. 100,200), each
+    /// with its own -o (and --tuning-output), in the same order: the runs are made once, to the
+    /// longest, and each output holds what a run with that --steps alone writes, bit for bit
+    /// (the baselines tuned at its horizon).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    steps: Vec<usize>,
     /// Learning rate for every baseline given without NAME=LR.
     #[arg(long)]
     lr: Option<f64>,
@@ -66,12 +69,13 @@ struct Args {
     /// alone (W = 1), as meta-train's --validation-window judges its checkpoints.
     #[arg(long = "validation-window", value_name = "W", default_value_t = 1)]
     validation_window: usize,
-    /// Where to write the tuning grid (parquet: optimizer, lr, validation_final_loss, chosen).
+    /// Where to write the tuning grid (parquet: optimizer, lr, validation_final_loss, chosen);
+    /// one per --steps horizon.
     #[arg(long = "tuning-output")]
-    tuning_output: Option<PathBuf>,
-    /// Output trajectory file (.parquet).
-    #[arg(short, long)]
-    output: PathBuf,
+    tuning_output: Vec<PathBuf>,
+    /// Output trajectory file (.parquet); one per --steps horizon.
+    #[arg(short, long, required = true)]
+    output: Vec<PathBuf>,
     /// On problems with held-out data (CIFAR-10's test images), record the loss there at step
     /// 0, every N steps and at the last step, in the column test_loss (0: never).
     #[arg(long = "test-every", value_name = "N", default_value_t = 10)]
@@ -116,7 +120,7 @@ struct Args {
 
 fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
     l2l::cli::init_threads_in_job(args.threads, ranks)?;
-    validate_steps(args.steps)?;
+    check_horizons(&args)?;
     let grid = LrGrid::parse(&args.lr_grid)?;
     if let Some(lr) = args.lr {
         l2l::baselines::validate_lr(lr)?;
@@ -135,12 +139,16 @@ fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
             .iter()
             .map(|p| ("a checkpoint of -O", p.as_path())),
     );
-    let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--output", args.output.as_path())];
+    let mut outputs: Vec<(&str, &std::path::Path)> = args
+        .output
+        .iter()
+        .map(|p| ("--output", p.as_path()))
+        .collect();
     outputs.extend(args.probe_output.as_deref().map(|p| ("--probe-output", p)));
     outputs.extend(
         args.tuning_output
-            .as_deref()
-            .map(|p| ("--tuning-output", p)),
+            .iter()
+            .map(|p| ("--tuning-output", p.as_path())),
     );
     let _claims = l2l::cli::claim_outputs_in_job(&outputs, &inputs, ranks)?;
     if let Some(dir) = &args.images {
@@ -183,23 +191,77 @@ impl SetVisitor for Evaluation<'_> {
     }
 }
 
+/// Checks --steps against the outputs before anything is read: one -o (and, if any, one
+/// --tuning-output) per horizon, distinct horizons, and one horizon for the options that
+/// follow a single run.
+fn check_horizons(args: &Args) -> anyhow::Result<()> {
+    for &steps in &args.steps {
+        validate_steps(steps)?;
+    }
+    let horizons = args.steps.len();
+    let list = || {
+        args.steps
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    anyhow::ensure!(
+        args.output.len() == horizons,
+        "--steps {} gives {horizons} horizon(s) but -o names {} output(s); give one -o per \
+         horizon, in the same order",
+        list(),
+        args.output.len()
+    );
+    anyhow::ensure!(
+        args.tuning_output.is_empty() || args.tuning_output.len() == horizons,
+        "--steps {} gives {horizons} horizon(s) but --tuning-output names {}; give one per \
+         horizon, in the same order, or none",
+        list(),
+        args.tuning_output.len()
+    );
+    let mut sorted = args.steps.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    anyhow::ensure!(
+        sorted.len() == horizons,
+        "--steps {} repeats a horizon; give each once",
+        list()
+    );
+    if horizons > 1 {
+        for (given, flag) in [
+            (args.probe_output.is_some(), "--probe"),
+            (args.images.is_some(), "--images"),
+            (args.tune_steps.is_some(), "--tune-steps"),
+        ] {
+            anyhow::ensure!(
+                !given,
+                "{flag} follows one run; give --steps a single horizon with it, not {}",
+                list()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn evaluate_on<P: FromSpec>(
     args: &Args,
     grid: &LrGrid,
-    mut choices: Vec<(OptimizerChoice, bool)>,
+    choices: Vec<(OptimizerChoice, bool)>,
     set: &P,
     ranks: &dyn Ranks,
 ) -> anyhow::Result<()> {
     // Rank 0 alone prints and writes; every rank runs its share of every run.
     let leader = ranks.is_leader();
-    l2l::evaluation::validate_run_size(set.count(), args.steps)?;
+    let longest = *args.steps.iter().max().expect("clap gives a default");
+    l2l::evaluation::validate_run_size(set.count(), longest)?;
     // Checked before any run, as everything else.
     let probe_request = match &args.probe_output {
         Some(_) => {
             let request = ProbeRequest {
                 problem: args.probe_run,
                 coordinates: args.probe.clone(),
-                steps: args.steps,
+                steps: longest,
                 sweep_steps: args.probe_sweep_steps.clone(),
                 sweep_gradients: parse_sweep(&args.probe_gradients)?,
             };
@@ -216,100 +278,51 @@ fn evaluate_on<P: FromSpec>(
             "--images needs problems whose parameters are an image (a neural-art spec)"
         );
     }
+    // The optimizers of each horizon: the same, but for the rates tuned at that horizon.
+    let mut per_horizon = vec![choices; args.steps.len()];
     if args.tune {
-        let validation_path = args.validation.as_ref().expect("clap requires it");
-        let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;
-        let to_tune: Vec<_> = choices
-            .iter()
-            .filter_map(|(c, explicit)| match c {
-                OptimizerChoice::Baseline { kind, .. } if !explicit => Some(*kind),
-                _ => None,
-            })
-            .collect();
-        let steps = args.tune_steps.unwrap_or(args.steps);
-        validate_steps(steps)?;
-        let measure = ValidationMeasure {
-            steps,
-            window: args.validation_window,
-        };
-        measure.validate()?;
-        if leader {
-            eprintln!(
-                "evaluate: tuning {} over {} learning rates on {} validation problems",
-                to_tune
-                    .iter()
-                    .map(|b| b.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                grid.rates().len(),
-                validation.count()
-            );
-        }
-        let points = tune(&validation, &to_tune, measure, grid, ranks)?;
-        for (choice, explicit) in &mut choices {
-            if let OptimizerChoice::Baseline { kind, lr } = choice {
-                if let Some(p) = points
-                    .iter()
-                    .find(|p| p.chosen && p.optimizer == *kind && !*explicit)
-                {
-                    *lr = p.lr;
-                    if leader {
-                        eprintln!(
-                            "evaluate: {} lr = {} (validation mean {} {:.4})",
-                            kind.name(),
-                            p.lr,
-                            measure.describe(),
-                            p.validation_final_loss
-                        );
-                    }
-                }
-            }
-        }
-        if let (Some(path), true) = (&args.tuning_output, leader) {
-            write_tuning(path, &points, measure)
-                .with_context(|| format!("writing {}", describe(path, true)))?;
-        }
+        tune_each_horizon(args, grid, set, &mut per_horizon, ranks)?;
     }
 
-    let curves: Vec<Curves> = choices
-        .iter()
-        .map(|(c, _)| {
-            // Final points are kept only for --images.
-            let curves = match &args.images {
-                Some(dir) => {
+    // Longest horizon first, so that a shorter one can take the prefix of the same
+    // optimizer's runs (Curves::prefix), which are the same bits as runs of its own.
+    let mut order: Vec<usize> = (0..args.steps.len()).collect();
+    order.sort_by_key(|&h| std::cmp::Reverse(args.steps[h]));
+    let mut curves: Vec<Vec<Option<Curves>>> = vec![Vec::new(); args.steps.len()];
+    for (n, &h) in order.iter().enumerate() {
+        let steps = args.steps[h];
+        for (i, (c, _)) in per_horizon[h].iter().enumerate() {
+            let shared = order[..n].iter().find_map(|&longer| {
+                let same = per_horizon[longer][i].0.lr() == c.lr();
+                let done = curves[longer][i].as_ref().filter(|_| same)?;
+                done.prefix(steps, args.test_every)
+            });
+            let run = match (shared, &args.images) {
+                (Some(prefix), _) => prefix,
+                // Final points are kept only for --images (one horizon).
+                (None, Some(dir)) => {
                     let finals = FinalPoints::new(set.count());
-                    let curves = run_observed(set, c, args.steps, args.test_every, &finals, ranks)?;
+                    let curves = run_observed(set, c, steps, args.test_every, &finals, ranks)?;
                     write_images(dir, &curves.label, set, finals)?;
                     curves
                 }
-                None => run_with_held_out(set, c, args.steps, args.test_every, ranks)?,
+                (None, None) => run_with_held_out(set, c, steps, args.test_every, ranks)?,
             };
-            let held_out = curves
-                .test_losses
-                .as_ref()
-                .and_then(|t| t.column(args.steps).mean())
-                .map(|m| format!(", held-out {m:.4}"))
-                .unwrap_or_default();
             if leader {
-                eprintln!(
-                    "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
-                    curves.label,
-                    curves
-                        .lr
-                        .map(|l| format!("{l:.4}"))
-                        .unwrap_or_else(|| "-".into()),
-                    args.steps,
-                    curves.final_mean()
-                );
+                report_run(&run, steps);
             }
-            Ok(curves)
-        })
-        .collect::<anyhow::Result<_>>()?;
+            curves[h].push(Some(run));
+        }
+    }
     if !leader {
         return Ok(());
     }
     if let (Some(path), Some(request)) = (&args.probe_output, probe_request) {
-        let all: Vec<OptimizerChoice> = choices.into_iter().map(|(c, _)| c).collect();
+        let all: Vec<OptimizerChoice> = per_horizon
+            .swap_remove(0)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
         let rows = probe(set, &all[0], &all[1..], &request)?;
         write_proposals(path, &rows)
             .with_context(|| format!("writing {}", describe(path, true)))?;
@@ -321,9 +334,112 @@ fn evaluate_on<P: FromSpec>(
             describe(path, true)
         );
     }
-    write_trajectories(&args.output, &curves)
-        .with_context(|| format!("writing {}", describe(&args.output, true)))?;
+    for (output, runs) in args.output.iter().zip(curves) {
+        let runs: Vec<Curves> = runs
+            .into_iter()
+            .map(|c| c.expect("every run made"))
+            .collect();
+        write_trajectories(output, &runs)
+            .with_context(|| format!("writing {}", describe(output, true)))?;
+    }
     Ok(())
+}
+
+/// Tunes every baseline given without a rate, at each horizon of --steps (one set of runs,
+/// to the longest: `tune_horizons`), sets the rates in `per_horizon`, and writes each
+/// horizon's --tuning-output.
+fn tune_each_horizon<P: FromSpec>(
+    args: &Args,
+    grid: &LrGrid,
+    set: &P,
+    per_horizon: &mut [Vec<(OptimizerChoice, bool)>],
+    ranks: &dyn Ranks,
+) -> anyhow::Result<()> {
+    let leader = ranks.is_leader();
+    let validation_path = args.validation.as_ref().expect("clap requires it");
+    let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;
+    let to_tune: Vec<_> = per_horizon[0]
+        .iter()
+        .filter_map(|(c, explicit)| match c {
+            OptimizerChoice::Baseline { kind, .. } if !explicit => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    let mut measures = Vec::new();
+    for &steps in &args.steps {
+        let steps = args.tune_steps.unwrap_or(steps);
+        validate_steps(steps)?;
+        let measure = ValidationMeasure {
+            steps,
+            window: args.validation_window,
+        };
+        measure.validate()?;
+        measures.push(measure);
+    }
+    if leader {
+        eprintln!(
+            "evaluate: tuning {} over {} learning rates on {} validation problems",
+            to_tune
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            grid.rates().len(),
+            validation.count()
+        );
+    }
+    let tables = tune_horizons(&validation, &to_tune, &measures, grid, ranks)?;
+    for (h, (points, measure)) in tables.iter().zip(&measures).enumerate() {
+        // Each horizon is named where there are several.
+        let at = match args.steps.len() {
+            1 => String::new(),
+            _ => format!(" at step {}", measure.steps),
+        };
+        for (choice, explicit) in &mut per_horizon[h] {
+            if let OptimizerChoice::Baseline { kind, lr } = choice {
+                if let Some(p) = points
+                    .iter()
+                    .find(|p| p.chosen && p.optimizer == *kind && !*explicit)
+                {
+                    *lr = p.lr;
+                    if leader {
+                        eprintln!(
+                            "evaluate: {} lr = {} (validation mean {}{at} {:.4})",
+                            kind.name(),
+                            p.lr,
+                            measure.describe(),
+                            p.validation_final_loss
+                        );
+                    }
+                }
+            }
+        }
+        if let (Some(path), true) = (args.tuning_output.get(h), leader) {
+            write_tuning(path, points, *measure)
+                .with_context(|| format!("writing {}", describe(path, true)))?;
+        }
+    }
+    Ok(())
+}
+
+/// One progress line for a run: its mean loss at its last step, and its held-out loss there.
+fn report_run(curves: &Curves, steps: usize) {
+    let held_out = curves
+        .test_losses
+        .as_ref()
+        .and_then(|t| t.column(steps).mean())
+        .map(|m| format!(", held-out {m:.4}"))
+        .unwrap_or_default();
+    eprintln!(
+        "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
+        curves.label,
+        curves
+            .lr
+            .map(|l| format!("{l:.4}"))
+            .unwrap_or_else(|| "-".into()),
+        steps,
+        curves.final_mean()
+    );
 }
 
 /// `LO:HI:N`: N ≥ 2 evenly spaced values from LO to HI.

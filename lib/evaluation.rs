@@ -342,22 +342,66 @@ pub fn tune<P: ProblemSet>(
     grid: &LrGrid,
     ranks: &dyn Ranks,
 ) -> Result<Vec<TuningPoint>> {
+    let mut tables = tune_horizons(validation, baselines, &[measure], grid, ranks)?;
+    Ok(tables.pop().expect("one table per measure"))
+}
+
+/// [`tune`] by several measures at once, one table of points each: every (baseline, rate) pair
+/// runs once, to the longest of their horizons, and each measure judges the prefix of those
+/// runs that its horizon takes ([`Curves::prefix`]), the same bits as a tuning by that measure
+/// alone. So the panels of steps 100 and 200 cost one tuning of 200 steps.
+pub fn tune_horizons<P: ProblemSet>(
+    validation: &P,
+    baselines: &[Baseline],
+    measures: &[ValidationMeasure],
+    grid: &LrGrid,
+    ranks: &dyn Ranks,
+) -> Result<Vec<Vec<TuningPoint>>> {
+    let longest = measures.iter().map(|m| m.steps).max().unwrap_or(0);
     let grid = grid.rates();
     let pairs: Vec<(Baseline, f64)> = baselines
         .iter()
         .flat_map(|&b| grid.iter().map(move |&lr| (b, lr)))
         .collect();
-    let mine: Vec<f64> = pairs[ranks.share(pairs.len())]
+    let mine: Vec<Vec<f64>> = pairs[ranks.share(pairs.len())]
         .par_iter()
-        .map(|&(kind, lr)| measure.of(validation, &OptimizerChoice::Baseline { kind, lr }))
+        .map(|&(kind, lr)| {
+            let curves = run(validation, &OptimizerChoice::Baseline { kind, lr }, longest)?;
+            Ok(measures
+                .iter()
+                .map(|m| {
+                    curves
+                        .prefix(m.steps, 0)
+                        .expect("a validation run records no held-out losses")
+                        .window_mean(m.window)
+                })
+                .collect())
+        })
         .collect::<Result<_>>()?;
-    let mut gathered = Gathered::<f64>::new(ranks, pairs.len(), 1);
-    gathered.mine()[..mine.len()].copy_from_slice(&mine);
-    let finals = gathered.exchange(ranks).to_vec();
+    let width = measures.len();
+    let mut gathered = Gathered::<f64>::new(ranks, pairs.len(), width);
+    for (block, values) in gathered.mine().chunks_exact_mut(width).zip(&mine) {
+        block.copy_from_slice(values);
+    }
+    let all = gathered.exchange(ranks).to_vec();
+    Ok((0..width)
+        .map(|m| {
+            let finals = all.iter().skip(m).step_by(width.max(1)).copied();
+            choose_rates(&pairs, finals, baselines)
+        })
+        .collect())
+}
+
+/// The tuning table of `pairs` judged by `finals`, each baseline's best rate marked chosen.
+fn choose_rates(
+    pairs: &[(Baseline, f64)],
+    finals: impl Iterator<Item = f64>,
+    baselines: &[Baseline],
+) -> Vec<TuningPoint> {
     let mut points: Vec<TuningPoint> = pairs
         .iter()
-        .zip(&finals)
-        .map(|(&(optimizer, lr), &f)| TuningPoint {
+        .zip(finals)
+        .map(|(&(optimizer, lr), f)| TuningPoint {
             optimizer,
             lr,
             validation_final_loss: f,
@@ -378,7 +422,7 @@ pub fn tune<P: ProblemSet>(
             points[i].chosen = true;
         }
     }
-    Ok(points)
+    points
 }
 
 /// The key, in a tuning table's key-value metadata, of the validation window (absent: 1).

@@ -56,6 +56,27 @@ impl Curves {
         let sum: f64 = (last - window..last).map(|s| self.mean_at(s)).sum();
         sum / window as f64
     }
+    /// The curves a run of `steps` steps would have recorded, cut from this longer run: a run
+    /// does not depend on its horizon (no problem or update rule reads it), so its first
+    /// `steps` steps are the same bits. None where the shorter run would have recorded more:
+    /// its held-out loss at its last step, which this run, recording one every
+    /// `held_out_every` steps, did not take there.
+    pub fn prefix(&self, steps: usize, held_out_every: usize) -> Option<Curves> {
+        let width = steps + 1;
+        let last_recorded = held_out_every > 0 && steps % held_out_every == 0;
+        if width > self.losses.ncols()
+            || (self.test_losses.is_some() && width < self.losses.ncols() && !last_recorded)
+        {
+            return None;
+        }
+        let cut = |a: &Array2<f64>| a.slice(ndarray::s![.., ..width]).to_owned();
+        Some(Curves {
+            label: self.label.clone(),
+            lr: self.lr,
+            losses: cut(&self.losses),
+            test_losses: self.test_losses.as_ref().map(cut),
+        })
+    }
 }
 
 /// The most optimizer steps a run may take (`--steps`, and the largest step a trajectory

@@ -13,11 +13,10 @@ $(FM)/validation.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
 $(FM)/test.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
 	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),,$(FASHION_MNIST))
 
-$(FM)/base_%.parquet: $(MNIST_CHECKPOINTS) $(FM)/test.npz $(FM)/validation.npz $(BUILD)
-	$(call mnist_panel,$(FM)/test.npz,$(FM)/validation.npz,$*,$@)
+$(FM)/base_100.parquet $(FM)/base_200.parquet &: $(MNIST_CHECKPOINTS) $(FM)/test.npz $(FM)/validation.npz $(BUILD)
+	$(call mnist_panel,$(FM)/test.npz,$(FM)/validation.npz,100$(comma)200,$(FM)/base_100.parquet $(FM)/base_200.parquet)
 
 $(FIGURES)/fashion_mnist.png: $(FM)/base_100.parquet $(FM)/base_200.parquet $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot --panel "$(FM)/base_100.parquet=Fashion-MNIST" \
 	  --panel "$(FM)/base_200.parquet=Fashion-MNIST, 200 steps" -o $@
 
-.PRECIOUS: $(FM)/base_%.parquet

@@ -21,7 +21,6 @@ $(M)/fig6/%/trajectories.parquet: $(MNIST_CHECKPOINTS) $(M)/fig6/%/test.npz $(M)
 	$(call mnist_panel,$(M)/fig6/$*/test.npz,$(M)/fig6/$*/validation.npz,100,$@)
 
 fig6_cell_arg = --cell "$(M)/fig6/$(1)/trajectories.parquet=$(subst _H,$(comma),$(subst L,,$(1)))"
-comma := ,
 
 $(FIGURES)/figure6.png: $(foreach c,$(FIG6_CELLS),$(M)/fig6/$(c)/trajectories.parquet) $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot $(foreach c,$(FIG6_CELLS),$(call fig6_cell_arg,$(c))) --trained-on 1,20 \

@@ -40,7 +40,6 @@ NA_META_FLAGS ?= --steps $(NA_STEPS) --unroll 32 --batch 1 --eval-every 10 \
 NA_PAPER_FLAGS ?= --output-scale 1
 NA_CORRECTION_FLAGS ?= --output-scale 0.1 --base adam --lr-grid $(NA_LR_GRID) --meta-loss log
 NA_STAMP := $(DATA)/neural_art.checked
-comma := ,
 na_photos = $(subst $(eval) ,$(comma),$(addprefix $(NEURAL_ART)/content/,$(1)))
 
 .PHONY: figure8 neural-art-data

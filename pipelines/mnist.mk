@@ -123,19 +123,19 @@ $(M)/$(MNIST_NAME).npz: $(M)/optimizer.npz
 	cp $< $@.tmp && mv $@.tmp $@
 endif
 
-# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUT): the learned optimizers and the four
-# baselines, each baseline tuned on VALIDATION for STEPS steps, on the runs of TEST.
+# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUTS): the learned optimizers and the four
+# baselines, each baseline tuned on VALIDATION for STEPS steps, on the runs of TEST. STEPS may
+# list horizons (100,200) with one output each: evaluate runs once, to the longest, and writes
+# each horizon's panel, the same bytes as a run of its own (tuning included).
 define mnist_panel
 	$(LAUNCH) $(RELEASE)/evaluate --spec $(1) --steps $(3) $(foreach c,$(MNIST_CHECKPOINTS),-O lstm:$(c)) \
 	  -O sgd,nag,rmsprop,adam --validation $(2) \
-	  --tuning-output $(basename $(4)).tuning.parquet --threads $(THREADS) -o $(4) --tune
+	  $(foreach o,$(4),-o $(o) --tuning-output $(basename $(o)).tuning.parquet) --threads $(THREADS) --tune
 endef
 
-$(M)/base_100.parquet: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)
-	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,100,$@)
-
-$(M)/base_200.parquet: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)
-	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,200,$@)
+# Both horizons of Figure 4's MNIST panels, from one set of runs (a grouped target).
+$(M)/base_100.parquet $(M)/base_200.parquet &: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)
+	$(call mnist_panel,$(M)/test.npz,$(M)/validation.npz,100$(comma)200,$(M)/base_100.parquet $(M)/base_200.parquet)
 
 # The base optimizer against the tuned baselines at step 200 on MNIST_HELDOUT_RUNS runs: the
 # check behind README's "Step 200 on the base network".

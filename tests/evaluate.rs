@@ -2,6 +2,9 @@
 //! problems only, and every bad input refused in one line with no output file.
 
 mod common;
+// The tests of several horizons at once, in a file of their own.
+#[path = "evaluate/horizons.rs"]
+mod horizons;
 use common::*;
 use l2l::io::write_npz;
 use l2l::trajectory::read_trajectories;

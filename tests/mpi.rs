@@ -225,6 +225,46 @@ fn evaluation_on_two_ranks_writes_the_bytes_of_one_process() {
         .unwrap(),
     );
     assert!(bytes(&d, "one.parquet") == bytes(&d, "three.parquet"));
+    // Two horizons at once: every rate's measures at both are gathered together.
+    let horizons = |tag: &str| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--spec",
+            "test.npz",
+            "--steps",
+            "3,6",
+            "-O",
+            "lstm:opt.npz,sgd,adam",
+            "--validation",
+            "val.npz",
+        ]
+        .map(String::from)
+        .to_vec();
+        for h in ["3", "6"] {
+            args.extend(["-o".into(), format!("{tag}{h}.parquet")]);
+            args.extend(["--tuning-output".into(), format!("{tag}{h}.tuning.parquet")]);
+        }
+        args.push("--tune".into());
+        args
+    };
+    succeeded("one process", d.run("evaluate", &strs(&horizons("h1_"))));
+    succeeded(
+        "two ranks",
+        mpirun(&d, 2, "evaluate", &strs(&horizons("h2_")))
+            .output()
+            .unwrap(),
+    );
+    for name in [
+        "3.parquet",
+        "3.tuning.parquet",
+        "6.parquet",
+        "6.tuning.parquet",
+    ] {
+        assert!(
+            bytes(&d, &format!("h1_{name}")) == bytes(&d, &format!("h2_{name}")),
+            "{name} differs"
+        );
+    }
+    assert!(bytes(&d, "h1_6.parquet") == bytes(&d, "one.parquet"));
 }
 
 #[test]
