@@ -39,7 +39,7 @@ M := $(OUT)/mnist
 MNIST_NAME := NAG+LSTM
 MNIST_P ?= 20
 MNIST_EPOCHS ?= 360
-MNIST_EVAL_EVERY ?= 40
+MNIST_EVAL_EVERY ?= 120
 MNIST_META_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --base nag \
   --steps 200 --batch 1 --eval-every $(MNIST_EVAL_EVERY) --meta-lr 1e-3 --meta-loss log
 MNIST_REFINE_EPOCHS ?= 0

@@ -102,39 +102,20 @@ fn horizons_without_their_outputs_are_refused() {
         "x.parquet",
         "repeats a horizon",
     );
+    // Two horizons, two outputs, tuned on val.npz, and `last` (a flag and its value).
+    let tuned = |last: [&'static str; 2]| {
+        let two = ["--steps", "4,9", "-o", "x.parquet", "-o", "y.parquet"];
+        with(&[&two[..], &["--tune", "--validation", "val.npz"], &last].concat())
+    };
     d.fails(
         "evaluate",
-        &with(&[
-            "--steps",
-            "4,9",
-            "-o",
-            "x.parquet",
-            "-o",
-            "y.parquet",
-            "--tune",
-            "--validation",
-            "val.npz",
-            "--tuning-output",
-            "t.parquet",
-        ]),
+        &tuned(["--tuning-output", "t.parquet"]),
         "x.parquet",
         "but --tuning-output names 1",
     );
     d.fails(
         "evaluate",
-        &with(&[
-            "--steps",
-            "4,9",
-            "-o",
-            "x.parquet",
-            "-o",
-            "y.parquet",
-            "--tune",
-            "--validation",
-            "val.npz",
-            "--tune-steps",
-            "3",
-        ]),
+        &tuned(["--tune-steps", "3"]),
         "x.parquet",
         "--tune-steps follows one run",
     );
