@@ -45,7 +45,7 @@ fn every_public_target_plans_from_a_clean_tree() {
                 "plot",
                 // Both MNIST optimizers, each evaluated by its checkpoint's name.
                 "--base nag",
-                "--epochs 300 --preprocessing log-sign --p 10",
+                "--epochs 260 --preprocessing log-sign --p 10",
                 "-O lstm:",
                 "mnist/NAG+LSTM.npz -O lstm:",
             ],
