@@ -288,15 +288,14 @@ fn evaluate_on<P: FromSpec>(
     // optimizer's runs (Curves::prefix), which are the same bits as runs of its own.
     let mut order: Vec<usize> = (0..args.steps.len()).collect();
     order.sort_by_key(|&h| std::cmp::Reverse(args.steps[h]));
-    let mut curves: Vec<Vec<Option<Curves>>> = vec![Vec::new(); args.steps.len()];
+    let mut curves: Vec<Vec<Curves>> = vec![Vec::new(); args.steps.len()];
     for (n, &h) in order.iter().enumerate() {
         let steps = args.steps[h];
         for (i, (c, _)) in per_horizon[h].iter().enumerate() {
-            let shared = order[..n].iter().find_map(|&longer| {
-                let same = per_horizon[longer][i].0.lr() == c.lr();
-                let done = curves[longer][i].as_ref().filter(|_| same)?;
-                done.prefix(steps, args.test_every)
-            });
+            let shared = order[..n]
+                .iter()
+                .filter(|&&longer| per_horizon[longer][i].0.lr() == c.lr())
+                .find_map(|&longer| curves[longer][i].prefix(steps, args.test_every));
             let run = match (shared, &args.images) {
                 (Some(prefix), _) => prefix,
                 // Final points are kept only for --images (one horizon).
@@ -311,7 +310,7 @@ fn evaluate_on<P: FromSpec>(
             if leader {
                 report_run(&run, steps);
             }
-            curves[h].push(Some(run));
+            curves[h].push(run);
         }
     }
     if !leader {
@@ -334,12 +333,8 @@ fn evaluate_on<P: FromSpec>(
             describe(path, true)
         );
     }
-    for (output, runs) in args.output.iter().zip(curves) {
-        let runs: Vec<Curves> = runs
-            .into_iter()
-            .map(|c| c.expect("every run made"))
-            .collect();
-        write_trajectories(output, &runs)
+    for (output, runs) in args.output.iter().zip(&curves) {
+        write_trajectories(output, runs)
             .with_context(|| format!("writing {}", describe(output, true)))?;
     }
     Ok(())

@@ -326,10 +326,6 @@ impl ValidationMeasure {
             w => format!("loss over the last {w} steps"),
         }
     }
-    /// The measure of `optimizer` on `set`.
-    pub fn of<P: ProblemSet>(&self, set: &P, optimizer: &OptimizerChoice) -> Result<f64> {
-        Ok(run(set, optimizer, self.steps)?.window_mean(self.window))
-    }
 }
 
 /// Picks each baseline's learning rate from `grid` by the best `measure` on the validation
