@@ -61,10 +61,22 @@ pub fn add_row_bias(data: &mut [f32], cols: usize, bias: &[f32]) {
     }
 }
 
-/// Writes the sum of each row of the row-major `data` (`cols` wide) to `out`.
+/// Writes the sum of each row of the row-major `data` (`cols` wide) to `out`, each in 8
+/// interleaved partial sums added at the end (rows of the conv net hold up to 131,072 values,
+/// and one running sum would wait on each add).
 pub fn row_sums(data: &[f32], cols: usize, out: &mut [f32]) {
     for (o, row) in out.iter_mut().zip(data.chunks_exact(cols)) {
-        *o = row.iter().sum();
+        let mut acc = [0.0f32; 8];
+        let chunks = row.chunks_exact(8);
+        for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+            *a += v;
+        }
+        for chunk in chunks {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += v;
+            }
+        }
+        *o = acc.iter().sum();
     }
 }
 

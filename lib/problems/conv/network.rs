@@ -4,10 +4,11 @@
 
 use super::architecture::{BlockKind, ConvArchitecture};
 use crate::kernels::conv::{
-    batch_norm_relu, batch_norm_relu_backward, col2im, im2col, max_pool2, max_pool2_backward,
-    Planes,
+    batch_norm_relu, batch_norm_relu_backward, flip_kernel, im2col, images_per_block, max_pool2,
+    max_pool2_backward, padded_len, Planes,
 };
 use crate::kernels::{add_row_bias, gemm, row_sums, softmax_cross_entropy, view, view_mut};
+use ndarray::s;
 use std::ops::Range;
 
 /// One conv layer's activations and their gradients, channel-major.
@@ -16,9 +17,15 @@ struct ConvBuffers {
     /// Shape at the layer's input.
     input: Planes,
     out_channels: usize,
-    /// im2col of the input, `[C_in·K·K, B·H·W]`; the backward pass overwrites it with its
-    /// gradient.
+    /// Images per block of the im2col matrix.
+    block: usize,
+    /// im2col of one block of images of the input, `[C_in·K·K, block·H·W]`; the backward pass
+    /// makes it again, then the same of the output's gradient (`[C_out·K·K, block·H·W]`).
     cols: Vec<f32>,
+    /// The block's planes with their zero border (SAME padding), for im2col.
+    padded: Vec<f32>,
+    /// The kernel of the adjoint convolution, `[C_in, C_out·K·K]` ([`flip_kernel`]).
+    flipped: Vec<f32>,
     /// Conv output (pre batch norm), then its gradient, `[C_out, B·H·W]`.
     z: Vec<f32>,
     xhat: Vec<f32>,
@@ -29,7 +36,8 @@ struct ConvBuffers {
     /// After pooling, `[C_out, B·H/2·W/2]`, and the gradient there.
     pooled: Vec<f32>,
     dpooled: Vec<f32>,
-    arg: Vec<u32>,
+    /// Which value of each pooling window was the maximum (0-3).
+    arg: Vec<u8>,
 }
 
 /// One fully connected hidden layer's activations and gradients, unit-major `[units, B]`.
@@ -74,10 +82,14 @@ impl ConvScratch {
                     width: w,
                 };
                 let n = input.per_channel();
+                let block = images_per_block(input, arch.kernel);
                 ConvBuffers {
                     input,
                     out_channels: out,
-                    cols: vec![0.0; c * k2 * n],
+                    block,
+                    cols: vec![0.0; c.max(out) * k2 * block * h * w],
+                    padded: vec![0.0; padded_len(input, arch.kernel, block) / c * c.max(out)],
+                    flipped: vec![0.0; c * out * k2],
                     z: vec![0.0; out * n],
                     xhat: vec![0.0; out * n],
                     inv_std: vec![0.0; out],
@@ -120,15 +132,17 @@ impl ConvScratch {
             .conv
             .iter()
             .map(|c| {
-                4 * (c.cols.len()
-                    + c.z.len()
-                    + c.xhat.len()
-                    + c.a.len()
-                    + c.da.len()
-                    + c.pooled.len()
-                    + c.dpooled.len()
-                    + c.arg.len()
-                    + c.inv_std.len())
+                c.arg.len()
+                    + 4 * (c.cols.len()
+                        + c.padded.len()
+                        + c.flipped.len()
+                        + c.z.len()
+                        + c.xhat.len()
+                        + c.a.len()
+                        + c.da.len()
+                        + c.pooled.len()
+                        + c.dpooled.len()
+                        + c.inv_std.len())
             })
             .sum();
         let fc: usize = self
@@ -236,13 +250,26 @@ pub(super) fn conv_loss(
         };
         let n = c.input.per_channel();
         let ck = c.input.channels * k * k;
-        im2col(input, c.input, k, &mut c.cols);
-        gemm(
-            view(&theta[at.kernel[l].clone()], c.out_channels, ck),
-            view(&c.cols, ck, n),
-            0.0,
-            view_mut(&mut c.z, c.out_channels, n),
-        );
+        let hw = c.input.height * c.input.width;
+        let kernel = view(&theta[at.kernel[l].clone()], c.out_channels, ck);
+        let mut z = view_mut(&mut c.z, c.out_channels, n);
+        for images in blocks(b, c.block) {
+            let cols = im2col_block(
+                input,
+                c.input,
+                k,
+                images.clone(),
+                &mut c.padded,
+                &mut c.cols,
+            );
+            let (m, at_image) = (cols.len() / ck, images.start * hw);
+            gemm(
+                kernel,
+                view(cols, ck, m),
+                0.0,
+                z.slice_mut(s![.., at_image..at_image + m]),
+            );
+        }
         add_row_bias(&mut c.z, n, &theta[at.conv_bias[l].clone()]);
         batch_norm_relu(
             &c.z,
@@ -397,7 +424,11 @@ fn conv_backward(
         let c = &mut rest[0];
         let n = c.input.per_channel();
         let ck = c.input.channels * k * k;
-        max_pool2_backward(&c.dpooled, &c.arg, &mut c.da);
+        let out = Planes {
+            channels: c.out_channels,
+            ..c.input
+        };
+        max_pool2_backward(&c.dpooled, &c.arg, out, &mut c.da);
         let (dscale, doffset) = two_blocks(grad, &at.conv_scale[l], &at.conv_offset[l]);
         batch_norm_relu_backward(
             &c.da,
@@ -411,23 +442,78 @@ fn conv_backward(
             doffset,
         );
         row_sums(&c.z, n, &mut grad[at.conv_bias[l].clone()]);
-        gemm(
-            view(&c.z, c.out_channels, n),
-            view(&c.cols, ck, n).t(),
-            0.0,
-            view_mut(&mut grad[at.kernel[l].clone()], c.out_channels, ck),
-        );
-        if l > 0 {
-            // The input's gradient: Wᵀ·dz into the columns, folded back by col2im.
-            gemm(
-                view(&theta[at.kernel[l].clone()], c.out_channels, ck).t(),
-                view(&c.z, c.out_channels, n),
-                0.0,
-                view_mut(&mut c.cols, ck, n),
+        // The kernel's gradient, Σ over blocks of dz·colsᵀ with the input's columns made
+        // again; the input's gradient, the SAME convolution of dz with the flipped kernel
+        // (the adjoint of the forward one), from dz's columns.
+        let hw = c.input.height * c.input.width;
+        let dz = view(&c.z, c.out_channels, n);
+        let mut dkernel = view_mut(&mut grad[at.kernel[l].clone()], c.out_channels, ck);
+        let (input, mut dinput): (&[f32], Option<&mut [f32]>) = match below.last_mut() {
+            Some(prev) => (&prev.pooled, Some(&mut prev.dpooled)),
+            None => (&s.images, None),
+        };
+        let dz_planes = Planes {
+            channels: c.out_channels,
+            ..c.input
+        };
+        let ck_out = c.out_channels * k * k;
+        if dinput.is_some() {
+            flip_kernel(
+                &theta[at.kernel[l].clone()],
+                c.out_channels,
+                c.input.channels,
+                k,
+                &mut c.flipped,
             );
-            col2im(&c.cols, c.input, k, &mut below[l - 1].dpooled);
+        }
+        let flipped = view(&c.flipped, c.input.channels, ck_out);
+        for (i, images) in blocks(b, c.block).enumerate() {
+            let cols = im2col_block(
+                input,
+                c.input,
+                k,
+                images.clone(),
+                &mut c.padded,
+                &mut c.cols,
+            );
+            let (m, at_image) = (cols.len() / ck, images.start * hw);
+            let dz_block = dz.slice(s![.., at_image..at_image + m]);
+            let beta = if i == 0 { 0.0 } else { 1.0 };
+            gemm(dz_block, view(cols, ck, m).t(), beta, dkernel.view_mut());
+            if let Some(dinput) = dinput.as_deref_mut() {
+                let cols = im2col_block(&c.z, dz_planes, k, images, &mut c.padded, &mut c.cols);
+                let mut dinput = view_mut(dinput, c.input.channels, n);
+                gemm(
+                    flipped,
+                    view(cols, ck_out, m),
+                    0.0,
+                    dinput.slice_mut(s![.., at_image..at_image + m]),
+                );
+            }
         }
     }
+}
+
+/// The blocks of `block` images (the last may hold fewer) that cover a minibatch of `batch`.
+fn blocks(batch: usize, block: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..batch)
+        .step_by(block)
+        .map(move |b0| b0..(b0 + block).min(batch))
+}
+
+/// The im2col matrix of `images`, written to the front of `buffer` (sized for a whole block).
+fn im2col_block<'a>(
+    x: &[f32],
+    shape: Planes,
+    k: usize,
+    images: Range<usize>,
+    padded: &mut [f32],
+    buffer: &'a mut [f32],
+) -> &'a mut [f32] {
+    let len = shape.channels * k * k * images.len() * shape.height * shape.width;
+    let cols = &mut buffer[..len];
+    im2col(x, shape, k, images, padded, cols);
+    cols
 }
 
 /// Two disjoint blocks of `grad`, the first before the second.
