@@ -250,25 +250,12 @@ pub(super) fn conv_loss(
         };
         let n = c.input.per_channel();
         let ck = c.input.channels * k * k;
-        let hw = c.input.height * c.input.width;
         let kernel = view(&theta[at.kernel[l].clone()], c.out_channels, ck);
         let mut z = view_mut(&mut c.z, c.out_channels, n);
         for images in blocks(b, c.block) {
-            let cols = im2col_block(
-                input,
-                c.input,
-                k,
-                images.clone(),
-                &mut c.padded,
-                &mut c.cols,
-            );
-            let (m, at_image) = (cols.len() / ck, images.start * hw);
-            gemm(
-                kernel,
-                view(cols, ck, m),
-                0.0,
-                z.slice_mut(s![.., at_image..at_image + m]),
-            );
+            let (cols, at) = im2col_block(input, c.input, k, images, &mut c.padded, &mut c.cols);
+            let m = at.len();
+            gemm(kernel, view(cols, ck, m), 0.0, z.slice_mut(s![.., at]));
         }
         add_row_bias(&mut c.z, n, &theta[at.conv_bias[l].clone()]);
         batch_norm_relu(
@@ -424,11 +411,12 @@ fn conv_backward(
         let c = &mut rest[0];
         let n = c.input.per_channel();
         let ck = c.input.channels * k * k;
-        let out = Planes {
+        // The layer's output planes: where the pooling ran, and what dz's im2col reads.
+        let outputs = Planes {
             channels: c.out_channels,
             ..c.input
         };
-        max_pool2_backward(&c.dpooled, &c.arg, out, &mut c.da);
+        max_pool2_backward(&c.dpooled, &c.arg, outputs, &mut c.da);
         let (dscale, doffset) = two_blocks(grad, &at.conv_scale[l], &at.conv_offset[l]);
         batch_norm_relu_backward(
             &c.da,
@@ -445,16 +433,11 @@ fn conv_backward(
         // The kernel's gradient, Σ over blocks of dz·colsᵀ with the input's columns made
         // again; the input's gradient, the SAME convolution of dz with the flipped kernel
         // (the adjoint of the forward one), from dz's columns.
-        let hw = c.input.height * c.input.width;
         let dz = view(&c.z, c.out_channels, n);
         let mut dkernel = view_mut(&mut grad[at.kernel[l].clone()], c.out_channels, ck);
         let (input, mut dinput): (&[f32], Option<&mut [f32]>) = match below.last_mut() {
             Some(prev) => (&prev.pooled, Some(&mut prev.dpooled)),
             None => (&s.images, None),
-        };
-        let dz_planes = Planes {
-            channels: c.out_channels,
-            ..c.input
         };
         let ck_out = c.out_channels * k * k;
         if dinput.is_some() {
@@ -468,7 +451,7 @@ fn conv_backward(
         }
         let flipped = view(&c.flipped, c.input.channels, ck_out);
         for (i, images) in blocks(b, c.block).enumerate() {
-            let cols = im2col_block(
+            let (cols, at) = im2col_block(
                 input,
                 c.input,
                 k,
@@ -476,18 +459,18 @@ fn conv_backward(
                 &mut c.padded,
                 &mut c.cols,
             );
-            let (m, at_image) = (cols.len() / ck, images.start * hw);
-            let dz_block = dz.slice(s![.., at_image..at_image + m]);
+            let m = at.len();
+            let dz_block = dz.slice(s![.., at.clone()]);
             let beta = if i == 0 { 0.0 } else { 1.0 };
             gemm(dz_block, view(cols, ck, m).t(), beta, dkernel.view_mut());
             if let Some(dinput) = dinput.as_deref_mut() {
-                let cols = im2col_block(&c.z, dz_planes, k, images, &mut c.padded, &mut c.cols);
+                let (cols, _) = im2col_block(&c.z, outputs, k, images, &mut c.padded, &mut c.cols);
                 let mut dinput = view_mut(dinput, c.input.channels, n);
                 gemm(
                     flipped,
                     view(cols, ck_out, m),
                     0.0,
-                    dinput.slice_mut(s![.., at_image..at_image + m]),
+                    dinput.slice_mut(s![.., at]),
                 );
             }
         }
@@ -501,7 +484,8 @@ fn blocks(batch: usize, block: usize) -> impl Iterator<Item = Range<usize>> {
         .map(move |b0| b0..(b0 + block).min(batch))
 }
 
-/// The im2col matrix of `images`, written to the front of `buffer` (sized for a whole block).
+/// The im2col matrix of `images`, written to the front of `buffer` (sized for a whole block),
+/// and the columns of the whole minibatch's `[C, B·H·W]` rows that these images hold.
 fn im2col_block<'a>(
     x: &[f32],
     shape: Planes,
@@ -509,11 +493,12 @@ fn im2col_block<'a>(
     images: Range<usize>,
     padded: &mut [f32],
     buffer: &'a mut [f32],
-) -> &'a mut [f32] {
-    let len = shape.channels * k * k * images.len() * shape.height * shape.width;
-    let cols = &mut buffer[..len];
+) -> (&'a mut [f32], Range<usize>) {
+    let hw = shape.height * shape.width;
+    let columns = images.start * hw..images.end * hw;
+    let cols = &mut buffer[..shape.channels * k * k * columns.len()];
     im2col(x, shape, k, images, padded, cols);
-    cols
+    (cols, columns)
 }
 
 /// Two disjoint blocks of `grad`, the first before the second.
