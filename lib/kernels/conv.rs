@@ -8,6 +8,7 @@
 //! The GEMM runs over blocks of a few images ([`images_per_block`]) so that the im2col matrix
 //! it reads stays in cache.
 
+use super::lane_sum;
 use std::ops::Range;
 
 /// The shape of a channel-major activation `[C, B, H, W]`.
@@ -63,11 +64,7 @@ fn pad_images(x: &[f32], shape: Planes, k: usize, images: &Range<usize>, padded:
     let (h, w, p) = (shape.height, shape.width, k / 2);
     let (hp, wp) = (h + 2 * p, w + 2 * p);
     let n = shape.per_channel();
-    for (c, planes) in padded
-        .chunks_exact_mut(images.len() * hp * wp)
-        .take(shape.channels)
-        .enumerate()
-    {
+    for (c, planes) in padded.chunks_exact_mut(images.len() * hp * wp).enumerate() {
         for (plane, b) in planes.chunks_exact_mut(hp * wp).zip(images.clone()) {
             plane[..p * wp].fill(0.0);
             plane[(p + h) * wp..].fill(0.0);
@@ -208,24 +205,6 @@ pub fn max_pool2_backward(dy: &[f32], arg: &[u8], shape: Planes, dx: &mut [f32])
     }
 }
 
-/// Σ f(v) over `values` in f64, in 8 interleaved partial sums (one vector's lanes) added at
-/// the end: a row holds up to 131,072 values, and one running sum would wait on each add.
-#[inline(always)]
-fn sum_f64(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = values.chunks_exact(8);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += f(v);
-        }
-    }
-    for (a, &v) in acc.iter_mut().zip(rest) {
-        *a += f(v);
-    }
-    acc.iter().sum()
-}
-
 /// Batch normalisation's ε (Sonnet's and TensorFlow's default, as in the original code).
 pub const BN_EPSILON: f32 = 1e-3;
 
@@ -248,8 +227,8 @@ pub fn batch_norm_relu(
         .enumerate()
     {
         // Two passes in f64: a row holds up to 131,072 values.
-        let mean = sum_f64(zr, |v| v as f64) / n as f64;
-        let var = sum_f64(zr, |v| (v as f64 - mean).powi(2)) / n as f64;
+        let mean = lane_sum(zr, |v| v as f64) / n as f64;
+        let var = lane_sum(zr, |v| (v as f64 - mean).powi(2)) / n as f64;
         let is = 1.0 / (var + BN_EPSILON as f64).sqrt();
         inv_std[r] = is as f32;
         let (m, is, g, b) = (mean as f32, is as f32, gamma[r], beta[r]);
@@ -285,7 +264,7 @@ pub fn batch_norm_relu_backward(
         for ((d, &g), &o) in dzr.iter_mut().zip(dar).zip(ar) {
             *d = if o > 0.0 { g } else { 0.0 };
         }
-        let sum_dy = sum_f64(dzr, |d| d as f64);
+        let sum_dy = lane_sum(dzr, |d| d as f64);
         let sum_dy_x = sum_products_f64(dzr, xr);
         dbeta[r] = sum_dy as f32;
         dgamma[r] = sum_dy_x as f32;
@@ -298,7 +277,7 @@ pub fn batch_norm_relu_backward(
     }
 }
 
-/// Σ a·b over two rows, each product in f32 and summed in f64 as [`sum_f64`] sums.
+/// Σ a·b over two rows, each product in f32 and summed in f64 as [`lane_sum`] sums.
 fn sum_products_f64(a: &[f32], b: &[f32]) -> f64 {
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

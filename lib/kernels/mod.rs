@@ -61,23 +61,33 @@ pub fn add_row_bias(data: &mut [f32], cols: usize, bias: &[f32]) {
     }
 }
 
-/// Writes the sum of each row of the row-major `data` (`cols` wide) to `out`, each in 8
-/// interleaved partial sums added at the end (rows of the conv net hold up to 131,072 values,
-/// and one running sum would wait on each add).
+/// Writes the sum of each row of the row-major `data` (`cols` wide) to `out`, each a
+/// [`lane_sum`] (rows of the conv net hold up to 131,072 values).
 pub fn row_sums(data: &[f32], cols: usize, out: &mut [f32]) {
     for (o, row) in out.iter_mut().zip(data.chunks_exact(cols)) {
-        let mut acc = [0.0f32; 8];
-        let chunks = row.chunks_exact(8);
-        for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
-            *a += v;
-        }
-        for chunk in chunks {
-            for (a, &v) in acc.iter_mut().zip(chunk) {
-                *a += v;
-            }
-        }
-        *o = acc.iter().sum();
+        *o = lane_sum(row, |v| v);
     }
+}
+
+/// Σ f(v) over `values` in 8 interleaved partial sums (one vector's lanes) added at the end:
+/// one running sum over a long row would wait on each add.
+#[inline(always)]
+pub fn lane_sum<A>(values: &[f32], f: impl Fn(f32) -> A) -> A
+where
+    A: Copy + Default + std::ops::Add<Output = A> + std::iter::Sum,
+{
+    let mut acc = [A::default(); 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = *a + f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a = *a + f(v);
+    }
+    acc.into_iter().sum()
 }
 
 /// Adds the column sums of the row-major `data` (`cols` wide) to `out`.

@@ -83,12 +83,17 @@ impl ConvScratch {
                 };
                 let n = input.per_channel();
                 let block = images_per_block(input, arch.kernel);
+                // im2col reads the input's planes, and in the backward pass dz's.
+                let widest = Planes {
+                    channels: c.max(out),
+                    ..input
+                };
                 ConvBuffers {
                     input,
                     out_channels: out,
                     block,
                     cols: vec![0.0; c.max(out) * k2 * block * h * w],
-                    padded: vec![0.0; padded_len(input, arch.kernel, block) / c * c.max(out)],
+                    padded: vec![0.0; padded_len(widest, arch.kernel, block)],
                     flipped: vec![0.0; c * out * k2],
                     z: vec![0.0; out * n],
                     xhat: vec![0.0; out * n],
