@@ -1,15 +1,12 @@
-//! Kernels of the conv-net optimizee (§3.3): im2col and its adjoint for a square kernel with
-//! stride 1 and SAME padding, 2×2 max-pooling with stride 2, batch normalisation with
-//! minibatch statistics, and ReLU.
+//! Kernels of the conv-net optimizee (§3.3) besides the convolutions themselves
+//! (`direct_conv.rs`): the adjoint convolution's kernel, 2×2 max-pooling with stride 2, batch
+//! normalisation with minibatch statistics, and ReLU.
 //!
 //! Activations are channel-major, `[C, B, H, W]` row-major (one row of `B·H·W` values per
-//! channel), so that a convolution over the whole minibatch is one GEMM,
-//! `[C_out, C_in·K·K] · [C_in·K·K, B·H·W]`, and batch norm's statistics are row reductions.
-//! The GEMM runs over blocks of a few images ([`images_per_block`]) so that the im2col matrix
-//! it reads stays in cache.
+//! channel), so that batch norm's statistics are row reductions and a run of neighbouring
+//! pixels of a row is one vector.
 
 use super::lane_sum;
-use std::ops::Range;
 
 /// The shape of a channel-major activation `[C, B, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,88 +38,6 @@ impl Planes {
     }
 }
 
-/// Copies a short run of values; runs of whole 8-value chunks (the rows of the paper's 32-,
-/// 16- and 8-pixel planes) become plain vector moves instead of a call to `memcpy`, whose
-/// overhead dominated copies this short.
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (dc, sc) in (&mut d).zip(&mut s) {
-        let chunk: [f32; 8] = sc.try_into().expect("chunks of 8");
-        dc.copy_from_slice(&chunk);
-    }
-    for (o, v) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *o = *v;
-    }
-}
-
-/// Copies images `images` of `x` into `padded`, `[C, images, H + 2p, W + 2p]` with p = k/2,
-/// the border zero: SAME padding made explicit, so that every row of the im2col matrix is a
-/// plain copy of a padded row.
-fn pad_images(x: &[f32], shape: Planes, k: usize, images: &Range<usize>, padded: &mut [f32]) {
-    let (h, w, p) = (shape.height, shape.width, k / 2);
-    let (hp, wp) = (h + 2 * p, w + 2 * p);
-    let n = shape.per_channel();
-    for (c, planes) in padded.chunks_exact_mut(images.len() * hp * wp).enumerate() {
-        for (plane, b) in planes.chunks_exact_mut(hp * wp).zip(images.clone()) {
-            plane[..p * wp].fill(0.0);
-            plane[(p + h) * wp..].fill(0.0);
-            let src = &x[c * n + b * h * w..][..h * w];
-            for (row, s) in plane[p * wp..(p + h) * wp]
-                .chunks_exact_mut(wp)
-                .zip(src.chunks_exact(w))
-            {
-                row[..p].fill(0.0);
-                row[p + w..].fill(0.0);
-                copy_run(&mut row[p..p + w], s);
-            }
-        }
-    }
-}
-
-/// The length of the padded copy of `count` images that [`im2col`] uses.
-pub fn padded_len(shape: Planes, k: usize, count: usize) -> usize {
-    let p = k / 2;
-    shape.channels * count * (shape.height + 2 * p) * (shape.width + 2 * p)
-}
-
-/// Writes the im2col matrix of images `images` of `x` for a `k`×`k` kernel, stride 1, SAME
-/// padding (k odd): row `(c·k + di)·k + dj`, column `(b·H + i)·W + j` (b counted from
-/// `images.start`) holds `x[c, b, i + di − k/2, j + dj − k/2]`, or 0 outside the image. A range
-/// of a few images keeps the matrix in cache for the GEMM that reads it. `padded` is working
-/// memory of at least [`padded_len`] values.
-pub fn im2col(
-    x: &[f32],
-    shape: Planes,
-    k: usize,
-    images: Range<usize>,
-    padded: &mut [f32],
-    cols: &mut [f32],
-) {
-    let (h, w, p) = (shape.height, shape.width, k / 2);
-    let (hp, wp) = (h + 2 * p, w + 2 * p);
-    let m = images.len() * h * w;
-    debug_assert_eq!(cols.len(), shape.channels * k * k * m);
-    let padded = &mut padded[..padded_len(shape, k, images.len())];
-    pad_images(x, shape, k, &images, padded);
-    for (c, planes) in padded.chunks_exact(images.len() * hp * wp).enumerate() {
-        for di in 0..k {
-            for dj in 0..k {
-                let row = &mut cols[((c * k + di) * k + dj) * m..][..m];
-                for (out, plane) in row
-                    .chunks_exact_mut(h * w)
-                    .zip(planes.chunks_exact(hp * wp))
-                {
-                    for (i, o) in out.chunks_exact_mut(w).enumerate() {
-                        copy_run(o, &plane[(i + di) * wp + dj..][..w]);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The kernel of the adjoint of a SAME convolution with stride 1: the gradient at the input
 /// is the SAME convolution of the output's gradient with `flipped[ci][(co·k + di)·k + dj] =
 /// w[co][(ci·k + k−1−di)·k + k−1−dj]`, input and output channels swapped and each kernel
@@ -144,15 +59,6 @@ pub fn flip_kernel(
             }
         }
     }
-}
-
-/// Images per block of the im2col matrix: as many as keep a block within about 256 KiB, so
-/// that a core's L2 cache (512 KiB on the AMD EPYC of docs/performance.md) holds it beside
-/// the GEMM's packed panels; at least one. 128 KiB to 1 MiB measured within the noise there.
-pub fn images_per_block(shape: Planes, k: usize) -> usize {
-    const BLOCK_BYTES: usize = 256 * 1024;
-    let per_image = shape.channels * k * k * shape.height * shape.width * 4;
-    (BLOCK_BYTES / per_image).clamp(1, shape.batch.max(1))
 }
 
 /// 2×2 max-pooling with stride 2 of `x` (even height and width) into `y`, with which of each
@@ -303,91 +209,6 @@ mod tests {
             batch: b,
             height: h,
             width: w,
-        }
-    }
-
-    #[test]
-    fn im2col_places_each_neighbour_and_pads_with_zeros() {
-        // One 3×3 image 1..9, a 3×3 kernel: row (di, dj) = (0, 0) holds the up-left neighbour.
-        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let s = shape(1, 1, 3, 3);
-        let mut cols = vec![0.0; 9 * 9];
-        let mut padded = vec![f32::NAN; padded_len(s, 3, 1)];
-        im2col(&x, s, 3, 0..1, &mut padded, &mut cols);
-        assert_eq!(&cols[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
-        assert_eq!(&cols[4 * 9..5 * 9], &x[..]); // the centre tap is the image itself
-        assert_eq!(&cols[8 * 9..], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
-    }
-
-    /// The SAME convolution of `x` (`shape`) with `w` (`[out, C·k·k]`) through im2col, as a
-    /// plain triple loop.
-    fn convolve(x: &[f32], shape: Planes, w: &[f32], out: usize, k: usize) -> Vec<f32> {
-        let (rows, n) = (shape.channels * k * k, shape.per_channel());
-        let mut cols = vec![0.0; rows * n];
-        let mut padded = vec![f32::NAN; padded_len(shape, k, shape.batch)];
-        im2col(x, shape, k, 0..shape.batch, &mut padded, &mut cols);
-        let mut y = vec![0.0f32; out * n];
-        for o in 0..out {
-            for r in 0..rows {
-                for j in 0..n {
-                    y[o * n + j] += w[o * rows + r] * cols[r * n + j];
-                }
-            }
-        }
-        y
-    }
-
-    /// ⟨conv(x; w), y⟩ = ⟨x, conv(y; flip(w))⟩ for any x, y and w: the flipped kernel's
-    /// convolution is the forward one's adjoint, so it gives the input's gradient.
-    #[test]
-    fn the_flipped_kernel_convolves_the_adjoint() {
-        let (c_in, c_out, k) = (3, 4, 5);
-        let s = shape(c_in, 2, 6, 4);
-        let mut rng = crate::rng::Rng::new(1, 0);
-        let mut normal =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
-        let (x, w) = (normal(s.len()), normal(c_out * c_in * k * k));
-        let y = normal(c_out * s.per_channel());
-        let mut flipped = vec![0.0; w.len()];
-        flip_kernel(&w, c_out, c_in, k, &mut flipped);
-        let forward = convolve(&x, s, &w, c_out, k);
-        let back = convolve(
-            &y,
-            Planes {
-                channels: c_out,
-                ..s
-            },
-            &flipped,
-            c_in,
-            k,
-        );
-        let lhs: f64 = forward.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
-        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
-        assert!(
-            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs}"
-        );
-    }
-
-    /// Blocks of images give the columns of the whole batch.
-    #[test]
-    fn blocks_of_images_are_slices_of_the_whole_batch() {
-        let s = shape(2, 5, 4, 6);
-        let k = 3;
-        let m = s.height * s.width;
-        let mut rng = crate::rng::Rng::new(2, 0);
-        let x: Vec<f32> = (0..s.len()).map(|_| rng.normal() as f32).collect();
-        let rows = s.channels * k * k;
-        let mut whole = vec![0.0; rows * s.per_channel()];
-        let mut padded = vec![f32::NAN; padded_len(s, k, s.batch)];
-        im2col(&x, s, k, 0..s.batch, &mut padded, &mut whole);
-        for images in [0..2, 2..3, 3..5] {
-            let mut cols = vec![0.0; rows * images.len() * m];
-            im2col(&x, s, k, images.clone(), &mut padded, &mut cols);
-            for r in 0..rows {
-                let expected = &whole[r * s.per_channel() + images.start * m..][..images.len() * m];
-                assert_eq!(&cols[r * images.len() * m..][..images.len() * m], expected);
-            }
         }
     }
 

@@ -52,10 +52,55 @@ pub const MAX_TILE_ROWS: usize = {
     most
 };
 
+/// The register tiles of the direct convolution kernels (`kernels/direct_conv.rs`), whose
+/// vectors are runs of 8 pixels (one register with AVX2 or AVX-512, two with NEON or SSE2):
+/// - the forward one keeps `rows × runs` vectors of sums, `runs` vectors of inputs and one
+///   broadcast weight;
+/// - the kernel's gradient keeps `gradient_rows × 5` vectors of lane sums (a row of the
+///   paper's 5×5 kernel), `gradient_rows` vectors of the output's gradient and one of inputs
+///   (wider kernels take one row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTile {
+    pub rows: usize,
+    pub runs: usize,
+    pub gradient_rows: usize,
+}
+
+impl ConvTile {
+    const fn new(rows: usize, runs: usize, gradient_rows: usize) -> Self {
+        ConvTile {
+            rows,
+            runs,
+            gradient_rows,
+        }
+    }
+    /// Vector registers the tiles need, for vectors of `per_run` registers: the larger of the
+    /// forward's and the gradient's.
+    pub const fn registers(&self, per_run: usize) -> usize {
+        let forward = (self.rows * self.runs + self.runs) * per_run + 1;
+        let gradient = (self.gradient_rows * 5 + self.gradient_rows + 1) * per_run;
+        if forward > gradient {
+            forward
+        } else {
+            gradient
+        }
+    }
+}
+
+/// 32 registers of 16 floats: a run of 8 is one register.
+pub const AVX512_CONV: ConvTile = ConvTile::new(8, 3, 4);
+/// 16 registers of 8 floats.
+pub const AVX2_CONV: ConvTile = ConvTile::new(4, 2, 2);
+/// 32 registers of 4 floats: a run is two.
+pub const NEON_CONV: ConvTile = ConvTile::new(4, 3, 2);
+/// 16 registers of 4 floats: a run is two.
+pub const PORTABLE_CONV: ConvTile = ConvTile::new(2, 2, 1);
+
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 mod chosen {
     pub const NAME: &str = "avx512";
     pub const TILE: super::TileShape = super::AVX512_TILE;
+    pub const CONV: super::ConvTile = super::AVX512_CONV;
 }
 #[cfg(all(
     target_arch = "x86_64",
@@ -66,11 +111,13 @@ mod chosen {
 mod chosen {
     pub const NAME: &str = "avx2+fma";
     pub const TILE: super::TileShape = super::AVX2_TILE;
+    pub const CONV: super::ConvTile = super::AVX2_CONV;
 }
 #[cfg(target_arch = "aarch64")]
 mod chosen {
     pub const NAME: &str = "neon";
     pub const TILE: super::TileShape = super::NEON_TILE;
+    pub const CONV: super::ConvTile = super::NEON_CONV;
 }
 #[cfg(not(any(
     all(target_arch = "x86_64", target_feature = "avx512f"),
@@ -84,6 +131,7 @@ mod chosen {
 mod chosen {
     pub const NAME: &str = "portable";
     pub const TILE: super::TileShape = super::PORTABLE_TILE;
+    pub const CONV: super::ConvTile = super::PORTABLE_CONV;
 }
 
 /// The instruction set this build's kernels were compiled for: "avx512", "avx2+fma", "neon"
@@ -91,6 +139,8 @@ mod chosen {
 pub const KERNEL_ISA: &str = chosen::NAME;
 /// The fused kernel's tile in this build.
 pub const TILE: TileShape = chosen::TILE;
+/// The direct convolution's tiles in this build.
+pub const CONV_TILE: ConvTile = chosen::CONV;
 
 /// Whether this build multiplies and adds in one rounding (a fused multiply-add instruction).
 /// Without one, `f32::mul_add` would call the C library's software `fmaf`, which is far
@@ -126,5 +176,14 @@ mod tests {
             assert!(tile.rows <= MAX_TILE_ROWS);
         }
         assert!(ALL_TILES.contains(&TILE));
+        for (tile, registers, per_run) in [
+            (AVX512_CONV, 32, 1),
+            (AVX2_CONV, 16, 1),
+            (NEON_CONV, 32, 2),
+            (PORTABLE_CONV, 16, 2),
+        ] {
+            let used = tile.registers(per_run);
+            assert!(used <= registers, "{tile:?} needs {used} registers");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! them; see docs/performance.md for how they reach the benchmark's rates.
 
 pub mod conv;
+pub mod direct_conv;
 pub mod fastmath;
 pub mod feature_conv;
 pub mod isa;

@@ -1,15 +1,22 @@
-//! The conv net's forward and backward passes over one minibatch (§3.3): every convolution
-//! and fully connected layer is one BLAS GEMM over the whole minibatch; batch norm uses the
-//! minibatch's statistics (training mode).
+//! The conv net's forward and backward passes over one minibatch (§3.3): the convolutions are
+//! direct kernels over blocks of a few images (`kernels/direct_conv.rs`), every fully
+//! connected layer one BLAS GEMM over the whole minibatch; batch norm uses the minibatch's
+//! statistics (training mode).
 
 use super::architecture::{BlockKind, ConvArchitecture};
 use crate::kernels::conv::{
-    batch_norm_relu, batch_norm_relu_backward, flip_kernel, im2col, images_per_block, max_pool2,
-    max_pool2_backward, padded_len, Planes,
+    batch_norm_relu, batch_norm_relu_backward, flip_kernel, max_pool2, max_pool2_backward, Planes,
+};
+use crate::kernels::direct_conv::{
+    accumulate_kernel_gradient, convolve, finish_kernel_gradient, images_per_block, pad_images,
+    Padded, LANES,
 };
 use crate::kernels::{add_row_bias, gemm, row_sums, softmax_cross_entropy, view, view_mut};
-use ndarray::s;
 use std::ops::Range;
+
+/// Bytes of a block's padded input and padded output gradient, the working set that every
+/// tile of the direct convolutions reads again.
+const BLOCK_BYTES: usize = 256 * 1024;
 
 /// One conv layer's activations and their gradients, channel-major.
 #[derive(Clone)]
@@ -17,13 +24,14 @@ struct ConvBuffers {
     /// Shape at the layer's input.
     input: Planes,
     out_channels: usize,
-    /// Images per block of the im2col matrix.
+    /// Images per block of the direct convolutions.
     block: usize,
-    /// im2col of one block of images of the input, `[C_in·K·K, block·H·W]`; the backward pass
-    /// makes it again, then the same of the output's gradient (`[C_out·K·K, block·H·W]`).
-    cols: Vec<f32>,
-    /// The block's planes with their zero border (SAME padding), for im2col.
-    padded: Vec<f32>,
+    /// One block of the input's planes with their zero border (SAME padding, [`Padded`]).
+    padded_x: Vec<f32>,
+    /// The same of the output's gradient, in the backward pass.
+    padded_dz: Vec<f32>,
+    /// The kernel's gradient as per-lane partial sums, `[C_out, C_in·K·K, LANES]`.
+    lanes: Vec<f32>,
     /// The kernel of the adjoint convolution, `[C_in, C_out·K·K]` ([`flip_kernel`]).
     flipped: Vec<f32>,
     /// Conv output (pre batch norm), then its gradient, `[C_out, B·H·W]`.
@@ -82,18 +90,15 @@ impl ConvScratch {
                     width: w,
                 };
                 let n = input.per_channel();
-                let block = images_per_block(input, arch.kernel);
-                // im2col reads the input's planes, and in the backward pass dz's.
-                let widest = Planes {
-                    channels: c.max(out),
-                    ..input
-                };
+                let block = images_per_block(input, out, arch.kernel, BLOCK_BYTES);
+                let padded = Padded::of(input, arch.kernel, block);
                 ConvBuffers {
                     input,
                     out_channels: out,
                     block,
-                    cols: vec![0.0; c.max(out) * k2 * block * h * w],
-                    padded: vec![0.0; padded_len(widest, arch.kernel, block)],
+                    padded_x: vec![0.0; padded.len()],
+                    padded_dz: vec![0.0; padded.with_channels(out).len()],
+                    lanes: vec![0.0; out * c * k2 * LANES],
                     flipped: vec![0.0; c * out * k2],
                     z: vec![0.0; out * n],
                     xhat: vec![0.0; out * n],
@@ -138,8 +143,9 @@ impl ConvScratch {
             .iter()
             .map(|c| {
                 c.arg.len()
-                    + 4 * (c.cols.len()
-                        + c.padded.len()
+                    + 4 * (c.padded_x.len()
+                        + c.padded_dz.len()
+                        + c.lanes.len()
                         + c.flipped.len()
                         + c.z.len()
                         + c.xhat.len()
@@ -254,13 +260,12 @@ pub(super) fn conv_loss(
             &done[l - 1].pooled
         };
         let n = c.input.per_channel();
-        let ck = c.input.channels * k * k;
-        let kernel = view(&theta[at.kernel[l].clone()], c.out_channels, ck);
-        let mut z = view_mut(&mut c.z, c.out_channels, n);
+        let kernel = &theta[at.kernel[l].clone()];
         for images in blocks(b, c.block) {
-            let (cols, at) = im2col_block(input, c.input, k, images, &mut c.padded, &mut c.cols);
-            let m = at.len();
-            gemm(kernel, view(cols, ck, m), 0.0, z.slice_mut(s![.., at]));
+            let g = Padded::of(c.input, k, images.len());
+            let first = images.start;
+            pad_images(input, c.input, images, &g, &mut c.padded_x);
+            convolve(&c.padded_x, &g, kernel, c.out_channels, &mut c.z, first);
         }
         add_row_bias(&mut c.z, n, &theta[at.conv_bias[l].clone()]);
         batch_norm_relu(
@@ -415,7 +420,6 @@ fn conv_backward(
         let (below, rest) = s.conv.split_at_mut(l);
         let c = &mut rest[0];
         let n = c.input.per_channel();
-        let ck = c.input.channels * k * k;
         // The layer's output planes: where the pooling ran, and what dz's im2col reads.
         let outputs = Planes {
             channels: c.out_channels,
@@ -435,16 +439,12 @@ fn conv_backward(
             doffset,
         );
         row_sums(&c.z, n, &mut grad[at.conv_bias[l].clone()]);
-        // The kernel's gradient, Σ over blocks of dz·colsᵀ with the input's columns made
-        // again; the input's gradient, the SAME convolution of dz with the flipped kernel
-        // (the adjoint of the forward one), from dz's columns.
-        let dz = view(&c.z, c.out_channels, n);
-        let mut dkernel = view_mut(&mut grad[at.kernel[l].clone()], c.out_channels, ck);
+        // The kernel's gradient, Σ over blocks of dz·x per tap; the input's gradient, the SAME
+        // convolution of dz with the flipped kernel (the adjoint of the forward one).
         let (input, mut dinput): (&[f32], Option<&mut [f32]>) = match below.last_mut() {
             Some(prev) => (&prev.pooled, Some(&mut prev.dpooled)),
             None => (&s.images, None),
         };
-        let ck_out = c.out_channels * k * k;
         if dinput.is_some() {
             flip_kernel(
                 &theta[at.kernel[l].clone()],
@@ -454,31 +454,26 @@ fn conv_backward(
                 &mut c.flipped,
             );
         }
-        let flipped = view(&c.flipped, c.input.channels, ck_out);
-        for (i, images) in blocks(b, c.block).enumerate() {
-            let (cols, at) = im2col_block(
-                input,
-                c.input,
-                k,
-                images.clone(),
-                &mut c.padded,
-                &mut c.cols,
+        c.lanes.fill(0.0);
+        for images in blocks(b, c.block) {
+            let gx = Padded::of(c.input, k, images.len());
+            let gz = gx.with_channels(c.out_channels);
+            let first = images.start;
+            pad_images(input, c.input, images.clone(), &gx, &mut c.padded_x);
+            pad_images(&c.z, outputs, images, &gz, &mut c.padded_dz);
+            accumulate_kernel_gradient(
+                &c.padded_x,
+                &gx,
+                &c.padded_dz,
+                c.out_channels,
+                &mut c.lanes,
             );
-            let m = at.len();
-            let dz_block = dz.slice(s![.., at.clone()]);
-            let beta = if i == 0 { 0.0 } else { 1.0 };
-            gemm(dz_block, view(cols, ck, m).t(), beta, dkernel.view_mut());
             if let Some(dinput) = dinput.as_deref_mut() {
-                let (cols, _) = im2col_block(&c.z, outputs, k, images, &mut c.padded, &mut c.cols);
-                let mut dinput = view_mut(dinput, c.input.channels, n);
-                gemm(
-                    flipped,
-                    view(cols, ck_out, m),
-                    0.0,
-                    dinput.slice_mut(s![.., at]),
-                );
+                let flipped = &c.flipped;
+                convolve(&c.padded_dz, &gz, flipped, c.input.channels, dinput, first);
             }
         }
+        finish_kernel_gradient(&c.lanes, &mut grad[at.kernel[l].clone()]);
     }
 }
 
@@ -487,23 +482,6 @@ fn blocks(batch: usize, block: usize) -> impl Iterator<Item = Range<usize>> {
     (0..batch)
         .step_by(block)
         .map(move |b0| b0..(b0 + block).min(batch))
-}
-
-/// The im2col matrix of `images`, written to the front of `buffer` (sized for a whole block),
-/// and the columns of the whole minibatch's `[C, B·H·W]` rows that these images hold.
-fn im2col_block<'a>(
-    x: &[f32],
-    shape: Planes,
-    k: usize,
-    images: Range<usize>,
-    padded: &mut [f32],
-    buffer: &'a mut [f32],
-) -> (&'a mut [f32], Range<usize>) {
-    let hw = shape.height * shape.width;
-    let columns = images.start * hw..images.end * hw;
-    let cols = &mut buffer[..shape.channels * k * k * columns.len()];
-    im2col(x, shape, k, images, padded, cols);
-    (cols, columns)
 }
 
 /// Two disjoint blocks of `grad`, the first before the second.
