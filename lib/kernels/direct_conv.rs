@@ -400,19 +400,25 @@ fn gradient_tile<const R: usize, const K: usize, const SPAN: usize>(
             a.copy_from_slice(l);
         }
     }
-    // One loop over every run of the block, its position stepped along.
-    let mut runs = Steps::of_runs(gx);
-    for _ in 0..gx.runs() {
-        let window = runs.next();
-        let d: [&[f32; LANES]; R] =
-            std::array::from_fn(|r| span(t.padded_dz, dz_plane[r] + window));
-        let xs: &[f32; SPAN] = span(t.padded_x, window + from);
-        for (q, column) in (0..K).zip(0..) {
-            let x: &[f32; LANES] = span(xs, column);
-            for (acc_r, dv) in acc.iter_mut().zip(&d) {
-                let a = &mut acc_r[q];
-                for l in 0..LANES {
-                    a[l] = multiply_add(dv[l], x[l], a[l]);
+    // Row after row of the block; a row's runs read one row of dz and of inputs.
+    let wide = gx.runs_per_row() * LANES;
+    for b in 0..gx.images {
+        for i in 0..gx.height {
+            let window = gx.window(b, i, 0);
+            let dz_rows: [&[f32]; R] =
+                std::array::from_fn(|r| &t.padded_dz[dz_plane[r] + window..][..wide]);
+            let x_row = &t.padded_x[window + from..][..wide + K - 1];
+            for j in (0..wide).step_by(LANES) {
+                let d: [&[f32; LANES]; R] = std::array::from_fn(|r| span(dz_rows[r], j));
+                let xs: &[f32; SPAN] = span(x_row, j);
+                for q in 0..K {
+                    let x: &[f32; LANES] = span(xs, q);
+                    for (acc_r, dv) in acc.iter_mut().zip(&d) {
+                        let a = &mut acc_r[q];
+                        for l in 0..LANES {
+                            a[l] = multiply_add(dv[l], x[l], a[l]);
+                        }
+                    }
                 }
             }
         }
@@ -424,47 +430,6 @@ fn gradient_tile<const R: usize, const K: usize, const SPAN: usize>(
         {
             l.copy_from_slice(a);
         }
-    }
-}
-
-/// Offsets along a nest of three loops, stepped one at a time: the innermost loop advances by
-/// `steps[0]` each step, and on wrapping, the next loop by its own step.
-struct Steps {
-    counts: [usize; 3],
-    strides: [usize; 3],
-    at: [usize; 3],
-    offset: usize,
-}
-
-impl Steps {
-    /// Counts and strides, innermost first.
-    fn new(counts: [usize; 3], strides: [usize; 3]) -> Self {
-        Steps {
-            counts,
-            strides,
-            at: [0; 3],
-            offset: 0,
-        }
-    }
-    /// A block's runs `(b, i, j)`: where each one's window starts.
-    fn of_runs(g: &Padded) -> Self {
-        let strides = [LANES, g.row(), g.image_len()];
-        Steps::new([g.runs_per_row(), g.height, g.images], strides)
-    }
-    /// The current offset, then a step on.
-    #[inline(always)]
-    fn next(&mut self) -> usize {
-        let now = self.offset;
-        for level in 0..3 {
-            self.at[level] += 1;
-            self.offset += self.strides[level];
-            if self.at[level] < self.counts[level] {
-                break;
-            }
-            self.offset -= self.counts[level] * self.strides[level];
-            self.at[level] = 0;
-        }
-        now
     }
 }
 
