@@ -18,6 +18,14 @@ pub struct Planes {
 }
 
 impl Planes {
+    pub fn new(channels: usize, batch: usize, height: usize, width: usize) -> Self {
+        Planes {
+            channels,
+            batch,
+            height,
+            width,
+        }
+    }
     /// Values per channel: `B·H·W`.
     pub fn per_channel(&self) -> usize {
         self.batch * self.height * self.width
@@ -225,19 +233,10 @@ fn sum_products_f64(a: &[f32], b: &[f32]) -> f64 {
 mod tests {
     use super::*;
 
-    fn shape(c: usize, b: usize, h: usize, w: usize) -> Planes {
-        Planes {
-            channels: c,
-            batch: b,
-            height: h,
-            width: w,
-        }
-    }
-
     #[test]
     fn max_pool_keeps_each_maximum_and_routes_its_gradient() {
         let x = [1., 5., 2., 0., 3., 4., 7., 6.]; // one 2×4 plane
-        let s = shape(1, 1, 2, 4);
+        let s = Planes::new(1, 1, 2, 4);
         let (mut y, mut arg) = ([0.0; 2], [0u8; 2]);
         max_pool2(&x, s, &mut y, &mut arg);
         assert_eq!((y, arg), ([5., 7.], [1, 2]));

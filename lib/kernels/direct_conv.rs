@@ -2,15 +2,16 @@
 //! SAME padding, over channel-major activations `[C, B, H, W]` ([`Planes`]).
 //!
 //! The layers are narrow (3 or 16 channels, 5×5 kernels), so an im2col matrix is 25 to 75
-//! times the size of its input, and writing it, then letting BLAS pack it, took more time than
-//! the multiply-adds (docs/performance.md, "The conv net"). These kernels read a zero-bordered
-//! copy of a block of images instead ([`pad_images`]) and keep a register tile of products:
-//! - [`convolve`], the forward convolution, vectorised over 8 neighbouring pixels of a row,
-//!   `rows` output channels × `chunks` such runs at a time. With the flipped kernel it is also
+//! times the size of its input, and writing it, then letting BLAS pack it, took longer than
+//! the multiply-adds (docs/performance.md, "Direct convolution kernels"). These kernels read a
+//! zero-bordered copy of a block of images instead ([`pad_images`]) and keep a register tile
+//! of sums ([`isa::CONV_TILE`]):
+//! - [`convolve`], the forward convolution, vectorised over runs of 8 neighbouring pixels of a
+//!   row: `rows` output channels × `runs` runs at a time. With the flipped kernel it is also
 //!   the input's gradient ([`super::conv::flip_kernel`]).
-//! - [`accumulate_kernel_gradient`], the kernel's gradient: `rows` output channels × `taps`
-//!   kernel taps at a time, each a vector of 8 per-pixel partial sums ([`finish_kernel_gradient`]
-//!   adds them up at the end).
+//! - [`accumulate_kernel_gradient`], the kernel's gradient: `gradient_rows` output channels ×
+//!   one kernel row of taps at a time, each a vector of 8 per-pixel partial sums
+//!   ([`finish_kernel_gradient`] adds them up at the end).
 //!
 //! Each output's sum runs in one order whatever the tile and the block of images (the forward:
 //! tap by tap from zero; the kernel's gradient: each lane over the minibatch's pixels in
@@ -189,28 +190,24 @@ pub fn convolve(
     first_image: usize,
 ) {
     const T: ConvTile = isa::CONV_TILE;
-    convolve_with_tile::<{ T.rows }, { T.runs }>(padded, g, weights, out_channels, out, first_image)
+    let tile = Operands::new(padded, g, weights, out, out_channels, first_image);
+    convolve_with_tile::<{ T.rows }, { T.runs }>(&tile, out_channels, out)
 }
 
 /// [`convolve`] with tiles of R output channels × P runs of pixels.
 fn convolve_with_tile<const R: usize, const P: usize>(
-    padded: &[f32],
-    g: &Padded,
-    weights: &[f32],
+    tile: &Operands,
     out_channels: usize,
     out: &mut [f32],
-    first_image: usize,
 ) {
-    let tile = Operands {
-        padded,
-        g,
-        weights,
-        per_channel: out.len() / out_channels,
-        first_image,
-    };
-    with_kernel_side!(g.kernel, convolve_tiled::<R, P>(&tile, out_channels, out))
+    with_kernel_side!(
+        tile.g.kernel,
+        convolve_tiled::<R, P>(tile, out_channels, out)
+    )
 }
 
+/// [`convolve`] for a kernel of side K: every R output channels (then any left one at a time)
+/// over every P runs (then any left one at a time).
 fn convolve_tiled<const R: usize, const P: usize, const K: usize, const SPAN: usize>(
     tile: &Operands,
     out_channels: usize,
@@ -247,6 +244,26 @@ struct Operands<'a> {
     weights: &'a [f32],
     per_channel: usize,
     first_image: usize,
+}
+
+impl<'a> Operands<'a> {
+    /// The operands of a convolution into `out` (`out_channels` planes), which it only sizes.
+    fn new(
+        padded: &'a [f32],
+        g: &'a Padded,
+        weights: &'a [f32],
+        out: &[f32],
+        out_channels: usize,
+        first_image: usize,
+    ) -> Self {
+        Operands {
+            padded,
+            g,
+            weights,
+            per_channel: out.len() / out_channels,
+            first_image,
+        }
+    }
 }
 
 /// Output channels `co..co + R` at runs `first..first + P`: R × P vectors of sums in
@@ -344,6 +361,8 @@ fn gradient_with_tile<const R: usize>(
     with_kernel_side!(gx.kernel, gradient_tiled::<R>(&tile, out_channels, lanes))
 }
 
+/// [`accumulate_kernel_gradient`] for a kernel of side K: every R output channels (then any
+/// left one at a time) × every kernel row.
 fn gradient_tiled<const R: usize, const K: usize, const SPAN: usize>(
     tile: &GradientOperands,
     out_channels: usize,

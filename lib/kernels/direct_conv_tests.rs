@@ -5,15 +5,6 @@ use super::*;
 use crate::kernels::conv::flip_kernel;
 use crate::kernels::isa::{AVX2_CONV, AVX512_CONV, NEON_CONV, PORTABLE_CONV};
 
-fn shape(c: usize, b: usize, h: usize, w: usize) -> Planes {
-    Planes {
-        channels: c,
-        batch: b,
-        height: h,
-        width: w,
-    }
-}
-
 fn normal(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = crate::rng::Rng::new(seed, 0);
     (0..len).map(|_| rng.normal() as f32).collect()
@@ -105,7 +96,7 @@ fn convolve_with<const R: usize, const P: usize>(
         let images = b0..(b0 + block).min(s.batch);
         let g = Padded::of(s, k, images.len());
         pad_images(x, s, images, &g, &mut padded);
-        convolve_with_tile::<R, P>(&padded, &g, w, out, &mut y, b0);
+        convolve_with_tile::<R, P>(&Operands::new(&padded, &g, w, &y, out, b0), out, &mut y);
     }
     y
 }
@@ -162,7 +153,7 @@ const CASES: [(usize, usize, usize, usize, usize, usize); 7] = [
 #[test]
 fn the_convolution_matches_plain_loops() {
     for (n, &(c, b, h, w, out, k)) in CASES.iter().enumerate() {
-        let s = shape(c, b, h, w);
+        let s = Planes::new(c, b, h, w);
         let (x, wt) = (normal(s.len(), 1 + n as u64), normal(out * c * k * k, 50));
         let expected = reference_convolution(&x, s, &wt, out, k);
         let block = images_per_block(s, out, k, 64 * 1024);
@@ -174,7 +165,7 @@ fn the_convolution_matches_plain_loops() {
 #[test]
 fn the_kernel_gradient_matches_plain_loops() {
     for (n, &(c, b, h, w, out, k)) in CASES.iter().enumerate() {
-        let s = shape(c, b, h, w);
+        let s = Planes::new(c, b, h, w);
         let (x, dz) = (
             normal(s.len(), 10 + n as u64),
             normal(out * s.per_channel(), 60),
@@ -195,7 +186,7 @@ fn every_tile_and_block_gives_the_same_bits() {
     const C: ConvTile = NEON_CONV;
     const D: ConvTile = PORTABLE_CONV;
     for (n, &(c, b, h, w, out, k)) in CASES.iter().enumerate() {
-        let s = shape(c, b, h, w);
+        let s = Planes::new(c, b, h, w);
         let (x, wt) = (normal(s.len(), 20 + n as u64), normal(out * c * k * k, 70));
         let dz = normal(out * s.per_channel(), 80);
         let forward = [
@@ -232,8 +223,8 @@ fn every_tile_and_block_gives_the_same_bits() {
 #[test]
 fn the_flipped_kernel_convolves_the_adjoint() {
     for (c_in, c_out, k, s) in [
-        (3, 4, 5, shape(3, 2, 6, 4)),
-        (16, 16, 5, shape(16, 2, 16, 16)),
+        (3, 4, 5, Planes::new(3, 2, 6, 4)),
+        (16, 16, 5, Planes::new(16, 2, 16, 16)),
     ] {
         let (x, w) = (normal(s.len(), 3), normal(c_out * c_in * k * k, 4));
         let y = normal(c_out * s.per_channel(), 5);
@@ -258,7 +249,7 @@ fn the_flipped_kernel_convolves_the_adjoint() {
 fn padding_surrounds_each_image_with_zeros() {
     // One 2×3 image, a 3×3 kernel: a border of 1, and the row widened to a whole run.
     let x = [1., 2., 3., 4., 5., 6.];
-    let s = shape(1, 1, 2, 3);
+    let s = Planes::new(1, 1, 2, 3);
     let g = Padded::of(s, 3, 1);
     assert_eq!((g.row(), g.image_len()), (LANES + 2, 4 * (LANES + 2)));
     let mut padded = vec![f32::NAN; g.len()];
