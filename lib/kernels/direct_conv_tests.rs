@@ -96,7 +96,7 @@ fn convolve_with<const R: usize, const P: usize>(
         let images = b0..(b0 + block).min(s.batch);
         let g = Padded::of(s, k, images.len());
         pad_images(x, s, images, &g, &mut padded);
-        convolve_with_tile::<R, P>(&Operands::new(&padded, &g, w, &y, out, b0), out, &mut y);
+        convolve_with_tile::<R, P>(&padded, &g, w, out, &mut y, b0);
     }
     y
 }
