@@ -120,9 +120,6 @@ pub fn max_pool2_backward(dy: &[f32], arg: &[u8], shape: Planes, dx: &mut [f32])
         {
             let (g, a): (&[f32; 4], &[u8; 4]) = (g.try_into().unwrap(), a.try_into().unwrap());
             let (mut tv, mut bv) = ([0.0f32; 8], [0.0f32; 8]);
-            // Selections as bit masks (all ones or zero), which the compiler keeps branch-free.
-            let keep =
-                |g: f32, yes: bool| f32::from_bits(g.to_bits() & (yes as u32).wrapping_neg());
             for x in 0..8 {
                 let (q, odd) = (x / 2, (x % 2) as u8);
                 tv[x] = keep(g[q], a[q] == odd);
@@ -133,12 +130,19 @@ pub fn max_pool2_backward(dy: &[f32], arg: &[u8], shape: Planes, dx: &mut [f32])
         }
         for j in whole..wo {
             let (g, k) = (go[j], ao[j]);
-            top[2 * j] = if k == 0 { g } else { 0.0 };
-            top[2 * j + 1] = if k == 1 { g } else { 0.0 };
-            bottom[2 * j] = if k == 2 { g } else { 0.0 };
-            bottom[2 * j + 1] = if k == 3 { g } else { 0.0 };
+            top[2 * j] = keep(g, k == 0);
+            top[2 * j + 1] = keep(g, k == 1);
+            bottom[2 * j] = keep(g, k == 2);
+            bottom[2 * j + 1] = keep(g, k == 3);
         }
     }
+}
+
+/// `g` where `yes`, else 0: a selection as a bit mask (all ones or zero), which the compiler
+/// keeps branch-free.
+#[inline(always)]
+fn keep(g: f32, yes: bool) -> f32 {
+    f32::from_bits(g.to_bits() & (yes as u32).wrapping_neg())
 }
 
 /// Batch normalisation's ε (Sonnet's and TensorFlow's default, as in the original code).
