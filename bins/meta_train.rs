@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use l2l::baselines::Baseline;
+use l2l::baselines::{Baseline, CorrectionForm};
 use l2l::learned::{LearnedOptimizer, Preprocessing};
 use l2l::meta::{
     check_ranks, resume_path, train, EsScope, GradientAgreement, ImitationLoss, MetaGradient,
@@ -144,6 +144,11 @@ struct Args {
     /// as exactly this rule. Not with --imitate or --meta-gradient second-order.
     #[arg(long, value_name = "NAME[=LR]")]
     base: Option<String>,
+    /// How the LSTM's output m corrects --base's step Δ: added, θ ← θ + Δ + s·m; or scaled,
+    /// θ ← θ + Δ·exp(s·m), which stretches or shrinks the rule's step coordinate by
+    /// coordinate (s: --output-scale). Scaled trains by --meta-gradient es.
+    #[arg(long = "base-form", value_enum, default_value_t = BaseFormArg::Added)]
+    base_form: BaseFormArg,
     /// The rates tried when --base or --imitate names a rule without one:
     /// 10^(k/PER_DECADE) from LO to HI, as evaluate --lr-grid.
     #[arg(
@@ -187,6 +192,12 @@ enum Estimator {
     Bptt,
     SecondOrder,
     Es,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BaseFormArg {
+    Added,
+    Scaled,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -299,6 +310,10 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
             .as_deref()
             .map(|t| parse_rule("--base", t))
             .transpose()?,
+        base_form: match args.base_form {
+            BaseFormArg::Added => CorrectionForm::Added,
+            BaseFormArg::Scaled => CorrectionForm::Scaled,
+        },
         lr_grid: l2l::evaluation::LrGrid::parse(&args.lr_grid)?,
     })
 }

@@ -75,17 +75,48 @@ impl Baseline {
 }
 
 /// A hand-designed rule with a fixed learning rate under a learned optimizer (beyond the
-/// paper): the LSTM's output is added to this rule's step, so the LSTM learns a correction
-/// to it, and an LSTM whose output is zero is exactly this rule.
+/// paper): the LSTM learns a correction to this rule's step, and an LSTM whose output is zero
+/// is exactly this rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BaseStep {
     pub kind: Baseline,
     pub lr: f64,
+    pub form: CorrectionForm,
+}
+
+/// How the LSTM's output m (times the output scale s) corrects a base rule's step Δ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CorrectionForm {
+    /// θ ← θ + Δ + s·m: a step added to the rule's.
+    #[default]
+    Added,
+    /// θ ← θ + Δ·exp(s·m): the rule's step, stretched or shrunk coordinate by coordinate. A
+    /// network per parameter kind (§3.3) can so learn, among other things, a rate per kind.
+    Scaled,
+}
+
+impl CorrectionForm {
+    pub fn name(self) -> &'static str {
+        match self {
+            CorrectionForm::Added => "added",
+            CorrectionForm::Scaled => "scaled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CorrectionForm::Added, CorrectionForm::Scaled]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
 }
 
 impl std::fmt::Display for BaseStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.kind.name(), self.lr)
+        write!(f, "{}={}", self.kind.name(), self.lr)?;
+        match self.form {
+            CorrectionForm::Added => Ok(()),
+            CorrectionForm::Scaled => write!(f, " (scaled)"),
+        }
     }
 }
 
@@ -108,18 +139,23 @@ impl BaselineRule {
         self.second.fill(0.0);
         self.t = 0;
     }
-}
 
-impl UpdateRule for BaselineRule {
-    fn boxed_clone(&self) -> Box<dyn UpdateRule> {
-        Box::new(self.clone())
+    /// Advances the rule's state by one step on `grad` and writes its step Δ, without applying
+    /// it, to `delta` (a base rule scaled by a learned optimizer, [`CorrectionForm::Scaled`]).
+    pub fn delta(&mut self, delta: &mut [f32], grad: &[f32]) {
+        self.advance(delta, grad, |d, step| *d = step);
     }
-    fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
+
+    /// One step of the rule on `grad`, handing each coordinate's step Δ to `apply` with that
+    /// coordinate's slot of `out`. θ + Δ rounds as θ − |Δ| does, so applying Δ by addition
+    /// gives the bits the rule's own subtraction gave.
+    #[inline(always)]
+    fn advance(&mut self, out: &mut [f32], grad: &[f32], apply: impl Fn(&mut f32, f32)) {
         let lr = self.lr;
         match self.kind {
             Baseline::Sgd => {
-                for (x, g) in theta.iter_mut().zip(grad) {
-                    *x -= lr * g;
+                for (x, g) in out.iter_mut().zip(grad) {
+                    apply(x, -(lr * g));
                 }
             }
             Baseline::Nag => {
@@ -127,15 +163,15 @@ impl UpdateRule for BaselineRule {
                 // that point as the iterate gives θ ← θ + μ²v − (1+μ)·lr·∇, v ← μv − lr·∇,
                 // which reports the same losses as optim.nag does.
                 let mu = NAG_MOMENTUM;
-                for ((x, v), g) in theta.iter_mut().zip(&mut self.first).zip(grad) {
-                    *x += mu * mu * *v - (1.0 + mu) * lr * g;
+                for ((x, v), g) in out.iter_mut().zip(&mut self.first).zip(grad) {
+                    apply(x, mu * mu * *v - (1.0 + mu) * lr * g);
                     *v = mu * *v - lr * g;
                 }
             }
             Baseline::Rmsprop => {
-                for ((x, m), g) in theta.iter_mut().zip(&mut self.first).zip(grad) {
+                for ((x, m), g) in out.iter_mut().zip(&mut self.first).zip(grad) {
                     *m = RMSPROP_ALPHA * *m + (1.0 - RMSPROP_ALPHA) * g * g;
-                    *x -= lr * g / (m.sqrt() + RMSPROP_EPSILON);
+                    apply(x, -(lr * g / (m.sqrt() + RMSPROP_EPSILON)));
                 }
             }
             Baseline::Adam => {
@@ -145,7 +181,7 @@ impl UpdateRule for BaselineRule {
                 let bc1 = 1.0 - ADAM_BETA1.powi(self.t);
                 let bc2 = 1.0 - ADAM_BETA2.powi(self.t);
                 let step = lr * bc2.sqrt() / bc1;
-                for (((x, m), v), g) in theta
+                for (((x, m), v), g) in out
                     .iter_mut()
                     .zip(&mut self.first)
                     .zip(&mut self.second)
@@ -153,10 +189,19 @@ impl UpdateRule for BaselineRule {
                 {
                     *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
                     *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-                    *x -= step * *m / (v.sqrt() + ADAM_EPSILON);
+                    apply(x, -(step * *m / (v.sqrt() + ADAM_EPSILON)));
                 }
             }
         }
+    }
+}
+
+impl UpdateRule for BaselineRule {
+    fn boxed_clone(&self) -> Box<dyn UpdateRule> {
+        Box::new(self.clone())
+    }
+    fn step(&mut self, theta: &mut [f32], grad: &[f32]) {
+        self.advance(theta, grad, |x, step| *x += step);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What every binary shares: exit codes, error lines, thread setup and argument parsing of
 //! optimizer names.
 
-use crate::baselines::{validate_lr, Baseline};
+use crate::baselines::{validate_lr, Baseline, CorrectionForm};
 use crate::error::{Error, Result};
 use crate::io::{check_stdio, is_stdio, is_written_in_place, replaced_file, OutputLock};
 use crate::learned::{LearnedOptimizer, OptimizerChoice};
@@ -246,9 +246,12 @@ pub fn claim_outputs_in_job(
 pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {
     if let Some(path) = arg.strip_prefix("lstm:") {
         let optimizer = LearnedOptimizer::load(Path::new(path))?;
-        // A learned correction to a rule is labelled as one ("nag+lstm"), not as the paper's
-        // pure LSTM.
+        // A learned correction to a rule is labelled as one ("nag+lstm", or "nagxlstm" for a
+        // step scaled by the LSTM), not as the paper's pure LSTM.
         let label = match &optimizer.base {
+            Some(base) if base.form == CorrectionForm::Scaled => {
+                format!("{}xlstm", base.kind.name())
+            }
             Some(base) => format!("{}+lstm", base.kind.name()),
             None => "lstm".into(),
         };

@@ -186,6 +186,58 @@ fn a_correction_to_a_base_rule_trains_and_evaluates() {
     assert_eq!(labels, vec!["nag+lstm", "nag"]);
 }
 
+/// A step of NAG scaled by the LSTM (--base-form scaled): trained by ES, written as checkpoint
+/// version 4, labelled "nagxlstm"; by BPTT it is refused before any work.
+#[test]
+fn a_scaled_base_rule_trains_by_es_and_evaluates() {
+    let d = Dir::new();
+    specs(&d);
+    let scaled = [
+        "--base",
+        "nag",
+        "--base-form",
+        "scaled",
+        "--meta-gradient",
+        "es",
+        "--es-pairs",
+        "2",
+    ];
+    train_with(&d, &scaled, "scaled.npz");
+    let mut npz = l2l::io::Npz::open(&d.path("scaled.npz")).unwrap();
+    assert_eq!(npz.scalar("format_version").unwrap(), 4.0);
+    assert_eq!(npz.text("base_form").unwrap(), "scaled");
+    evaluate_briefly(&d, "lstm:scaled.npz,nag", "scaled.parquet");
+    let rows = l2l::trajectory::read_trajectories(&d.path("scaled.parquet")).unwrap();
+    let mut labels: Vec<&str> = rows.iter().map(|r| r.optimizer.as_str()).collect();
+    labels.dedup();
+    assert_eq!(labels, vec!["nagxlstm", "nag"]);
+    let mut args = vec!["--train", "train.npz", "-o", "bptt.npz"];
+    args.extend_from_slice(TINY_TRAIN);
+    d.fails(
+        "meta-train",
+        &[&["--base", "nag=1", "--base-form", "scaled"], &args[..]].concat(),
+        "bptt.npz",
+        "--base-form scaled trains by --meta-gradient es",
+    );
+    // Continuing it needs the same form.
+    let mut args = vec![
+        "--train",
+        "train.npz",
+        "--init",
+        "scaled.npz",
+        "-o",
+        "added.npz",
+    ];
+    args.extend_from_slice(TINY_TRAIN);
+    let lr = npz.scalar("base_lr").unwrap().to_string();
+    d.fails(
+        "meta-train",
+        &[&["--base", &format!("nag={lr}")], &args[..]].concat(),
+        "added.npz",
+        "--base-form scaled",
+    );
+}
+
 #[test]
 fn bad_settings_are_refused_before_any_work() {
     let d = Dir::new();

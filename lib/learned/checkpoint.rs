@@ -7,21 +7,23 @@
 //! `base_optimizer` (uint8 bytes of a baseline's name) and `base_lr`. Version 3 holds one
 //! network per parameter group: `networks` (uint8 bytes, the group names joined by commas) and,
 //! for each group G, the weight blocks and architecture scalars under the prefix `G.`; a base
-//! rule is optional there. Each optimizer is written in the oldest version that holds it, so
-//! readers of version 1 keep reading optimizers with one network and no base rule.
+//! rule is optional there. Version 4 adds `base_form` (uint8 bytes, `scaled`: the base rule's
+//! step is multiplied by exp(output_scale · m) rather than m added to it), with one network
+//! or several. Each optimizer is written in the oldest version that holds it, so readers of
+//! version 1 keep reading optimizers with one network and no base rule.
 
 use super::architecture::Architecture;
 use super::lstm::{LstmShape, ARCHITECTURE as LSTM, NUM_LAYERS as LSTM_LAYERS};
 use super::optimizer::{LearnedOptimizer, Network, Networks};
 use super::preprocessing::Preprocessing;
-use crate::baselines::{validate_lr, BaseStep, Baseline};
+use crate::baselines::{validate_lr, BaseStep, Baseline, CorrectionForm};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz, NpzArrays};
 use ndarray::{Array1, Array2};
 use std::path::Path;
 use std::sync::Arc;
 
-pub const CHECKPOINT_VERSION: i64 = 3;
+pub const CHECKPOINT_VERSION: i64 = 4;
 
 /// The prefix of network `net`'s arrays: none for a single network.
 fn network_prefix(networks: &Networks, net: &Network) -> String {
@@ -35,7 +37,9 @@ fn network_prefix(networks: &Networks, net: &Network) -> String {
 impl LearnedOptimizer {
     /// The version this optimizer is written in: the oldest that holds it.
     pub fn format_version(&self) -> i64 {
-        if !self.networks.is_single() {
+        if self.base.is_some_and(|b| b.form != CorrectionForm::Added) {
+            4
+        } else if !self.networks.is_single() {
             3
         } else if self.base.is_some() {
             2
@@ -84,6 +88,12 @@ impl LearnedOptimizer {
                 Array1::from(base.kind.name().as_bytes().to_vec()),
             );
             a.scalar_f64("base_lr", base.lr);
+            if base.form != CorrectionForm::Added {
+                a.add(
+                    "base_form",
+                    Array1::from(base.form.name().as_bytes().to_vec()),
+                );
+            }
         }
         for net in self.networks.iter() {
             net.architecture
@@ -148,11 +158,22 @@ impl LearnedOptimizer {
             })?;
             let lr = npz.scalar("base_lr")?;
             validate_lr(lr).map_err(|e| bad(npz, format!("base_lr: {e}")))?;
-            Some(BaseStep { kind, lr })
+            let form = if npz.has("base_form") {
+                let name = npz.text("base_form")?;
+                CorrectionForm::from_name(&name).ok_or_else(|| {
+                    bad(
+                        npz,
+                        format!("unknown base_form '{name}'; expected added or scaled"),
+                    )
+                })?
+            } else {
+                CorrectionForm::Added
+            };
+            Some(BaseStep { kind, lr, form })
         } else {
             None
         };
-        let networks = if version >= 3 {
+        let networks = if version == 3 || npz.has("networks") {
             let names = npz.text("networks")?;
             let mut nets = Vec::new();
             for group in names.split(',') {
@@ -294,6 +315,7 @@ mod tests {
         opt.base = Some(BaseStep {
             kind: Baseline::Nag,
             lr: 0.75,
+            form: CorrectionForm::Added,
         });
         opt.save(&path).unwrap();
         assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
@@ -320,8 +342,29 @@ mod tests {
             assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
             assert_eq!(version_of(&path), 3.0);
         }
-        let mut npz = Npz::open(&path).unwrap();
-        assert_eq!(npz.text("networks").unwrap(), "conv,fc");
-        assert_eq!(npz.array::<f32>("fc.lstm1_w").unwrap().shape(), [8, 24]);
+        {
+            let mut npz = Npz::open(&path).unwrap();
+            assert_eq!(npz.text("networks").unwrap(), "conv,fc");
+            assert_eq!(npz.array::<f32>("fc.lstm1_w").unwrap().shape(), [8, 24]);
+        }
+        // A scaled base rule makes it version 4, with two networks or one.
+        let scaled = BaseStep {
+            kind: Baseline::Nag,
+            lr: 0.03,
+            form: CorrectionForm::Scaled,
+        };
+        opt.base = Some(scaled);
+        opt.save(&path).unwrap();
+        assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
+        assert_eq!(version_of(&path), 4.0);
+        opt.networks = Networks::single(Arc::new(shape));
+        opt.weights = opt.networks.init(3, LSTM_INIT, 1.0);
+        opt.save(&path).unwrap();
+        assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);
+        assert_eq!(version_of(&path), 4.0);
+        assert_eq!(
+            Npz::open(&path).unwrap().text("base_form").unwrap(),
+            "scaled"
+        );
     }
 }

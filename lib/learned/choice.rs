@@ -94,7 +94,7 @@ impl OptimizerChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::BaseStep;
+    use crate::baselines::{BaseStep, CorrectionForm};
     use crate::learned::lstm::LstmShape;
     use crate::learned::{Architecture, Network, Networks, Preprocessing};
     use crate::rng::streams::LSTM_INIT;
@@ -146,6 +146,7 @@ mod tests {
         opt.base = Some(BaseStep {
             kind: Baseline::Nag,
             lr: 0.1,
+            form: CorrectionForm::Added,
         });
         let with_base = run(&opt, &all, 1);
         close(
@@ -154,6 +155,51 @@ mod tests {
         );
         opt.weights[SHAPE.output_layer()].fill(0.0);
         close(&run(&opt, &all, 2), &[0.817, -1.296]);
+    }
+
+    /// A scaled base rule: θ ← θ + Δ·exp(s·m). With a zero output layer exactly the rule;
+    /// with the output bias b alone, NAG at e^{s·b} times its rate (Δ is linear in lr from
+    /// a zero velocity); otherwise the first step is NAG's Δ times exp(s·m), m the network's
+    /// output (the step it adds in the paper's form, divided by s).
+    #[test]
+    fn learned_step_scales_its_base_rule() {
+        let mut opt = optimizer(Networks::single(Arc::new(SHAPE)));
+        let all = [ParamGroup::all(2)];
+        let alone = run(&opt, &all, 1);
+        let m = [(alone[0] - 1.0) / 0.5, (alone[1] + 2.0) / 0.5];
+        opt.base = Some(BaseStep {
+            kind: Baseline::Nag,
+            lr: 0.1,
+            form: CorrectionForm::Scaled,
+        });
+        let delta = [-1.9 * 0.1 * 0.5, 1.9 * 0.1 * 4.0];
+        let scaled = run(&opt, &all, 1);
+        close(
+            &scaled,
+            &[
+                1.0 + delta[0] * (0.5 * m[0] as f64).exp(),
+                -2.0 + delta[1] * (0.5 * m[1] as f64).exp(),
+            ],
+        );
+        let out = SHAPE.output_layer();
+        opt.weights[out.clone()].fill(0.0);
+        // exp(0) = 1 exactly, so a zero output steps as NAG does, bit for bit.
+        let mut nag = Baseline::Nag.rule(0.1, 2);
+        let mut theta = vec![1.0f32, -2.0];
+        nag.step(&mut theta, &[0.5, -4.0]);
+        nag.step(&mut theta, &[0.25, 2.0]);
+        assert_eq!(run(&opt, &all, 2), theta);
+        close(&theta, &[0.817, -1.296]);
+        // The output bias is the layer's last weight.
+        opt.weights[out.end - 1] = 2.0f32.ln() / 0.5;
+        let mut doubled = opt.clone();
+        doubled.weights[out].fill(0.0);
+        doubled.base = Some(BaseStep {
+            lr: 0.2,
+            ..opt.base.unwrap()
+        });
+        let want: Vec<f64> = run(&doubled, &all, 2).into_iter().map(f64::from).collect();
+        close(&run(&opt, &all, 2), &want);
     }
 
     /// One network per group: each coordinate is stepped by its group's network, exactly as

@@ -11,8 +11,9 @@
 use super::architecture::CoordinateTape;
 use super::optimizer::Networks;
 use super::preprocessing::Preprocessing;
-use crate::baselines::{BaseStep, BaselineRule, UpdateRule};
+use crate::baselines::{BaseStep, BaselineRule, CorrectionForm, UpdateRule};
 use crate::error::{Error, Result};
+use crate::kernels::fastmath::exp_f32;
 use crate::problems::ParamGroup;
 use std::ops::Range;
 
@@ -42,6 +43,9 @@ pub struct LearnedStep {
     /// The networks' raw output for every row, before the output scale.
     outputs: Vec<f32>,
     base: Option<BaselineRule>,
+    form: CorrectionForm,
+    /// The base rule's step Δ of every row, under [`CorrectionForm::Scaled`] (else empty).
+    base_delta: Vec<f32>,
     rows: usize,
 }
 
@@ -115,6 +119,11 @@ impl LearnedStep {
             features: vec![0.0; rows * f],
             outputs: vec![0.0; rows],
             base: base.map(|b| b.kind.rule(b.lr, rows)),
+            form: base.map_or(CorrectionForm::Added, |b| b.form),
+            base_delta: match base {
+                Some(b) if b.form == CorrectionForm::Scaled => vec![0.0; rows],
+                _ => Vec::new(),
+            },
             rows,
         })
     }
@@ -137,7 +146,7 @@ impl LearnedStep {
     }
 
     /// Eq. (1): θ ← θ + output_scale · m(pre(∇)), then the base rule's step, with the weights
-    /// φ = `weights`.
+    /// φ = `weights`; under a scaled base rule θ ← θ + Δ · exp(output_scale · m) instead.
     pub fn step(&mut self, weights: &[f32], theta: &mut [f32], grad: &[f32]) {
         let f = self.preprocessing.features();
         self.preprocessing.apply(grad, &mut self.features);
@@ -153,11 +162,21 @@ impl LearnedStep {
             }
         }
         let scale = self.output_scale;
-        for (x, o) in theta.iter_mut().zip(&self.outputs) {
-            *x += scale * o;
-        }
-        if let Some(base) = &mut self.base {
-            base.step(theta, grad);
+        match (&mut self.base, self.form) {
+            (Some(base), CorrectionForm::Scaled) => {
+                base.delta(&mut self.base_delta, grad);
+                for ((x, d), o) in theta.iter_mut().zip(&self.base_delta).zip(&self.outputs) {
+                    *x += d * exp_f32(scale * o);
+                }
+            }
+            (base, _) => {
+                for (x, o) in theta.iter_mut().zip(&self.outputs) {
+                    *x += scale * o;
+                }
+                if let Some(base) = base {
+                    base.step(theta, grad);
+                }
+            }
         }
     }
 
@@ -230,7 +249,7 @@ impl LearnedStep {
                         + p.d_inputs.len())
             })
             .sum();
-        part + 4 * (self.features.len() + self.outputs.len())
+        part + 4 * (self.features.len() + self.outputs.len() + self.base_delta.len())
     }
 }
 
@@ -256,6 +275,8 @@ impl Clone for LearnedStep {
             features: self.features.clone(),
             outputs: self.outputs.clone(),
             base: self.base.clone(),
+            form: self.form,
+            base_delta: self.base_delta.clone(),
             rows: self.rows,
         }
     }

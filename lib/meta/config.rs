@@ -3,7 +3,7 @@
 //! hand-designed rule given without one, and gives the [`MetaTrainConfig`] that training runs
 //! with (linfa's params → checked config).
 
-use crate::baselines::{BaseStep, Baseline};
+use crate::baselines::{BaseStep, Baseline, CorrectionForm};
 use crate::error::{config_error, Result};
 use crate::evaluation::{self, TuningPoint};
 use crate::learned::lstm::LstmShape;
@@ -276,6 +276,14 @@ impl MetaTrainConfig {
                     "--base is not implemented for --meta-gradient second-order; use bptt or es",
                 );
             }
+            if base.form == CorrectionForm::Scaled
+                && !matches!(self.meta_gradient, MetaGradient::Es { .. })
+            {
+                return config_error(
+                    "--base-form scaled trains by --meta-gradient es (BPTT through Δ·exp(s·m) \
+                     is not implemented); add --meta-gradient es or use --base-form added",
+                );
+            }
         }
         if self.loss_from > 1 && self.curriculum.is_some() {
             return config_error(
@@ -420,8 +428,9 @@ pub struct MetaTrainParams {
     pub imitation_meta_lr: f64,
     pub imitation_rollout: Rollout,
     pub imitation_loss: ImitationLoss,
-    /// Add the network's output to this rule's step.
+    /// Correct this rule's step by the network's output (`base_form` says how).
     pub base: Option<RuleRequest>,
+    pub base_form: CorrectionForm,
     /// The rates tried when a rule is given without one.
     pub lr_grid: evaluation::LrGrid,
 }
@@ -436,6 +445,7 @@ impl Default for MetaTrainParams {
             imitation_rollout: Rollout::Teacher,
             imitation_loss: ImitationLoss::Squared,
             base: None,
+            base_form: CorrectionForm::Added,
             lr_grid: evaluation::LrGrid::default(),
         }
     }
@@ -525,6 +535,7 @@ impl MetaTrainParams {
             config.base = Some(BaseStep {
                 kind: rule.kind,
                 lr,
+                form: self.base_form,
             });
         }
         if let Some(rule) = self.imitate {

@@ -91,9 +91,12 @@ impl MetaTrainer {
                 "the starting checkpoint's base rule is {}, but this run asks for {}; {}",
                 name(start.base),
                 name(cfg.base),
-                start
-                    .base
-                    .map_or("drop --base".to_string(), |b| format!("pass --base {b}"))
+                start.base.map_or("drop --base".to_string(), |b| format!(
+                    "pass --base {}={} --base-form {}",
+                    b.kind.name(),
+                    b.lr,
+                    b.form.name()
+                ))
             ));
         }
         if start.networks != t.networks

@@ -111,6 +111,7 @@ fn bptt_gradient_matches_finite_differences_with_a_base_rule() {
         BaseStep {
             kind: Baseline::Adam,
             lr: 0.05,
+            form: CorrectionForm::Added,
         },
     ] {
         check_gradient_on(

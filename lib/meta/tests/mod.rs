@@ -5,7 +5,7 @@
 
 use super::bptt::{run_unroll, Objective, Unroll};
 use super::*;
-use crate::baselines::{BaseStep, Baseline};
+use crate::baselines::{BaseStep, Baseline, CorrectionForm};
 use crate::evaluation;
 use crate::learned::{OptimizerChoice, Preprocessing};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
@@ -163,6 +163,7 @@ fn second_order(cfg: &mut MetaTrainConfig) {
 const NAG_BASE: BaseStep = BaseStep {
     kind: Baseline::Nag,
     lr: 0.1,
+    form: CorrectionForm::Added,
 };
 
 /// Three runs of a 6-4-3 MLP on a toy data set, with weights large enough to matter.
