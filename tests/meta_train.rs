@@ -267,6 +267,11 @@ fn bad_settings_are_refused_before_any_work() {
     meta_train(train, &["--imitate", "nag"], "give --validation or NAME=LR");
     meta_train(
         train,
+        &["--base-form", "scaled", "--meta-gradient", "es"],
+        "give --base NAME[=LR]",
+    );
+    meta_train(
+        train,
         &["--steps", "6", "--unroll", "3", "--validation-window", "0"],
         "--validation-window must be between 1 and the validation steps (6), got 0",
     );

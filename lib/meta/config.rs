@@ -496,6 +496,11 @@ impl MetaTrainParams {
                  starts as its rule); drop one",
             );
         }
+        if self.base.is_none() && self.base_form != CorrectionForm::Added {
+            return config_error(
+                "--base-form says how the LSTM corrects a --base rule; give --base NAME[=LR]",
+            );
+        }
         for (flag, rule) in [("--imitate", self.imitate), ("--base", self.base)] {
             if matches!(rule, Some(RuleRequest { lr: None, .. })) && !can_tune {
                 return config_error(format!(
