@@ -85,10 +85,9 @@ pub struct BaseStep {
 }
 
 /// How the LSTM's output m (times the output scale s) corrects a base rule's step Δ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CorrectionForm {
     /// θ ← θ + Δ + s·m: a step added to the rule's.
-    #[default]
     Added,
     /// θ ← θ + Δ·exp(s·m): the rule's step, stretched or shrunk coordinate by coordinate. A
     /// network per parameter kind (§3.3) can so learn, among other things, a rate per kind.

@@ -173,7 +173,16 @@ impl LearnedOptimizer {
         } else {
             None
         };
-        let networks = if version == 3 || npz.has("networks") {
+        // Version 4 exists only for a scaled base rule, so a version-4 file without one is not
+        // what it says.
+        if version == 4 && !base.is_some_and(|b| b.form == CorrectionForm::Scaled) {
+            return Err(bad(
+                npz,
+                "format version 4 holds a scaled base rule, but this file has no base_form 'scaled'"
+                    .into(),
+            ));
+        }
+        let networks = if version == 3 || (version == 4 && npz.has("networks")) {
             let names = npz.text("networks")?;
             let mut nets = Vec::new();
             for group in names.split(',') {

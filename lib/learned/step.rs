@@ -42,8 +42,8 @@ pub struct LearnedStep {
     features: Vec<f32>,
     /// The networks' raw output for every row, before the output scale.
     outputs: Vec<f32>,
-    base: Option<BaselineRule>,
-    form: CorrectionForm,
+    /// The base rule, and how the networks' output corrects its step.
+    base: Option<(BaselineRule, CorrectionForm)>,
     /// The base rule's step Δ of every row, under [`CorrectionForm::Scaled`] (else empty).
     base_delta: Vec<f32>,
     rows: usize,
@@ -118,8 +118,7 @@ impl LearnedStep {
             parts,
             features: vec![0.0; rows * f],
             outputs: vec![0.0; rows],
-            base: base.map(|b| b.kind.rule(b.lr, rows)),
-            form: base.map_or(CorrectionForm::Added, |b| b.form),
+            base: base.map(|b| (b.kind.rule(b.lr, rows), b.form)),
             base_delta: match base {
                 Some(b) if b.form == CorrectionForm::Scaled => vec![0.0; rows],
                 _ => Vec::new(),
@@ -133,7 +132,7 @@ impl LearnedStep {
         for p in &mut self.parts {
             p.tape.reset_state();
         }
-        if let Some(base) = &mut self.base {
+        if let Some((base, _)) = &mut self.base {
             base.reset();
         }
     }
@@ -162,18 +161,18 @@ impl LearnedStep {
             }
         }
         let scale = self.output_scale;
-        match (&mut self.base, self.form) {
-            (Some(base), CorrectionForm::Scaled) => {
+        match &mut self.base {
+            Some((base, CorrectionForm::Scaled)) => {
                 base.delta(&mut self.base_delta, grad);
                 for ((x, d), o) in theta.iter_mut().zip(&self.base_delta).zip(&self.outputs) {
                     *x += d * exp_f32(scale * o);
                 }
             }
-            (base, _) => {
+            base => {
                 for (x, o) in theta.iter_mut().zip(&self.outputs) {
                     *x += scale * o;
                 }
-                if let Some(base) = base {
+                if let Some((base, _)) = base {
                     base.step(theta, grad);
                 }
             }
@@ -275,7 +274,6 @@ impl Clone for LearnedStep {
             features: self.features.clone(),
             outputs: self.outputs.clone(),
             base: self.base.clone(),
-            form: self.form,
             base_delta: self.base_delta.clone(),
             rows: self.rows,
         }
