@@ -29,6 +29,10 @@ use std::time::Instant;
 #[path = "bench/across_ranks.rs"]
 mod across_ranks;
 use across_ranks::across_ranks;
+// The LSTM's layer kernel alone, and the bound its gates set (issue #18).
+#[path = "bench/lstm_kernel.rs"]
+mod lstm_kernel;
+use lstm_kernel::lstm_kernel_rows;
 
 /// Benchmark meta-training and evaluation throughput against the same-run sgemm rate.
 #[derive(Parser)]
@@ -323,6 +327,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             "ratio",
         );
     }
+    lstm_kernel_rows(shape, sgemm_by_threads[0], args.repeats, &mut add);
     // The conv net of §3.3 (Figure 7): one forward and backward pass over 128 images.
     let conv_set = ConvSet::sample(
         ConvArchitecture::paper(10),

@@ -279,6 +279,20 @@ pub fn lstm_cell_forward(
     }
 }
 
+/// The per-gate scale s of [`lstm_cell_forward`] for `h` units: 2 for the cell candidate
+/// (tanh x = 2σ(2x) − 1), 1 for the input, forget and output gates.
+pub fn gate_scale(h: usize) -> Vec<f32> {
+    (0..4 * h)
+        .map(|j| {
+            if (2 * h..3 * h).contains(&j) {
+                2.0
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
 /// Rows whose cell updates [`lstm_cell_forward`] takes together (at least any tile's rows).
 const GATE_ROWS: usize = 8;
 
@@ -321,18 +335,6 @@ pub fn lstm_cell_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn gate_scale(h: usize) -> Vec<f32> {
-        (0..4 * h)
-            .map(|j| {
-                if (2 * h..3 * h).contains(&j) {
-                    2.0
-                } else {
-                    1.0
-                }
-            })
-            .collect()
-    }
 
     /// A layer's inputs for the forward tests: `a` inputs, `h` units, `rows` rows.
     struct LayerCase {

@@ -2,7 +2,7 @@
 //! unroll, and the hand-written truncated BPTT over it (docs/method.md, "Truncated BPTT").
 
 use super::{LstmShape, Weights};
-use crate::kernels::lstm_cell::{lstm_cell_backward, lstm_layer_forward, CellBuffers};
+use crate::kernels::lstm_cell::{gate_scale, lstm_cell_backward, lstm_layer_forward, CellBuffers};
 use crate::kernels::{column_sums_into, gemm, join_rows, record_rows, view, view_mut};
 
 /// Per-row state and the record of a truncated unroll, for one block of `rows` coordinates.
@@ -91,15 +91,7 @@ impl Tape {
             c2s: record(h),
             tc2: record(h),
             h2s: record(h),
-            gate_scale: (0..4 * h)
-                .map(|k| {
-                    if (2 * h..3 * h).contains(&k) {
-                        2.0
-                    } else {
-                        1.0
-                    }
-                })
-                .collect(),
+            gate_scale: gate_scale(h),
             dxh2: scratch(2 * h),
             dh1_next: scratch(h),
             dh2_next: scratch(h),
