@@ -23,6 +23,51 @@ fn the_same_seeds_give_the_same_checkpoint() {
     );
 }
 
+/// Meta-training makes the same bytes whichever sgemm kernel OpenBLAS runs (each one forced in
+/// turn, and none): l2l's products are its own (kernels/gemm.rs), summed in one order on every
+/// CPU. A quadratic and an MLP checkpoint, as Figure 4's two families.
+#[test]
+fn checkpoints_do_not_depend_on_the_blas_kernel() {
+    let avx512 = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" avx512bw"));
+    let mut kernels = vec![None, Some("Prescott"), Some("Haswell")];
+    if avx512 {
+        kernels.push(Some("SkylakeX"));
+    }
+    let mut made: Vec<(Option<&str>, Vec<u8>, Vec<u8>)> = Vec::new();
+    for kernel in kernels {
+        let d = Dir::new();
+        specs(&d);
+        mlp_specs(&d);
+        let train_under = |args: Vec<&str>| {
+            let mut command = d.command("meta-train", &args);
+            match kernel {
+                Some(k) => command.env("OPENBLAS_CORETYPE", k),
+                None => command.env_remove("OPENBLAS_CORETYPE"),
+            };
+            let out = command.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{kernel:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        train_under(tiny_training("quadratic.npz"));
+        train_under(tiny_mlp_training("mlp.npz", "2"));
+        made.push((
+            kernel,
+            std::fs::read(d.path("quadratic.npz")).unwrap(),
+            std::fs::read(d.path("mlp.npz")).unwrap(),
+        ));
+    }
+    for (kernel, quadratic, mlp) in &made[1..] {
+        assert!(
+            quadratic == &made[0].1,
+            "quadratic checkpoint under {kernel:?}"
+        );
+        assert!(mlp == &made[0].2, "MLP checkpoint under {kernel:?}");
+    }
+}
+
 #[test]
 fn killed_training_resumes_where_it_stopped() {
     let d = Dir::new();

@@ -6,9 +6,6 @@
 //! Activations are channel-major `[C, H, W]` row-major, so a pointwise (1×1) convolution is one
 //! GEMM `[C_out, C_in] · [C_in, H·W]` and a standard convolution is one GEMM over im2col.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
-
 /// A convolution's geometry: input `[channels, height, width]`, a `kernel`×`kernel` window
 /// moved by `stride`, and TFLite's SAME padding (`out = ceil(in / stride)`; of the padding
 /// needed, the smaller half goes before, so stride 2 on an even input pads 0 top/left and 1
@@ -203,16 +200,7 @@ pub fn relu6_backward(y: &[f32], dy: &mut [f32]) {
     }
 }
 
-/// `c = alpha · op(a) · op(b) + beta · c` through BLAS sgemm, `op` a view or its transpose.
-pub fn gemm_scaled(
-    alpha: f32,
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    beta: f32,
-    mut c: ArrayViewMut2<f32>,
-) {
-    general_mat_mul(alpha, &a, &b, beta, &mut c);
-}
+pub use super::gemm::gemm_scaled;
 
 /// The Gram matrix of the `channels` rows of `f` (each `n` long): `G = F Fᵀ / n`, written to
 /// `gram` `[C, C]`.

@@ -4,7 +4,7 @@
 
 use super::fastmath::{sigmoid, tanh};
 use super::isa::{self, multiply_add, TileShape, MAX_TILE_ROWS};
-use super::{gemm, record_rows, view, view_mut};
+use super::record_rows;
 use ndarray::ArrayView2;
 
 /// The per-row state a layer's forward pass advances and records.
@@ -39,8 +39,10 @@ impl CellBuffers<'_> {
 /// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
 /// and the gates are applied to the tile while it is still in L1. This avoids BLAS's per-call
 /// packing, which dominates for these skinny shapes (K ≤ 40+F, 4H = 80), and any copying of
-/// [input | h_prev] rows. Otherwise it is two sgemms followed by the gate pass. The tile is
-/// the one this build's instruction set fits ([`isa::TILE`]).
+/// [input | h_prev] rows. The tile is the one this build's instruction set fits ([`isa::TILE`])
+/// when 4H is a whole number of its vectors, else the 4-lane tile ([`isa::PORTABLE_TILE`]; 4H
+/// always is a multiple of 4). Every tile sums in the same order, so a layer of any width gives
+/// the same bits on every instruction set.
 pub fn lstm_layer_forward(
     input: &[f32],
     w: ArrayView2<f32>,
@@ -51,9 +53,16 @@ pub fn lstm_layer_forward(
     h: usize,
 ) {
     const T: TileShape = isa::TILE;
-    layer_forward_tiled::<{ T.lanes }, { T.rows }, { T.chunks }>(
-        input, w, bias, gate_scale, z, cell, h,
-    )
+    const P: TileShape = isa::PORTABLE_TILE;
+    if (4 * h) % T.lanes == 0 {
+        layer_forward_tiled::<{ T.lanes }, { T.rows }, { T.chunks }>(
+            input, w, bias, gate_scale, z, cell, h,
+        )
+    } else {
+        layer_forward_tiled::<{ P.lanes }, { P.rows }, { P.chunks }>(
+            input, w, bias, gate_scale, z, cell, h,
+        )
+    }
 }
 
 /// [`lstm_layer_forward`] with tiles of R rows × C chunks of L lanes. Every shape computes
@@ -72,22 +81,10 @@ fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
     let a = k - h;
     let rows = z.len() / g4;
     let w = w.as_slice().expect("weights are contiguous");
-    if g4 % L != 0 {
-        let (w_in, w_rec) = w.split_at(a * g4);
-        gemm(
-            view(input, rows, a),
-            view(w_in, a, g4),
-            0.0,
-            view_mut(z, rows, g4),
-        );
-        gemm(
-            view(cell.h_out, rows, h),
-            view(w_rec, h, g4),
-            1.0,
-            view_mut(z, rows, g4),
-        );
-        return lstm_cell_forward(z, Some(bias), gate_scale, cell, h);
-    }
+    assert!(
+        g4 % L == 0,
+        "4H = {g4} is not a whole number of {L}-lane vectors"
+    );
     assert!(
         a <= 256 && h <= 256,
         "layer wider than the fused kernel supports"
@@ -394,8 +391,8 @@ mod tests {
         }
     }
 
-    /// The fused kernel against the concatenated rows [x | h_prev] through one sgemm, then the
-    /// gates, for a layer with `a` inputs, `h` units and `rows` rows.
+    /// The fused kernel against the concatenated rows [x | h_prev] through one matrix product,
+    /// then the gates, for a layer with `a` inputs, `h` units and `rows` rows.
     fn check_layer(a: usize, h: usize, rows: usize) {
         let t = LayerCase::new(a, h, rows);
         let xh: Vec<f32> = (0..rows)
@@ -408,6 +405,7 @@ mod tests {
             .collect();
         let got = t.run(|z, cell| lstm_layer_forward(&t.x, t.w(), &t.bias, &t.scale, z, cell, h));
         let want = t.run(|z, cell| {
+            use crate::kernels::{gemm, view, view_mut};
             gemm(view(&xh, rows, a + h), t.w(), 0.0, view_mut(z, rows, 4 * h));
             lstm_cell_forward(z, Some(&t.bias), &t.scale, cell, h);
         });
@@ -419,9 +417,10 @@ mod tests {
     /// The shapes production runs: the paper's 20 units (4H = 80, the 5-chunk pass), both
     /// layers (1 or 2 input features, then the 20 units of layer 1), over a full block of 512
     /// rows and the partial block left over by the MNIST network's 15,910 coordinates (38 rows,
-    /// ending in a partial tile). Then a 1-chunk width (h = 4) and the sgemm fallback (h = 3).
+    /// ending in a partial tile). Then a 1-chunk width (h = 4) and widths that are not whole
+    /// vectors of this build (h = 3, 6).
     #[test]
-    fn fused_layer_matches_sgemm_then_gates() {
+    fn fused_layer_matches_a_product_then_gates() {
         for (a, h, rows) in [
             (1, 20, 512),
             (2, 20, 512),
@@ -430,6 +429,7 @@ mod tests {
             (20, 20, 38),
             (3, 4, 19),
             (3, 3, 19),
+            (2, 6, 40),
         ] {
             check_layer(a, h, rows);
         }
@@ -441,7 +441,15 @@ mod tests {
     #[test]
     fn every_tile_shape_gives_the_same_bits() {
         use crate::kernels::isa::ALL_TILES;
-        for (a, h, rows) in [(2, 20, 512), (20, 20, 512), (2, 20, 38), (20, 20, 37)] {
+        let bits =
+            |v: [Vec<f32>; 5]| v.map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>());
+        for (a, h, rows) in [
+            (2, 20, 512),
+            (20, 20, 512),
+            (2, 20, 38),
+            (20, 20, 37),
+            (2, 6, 40),
+        ] {
             let t = LayerCase::new(a, h, rows);
             let run = |shape: TileShape| {
                 let f = match (shape.lanes, shape.rows, shape.chunks) {
@@ -451,15 +459,15 @@ mod tests {
                     (4, 6, 2) => layer_forward_tiled::<4, 6, 2>,
                     other => panic!("no instance for the tile {other:?}"),
                 };
-                t.run(|z, cell| f(&t.x, t.w(), &t.bias, &t.scale, z, cell, h))
-                    .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+                bits(t.run(|z, cell| f(&t.x, t.w(), &t.bias, &t.scale, z, cell, h)))
             };
-            let here = run(isa::TILE);
-            for shape in ALL_TILES {
+            let here = bits(
+                t.run(|z, cell| lstm_layer_forward(&t.x, t.w(), &t.bias, &t.scale, z, cell, h)),
+            );
+            for shape in ALL_TILES.into_iter().filter(|s| (4 * h) % s.lanes == 0) {
                 assert!(
                     run(shape) == here,
-                    "{shape:?} differs from {:?} (a={a} h={h} rows={rows})",
-                    isa::TILE
+                    "{shape:?} differs from this build's (a={a} h={h} rows={rows})",
                 );
             }
         }

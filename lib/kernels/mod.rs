@@ -6,11 +6,11 @@ pub mod conv;
 pub mod direct_conv;
 pub mod fastmath;
 pub mod feature_conv;
+pub mod gemm;
 pub mod isa;
 pub mod lstm_cell;
 pub mod machine;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// A row-major `rows × cols` view of a buffer sized for it.
@@ -23,10 +23,7 @@ pub fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_,
     ArrayViewMut2::from_shape((rows, cols), data).expect("buffer sized for its view")
 }
 
-/// C = A·B + beta·C through BLAS sgemm.
-pub fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, mut c: ArrayViewMut2<f32>) {
-    general_mat_mul(1.0, &a, &b, beta, &mut c);
-}
+pub use gemm::gemm;
 
 /// Mean softmax cross-entropy of the rows of `logits` (`[B, K]`, one example a row) against
 /// `labels`, with its gradient written to `dlogits`. The log-sum-exp is shifted by each row's

@@ -3,8 +3,8 @@
 
 use super::architecture::{Activation, MlpArchitecture};
 use crate::kernels::fastmath::sigmoid;
+use crate::kernels::gemm;
 use crate::kernels::softmax_cross_entropy;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 /// Working memory of one thread: the minibatch and every layer's activations and gradients.
@@ -70,7 +70,7 @@ pub(super) fn mlp_loss_and_gradient(
         let (w, bias) = layer_params(&layers, theta, l);
         let z = &mut s_z[l];
         let input = if l == 0 { x.view() } else { s_a[l - 1].view() };
-        general_mat_mul(1.0, &input, &w, 0.0, z);
+        gemm(input.view(), w.view(), 0.0, z.view_mut());
         for mut row in z.rows_mut() {
             for (v, bv) in row.iter_mut().zip(bias) {
                 *v += bv;
@@ -100,7 +100,7 @@ pub(super) fn mlp_loss_and_gradient(
         let (dw, db) = layer_grads(&layers, grad, l);
         let mut dw = dw;
         let input = if l == 0 { x.view() } else { s_a[l - 1].view() };
-        general_mat_mul(1.0, &input.t(), &s_dz[l], 0.0, &mut dw);
+        gemm(input.t().view(), s_dz[l].view(), 0.0, dw.view_mut());
         db.fill(0.0);
         for row in s_dz[l].rows() {
             for (d, v) in db.iter_mut().zip(row) {
@@ -111,7 +111,7 @@ pub(super) fn mlp_loss_and_gradient(
             let (w, _) = layer_params(&layers, theta, l);
             let (lower, upper) = s_dz.split_at_mut(l);
             let dz_prev = &mut lower[l - 1];
-            general_mat_mul(1.0, &upper[0], &w.t(), 0.0, dz_prev);
+            gemm(upper[0].view(), w.t().view(), 0.0, dz_prev.view_mut());
             let a = &s_a[l - 1];
             match arch.activation {
                 Activation::Sigmoid => ndarray::Zip::from(dz_prev)
@@ -173,9 +173,9 @@ pub(super) fn mlp_hessian_vector(
         let (vw, vb) = layer_params(&layers, v, l);
         let input = if l == 0 { x.view() } else { a[l - 1].view() };
         let rz = &mut r_z[l];
-        general_mat_mul(1.0, &input, &vw, 0.0, rz);
+        gemm(input.view(), vw.view(), 0.0, rz.view_mut());
         if l > 0 {
-            general_mat_mul(1.0, &r_a[l - 1], &w, 1.0, rz);
+            gemm(r_a[l - 1].view(), w.view(), 1.0, rz.view_mut());
         }
         for mut row in rz.rows_mut() {
             for (r, b) in row.iter_mut().zip(vb) {
@@ -210,9 +210,9 @@ pub(super) fn mlp_hessian_vector(
         let (hw, hb) = layer_grads(&layers, hv, l);
         let mut hw = hw;
         let input = if l == 0 { x.view() } else { a[l - 1].view() };
-        general_mat_mul(1.0, &input.t(), &r_dz[l], 0.0, &mut hw);
+        gemm(input.t().view(), r_dz[l].view(), 0.0, hw.view_mut());
         if l > 0 {
-            general_mat_mul(1.0, &r_a[l - 1].t(), &dz[l], 1.0, &mut hw);
+            gemm(r_a[l - 1].t().view(), dz[l].view(), 1.0, hw.view_mut());
         }
         hb.fill(0.0);
         for row in r_dz[l].rows() {
@@ -225,11 +225,11 @@ pub(super) fn mlp_hessian_vector(
             let (vw, _) = layer_params(&layers, v, l);
             let (lower, upper) = r_dz.split_at_mut(l);
             let rdz_prev = &mut lower[l - 1];
-            general_mat_mul(1.0, &upper[0], &w.t(), 0.0, rdz_prev);
-            general_mat_mul(1.0, &dz[l], &vw.t(), 1.0, rdz_prev);
+            gemm(upper[0].view(), w.t().view(), 0.0, rdz_prev.view_mut());
+            gemm(dz[l].view(), vw.t().view(), 1.0, rdz_prev.view_mut());
             // R{a_(l-1)} is spent; it holds da_(l-1) = dz_l W_lᵀ from here on.
             let da = &mut r_a[l - 1];
-            general_mat_mul(1.0, &dz[l], &w.t(), 0.0, da);
+            gemm(dz[l].view(), w.t().view(), 0.0, da.view_mut());
             ndarray::Zip::from(rdz_prev)
                 .and(&*da)
                 .and(&a[l - 1])
