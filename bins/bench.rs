@@ -429,8 +429,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let to_stdout = is_stdio(&args.output);
     let (cpu, blas_kernel) = (machine::cpu_model(), machine::blas_kernel());
     let mut table = format!(
-        "CPU: {cpu} ({}); kernels built for {KERNEL_ISA}; OpenBLAS kernel {blas_kernel}\n",
-        machine::vector_extensions().join(" ")
+        "CPU: {cpu} ({}); kernels built for {KERNEL_ISA}; OpenBLAS kernel {blas_kernel} \
+         (chosen by {})\n",
+        machine::vector_extensions().join(" "),
+        machine::blas_kernel_chooser()
     );
     table += &format!("{:<34} {:<42} {:>12} unit\n", "task", "measure", "value");
     for r in &rows {
@@ -584,6 +586,10 @@ fn random_cifar() -> Cifar {
 }
 
 fn main() -> ExitCode {
+    // The sgemm reference runs the kernel the CPU can run best, not a generic fallback.
+    if let Err(e) = machine::choose_blas_kernel() {
+        eprintln!("l2l-bench: could not choose OpenBLAS's kernel ({e}); it keeps its own");
+    }
     match l2l::cli::parse_args::<Args>("l2l-bench") {
         Ok(args) => l2l::cli::finish("l2l-bench", run(args)),
         Err(code) => code,

@@ -1,5 +1,6 @@
 //! The machine the kernels run on: its CPU model, the vector extensions it has, and OpenBLAS's
-//! build and the kernel OpenBLAS chose for it (the bench and the report print them).
+//! build and the kernel OpenBLAS runs (the bench and the report print them), which l2l chooses
+//! from the CPU's features ([`choose_blas_kernel`]).
 
 use std::os::raw::c_char;
 
@@ -86,4 +87,76 @@ pub fn blas_config() -> String {
 pub fn blas_kernel() -> String {
     // SAFETY: a plain getter of a static string.
     openblas_text(unsafe { openblas_get_corename() })
+}
+
+/// The variable through which OpenBLAS (built with DYNAMIC_ARCH, as Debian's is) takes its
+/// kernel; it reads it once, when the library is loaded.
+pub const BLAS_KERNEL_VARIABLE: &str = "OPENBLAS_CORETYPE";
+/// Set by [`choose_blas_kernel`] when l2l, not the user, chose the kernel.
+const CHOSEN_BY_L2L: &str = "L2L_BLAS_KERNEL_CHOSEN";
+
+/// The OpenBLAS kernel for a CPU with `extensions` (names as /proc/cpuinfo has them):
+/// SkylakeX with AVX-512 (F, BW, VL), Haswell with AVX2 and FMA, else none (OpenBLAS's own
+/// choice stands). OpenBLAS 0.3.21 calls CPUs it does not know "Prescott", a generic SSE3
+/// kernel a fifth as fast, whatever they can run.
+pub fn blas_kernel_for(extensions: &[&str]) -> Option<&'static str> {
+    let has = |x: &str| extensions.contains(&x);
+    if has("avx512f") && has("avx512bw") && has("avx512vl") {
+        Some("SkylakeX")
+    } else if has("avx2") && has("fma") {
+        Some("Haswell")
+    } else {
+        None
+    }
+}
+
+/// Who chose the OpenBLAS kernel this process runs: "l2l" ([`choose_blas_kernel`]), "user"
+/// (OPENBLAS_CORETYPE was set), or "OpenBLAS" (its own detection).
+pub fn blas_kernel_chooser() -> &'static str {
+    if std::env::var_os(CHOSEN_BY_L2L).is_some() {
+        "l2l"
+    } else if std::env::var_os(BLAS_KERNEL_VARIABLE).is_some() {
+        "user"
+    } else {
+        "OpenBLAS"
+    }
+}
+
+/// Makes OpenBLAS run the kernel [`blas_kernel_for`] picks for this CPU, unless the user set
+/// OPENBLAS_CORETYPE. OpenBLAS reads that variable when it is loaded, before `main`, so when
+/// its kernel differs this runs the program again, with the same arguments and the variable
+/// set, and returns only if that cannot be done. l2l's own results do not depend on the
+/// kernel (its products are its own, `kernels/gemm.rs`); the bench's sgemm reference does.
+pub fn choose_blas_kernel() -> std::io::Result<()> {
+    if std::env::var_os(BLAS_KERNEL_VARIABLE).is_some() {
+        return Ok(());
+    }
+    let Some(kernel) = blas_kernel_for(&vector_extensions()) else {
+        return Ok(());
+    };
+    if blas_kernel().eq_ignore_ascii_case(kernel) {
+        return Ok(());
+    }
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env(BLAS_KERNEL_VARIABLE, kernel)
+        .env(CHOSEN_BY_L2L, "1")
+        .exec();
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_follows_the_widest_vectors() {
+        let avx512 = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl"];
+        assert_eq!(blas_kernel_for(&avx512), Some("SkylakeX"));
+        assert_eq!(blas_kernel_for(&avx512[..3]), Some("Haswell"));
+        assert_eq!(blas_kernel_for(&["avx2", "fma"]), Some("Haswell"));
+        assert_eq!(blas_kernel_for(&["avx", "sse4_2"]), None);
+        assert_eq!(blas_kernel_for(&["asimd"]), None);
+    }
 }
