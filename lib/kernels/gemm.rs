@@ -27,6 +27,10 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// The values of k summed in one block. Fixed for every build: it is part of the order.
 pub const K_BLOCK: usize = 256;
 
+/// About how many columns of B one pass over A's rows covers (a block of K_BLOCK × J_BLOCK
+/// values, 256 KiB, stays in L2). Any value gives the same bits.
+const J_BLOCK: usize = 256;
+
 /// A register tile: `rows` of C × `chunks` vectors of `lanes` columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmTile {
@@ -93,10 +97,11 @@ pub fn gemm_scaled(
     let mut best = (f64::MAX, TILES[0], false);
     for &tile in TILES {
         for transposed in [false, true] {
+            let [rows, cols] = [c.strides()[0], c.strides()[1]];
             let cost = if transposed {
-                cost(tile, &b.t(), &a.t())
+                cost(tile, &b.t(), &a.t(), [cols, rows])
             } else {
-                cost(tile, &a, &b)
+                cost(tile, &a, &b, [rows, cols])
             };
             if cost < best.0 {
                 best = (cost, tile, transposed);
@@ -106,19 +111,34 @@ pub fn gemm_scaled(
     gemm_with(best.1, best.2, alpha, a, b, beta, c)
 }
 
-/// The cost of [`blocked`] with `tile` on A and B, in multiply-adds: those of the padded tiles,
-/// each with its share of the tile's loads (C vectors of B and R broadcasts per R·C vector
-/// multiply-adds), and 2L for each value packed (A's last partial group, B unless its rows are
-/// contiguous) (a scalar load and store, against half a
-/// cycle for a vector of L multiply-adds).
-fn cost(tile: GemmTile, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> f64 {
+/// The cost of [`blocked`] with `tile` on A, B and C, in multiply-adds (a vector of L of them
+/// takes half a cycle, so a cycle is 2L):
+/// - the padded tiles' multiply-adds, each with its share of the tile's loads (C vectors of B
+///   and R broadcasts per R·C vector multiply-adds);
+/// - each value packed: 2 for a copy along contiguous runs, 2L for one gathered across rows;
+/// - each value of C stored per block of k: 2L where C's rows are contiguous, 8L where each
+///   value lies on a line of its own.
+fn cost(tile: GemmTile, a: &ArrayView2<f32>, b: &ArrayView2<f32>, c_strides: [isize; 2]) -> f64 {
     let ((m, k), n) = (a.dim(), b.dim().1);
-    let (rows, width) = (tile.rows, tile.width());
+    let (rows, width, lanes) = (tile.rows, tile.width(), tile.lanes);
     let padded = (m.div_ceil(rows) * rows * n.div_ceil(width) * width * k) as f64;
     let loads = (rows + tile.chunks) as f64 / (rows * tile.chunks) as f64;
-    let packed_a = m % rows;
-    let packed_b = if b.strides()[1] == 1 { n % width } else { n };
-    padded * (1.0 + 0.5 * loads) + ((packed_a + packed_b) * k * 2 * tile.lanes) as f64
+    let packed_a = if a_in_place(a.strides()) { m % rows } else { m };
+    let b_runs = b.strides()[1] == 1;
+    let packed_b = if b_runs && reads_in_place(b.strides()[0]) {
+        n % width
+    } else {
+        n
+    };
+    let per_b = if b_runs { 2 } else { 2 * lanes };
+    let per_c = if c_strides[1] == 1 {
+        2 * lanes
+    } else {
+        8 * lanes
+    };
+    padded * (1.0 + 0.5 * loads)
+        + (packed_a * k * 2 * lanes + packed_b * k * per_b + m * n * k.div_ceil(K_BLOCK) * per_c)
+            as f64
 }
 
 /// [`gemm_scaled`] with a given tile, vectorised along the rows of C (`transposed`: the
@@ -206,69 +226,93 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
     }
     let nr = L * C;
     let strips = n.div_ceil(nr);
+    // Strips of B taken together: about J_BLOCK columns, whose k block stays in L2 while every
+    // group of A's rows passes over it.
+    let block_strips = J_BLOCK.div_ceil(nr);
     let (a_rows, a_cols) = (a.strides()[0], a.strides()[1]);
     let (b_rows, b_cols) = (b.strides()[0], b.strides()[1]);
-    let mut b_pack = vec![0.0f32; strips * K_BLOCK.min(k) * nr];
+    let b_direct = b_cols == 1 && reads_in_place(b_rows);
+    let a_direct = a_in_place(a.strides());
+    let mut b_pack = vec![0.0f32; block_strips * K_BLOCK.min(k) * nr];
     let mut a_pack = vec![0.0f32; R * K_BLOCK.min(k)];
+    let mut b_strips = Vec::with_capacity(block_strips);
     for k0 in (0..k).step_by(K_BLOCK) {
         let kc = K_BLOCK.min(k - k0);
-        let mut b_strips = Vec::with_capacity(strips);
-        for (s, packed) in b_pack.chunks_exact_mut(kc * nr).take(strips).enumerate() {
-            let (j0, cols) = (s * nr, nr.min(n - s * nr));
-            b_strips.push(if b_cols == 1 && cols == nr {
-                Operand {
-                    // SAFETY: row k0, column j0 lies inside B.
-                    ptr: unsafe { b.as_ptr().offset(k0 as isize * b_rows + j0 as isize) },
-                    step: b_rows,
-                    lane: 1,
-                }
-            } else {
-                pack_b_strip::<L, C>(&b, k0, kc, j0, cols, packed);
-                Operand {
-                    ptr: packed.as_ptr(),
-                    step: nr as isize,
-                    lane: 1,
-                }
-            });
-        }
         let combine = match (k0, beta) {
             (0, 0.0) => Combine::Overwrite,
             (0, _) => Combine::Scale(beta),
             _ => Combine::Add,
         };
-        for g in 0..m.div_ceil(R) {
-            let (i0, rows) = (g * R, R.min(m - g * R));
-            let a_group = if rows == R {
-                Operand {
-                    // SAFETY: row i0, column k0 lies inside A.
-                    ptr: unsafe {
-                        a.as_ptr()
-                            .offset(i0 as isize * a_rows + k0 as isize * a_cols)
-                    },
-                    step: a_cols,
-                    lane: a_rows,
-                }
-            } else {
-                pack_a_group::<R>(&a, i0, rows, k0, kc, &mut a_pack);
-                Operand {
-                    ptr: a_pack.as_ptr(),
-                    step: R as isize,
-                    lane: 1,
-                }
-            };
-            for (s, &b_strip) in b_strips.iter().enumerate() {
-                // SAFETY: both operands cover kc values of k and the tile's R rows and L·C
-                // columns, inside A and B or their packed copies (which live to the loop's end).
-                let sums = unsafe { tile_sums::<L, R, C>(a_group, b_strip, kc) };
-                let tile = Tile {
-                    rows,
-                    cols: nr.min(n - s * nr),
-                    at: (i0, s * nr),
+        for s0 in (0..strips).step_by(block_strips) {
+            b_strips.clear();
+            let packs = b_pack.chunks_exact_mut(kc * nr);
+            for (s, packed) in (s0..strips.min(s0 + block_strips)).zip(packs) {
+                let (j0, cols) = (s * nr, nr.min(n - s * nr));
+                b_strips.push(if b_direct && cols == nr {
+                    Operand {
+                        // SAFETY: row k0, column j0 lies inside B.
+                        ptr: unsafe { b.as_ptr().offset(k0 as isize * b_rows + j0 as isize) },
+                        step: b_rows,
+                        lane: 1,
+                    }
+                } else {
+                    pack_b_strip::<L, C>(&b, k0, kc, j0, cols, packed);
+                    Operand {
+                        ptr: packed.as_ptr(),
+                        step: nr as isize,
+                        lane: 1,
+                    }
+                });
+            }
+            for g in 0..m.div_ceil(R) {
+                let (i0, rows) = (g * R, R.min(m - g * R));
+                let a_group = if rows == R && a_direct {
+                    Operand {
+                        // SAFETY: row i0, column k0 lies inside A.
+                        ptr: unsafe {
+                            a.as_ptr()
+                                .offset(i0 as isize * a_rows + k0 as isize * a_cols)
+                        },
+                        step: a_cols,
+                        lane: a_rows,
+                    }
+                } else {
+                    pack_a_group::<R>(&a, i0, rows, k0, kc, &mut a_pack);
+                    Operand {
+                        ptr: a_pack.as_ptr(),
+                        step: R as isize,
+                        lane: 1,
+                    }
                 };
-                store(&sums, tile, alpha, combine, &mut c);
+                for (s, &b_strip) in (s0..).zip(&b_strips) {
+                    // SAFETY: both operands cover kc values of k and the tile's R rows and
+                    // L·C columns, inside A and B or their packed copies (which live to the
+                    // loop's end).
+                    let sums = unsafe { tile_sums::<L, R, C>(a_group, b_strip, kc) };
+                    let tile = Tile {
+                        rows,
+                        cols: nr.min(n - s * nr),
+                        at: (i0, s * nr),
+                    };
+                    store(&sums, tile, alpha, combine, &mut c);
+                }
             }
         }
     }
+}
+
+/// Whether a group of A's rows is read in place: along its rows (one stream a row), or across
+/// them where the values of one k are contiguous and the next k is not too far.
+fn a_in_place(strides: &[isize]) -> bool {
+    strides[1] == 1 || reads_in_place(strides[1])
+}
+
+/// Whether B's rows, `stride` floats apart, are read in place rather than packed: a tile's
+/// strip reads one row per k, and rows whose distance is a multiple of 4 KiB (or that are each
+/// on a page of their own) fall into the same few cache sets and TLB entries.
+fn reads_in_place(stride: isize) -> bool {
+    let bytes = stride.unsigned_abs() * 4;
+    bytes < 4096 && bytes % 2048 != 0
 }
 
 /// Where a register tile's sums go in C: its top-left value and how many rows and columns
@@ -302,6 +346,23 @@ fn store<const L: usize, const R: usize, const C: usize>(
     let base = c.as_mut_ptr();
     for (r, row) in sums.iter().enumerate().take(tile.rows) {
         let sums = &row.as_flattened()[..tile.cols];
+        if cs == 1 {
+            // SAFETY: the row's tile.cols values from (i0 + r, j0) lie inside C (asserted).
+            let out = unsafe {
+                std::slice::from_raw_parts_mut(
+                    base.offset((i0 + r) as isize * rs + j0 as isize),
+                    tile.cols,
+                )
+            };
+            for (v, &p) in out.iter_mut().zip(sums) {
+                *v = match combine {
+                    Combine::Overwrite => alpha * p,
+                    Combine::Scale(beta) => beta * *v + alpha * p,
+                    Combine::Add => *v + alpha * p,
+                };
+            }
+            continue;
+        }
         for (j, &p) in sums.iter().enumerate() {
             // SAFETY: (i0 + r, j0 + j) lies inside C, asserted above; strides are C's own.
             let v = unsafe { &mut *base.offset((i0 + r) as isize * rs + (j0 + j) as isize * cs) };
