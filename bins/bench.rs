@@ -33,6 +33,10 @@ use across_ranks::across_ranks;
 #[path = "bench/lstm_kernel.rs"]
 mod lstm_kernel;
 use lstm_kernel::lstm_kernel_rows;
+// The matrix products against OpenBLAS.
+#[path = "bench/products.rs"]
+mod products;
+use products::product_rows;
 
 /// Benchmark meta-training and evaluation throughput against the same-run sgemm rate.
 #[derive(Parser)]
@@ -328,6 +332,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     lstm_kernel_rows(shape, sgemm_by_threads[0], args.repeats, &mut add);
+    product_rows(args.repeats, &mut add);
     // The conv net of §3.3 (Figure 7): one forward and backward pass over 128 images.
     let conv_set = ConvSet::sample(
         ConvArchitecture::paper(10),

@@ -256,7 +256,7 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
                         lane: 1,
                     }
                 } else {
-                    pack_b_strip::<L, C>(&b, k0, kc, j0, cols, packed);
+                    pack_panel(&b, (k0, kc), (j0, cols), nr, packed);
                     Operand {
                         ptr: packed.as_ptr(),
                         step: nr as isize,
@@ -277,7 +277,7 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
                         lane: a_rows,
                     }
                 } else {
-                    pack_a_group::<R>(&a, i0, rows, k0, kc, &mut a_pack);
+                    pack_panel(&a.t(), (k0, kc), (i0, rows), R, &mut a_pack);
                     Operand {
                         ptr: a_pack.as_ptr(),
                         step: R as isize,
@@ -375,74 +375,37 @@ fn store<const L: usize, const R: usize, const C: usize>(
     }
 }
 
-/// Packs rows k0..k0+kc, columns j0..j0+cols of B into a strip of L·C columns, k-major
-/// (kc × L·C), with the columns past `cols` zero.
-fn pack_b_strip<const L: usize, const C: usize>(
-    b: &ArrayView2<f32>,
-    k0: usize,
-    kc: usize,
-    j0: usize,
-    cols: usize,
+/// Packs values k0..k0+kc (axis 0) × lanes l0..l0+lanes (axis 1) of `src` k-major into `out`
+/// (kc × width), the lanes past `lanes` zero: a strip of B (`src` = B, lanes its columns) or a
+/// group of A's rows (`src` = Aᵀ). It reads along whichever axis is contiguous.
+fn pack_panel(
+    src: &ArrayView2<f32>,
+    (k0, kc): (usize, usize),
+    (l0, lanes): (usize, usize),
+    width: usize,
     out: &mut [f32],
 ) {
-    let nr = L * C;
-    assert!(k0 + kc <= b.dim().0 && j0 + cols <= b.dim().1 && out.len() >= kc * nr);
-    let (ks, js) = (b.strides()[0], b.strides()[1]);
-    let base = b.as_ptr();
-    // SAFETY: k0 + kk < k and j0 + j < n, asserted above, index inside B.
-    let at = |kk: usize, j: usize| unsafe {
-        *base.offset((k0 + kk) as isize * ks + (j0 + j) as isize * js)
+    assert!(k0 + kc <= src.dim().0 && l0 + lanes <= src.dim().1 && out.len() >= kc * width);
+    let (ks, ls) = (src.strides()[0], src.strides()[1]);
+    let base = src.as_ptr();
+    // SAFETY: k0 + kk < rows and l0 + l < columns of `src`, asserted above.
+    let at = |kk: usize, l: usize| unsafe {
+        *base.offset((k0 + kk) as isize * ks + (l0 + l) as isize * ls)
     };
-    if cols < nr {
-        out[..kc * nr].fill(0.0);
+    if lanes < width {
+        out[..kc * width].fill(0.0);
     }
-    if ks == 1 && js != 1 {
-        // B's columns are contiguous (a transposed view): read along them.
-        for j in 0..cols {
+    if ks == 1 && ls != 1 {
+        // Contiguous along k (a transposed view): read along it.
+        for l in 0..lanes {
             for kk in 0..kc {
-                out[kk * nr + j] = at(kk, j);
+                out[kk * width + l] = at(kk, l);
             }
         }
     } else {
         for kk in 0..kc {
-            for j in 0..cols {
-                out[kk * nr + j] = at(kk, j);
-            }
-        }
-    }
-}
-
-/// Packs rows i0..i0+rows, columns k0..k0+kc of A into a group of R rows, k-major (kc × R),
-/// with the rows past `rows` zero.
-fn pack_a_group<const R: usize>(
-    a: &ArrayView2<f32>,
-    i0: usize,
-    rows: usize,
-    k0: usize,
-    kc: usize,
-    out: &mut [f32],
-) {
-    assert!(i0 + rows <= a.dim().0 && k0 + kc <= a.dim().1 && out.len() >= kc * R);
-    let (is, ks) = (a.strides()[0], a.strides()[1]);
-    let base = a.as_ptr();
-    // SAFETY: i0 + r < m and k0 + kk < k, asserted above, index inside A.
-    let at = |r: usize, kk: usize| unsafe {
-        *base.offset((i0 + r) as isize * is + (k0 + kk) as isize * ks)
-    };
-    if rows < R {
-        out[..kc * R].fill(0.0);
-    }
-    if is == 1 && ks != 1 {
-        // A's columns are contiguous (a transposed view): a run of rows per k.
-        for kk in 0..kc {
-            for r in 0..rows {
-                out[kk * R + r] = at(r, kk);
-            }
-        }
-    } else {
-        for r in 0..rows {
-            for kk in 0..kc {
-                out[kk * R + r] = at(r, kk);
+            for l in 0..lanes {
+                out[kk * width + l] = at(kk, l);
             }
         }
     }
