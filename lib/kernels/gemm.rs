@@ -312,7 +312,7 @@ fn a_in_place(strides: &[isize]) -> bool {
 /// on a page of their own) fall into the same few cache sets and TLB entries.
 fn reads_in_place(stride: isize) -> bool {
     let bytes = stride.unsigned_abs() * 4;
-    bytes < 4096 && bytes % 2048 != 0
+    bytes < 4096 && !bytes.is_multiple_of(2048)
 }
 
 /// Where a register tile's sums go in C: its top-left value and how many rows and columns

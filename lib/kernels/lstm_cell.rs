@@ -54,7 +54,7 @@ pub fn lstm_layer_forward(
 ) {
     const T: TileShape = isa::TILE;
     const P: TileShape = isa::PORTABLE_TILE;
-    if (4 * h) % T.lanes == 0 {
+    if (4 * h).is_multiple_of(T.lanes) {
         layer_forward_tiled::<{ T.lanes }, { T.rows }, { T.chunks }>(
             input, w, bias, gate_scale, z, cell, h,
         )
