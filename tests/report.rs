@@ -145,7 +145,17 @@ fn claims_are_computed_from_the_trajectories() {
     assert_eq!(q[3], "quadratic/trajectories.parquet");
     assert_eq!((&q[5], &q[7], &q[8]), (&lstm, &best, &diff), "{q:?}");
     assert_eq!(q[9], "6");
-    assert!(q[11].starts_with('✓') == diff.starts_with('-'), "{q:?}");
+    // The verdict follows the paired difference and two standard errors: never ✓ for a tie.
+    let (d, se) = diff.split_once(" ± ").unwrap();
+    let (d, se): (f64, f64) = (d.parse().unwrap(), se.parse().unwrap());
+    let want = if d < -2.0 * se {
+        "✓"
+    } else if d.abs() <= 2.0 * se {
+        "not distinguishable (within 2 SE)"
+    } else {
+        "✗"
+    };
+    assert_eq!(q[11], want, "{q:?}");
     // Every other claim has no outputs here.
     assert!(rows.iter().filter(|r| r[2] == "not run").count() == rows.len() - 1);
     // The tuning grid and the meta-training curve (inlined in the HTML only).

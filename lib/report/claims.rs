@@ -59,7 +59,38 @@ pub struct Evidence {
     pub standard_error: f64,
     pub count: usize,
     pub lower: usize,
-    pub holds: bool,
+    pub verdict: Verdict,
+}
+
+/// What the paired difference says of a claim. A difference within two standard errors of
+/// zero is a tie: it is never counted as the claim holding, whichever its sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The difference lies beyond two standard errors on the side the claim expects.
+    Holds,
+    /// Within two standard errors of zero, or a standard error that cannot be had (one run).
+    NotDistinguishable,
+    /// Beyond two standard errors on the other side.
+    Fails,
+}
+
+impl Verdict {
+    /// The verdict on a claim that expects `expect`, from a paired difference and its standard
+    /// error.
+    pub fn of(expect: Expect, difference: f64, standard_error: f64) -> Verdict {
+        if !(standard_error.is_finite() && difference.abs() > 2.0 * standard_error) {
+            return Verdict::NotDistinguishable;
+        }
+        let expected_side = match expect {
+            Expect::Wins => difference < 0.0,
+            Expect::Loses => difference > 0.0,
+        };
+        if expected_side {
+            Verdict::Holds
+        } else {
+            Verdict::Fails
+        }
+    }
 }
 
 /// A claim with its evidence; no evidence means its outputs do not exist yet.
@@ -347,13 +378,6 @@ pub fn measure(out: &Path) -> Result<Vec<Claim>> {
     Ok(claims)
 }
 
-fn holds(expect: Expect, difference: f64) -> bool {
-    match expect {
-        Expect::Wins => difference < 0.0,
-        Expect::Loses => difference > 0.0,
-    }
-}
-
 fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
     let mut found: Vec<Evidence> = Vec::new();
     for files in &spec.sources {
@@ -380,7 +404,7 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 standard_error,
                 count: d.len(),
                 lower: d.iter().filter(|x| **x < 0.0).count(),
-                holds: holds(spec.expect, difference),
+                verdict: Verdict::of(spec.expect, difference, standard_error),
             });
         }
     }
@@ -388,7 +412,8 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
 }
 
 /// Figure 6: per learned optimizer, the cells where it is below the best baseline, and the
-/// mean over cells of the difference of the means. Only complete sweeps count.
+/// mean over cells of the difference of the means, judged as a paired difference over cells.
+/// Only complete sweeps count.
 fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
     let mut found: Vec<Evidence> = Vec::new();
     for cells in &spec.sources {
@@ -428,7 +453,7 @@ fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 standard_error,
                 count: pairs.len(),
                 lower,
-                holds: 2 * lower > pairs.len(),
+                verdict: Verdict::of(spec.expect, difference, standard_error),
             });
         }
     }
@@ -468,7 +493,22 @@ mod tests {
         let (mean, se) = mean_and_se(d);
         assert_eq!(mean, 0.5);
         assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
-        assert!(!holds(Expect::Wins, mean) && holds(Expect::Loses, mean));
+        // 0.5 ± 0.58 is a tie either way.
+        assert_eq!(Verdict::of(Expect::Wins, mean, se), Verdict::NotDistinguishable);
+        assert_eq!(Verdict::of(Expect::Loses, mean, se), Verdict::NotDistinguishable);
+    }
+
+    /// A tie is never marked held: a difference on the expected side within two standard
+    /// errors is not distinguishable; beyond them it holds, and on the other side it fails.
+    #[test]
+    fn a_tie_is_never_marked_held() {
+        assert_eq!(Verdict::of(Expect::Wins, -0.0021, 0.0063), Verdict::NotDistinguishable);
+        assert_eq!(Verdict::of(Expect::Wins, -0.0023, 0.0072), Verdict::NotDistinguishable);
+        assert_eq!(Verdict::of(Expect::Wins, -0.0200, 0.0100), Verdict::NotDistinguishable);
+        assert_eq!(Verdict::of(Expect::Wins, -0.0226, 0.0089), Verdict::Holds);
+        assert_eq!(Verdict::of(Expect::Wins, 0.0300, 0.0100), Verdict::Fails);
+        assert_eq!(Verdict::of(Expect::Loses, 0.0300, 0.0100), Verdict::Holds);
+        assert_eq!(Verdict::of(Expect::Wins, -1.0, f64::NAN), Verdict::NotDistinguishable);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The sections of the results page, each a list of [`Block`]s computed from the files.
 
-use super::claims::Claim;
+use super::claims::{Claim, Verdict};
 use super::{environment, Block, Sources};
 use crate::error::Result;
 use crate::evaluation::tuning_window;
@@ -76,13 +76,11 @@ pub fn claims_table(claims: &[Claim]) -> Vec<Block> {
             rows.push(row);
         }
         for e in &c.evidence {
-            let noise =
-                if e.standard_error.is_finite() && e.difference.abs() <= 2.0 * e.standard_error {
-                    " (within 2 SE)"
-                } else {
-                    ""
-                };
-            let verdict = if e.holds { "✓" } else { "✗" };
+            let verdict = match e.verdict {
+                Verdict::Holds => "✓",
+                Verdict::NotDistinguishable => "not distinguishable (within 2 SE)",
+                Verdict::Fails => "✗",
+            };
             let unit = if c.spec.sweep { " cells" } else { "" };
             rows.push(vec![
                 c.spec.section.to_string(),
@@ -96,7 +94,7 @@ pub fn claims_table(claims: &[Claim]) -> Vec<Block> {
                 plus_minus(e.difference, e.standard_error),
                 format!("{}{unit}", e.count),
                 format!("{} of {}", e.lower, e.count),
-                format!("{verdict}{noise}"),
+                verdict.to_string(),
             ]);
         }
     }
@@ -110,8 +108,10 @@ pub fn claims_table(claims: &[Claim]) -> Vec<Block> {
              and NAG (each with its rate tuned on validation runs) with the lowest mean at that \
              step. The paired difference is learned − baseline per test run (per cell for \
              Figure 6), with its standard error; \"lower in\" counts the runs where the learned \
-             optimizer is lower. ✓ means the claim held (a negative difference; a positive one \
-             where the paper says the optimizer fails; for Figure 6, lower in most cells)."
+             optimizer is lower. ✓ means the claim held: the difference lies more than two \
+             standard errors below zero (above it where the paper says the optimizer fails; \
+             for Figure 6, over cells). Within two standard errors it is not distinguishable, \
+             never held; ✗ means it lies beyond them on the other side."
                 .into(),
         ),
         Block::Table {
