@@ -26,10 +26,9 @@
 # LSTM-imitating-NAG, LSTM-imitating-Adam. `make figure4` therefore trains both.
 MNIST_RECIPE ?= nag-correction
 # The default recipe's and the paper's budgets end at the epochs their early stopping chose in
-# longer runs (400 and 300 epochs, validation every 20), on grids that contain those epochs;
-# training does not depend on the budget or on validation, so the checkpoints are bit-identical
-# to the longer runs' and make figure4 fits in 30 minutes on 2 cores (23 on an AVX2 EPYC;
-# docs/experiments.md, "Budgets"). MNIST_EPOCHS=400 MNIST_EVAL_EVERY=20 MNIST_PAPER_EPOCHS=300
+# longer runs (400 and 300 epochs, validation every 20; made with the matrix products before
+# kernels::gemm), on grids that contain those epochs; training does not depend on the budget or
+# on validation, so make figure4 fits in 30 minutes on 2 cores (docs/experiments.md, "Budgets"). MNIST_EPOCHS=400 MNIST_EVAL_EVERY=20 MNIST_PAPER_EPOCHS=300
 # runs the longer ones.
 MNIST_PAPER_EPOCHS ?= 260
 MNIST_PAPER_FLAGS ?= --preprocessing log-sign --p 10 --output-scale 0.1 --meta-lr 1e-3 \
