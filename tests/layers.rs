@@ -1,7 +1,9 @@
 //! The library's layers, checked from its source: no module imports from a layer above its
-//! own, and no two files import each other, directly or around a circle. `pub use`
-//! re-exports are not imports, and test code is left out. Run with `--nocapture` to print the
-//! files with their line counts and imports.
+//! own, and no two files import each other, directly or around a circle. A file's imports are
+//! its `use` statements and every `crate::`, `super::` and `self::` path written inline; a name
+//! imported through a `pub use` re-export is followed to the file that defines it (a re-export
+//! alone is not an import). Test code is left out. Run with `--nocapture` to print the files
+//! with their line counts and imports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,11 +100,33 @@ fn expand(tree: &str) -> Vec<String> {
         .collect()
 }
 
-/// The module paths a file's code refers to: its `use` statements (not `pub use`) and the
-/// `crate::…` paths written inline.
-fn referenced(lines: &[String], own: &[String], is_mod_file: bool) -> Vec<Vec<String>> {
-    let joined = lines.join("\n");
-    let mut paths = Vec::new();
+/// A path written in module `own` as an absolute module path: `crate::`, `super::` and
+/// `self::` paths, and in a mod.rs (or lib.rs) a path that starts with one of its children.
+fn absolute(path: &str, own: &[String], is_mod_file: bool) -> Option<Vec<String>> {
+    let segs: Vec<String> = path.split("::").map(|s| s.trim().to_string()).collect();
+    let parent = own[..own.len().saturating_sub(1)].to_vec();
+    let (mut base, rest) = match segs.first()?.as_str() {
+        "crate" => (Vec::new(), &segs[1..]),
+        "super" => (parent, &segs[1..]),
+        "self" => (own.to_vec(), &segs[1..]),
+        // `use child::…` in a mod.rs names one of its own modules.
+        _ if is_mod_file => (own.to_vec(), &segs[..]),
+        _ => return None,
+    };
+    base.extend(rest.iter().filter(|s| !s.is_empty()).cloned());
+    Some(base)
+}
+
+/// What a file's code refers to: the module paths it imports (its `use` statements and the
+/// `crate::`, `super::` and `self::` paths written inline), and its `pub use` re-exports as
+/// (name, path), `*` for a glob.
+type References = (Vec<Vec<String>>, Vec<(String, Vec<String>)>);
+
+fn referenced(lines: &[String], own: &[String], is_mod_file: bool) -> References {
+    let mut private = Vec::new();
+    let mut reexports = Vec::new();
+    // The code without its `pub use` statements, scanned for inline paths.
+    let mut inline = String::new();
     let mut statement: Option<(bool, String)> = None;
     for line in lines {
         let t = line.trim_start();
@@ -117,39 +141,52 @@ fn referenced(lines: &[String], own: &[String], is_mod_file: bool) -> Vec<Vec<St
         } else if let Some((_, text)) = &mut statement {
             text.push_str(t);
         }
-        if let Some((public, text)) = statement.take() {
-            if !text.contains(';') {
-                statement = Some((public, text));
-                continue;
+        match statement.take() {
+            Some((public, text)) if text.contains(';') => {
+                let tree = text.split(';').next().unwrap_or("");
+                for item in expand(tree) {
+                    if public {
+                        let (path, name) = match item.split_once(" as ") {
+                            Some((path, alias)) => (path.trim().to_string(), alias.trim()),
+                            None => (item.clone(), item.rsplit("::").next().unwrap_or("")),
+                        };
+                        if let Some(p) = absolute(&path, own, is_mod_file) {
+                            reexports.push((name.trim().to_string(), p));
+                        }
+                    } else {
+                        private.push(item.split(" as ").next().unwrap_or("").to_string());
+                    }
+                }
+                if !public {
+                    inline.push_str(line);
+                    inline.push('\n');
+                }
             }
-            let tree = text.split(';').next().unwrap_or("");
-            if !public {
-                paths.extend(expand(tree));
+            Some(open) => statement = Some(open),
+            None => {
+                inline.push_str(line);
+                inline.push('\n');
             }
         }
     }
-    for (i, _) in joined.match_indices("crate::") {
-        let rest: String = joined[i..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-            .collect();
-        paths.push(rest);
+    for prefix in ["crate::", "super::", "self::"] {
+        for (i, _) in inline.match_indices(prefix) {
+            let before = inline[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let rest: String = inline[i..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            private.push(rest);
+        }
     }
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            let segs: Vec<String> = p.split("::").map(|s| s.trim().to_string()).collect();
-            let (mut base, rest) = match segs.first()?.as_str() {
-                "crate" => (Vec::new(), &segs[1..]),
-                "super" => (own[..own.len().saturating_sub(1)].to_vec(), &segs[1..]),
-                // `use child::…` in a mod.rs names one of its own modules.
-                _ if is_mod_file => (own.to_vec(), &segs[..]),
-                _ => return None,
-            };
-            base.extend(rest.iter().filter(|s| !s.is_empty()).cloned());
-            Some(base)
-        })
-        .collect()
+    let imports = private
+        .iter()
+        .filter_map(|p| absolute(p, own, is_mod_file))
+        .collect();
+    (imports, reexports)
 }
 
 #[test]
@@ -162,13 +199,46 @@ fn no_import_runs_up_a_layer_and_there_are_no_circles() {
         .iter()
         .map(|f| (module_of(&root, f), f.clone()))
         .collect();
-    // The longest module path that is a file of ours.
-    let resolve = |path: &[String]| -> Option<Vec<String>> {
-        (1..=path.len())
+    // Every file's re-exports: (module, name) → the path it names.
+    let mut aliases: BTreeMap<(Vec<String>, String), Vec<String>> = BTreeMap::new();
+    for (module, file) in &modules {
+        let is_mod = file.file_stem().is_some_and(|s| s == "mod" || s == "lib");
+        let (_, reexports) = referenced(
+            &code(&std::fs::read_to_string(file).unwrap()),
+            module,
+            is_mod,
+        );
+        for (name, path) in reexports {
+            aliases.insert((module.clone(), name), path);
+        }
+    }
+    // The file that defines what a path names: the longest module path that is a file of ours,
+    // followed through that file's re-exports (a glob re-export is tried last).
+    fn resolve(
+        path: &[String],
+        modules: &BTreeMap<Vec<String>, PathBuf>,
+        aliases: &BTreeMap<(Vec<String>, String), Vec<String>>,
+        depth: usize,
+    ) -> Option<Vec<String>> {
+        let n = (1..=path.len())
             .rev()
-            .map(|n| path[..n].to_vec())
-            .find(|p| modules.contains_key(p))
-    };
+            .find(|&n| modules.contains_key(&path[..n]))?;
+        let file = path[..n].to_vec();
+        if depth < 8 && n < path.len() {
+            let through = |alias: &Vec<String>, skip: usize| {
+                let mut next = alias.clone();
+                next.extend(path[skip..].iter().cloned());
+                resolve(&next, modules, aliases, depth + 1)
+            };
+            if let Some(alias) = aliases.get(&(file.clone(), path[n].clone())) {
+                return through(alias, n + 1);
+            }
+            if let Some(glob) = aliases.get(&(file.clone(), "*".to_string())) {
+                return through(glob, n);
+            }
+        }
+        Some(file)
+    }
     let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
     let mut upward = Vec::new();
     for (module, file) in &modules {
@@ -176,11 +246,11 @@ fn no_import_runs_up_a_layer_and_there_are_no_circles() {
             continue;
         }
         let text = std::fs::read_to_string(file).unwrap();
-        let is_mod = file.file_stem().is_some_and(|s| s == "mod");
+        let is_mod = file.file_stem().is_some_and(|s| s == "mod" || s == "lib");
         let lines = code(&text);
         let targets = edges.entry(module.clone()).or_default();
-        for path in referenced(&lines, module, is_mod) {
-            let Some(target) = resolve(&path) else {
+        for path in referenced(&lines, module, is_mod).0 {
+            let Some(target) = resolve(&path, &modules, &aliases, 0) else {
                 continue;
             };
             if target == *module || target.is_empty() || module.is_empty() {

@@ -6,6 +6,7 @@ pub mod conv;
 pub mod mlp;
 pub mod neural_art;
 pub mod quadratic;
+pub mod recorded;
 pub mod separable;
 pub mod spec;
 

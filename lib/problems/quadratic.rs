@@ -1,5 +1,6 @@
 //! Random quadratics f(θ) = ‖Wθ − y‖² (§3.1).
 
+use super::recorded::{write_header, MAX_ENTRIES};
 use super::{HessianVector, ProblemSet};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
@@ -9,8 +10,6 @@ use std::path::Path;
 
 /// The largest dimension of a quadratic (`--dims`).
 pub const MAX_DIMS: usize = 10_000;
-/// The most entries of W a set of quadratics may hold (1 GiB of f32).
-pub const MAX_ENTRIES: usize = 1 << 28;
 
 /// The distribution of the entries of W and y.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +200,7 @@ impl QuadraticSet {
                 a.scalar_f64("family_theta0_std", family.theta0_std as f64);
                 a.scalar_i64("seed", seed as i64);
             }
-            super::spec::write_header(a, "quadratic");
+            write_header(a, "quadratic");
             Ok(())
         })
     }

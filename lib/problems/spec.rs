@@ -8,17 +8,10 @@ use super::mlp::{MlpSet, MlpSource};
 use super::neural_art::{NeuralArtSet, NeuralArtSource};
 use super::{ProblemSet, QuadraticSet, QuadraticSource, TrainingSource};
 use crate::error::{Error, Result};
-use crate::io::{describe, Npz, NpzArrays};
+use crate::io::{describe, Npz};
 use std::path::{Path, PathBuf};
 
-/// The spec format version this l2l writes and reads.
-pub const SPEC_VERSION: i64 = 1;
-
-/// Writes the `kind` and `format_version` fields of a spec of kind `kind`.
-pub fn write_header(a: &mut NpzArrays, kind: &str) {
-    a.add("kind", ndarray::Array1::from(kind.as_bytes().to_vec()));
-    a.scalar_i64("format_version", SPEC_VERSION);
-}
+pub use super::recorded::SPEC_VERSION;
 
 /// A spec file of any problem kind.
 pub enum Spec {

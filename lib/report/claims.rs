@@ -494,21 +494,39 @@ mod tests {
         assert_eq!(mean, 0.5);
         assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
         // 0.5 ± 0.58 is a tie either way.
-        assert_eq!(Verdict::of(Expect::Wins, mean, se), Verdict::NotDistinguishable);
-        assert_eq!(Verdict::of(Expect::Loses, mean, se), Verdict::NotDistinguishable);
+        assert_eq!(
+            Verdict::of(Expect::Wins, mean, se),
+            Verdict::NotDistinguishable
+        );
+        assert_eq!(
+            Verdict::of(Expect::Loses, mean, se),
+            Verdict::NotDistinguishable
+        );
     }
 
     /// A tie is never marked held: a difference on the expected side within two standard
     /// errors is not distinguishable; beyond them it holds, and on the other side it fails.
     #[test]
     fn a_tie_is_never_marked_held() {
-        assert_eq!(Verdict::of(Expect::Wins, -0.0021, 0.0063), Verdict::NotDistinguishable);
-        assert_eq!(Verdict::of(Expect::Wins, -0.0023, 0.0072), Verdict::NotDistinguishable);
-        assert_eq!(Verdict::of(Expect::Wins, -0.0200, 0.0100), Verdict::NotDistinguishable);
+        assert_eq!(
+            Verdict::of(Expect::Wins, -0.0021, 0.0063),
+            Verdict::NotDistinguishable
+        );
+        assert_eq!(
+            Verdict::of(Expect::Wins, -0.0023, 0.0072),
+            Verdict::NotDistinguishable
+        );
+        assert_eq!(
+            Verdict::of(Expect::Wins, -0.0200, 0.0100),
+            Verdict::NotDistinguishable
+        );
         assert_eq!(Verdict::of(Expect::Wins, -0.0226, 0.0089), Verdict::Holds);
         assert_eq!(Verdict::of(Expect::Wins, 0.0300, 0.0100), Verdict::Fails);
         assert_eq!(Verdict::of(Expect::Loses, 0.0300, 0.0100), Verdict::Holds);
-        assert_eq!(Verdict::of(Expect::Wins, -1.0, f64::NAN), Verdict::NotDistinguishable);
+        assert_eq!(
+            Verdict::of(Expect::Wins, -1.0, f64::NAN),
+            Verdict::NotDistinguishable
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod network;
 #[cfg(test)]
 mod tests;
 
-use super::mlp::{RecordedRuns, RunSeeds};
+use super::recorded::{write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
 use super::{ParamGroup, ProblemSet, TrainingSource};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
@@ -120,7 +120,7 @@ fn initial_parameters(arch: &ConvArchitecture, seed: u64, out: &mut [f32]) {
             *x = match kind {
                 BlockKind::ConvScale | BlockKind::FcScale => 1.0,
                 BlockKind::ConvOffset | BlockKind::FcOffset => 0.0,
-                _ => (rng.normal() * crate::problems::mlp::INIT_STD) as f32,
+                _ => (rng.normal() * INIT_STD) as f32,
             };
         }
     }
@@ -213,11 +213,11 @@ impl ConvSet {
             )));
         }
         let p = architecture.num_params();
-        if runs.len().saturating_mul(p) > crate::problems::quadratic::MAX_ENTRIES {
+        if runs.len().saturating_mul(p) > MAX_ENTRIES {
             return Err(Error::Config(format!(
                 "{} runs of {p} parameters would hold more than {} values of θ0; use fewer runs",
                 runs.len(),
-                crate::problems::quadratic::MAX_ENTRIES
+                MAX_ENTRIES
             )));
         }
         let train = Subset::of(&data.train, &labels);
@@ -334,7 +334,7 @@ impl ConvSet {
             z.add("dataset_path", text(&self.data.folder.to_string_lossy()));
             z.add("train_sha256", text(&self.data.train.sha256));
             z.add("test_sha256", text(&self.data.test.sha256));
-            super::spec::write_header(z, "conv");
+            write_header(z, "conv");
             Ok(())
         })
     }

@@ -10,13 +10,14 @@
 mod architecture;
 mod network;
 
+use super::recorded::{write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
 use super::{HessianVector, ProblemSet, TrainingSource};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
 pub use architecture::{Activation, MlpArchitecture};
-use ndarray::{Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1};
 pub use network::MlpScratch;
 use network::{mlp_hessian_vector, mlp_loss_and_gradient};
 use std::path::{Path, PathBuf};
@@ -24,96 +25,6 @@ use std::sync::Arc;
 
 /// The most examples per minibatch (`--batch-size`, a spec's `batch_size`).
 pub const MAX_MINIBATCH: usize = 100_000;
-
-/// Standard deviation of the initial weights and biases.
-pub const INIT_STD: f64 = 0.01;
-
-/// Seeds of one run: its initialisation and its minibatch sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunSeeds {
-    pub init: u64,
-    pub minibatch: u64,
-}
-
-impl RunSeeds {
-    /// The seeds of run `index` of the set drawn from `seed` in stream family `family`
-    /// (0 for specs; meta-training uses one family per epoch), so that sets with different
-    /// seeds never share a run.
-    pub fn derive(seed: u64, family: u64, index: u64) -> Self {
-        let mut rng = Rng::new(seed, (family << 32) ^ index ^ (0x4d4c_5000 << 40));
-        RunSeeds {
-            init: rng.next_u64(),
-            minibatch: rng.next_u64(),
-        }
-    }
-}
-
-/// What every spec of trained runs records beside its network: the minibatch size, each run's
-/// seeds, and θ0, checked against each other and against `params` parameters per run of the
-/// network `network` (named in errors).
-pub(crate) struct RecordedRuns {
-    pub batch_size: usize,
-    pub runs: Vec<RunSeeds>,
-    pub theta0: Array2<f32>,
-}
-
-impl RecordedRuns {
-    pub(crate) fn read(
-        npz: &mut Npz,
-        max_batch: usize,
-        params: usize,
-        network: &str,
-    ) -> Result<Self> {
-        let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
-        let batch_size = npz.scalar("batch_size")?;
-        if !(1.0..=max_batch as f64).contains(&batch_size) {
-            return Err(bad(
-                npz,
-                format!("batch_size must be between 1 and {max_batch}, found {batch_size}"),
-            ));
-        }
-        let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
-        let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
-        if init.len() != minibatch.len() || init.is_empty() {
-            return Err(bad(
-                npz,
-                format!(
-                    "{} init seeds but {} minibatch seeds",
-                    init.len(),
-                    minibatch.len()
-                ),
-            ));
-        }
-        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
-        if theta0.dim() != (init.len(), params) {
-            return Err(bad(
-                npz,
-                format!(
-                    "'theta0' has shape {:?}; {} runs of {network} need [{}, {params}]",
-                    theta0.shape(),
-                    init.len(),
-                    init.len(),
-                ),
-            ));
-        }
-        if theta0.iter().any(|x| !x.is_finite()) {
-            return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
-        }
-        let runs = init
-            .iter()
-            .zip(&minibatch)
-            .map(|(&i, &m)| RunSeeds {
-                init: i as u64,
-                minibatch: m as u64,
-            })
-            .collect();
-        Ok(RecordedRuns {
-            batch_size: batch_size as usize,
-            runs,
-            theta0,
-        })
-    }
-}
 
 /// A set of MLP training runs on one dataset.
 #[derive(Clone)]
@@ -160,13 +71,13 @@ impl MlpSet {
             )));
         }
         let p = architecture.num_params();
-        if runs.len().saturating_mul(p) > crate::problems::quadratic::MAX_ENTRIES {
+        if runs.len().saturating_mul(p) > MAX_ENTRIES {
             return Err(Error::Config(format!(
                 "{} runs of the MLP {} ({p} parameters) would hold more than {} values of θ0; \
                  use fewer runs or a smaller network",
                 runs.len(),
                 architecture.describe(),
-                crate::problems::quadratic::MAX_ENTRIES
+                MAX_ENTRIES
             )));
         }
         let mut theta0 = Array2::zeros((runs.len(), p));
@@ -245,7 +156,7 @@ impl MlpSet {
                 "dataset_path",
                 Array1::from(self.dataset_path.to_string_lossy().as_bytes().to_vec()),
             );
-            super::spec::write_header(z, "mlp");
+            write_header(z, "mlp");
             Ok(())
         })
     }

@@ -1,0 +1,111 @@
+//! What the spec files of every problem family share, and nothing of any one family: the header
+//! (kind and format version, docs/formats.md), the seeds of each recorded run and θ0, and the
+//! bounds on a set's size. Every family uses it; it uses no family, so no family imports another
+//! and the spec dispatcher (`spec.rs`) can import them all.
+
+use crate::error::{Error, Result};
+use crate::io::{Npz, NpzArrays};
+use crate::rng::Rng;
+use ndarray::{Array2, Ix1, Ix2};
+
+/// The spec format version this l2l writes and reads.
+pub const SPEC_VERSION: i64 = 1;
+
+/// Writes the `kind` and `format_version` fields of a spec of kind `kind`.
+pub fn write_header(a: &mut NpzArrays, kind: &str) {
+    a.add("kind", ndarray::Array1::from(kind.as_bytes().to_vec()));
+    a.scalar_i64("format_version", SPEC_VERSION);
+}
+
+/// The most entries of W a set of quadratics, or of θ0 a set of runs, may hold (1 GiB of f32).
+pub const MAX_ENTRIES: usize = 1 << 28;
+
+/// Standard deviation of the initial weights and biases.
+pub const INIT_STD: f64 = 0.01;
+
+/// Seeds of one run: its initialisation and its minibatch sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunSeeds {
+    pub init: u64,
+    pub minibatch: u64,
+}
+
+impl RunSeeds {
+    /// The seeds of run `index` of the set drawn from `seed` in stream family `family`
+    /// (0 for specs; meta-training uses one family per epoch), so that sets with different
+    /// seeds never share a run.
+    pub fn derive(seed: u64, family: u64, index: u64) -> Self {
+        let mut rng = Rng::new(seed, (family << 32) ^ index ^ (0x4d4c_5000 << 40));
+        RunSeeds {
+            init: rng.next_u64(),
+            minibatch: rng.next_u64(),
+        }
+    }
+}
+
+/// What every spec of trained runs records beside its network: the minibatch size, each run's
+/// seeds, and θ0, checked against each other and against `params` parameters per run of the
+/// network `network` (named in errors).
+pub(crate) struct RecordedRuns {
+    pub batch_size: usize,
+    pub runs: Vec<RunSeeds>,
+    pub theta0: Array2<f32>,
+}
+
+impl RecordedRuns {
+    pub(crate) fn read(
+        npz: &mut Npz,
+        max_batch: usize,
+        params: usize,
+        network: &str,
+    ) -> Result<Self> {
+        let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
+        let batch_size = npz.scalar("batch_size")?;
+        if !(1.0..=max_batch as f64).contains(&batch_size) {
+            return Err(bad(
+                npz,
+                format!("batch_size must be between 1 and {max_batch}, found {batch_size}"),
+            ));
+        }
+        let init: Vec<i64> = npz.array_nd::<i64, Ix1>("init_seeds")?.to_vec();
+        let minibatch: Vec<i64> = npz.array_nd::<i64, Ix1>("minibatch_seeds")?.to_vec();
+        if init.len() != minibatch.len() || init.is_empty() {
+            return Err(bad(
+                npz,
+                format!(
+                    "{} init seeds but {} minibatch seeds",
+                    init.len(),
+                    minibatch.len()
+                ),
+            ));
+        }
+        let theta0 = npz.array_nd::<f32, Ix2>("theta0")?;
+        if theta0.dim() != (init.len(), params) {
+            return Err(bad(
+                npz,
+                format!(
+                    "'theta0' has shape {:?}; {} runs of {network} need [{}, {params}]",
+                    theta0.shape(),
+                    init.len(),
+                    init.len(),
+                ),
+            ));
+        }
+        if theta0.iter().any(|x| !x.is_finite()) {
+            return Err(bad(npz, "'theta0' contains NaN or Inf".into()));
+        }
+        let runs = init
+            .iter()
+            .zip(&minibatch)
+            .map(|(&i, &m)| RunSeeds {
+                init: i as u64,
+                minibatch: m as u64,
+            })
+            .collect();
+        Ok(RecordedRuns {
+            batch_size: batch_size as usize,
+            runs,
+            theta0,
+        })
+    }
+}
