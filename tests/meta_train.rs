@@ -321,6 +321,13 @@ fn bad_settings_are_refused_before_any_work() {
         "--validation-window must be between 1 and the validation steps (6), got 0",
     );
     meta_train(train, &["--init", "text.npz"], "starting checkpoint");
+    // Tapes beyond any machine's memory (100,000 problems, unrolls of 10,000 steps): one line
+    // before anything is allocated, not an out-of-memory kill in the first unroll.
+    meta_train(
+        train,
+        &["--batch", "100000", "--steps", "10000", "--unroll", "10000"],
+        "of memory available; lower --batch or --unroll",
+    );
 }
 
 /// A spec that numpy wrote (float64, no family record) is a pool to draw training batches from.

@@ -89,6 +89,18 @@ pub fn blas_kernel() -> String {
     openblas_text(unsafe { openblas_get_corename() })
 }
 
+/// The memory the kernel says can be had without swapping (`MemAvailable` of /proc/meminfo), in
+/// bytes; none where it does not say.
+pub fn available_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = cpuinfo_field(&info, "MemAvailable")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// The variable through which OpenBLAS (built with DYNAMIC_ARCH, as Debian's is) takes its
 /// kernel; it reads it once, when the library is loaded.
 pub const BLAS_KERNEL_VARIABLE: &str = "OPENBLAS_CORETYPE";

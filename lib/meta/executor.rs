@@ -80,6 +80,9 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         let batch = source.draw(trainer.epoch, cfg.batch);
         optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
         if workspace.is_none() {
+            if let Some(available) = crate::kernels::machine::available_memory_bytes() {
+                Workspace::check_fits(&cfg, &batch, ranks, available)?;
+            }
             workspace = Some(Workspace::new(&cfg, &batch, ranks)?);
         }
         let ws = workspace.as_mut().expect("made above");

@@ -140,6 +140,38 @@ impl<S: Send> Workspace<S> {
             .sum()
     }
 
+    /// An error, naming what to lower, if this rank's tapes and buffers for `config.batch`
+    /// problems like `like` would need more than `available` bytes. Measured on the workspace
+    /// of one problem, before the full one is allocated: its buffers are allocated untouched, so
+    /// one beyond the machine's memory would otherwise fail only when an unroll fills it and
+    /// the system ends the process (or, far beyond, when it is allocated).
+    pub fn check_fits<P: ProblemSet<Scratch = S>>(
+        config: &MetaTrainConfig,
+        like: &P,
+        ranks: &dyn Ranks,
+        available: u64,
+    ) -> Result<()> {
+        let one = MetaTrainConfig {
+            batch: 1,
+            ..config.clone()
+        };
+        let per_problem = Workspace::new(&one, like, &crate::ranks::OneProcess)?.bytes() as u64;
+        let needed = per_problem.saturating_mul(config.batch.div_ceil(ranks.size()) as u64);
+        if needed <= available {
+            return Ok(());
+        }
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        config_error(format!(
+            "meta-training {} problems of {} parameters in unrolls of {} steps needs {:.1} GiB \
+             for its tapes, more than the {:.1} GiB of memory available; lower --batch or --unroll",
+            config.batch,
+            like.dim(),
+            config.unroll,
+            gib(needed),
+            gib(available)
+        ))
+    }
+
     /// Puts every problem of `batch` at θ0 with fresh optimizer state, and computes ∇_0.
     pub(crate) fn start_trajectories<P: ProblemSet<Scratch = S>>(&mut self, batch: &P) {
         let dim = batch.dim();
