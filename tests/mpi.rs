@@ -300,7 +300,7 @@ fn a_job_whose_rank_is_killed_ends_and_resumes_to_the_same_checkpoint() {
     set(&mut killed, "-o", "killed.npz");
     succeeded("one process", d.run("meta-train", &strs(&straight)));
 
-    let mut job = mpirun(&d, 2, "meta-train", &strs(&killed))
+    let job = mpirun(&d, 2, "meta-train", &strs(&killed))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
