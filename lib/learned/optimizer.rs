@@ -8,8 +8,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// The name of the network of a learned optimizer with one network, which serves every
-/// parameter of every problem (the paper's §3.1 and §3.2 setting).
-pub const ALL_PARAMETERS: &str = "all";
+/// parameter of every problem (the paper's §3.1 and §3.2 setting): the problems' one group.
+pub use crate::problems::ALL_PARAMETERS;
 
 /// One network of a learned optimizer and the parameter group it serves.
 #[derive(Clone, Debug)]
