@@ -91,6 +91,56 @@ fn killed_training_resumes_where_it_stopped() {
     );
 }
 
+/// Rewrites every member of the npz at `path` as float64 (which every reader converts back
+/// exactly), with `change` applied to member `name`.
+fn rewrite_member(path: &std::path::Path, name: &str, change: impl Fn(&mut ndarray::ArrayD<f64>)) {
+    let mut npz = l2l::io::Npz::open(path).unwrap();
+    let names = npz.names().to_vec();
+    let arrays: Vec<(String, ndarray::ArrayD<f64>)> = names
+        .iter()
+        .map(|n| {
+            let mut a = npz.array::<f64>(n).unwrap();
+            if n == name {
+                change(&mut a);
+            }
+            (n.clone(), a)
+        })
+        .collect();
+    drop(npz);
+    write_npz(path, |z| {
+        for (n, a) in arrays {
+            z.add(&n, a);
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A resume state whose meta-Adam moments are NaN is refused in one line and left as it was
+/// (it once resumed, skipped its unrolls, exited 0 and saved NaN weights); the same state with
+/// its moments intact resumes.
+#[test]
+fn a_resume_state_with_nan_moments_is_refused() {
+    let d = Dir::new();
+    specs(&d);
+    let args = tiny_training("r.npz");
+    let mut short = args.clone();
+    short[EPOCHS_AT] = "2";
+    d.ok("meta-train", &short);
+    std::fs::remove_file(d.path("r.npz")).unwrap();
+    let state = d.path("r.resume.npz");
+    rewrite_member(&state, "adam_m", |a| a.fill(f64::NAN));
+    let before = std::fs::read(&state).unwrap();
+    d.fails("meta-train", &args, "r.npz", "'adam_m' holds NaN");
+    assert!(
+        std::fs::read(&state).unwrap() == before,
+        "the resume state was changed"
+    );
+    rewrite_member(&state, "adam_m", |a| a.fill(0.0));
+    let log = d.ok("meta-train", &args);
+    assert!(log.contains("resuming"), "{log}");
+}
+
 /// Issue #13, cause 7: while one run writes an output, a second run on the same output is
 /// refused at once (both once exited 0, and 1 in 17 mixed a checkpoint from one with a resume
 /// state from the other); temporaries that a killed run left are removed by the next run.
@@ -321,6 +371,7 @@ fn bad_settings_are_refused_before_any_work() {
         "--validation-window must be between 1 and the validation steps (6), got 0",
     );
     meta_train(train, &["--init", "text.npz"], "starting checkpoint");
+    meta_train(train, &["--epochs", "0"], "--epochs must be at least 1");
     // Tapes beyond any machine's memory (100,000 problems, unrolls of 10,000 steps): one line
     // before anything is allocated, not an out-of-memory kill in the first unroll.
     meta_train(

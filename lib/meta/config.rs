@@ -218,6 +218,11 @@ impl MetaTrainConfig {
         if matches!(self.clip, Some(c) if !(c > 0.0)) {
             return config_error("--clip must be positive");
         }
+        if self.epochs == 0 {
+            return config_error(
+                "--epochs must be at least 1 (no epoch would write an untrained checkpoint)",
+            );
+        }
         if self.eval_every == 0 {
             return config_error("--eval-every must be at least 1");
         }

@@ -232,10 +232,33 @@ impl MetaTrainer {
                     format!("'{name}' has {} values, expected {n}", a.len()),
                 ));
             }
+            // Meta-Adam's moments are finite, and its second moments not negative, in every
+            // state meta-train writes; others would turn every update into NaN.
+            if a.iter()
+                .any(|x| !x.is_finite() || (name == "adam_v" && *x < 0.0))
+            {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "'{name}' holds NaN, infinite or negative values, which meta-train never \
+                         writes; delete it or pass --restart"
+                    ),
+                ));
+            }
             *dst = a.iter().copied().collect();
         }
-        t.adam_t = npz.scalar("adam_t")? as u64;
-        t.skipped_unrolls = npz.scalar("skipped_unrolls")? as u64;
+        let count = |npz: &mut Npz, name: &str| -> Result<u64> {
+            let v = npz.scalar(name)?;
+            if !(v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(53)) {
+                return Err(Error::bad_file(
+                    path,
+                    format!("'{name}' must be a count (a whole number from 0), found {v}"),
+                ));
+            }
+            Ok(v as u64)
+        };
+        t.adam_t = count(&mut npz, "adam_t")?;
+        t.skipped_unrolls = count(&mut npz, "skipped_unrolls")?;
         // A resume state from before the log existed continues with an empty one.
         if npz.has("log_epoch") {
             let epochs = npz.array::<i64>("log_epoch")?;
