@@ -515,7 +515,7 @@ fn runs_that_cannot_train_fail() {
         "meta-train",
         &train_flags("m.npz", "nan_family.npz"),
         "m.npz",
-        "standard deviation must be a non-negative number",
+        "standard deviation must be between 0 and 1e6",
     );
     // Problems so large that every gradient overflows: nothing can be trained.
     let (n, k) = (4, 3);

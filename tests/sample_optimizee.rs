@@ -100,6 +100,10 @@ fn sizes_beyond_their_bounds_are_refused() {
             &["--count", "1000000", "--dims", "1000"][..],
             "the most is 268435456",
         ),
+        (
+            &["--count", "1", "--theta0-std", "1e30"][..],
+            "θ0 standard deviation must be between 0 and 1e6",
+        ),
     ] {
         let args = [&["quadratic", "--seed", "1", "-o", "s.npz"][..], args].concat();
         d.fails("sample-optimizee", &args, "s.npz", expect);

@@ -10,6 +10,10 @@ use std::path::Path;
 
 /// The largest dimension of a quadratic (`--dims`).
 pub const MAX_DIMS: usize = 10_000;
+/// The largest standard deviation of θ0: with W's entries of order 1 the initial loss is of
+/// order dims²·σ², which at 10,000 dimensions and σ = 10⁶ is 10²⁰, far inside f32, while
+/// σ = 10³⁰ overflows it.
+pub const MAX_THETA0_STD: f32 = 1e6;
 
 /// The distribution of the entries of W and y.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +63,10 @@ impl QuadraticFamily {
                 self.dims
             )));
         }
-        if !(self.theta0_std.is_finite() && self.theta0_std >= 0.0) {
+        if !(self.theta0_std >= 0.0 && self.theta0_std <= MAX_THETA0_STD) {
             return Err(Error::Config(format!(
-                "θ0 standard deviation must be a non-negative number, got {}",
+                "θ0 standard deviation must be between 0 and {MAX_THETA0_STD:e} (larger ones \
+                 overflow f32 losses), got {}",
                 self.theta0_std
             )));
         }
