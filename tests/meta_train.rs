@@ -68,6 +68,17 @@ fn checkpoints_do_not_depend_on_the_blas_kernel() {
     }
 }
 
+/// Trains the tiny run to `out` for 2 of its epochs and removes the checkpoint, leaving the
+/// resume state a run killed after its second epoch leaves; returns the whole run's arguments.
+fn stopped_after_two_epochs<'a>(d: &Dir, out: &'a str) -> Vec<&'a str> {
+    let args = tiny_training(out);
+    let mut short = args.clone();
+    short[EPOCHS_AT] = "2";
+    d.ok("meta-train", &short);
+    std::fs::remove_file(d.path(out)).unwrap();
+    args
+}
+
 #[test]
 fn killed_training_resumes_where_it_stopped() {
     let d = Dir::new();
@@ -77,11 +88,7 @@ fn killed_training_resumes_where_it_stopped() {
         l2l::learned::LearnedOptimizer::load(&d.path("straight.npz")).unwrap()
     };
     // A run cut short after 2 epochs (as if killed after its last resume state) ...
-    let args = tiny_training("resumed.npz");
-    let mut short = args.clone();
-    short[EPOCHS_AT] = "2";
-    d.ok("meta-train", &short);
-    std::fs::remove_file(d.path("resumed.npz")).unwrap();
+    let args = stopped_after_two_epochs(&d, "resumed.npz");
     // ... continues from its resume state to the same result.
     let log = d.ok("meta-train", &args);
     assert!(log.contains("resuming"), "{log}");
@@ -123,11 +130,7 @@ fn rewrite_member(path: &std::path::Path, name: &str, change: impl Fn(&mut ndarr
 fn a_resume_state_with_nan_moments_is_refused() {
     let d = Dir::new();
     specs(&d);
-    let args = tiny_training("r.npz");
-    let mut short = args.clone();
-    short[EPOCHS_AT] = "2";
-    d.ok("meta-train", &short);
-    std::fs::remove_file(d.path("r.npz")).unwrap();
+    let args = stopped_after_two_epochs(&d, "r.npz");
     let state = d.path("r.resume.npz");
     rewrite_member(&state, "adam_m", |a| a.fill(f64::NAN));
     let before = std::fs::read(&state).unwrap();
