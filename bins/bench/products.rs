@@ -18,8 +18,8 @@ const SHAPES: [(&str, usize, usize, usize, bool); 8] = [
 ];
 
 /// Adds, for each shape, l2l's GFLOP/s and its ratio to OpenBLAS's on the same product.
+/// OpenBLAS runs single-threaded here, as `run` leaves it.
 pub fn product_rows(repeats: usize, add: &mut impl FnMut(&str, &str, f64, &str)) {
-    l2l::init_blas_threads(1);
     for (name, m, k, n, transposed) in SHAPES {
         let value = |i: usize, j: usize| ((i * 31 + j * 7) % 13) as f32 * 0.01;
         let a = Array2::from_shape_fn(if transposed { (k, m) } else { (m, k) }, |(i, j)| {

@@ -200,7 +200,7 @@ pub fn relu6_backward(y: &[f32], dy: &mut [f32]) {
     }
 }
 
-pub use super::gemm::gemm_scaled;
+use super::gemm::gemm_scaled;
 
 /// The Gram matrix of the `channels` rows of `f` (each `n` long): `G = F Fᵀ / n`, written to
 /// `gram` `[C, C]`.

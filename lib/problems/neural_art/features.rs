@@ -7,8 +7,9 @@
 use crate::error::{Error, Result};
 use crate::io::Npz;
 use crate::kernels::feature_conv::{
-    col2im, depthwise, depthwise_backward, gemm_scaled, im2col, relu6, relu6_backward, Geometry,
+    col2im, depthwise, depthwise_backward, im2col, relu6, relu6_backward, Geometry,
 };
+use crate::kernels::gemm::gemm_scaled;
 use crate::kernels::{add_row_bias, view, view_mut};
 use ndarray::{Ix1, Ix4};
 use std::path::{Path, PathBuf};
