@@ -107,6 +107,27 @@ mod tests {
         1185682671, 2032843727,
     ];
 
+    /// σ and tanh against f64 over their whole range (every 1e-3 from −100 to 100).
+    #[test]
+    fn sigmoid_and_tanh_are_within_their_bounds_of_f64() {
+        let (mut sig_rel, mut tanh_abs) = (0.0f64, 0.0f64);
+        for i in -100_000..=100_000 {
+            let x = i as f32 * 1e-3;
+            let s = 1.0 / (1.0 + (-(x as f64)).exp());
+            if x >= -87.0 {
+                sig_rel = sig_rel.max((sigmoid(x) as f64 / s - 1.0).abs());
+            } else {
+                assert!(sigmoid(x) < 2e-38);
+            }
+            tanh_abs = tanh_abs.max((tanh(x) as f64 - (x as f64).tanh()).abs());
+        }
+        eprintln!("sigmoid: largest relative error {sig_rel:e}; tanh: largest error {tanh_abs:e}");
+        assert!(
+            sig_rel < 3e-7 && tanh_abs < 4e-7,
+            "{sig_rel:e} {tanh_abs:e}"
+        );
+    }
+
     #[test]
     fn ln_matches_std() {
         let mut x = 1e-30f32;

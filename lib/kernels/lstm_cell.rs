@@ -293,38 +293,62 @@ pub fn gate_scale(h: usize) -> Vec<f32> {
 /// Rows whose cell updates [`lstm_cell_forward`] takes together (at least any tile's rows).
 const GATE_ROWS: usize = 8;
 
+/// What [`lstm_cell_backward`] writes: the pre-activation gradients `dz` of every row, the bias
+/// gradient `db` they are added into, and the cell-state carry.
+pub struct CellGradients<'a> {
+    pub dz: &'a mut [f32],
+    pub db: &'a mut [f32],
+    pub dc_carry: &'a mut [f32],
+}
+
 /// Backward through one LSTM layer's gates for every row, fused. `acts` holds the gate
-/// activations of the step and is overwritten with the pre-activation gradients dz.
+/// activations of the step; `dz` receives the pre-activation gradients, which are also added
+/// into `db` row after row (so the bias gradient needs no second pass over them).
 /// `dc_carry` enters as dc_{t+1} ⊙ f_{t+1} and leaves as dc_t ⊙ f_t.
 pub fn lstm_cell_backward(
-    acts: &mut [f32],
+    acts: &[f32],
     tanh_c: &[f32],
     c_prev: &[f32],
     dh: &[f32],
-    dc_carry: &mut [f32],
+    out: CellGradients,
     h: usize,
 ) {
-    for ((((ar, tc), cp), dhr), dcr) in acts
-        .chunks_exact_mut(4 * h)
+    let db = &mut out.db[..4 * h];
+    let (db_i, rest) = db.split_at_mut(h);
+    let (db_f, rest) = rest.split_at_mut(h);
+    let (db_g, db_o) = rest.split_at_mut(h);
+    for (((((ar, zr), tc), cp), dhr), dcr) in acts
+        .chunks_exact(4 * h)
+        .zip(out.dz.chunks_exact_mut(4 * h))
         .zip(tanh_c.chunks_exact(h))
         .zip(c_prev.chunks_exact(h))
         .zip(dh.chunks_exact(h))
-        .zip(dc_carry.chunks_exact_mut(h))
+        .zip(out.dc_carry.chunks_exact_mut(h))
     {
-        let (ai, rest) = ar.split_at_mut(h);
-        let (af, rest) = rest.split_at_mut(h);
-        let (ag, ao) = rest.split_at_mut(h);
-        let (ai, af, ag, ao) = (&mut ai[..h], &mut af[..h], &mut ag[..h], &mut ao[..h]);
+        let (ai, af, ag, ao) = (
+            &ar[..h],
+            &ar[h..2 * h],
+            &ar[2 * h..3 * h],
+            &ar[3 * h..4 * h],
+        );
+        let (zi, rest) = zr.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        let (zi, zf, zg, zo) = (&mut zi[..h], &mut zf[..h], &mut zg[..h], &mut zo[..h]);
         let (tc, cp, dhr, dcr) = (&tc[..h], &cp[..h], &dhr[..h], &mut dcr[..h]);
         for k in 0..h {
             let (i, f, g, o) = (ai[k], af[k], ag[k], ao[k]);
             let dc = dhr[k] * o * (1.0 - tc[k] * tc[k]) + dcr[k];
             let d_o = dhr[k] * tc[k];
-            ai[k] = dc * g * i * (1.0 - i);
-            af[k] = dc * cp[k] * f * (1.0 - f);
-            ag[k] = dc * i * (1.0 - g * g);
-            ao[k] = d_o * o * (1.0 - o);
+            zi[k] = dc * g * i * (1.0 - i);
+            zf[k] = dc * cp[k] * f * (1.0 - f);
+            zg[k] = dc * i * (1.0 - g * g);
+            zo[k] = d_o * o * (1.0 - o);
             dcr[k] = dc * f;
+            db_i[k] += zi[k];
+            db_f[k] += zf[k];
+            db_g[k] += zg[k];
+            db_o[k] += zo[k];
         }
     }
 }
@@ -523,7 +547,18 @@ mod tests {
         };
         lstm_cell_forward(&mut acts, None, &scale, cell, h);
         let mut carry = dc_in.clone();
-        lstm_cell_backward(&mut acts, &tc, &c_prev, &dh, &mut carry, h);
+        let (mut dz, mut db) = (vec![0.0f32; acts.len()], vec![0.0f32; 4 * h]);
+        let grads = CellGradients {
+            dz: &mut dz,
+            db: &mut db,
+            dc_carry: &mut carry,
+        };
+        lstm_cell_backward(&acts, &tc, &c_prev, &dh, grads, h);
+        for (j, &b) in db.iter().enumerate() {
+            let sum: f32 = dz.iter().skip(j).step_by(4 * h).sum();
+            assert!((b - sum).abs() <= 1e-6 * (1.0 + sum.abs()), "db[{j}]");
+        }
+        let acts = dz;
         let eps = 1e-2f32;
         for k in (0..z0.len()).step_by(7) {
             let at = |d: f32| {

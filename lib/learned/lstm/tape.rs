@@ -2,8 +2,10 @@
 //! unroll, and the hand-written truncated BPTT over it (docs/method.md, "Truncated BPTT").
 
 use super::{LstmShape, Weights};
-use crate::kernels::lstm_cell::{gate_scale, lstm_cell_backward, lstm_layer_forward, CellBuffers};
-use crate::kernels::{column_sums_into, gemm, join_rows, record_rows, view, view_mut};
+use crate::kernels::lstm_cell::{
+    gate_scale, lstm_cell_backward, lstm_layer_forward, CellBuffers, CellGradients,
+};
+use crate::kernels::{gemm, join_rows, record_rows, view, view_mut};
 
 /// Per-row state and the record of a truncated unroll, for one block of `rows` coordinates.
 ///
@@ -25,8 +27,7 @@ pub(crate) struct Tape {
     // The cell states at the start of the current unroll (the `c_{t-1}` of its first step).
     c1_start: Vec<f32>,
     c2_start: Vec<f32>,
-    // Per slot: [x | h1_prev], gate activations (later their pre-activation gradients),
-    // c and tanh(c) of layer 1; [h1 | h2_prev], gates, c, tanh(c) and h of layer 2.
+    // Per slot: [x | h1_prev], gate activations, c and tanh(c) of layer 1; [h1 | h2_prev], gates, c, tanh(c) and h of layer 2.
     xh1: Vec<f32>,
     a1: Vec<f32>,
     c1s: Vec<f32>,
@@ -38,13 +39,20 @@ pub(crate) struct Tape {
     h2s: Vec<f32>,
     /// Per gate column: 2 for the cell candidate (tanh x = 2σ(2x) − 1), 1 for σ gates.
     gate_scale: Vec<f32>,
-    // Backward scratch.
+    // Backward scratch: one step's pre-activation gradients of each layer, which stay in cache
+    // while they feed the weight gradients and the input gradients of that step.
+    dz1: Vec<f32>,
+    dz2: Vec<f32>,
     dxh2: Vec<f32>,
     dh1_next: Vec<f32>,
     dh2_next: Vec<f32>,
     dc1_carry: Vec<f32>,
     dc2_carry: Vec<f32>,
-    // The output layer's gradient, summed over the steps of a backward pass.
+    // The weight gradients, summed over the steps of a backward pass (latest step first).
+    dw1: Vec<f32>,
+    db1: Vec<f32>,
+    dw2: Vec<f32>,
+    db2: Vec<f32>,
     dw_out: Vec<f32>,
     db_out: f32,
 }
@@ -71,6 +79,13 @@ impl Tape {
                 Vec::new()
             }
         };
+        let gradient = |len: usize| {
+            if backward {
+                vec![0.0f32; len]
+            } else {
+                Vec::new()
+            }
+        };
         Tape {
             shape,
             rows,
@@ -92,12 +107,18 @@ impl Tape {
             tc2: record(h),
             h2s: record(h),
             gate_scale: gate_scale(h),
+            dz1: scratch(4 * h),
+            dz2: scratch(4 * h),
             dxh2: scratch(2 * h),
             dh1_next: scratch(h),
             dh2_next: scratch(h),
             dc1_carry: scratch(h),
             dc2_carry: scratch(h),
-            dw_out: if backward { vec![0.0; h] } else { Vec::new() },
+            dw1: gradient((f + h) * 4 * h),
+            db1: gradient(4 * h),
+            dw2: gradient(2 * h * 4 * h),
+            db2: gradient(4 * h),
+            dw_out: gradient(h),
             db_out: 0.0,
         }
     }
@@ -120,6 +141,8 @@ impl Tape {
             &self.c2s,
             &self.tc2,
             &self.h2s,
+            &self.dz1,
+            &self.dz2,
             &self.dxh2,
             &self.dh1_next,
             &self.dh2_next,
@@ -243,6 +266,9 @@ impl Tape {
         self.dh2_next.fill(0.0);
         self.dc1_carry.fill(0.0);
         self.dc2_carry.fill(0.0);
+        for g in [&mut self.dw1, &mut self.db1, &mut self.dw2, &mut self.db2] {
+            g.fill(0.0);
+        }
         self.dw_out.fill(0.0);
         self.db_out = 0.0;
     }
@@ -275,26 +301,34 @@ impl Tape {
                 dh2[k] += d * w_out[k];
             }
         }
-        // Layer 2 cell, then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
-        let a2 = gates_backward(
+        // Layer 2 cell; its weight gradient dW2 += [h1_t | h2_{t-1}]ᵀ · dz2 while dz2 is in
+        // cache; then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
+        gates_backward(
             GateRecord {
-                acts: &mut self.a2,
+                acts: &self.a2,
                 tanh_c: &self.tc2,
                 c: &self.c2s,
                 c_start: &self.c2_start,
             },
             &self.dh2_next,
-            &mut self.dc2_carry,
+            CellGradients {
+                dz: &mut self.dz2,
+                db: &mut self.db2,
+                dc_carry: &mut self.dc2_carry,
+            },
             t,
             n,
             h,
         );
+        let dz2 = view(&self.dz2, n, g4);
+        let xh2 = &self.xh2[t * n * 2 * h..(t + 1) * n * 2 * h];
         gemm(
-            view(a2, n, g4),
-            w2.t(),
-            0.0,
-            view_mut(&mut self.dxh2, n, 2 * h),
+            view(xh2, n, 2 * h).t(),
+            dz2,
+            1.0,
+            view_mut(&mut self.dw2, 2 * h, g4),
         );
+        gemm(dz2, w2.t(), 0.0, view_mut(&mut self.dxh2, n, 2 * h));
         for ((dx, dh1), dh2) in self
             .dxh2
             .chunks_exact(2 * h)
@@ -306,30 +340,43 @@ impl Tape {
             }
             dh2.copy_from_slice(&dx[h..]);
         }
-        // Layer 1 cell; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where the paper's BPTT needs no dx_t.
-        let a1 = gates_backward(
+        // Layer 1 cell; dW1 += [x_t | h1_{t-1}]ᵀ · dz1; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where
+        // the paper's BPTT needs no dx_t.
+        gates_backward(
             GateRecord {
-                acts: &mut self.a1,
+                acts: &self.a1,
                 tanh_c: &self.tc1,
                 c: &self.c1s,
                 c_start: &self.c1_start,
             },
             &self.dh1_next,
-            &mut self.dc1_carry,
+            CellGradients {
+                dz: &mut self.dz1,
+                db: &mut self.db1,
+                dc_carry: &mut self.dc1_carry,
+            },
             t,
             n,
             h,
         );
+        let dz1 = view(&self.dz1, n, g4);
+        let xh1 = &self.xh1[t * n * (f + h)..(t + 1) * n * (f + h)];
+        gemm(
+            view(xh1, n, f + h).t(),
+            dz1,
+            1.0,
+            view_mut(&mut self.dw1, f + h, g4),
+        );
         if let Some(dx) = d_inputs {
             gemm(
-                view(a1, n, g4),
+                dz1,
                 w1.slice(ndarray::s![..f, ..]).t(),
                 0.0,
                 view_mut(dx, n, f),
             );
         }
         gemm(
-            view(a1, n, g4),
+            dz1,
             w1.slice_move(ndarray::s![f.., ..]).t(),
             0.0,
             view_mut(&mut self.dh1_next, n, h),
@@ -338,37 +385,20 @@ impl Tape {
 
     /// Ends a backward pass over every recorded step: adds the weight gradient into `grad`.
     pub fn backward_finish(&mut self, grad: &mut [f32]) {
-        let (f, h, n) = (self.shape.inputs, self.shape.hidden, self.rows);
-        let g4 = 4 * h;
         let layout = self.shape.layout();
-        // Weight gradients over all steps at once: one tall GEMM per layer, since every slot's
-        // pre-activation gradient now sits where its activations were.
-        let total = self.recorded * n;
-        let g = grad;
-        {
-            let dw1 = &mut g[layout.w1..layout.b1];
-            gemm(
-                view(&self.xh1[..total * (f + h)], total, f + h).t(),
-                view(&self.a1[..total * g4], total, g4),
-                1.0,
-                view_mut(dw1, f + h, g4),
-            );
+        let parts = [
+            (layout.w1, &self.dw1),
+            (layout.b1, &self.db1),
+            (layout.w2, &self.dw2),
+            (layout.b2, &self.db2),
+            (layout.w_out, &self.dw_out),
+        ];
+        for (start, part) in parts {
+            for (a, b) in grad[start..start + part.len()].iter_mut().zip(part) {
+                *a += b;
+            }
         }
-        column_sums_into(&self.a1[..total * g4], g4, &mut g[layout.b1..layout.w2]);
-        {
-            let dw2 = &mut g[layout.w2..layout.b2];
-            gemm(
-                view(&self.xh2[..total * 2 * h], total, 2 * h).t(),
-                view(&self.a2[..total * g4], total, g4),
-                1.0,
-                view_mut(dw2, 2 * h, g4),
-            );
-        }
-        column_sums_into(&self.a2[..total * g4], g4, &mut g[layout.b2..layout.w_out]);
-        for (a, b) in g[layout.w_out..layout.b_out].iter_mut().zip(&self.dw_out) {
-            *a += b;
-        }
-        g[layout.b_out] += self.db_out;
+        grad[layout.b_out] += self.db_out;
     }
 }
 
@@ -380,30 +410,27 @@ fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
 /// What one layer's forward pass recorded over an unroll, per slot: the gate activations, and
 /// tanh(c) and c of each step, with c at the unroll's start.
 struct GateRecord<'a> {
-    acts: &'a mut [f32],
+    acts: &'a [f32],
     tanh_c: &'a [f32],
     c: &'a [f32],
     c_start: &'a [f32],
 }
 
-/// Backward through the gates of recorded step `t` of one layer (`n` rows, `h` units): its
-/// activations become the pre-activation gradients dz, which are returned; `dc_carry` enters
-/// as dc_{t+1} ⊙ f_{t+1} and leaves as dc_t ⊙ f_t.
-fn gates_backward<'a>(
-    record: GateRecord<'a>,
+/// Backward through the gates of recorded step `t` of one layer (`n` rows, `h` units).
+fn gates_backward(
+    record: GateRecord,
     dh: &[f32],
-    dc_carry: &mut [f32],
+    out: CellGradients,
     t: usize,
     n: usize,
     h: usize,
-) -> &'a mut [f32] {
+) {
     let c_prev = if t == 0 {
         record.c_start
     } else {
         &record.c[(t - 1) * n * h..t * n * h]
     };
-    let acts = &mut record.acts[t * n * 4 * h..(t + 1) * n * 4 * h];
+    let acts = &record.acts[t * n * 4 * h..(t + 1) * n * 4 * h];
     let tanh_c = &record.tanh_c[t * n * h..(t + 1) * n * h];
-    lstm_cell_backward(acts, tanh_c, c_prev, dh, dc_carry, h);
-    acts
+    lstm_cell_backward(acts, tanh_c, c_prev, dh, out, h);
 }
