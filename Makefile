@@ -10,9 +10,17 @@ CARGO ?= cargo
 OUT ?= out
 FIGURES ?= figures
 # Fetched data sets (data/*.mk).
-DATA := $(OUT)/data
+DATA ?= $(OUT)/data
 # Worker threads for each binary (0 = one per core).
 THREADS ?= 0
+
+# A learned optimizer is one draw of meta-training (docs/experiments.md, "Meta-training
+# seeds"). META_SEED=K (0 by default: the committed figures) draws another: its own initial
+# weights (meta-train --seed K) and training problems (each training spec's seed + 1000·K), on
+# the same validation and test runs, so that the draws compare run by run.
+META_SEED ?= 0
+# $(call meta_seeded,SEED): a training spec's seed under META_SEED.
+meta_seeded = $(shell echo $$(( $(1) + 1000 * $(META_SEED) )))
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := Cargo.toml Cargo.lock $(shell find lib bins -name '*.rs')
@@ -113,6 +121,20 @@ include data/*.mk
 # mnist.mk defines what the figure fragments share, so it comes first.
 include pipelines/mnist.mk
 include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))
+
+# More meta-training draws of a figure: for each K of SEEDS, SEEDS_TARGET's pipeline again
+# under $(OUT)/seeds/K with META_SEED=K (its figure goes to $(OUT)/seeds/K/figures). `make
+# report` pools every draw it finds with the default one (docs/experiments.md, "Meta-training
+# seeds"). The draws' runs take about as long as the target each; meta-train resumes, so they
+# can run in pieces.
+SEEDS ?= 1 2
+SEEDS_TARGET ?= figure4
+.PHONY: seeds
+seeds: $(BUILD)
+	@for k in $(SEEDS); do \
+	  [ "$$k" != 0 ] || { echo "make: seed 0 is the figure target's own; SEEDS lists the others" >&2; exit 1; }; \
+	  $(MAKE) --no-print-directory OUT=$(OUT)/seeds/$$k DATA=$(DATA) FIGURES=$(OUT)/seeds/$$k/figures \
+	    META_SEED=$$k $(SEEDS_TARGET) || exit 1; done
 
 # After data/*.mk, which defines $(MNIST): a prerequisite is expanded where its rule is read.
 # With the rows of meta-training under mpirun -np 1 and 2 (the binaries of `make mpi`).

@@ -186,6 +186,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 labels: (0..5000).map(|i| (i % 10) as u8).collect(),
                 classes: 10,
                 sha256: "random".into(),
+                split: l2l::datasets::Split::All,
             }
         }
     };
@@ -213,6 +214,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         base: None,
         epoch: 0,
         validation_loss: f64::NAN,
+        trained_on: None,
     });
     let lstm = OptimizerChoice::Learned {
         label: "lstm".into(),
@@ -582,6 +584,7 @@ fn random_cifar() -> Cifar {
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
         classes: 10,
         sha256: "random".into(),
+        split: l2l::datasets::Split::All,
     };
     Cifar {
         folder: "random".into(),

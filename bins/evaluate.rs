@@ -191,6 +191,32 @@ impl SetVisitor for Evaluation<'_> {
     }
 }
 
+/// Refuses test runs on images a learned optimizer was meta-trained on: the paper measures an
+/// optimizer on data it never saw (docs/method.md, "What is measured").
+fn refuse_seen_images<P: FromSpec>(
+    choices: &[(OptimizerChoice, bool)],
+    set: &P,
+    spec: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(test) = set.data_split() else {
+        return Ok(());
+    };
+    for (choice, _) in choices {
+        if let OptimizerChoice::Learned { label, optimizer } = choice {
+            if let Some(trained) = optimizer.trained_on.as_ref().filter(|t| t.overlaps(&test)) {
+                anyhow::bail!(
+                    "{} draws from the {} split of the data {label} was meta-trained on (its {} \
+                     split); make the test spec with sample-optimizee --split test",
+                    l2l::io::describe(spec, false),
+                    test.split.name(),
+                    trained.split.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks --steps against the outputs before anything is read: one -o (and, if any, one
 /// --tuning-output) per horizon, distinct horizons, and one horizon for the options that
 /// follow a single run.
@@ -255,6 +281,7 @@ fn evaluate_on<P: FromSpec>(
     let leader = ranks.is_leader();
     let longest = *args.steps.iter().max().expect("clap gives a default");
     l2l::evaluation::validate_run_size(set.count(), longest)?;
+    refuse_seen_images(&choices, set, &args.spec)?;
     // Checked before any run, as everything else.
     let probe_request = match &args.probe_output {
         Some(_) => {

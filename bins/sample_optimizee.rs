@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use l2l::datasets::Dataset;
+use l2l::datasets::{Dataset, Split};
 use l2l::images::Photo;
 use l2l::io::describe;
 use l2l::problems::conv::{validate_labels, Cifar, ConvArchitecture, ConvSet, GroupAssignment};
@@ -69,6 +69,12 @@ enum Family {
         /// file, or a folder of IDX files (full MNIST, Fashion-MNIST).
         #[arg(long, default_value = "out/data/mnist_5k.csv.gz")]
         data: PathBuf,
+        /// The images the runs draw minibatches from: train (meta-training, validation and
+        /// tuning), test (held out from them: the last fifth of each class of a CSV file, a
+        /// folder's t10k files), or all (docs/formats.md, "Splits"). `evaluate` refuses a
+        /// learned optimizer on images it was meta-trained on.
+        #[arg(long, value_enum, default_value_t = SplitArg::All)]
+        split: SplitArg,
         /// Seed of every run's initialisation and minibatch seeds.
         #[arg(long)]
         seed: u64,
@@ -160,6 +166,23 @@ enum Family {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    All,
+    Train,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Split {
+        match s {
+            SplitArg::All => Split::All,
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Start {
     Content,
     Noise,
@@ -219,6 +242,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             activation,
             batch_size,
             data,
+            split,
             seed,
             output,
         } => {
@@ -227,7 +251,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 &[("--output", output.as_path())],
                 &[("--data", data.as_path())],
             )?;
-            let dataset = Dataset::load(&data)?;
+            let dataset = Dataset::load_split(&data, split.into())?;
             let architecture = MlpArchitecture {
                 inputs: dataset.pixels(),
                 hidden,
@@ -248,9 +272,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             set.save(&output)
                 .with_context(|| format!("writing {}", describe(&output, true)))?;
             eprintln!(
-                "sample-optimizee: wrote {count} runs of the MLP {} ({} parameters) to {}",
+                "sample-optimizee: wrote {count} runs of the MLP {} ({} parameters) on the {} \
+                 split ({} images) to {}",
                 set.architecture.describe(),
                 set.architecture.num_params(),
+                set.data.split.name(),
+                set.data.len(),
                 describe(&output, true)
             );
         }

@@ -1,6 +1,7 @@
-# Fashion-MNIST (Xiao et al. 2017; MIT): the full training set (60,000 images) in the official
-# IDX format, from Debian's dataset-fashion-mnist, installed with apt-get when missing and
-# checked against data/fashion-mnist.sha256. FASHION_MNIST may point at any folder of the official files.
+# Fashion-MNIST (Xiao et al. 2017; MIT): the training set (60,000 images; validation and tuning
+# runs) and the test set (10,000; the held-out test runs) in the official IDX format, from
+# Debian's dataset-fashion-mnist, installed with apt-get when missing and checked against
+# data/fashion-mnist.sha256. FASHION_MNIST may point at any folder of the official files.
 
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 FASHION_STAMP := $(DATA)/fashion-mnist.checked

@@ -17,9 +17,178 @@ pub struct Dataset {
     pub classes: usize,
     /// SHA-256 of the file(s) read, hex, for the spec's record.
     pub sha256: String,
+    /// Which of the file's images these are.
+    pub split: Split,
+}
+
+/// Which images of a dataset a spec's runs draw their minibatches from (docs/formats.md,
+/// "Splits"). Learned optimizers are meta-trained, validated and tuned on `train` and tested on
+/// `test`, images they never saw, as the paper measured (its code's `mode="test"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Every image of the file (specs written before splits existed).
+    All,
+    /// The training images: a folder's `train-*` files; the first four fifths of each class of
+    /// a CSV file.
+    Train,
+    /// The held-out images: a folder's `t10k-*` files; the last fifth of each class of a CSV.
+    Test,
+}
+
+/// The share of each class of a single-file dataset (the 5,000 MNIST digits) held out as its
+/// `test` split: the last fifth in file order.
+const HELD_OUT_FIFTHS: usize = 1;
+
+impl Split {
+    pub const NAMES: [&'static str; 3] = ["all", "train", "test"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::All => "all",
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Split> {
+        match name {
+            "all" => Some(Split::All),
+            "train" => Some(Split::Train),
+            "test" => Some(Split::Test),
+            _ => None,
+        }
+    }
+
+    /// Whether runs on the two splits of one dataset can see the same image.
+    pub fn overlaps(self, other: Split) -> bool {
+        self == other || self == Split::All || other == Split::All
+    }
+}
+
+/// The images a set of runs draws from: a dataset, by its SHA-256, and a split of it. A learned
+/// optimizer's checkpoint records the one it was meta-trained on, and `evaluate` refuses a test
+/// spec whose images overlap it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSplit {
+    pub sha256: String,
+    pub split: Split,
+}
+
+impl DataSplit {
+    /// Whether runs on the two can see the same image.
+    pub fn overlaps(&self, other: &DataSplit) -> bool {
+        self.sha256 == other.sha256 && self.split.overlaps(other.split)
+    }
+
+    /// The text a checkpoint stores: `sha256=HEX split=NAME`.
+    pub fn to_text(&self) -> String {
+        format!("sha256={} split={}", self.sha256, self.split.name())
+    }
+
+    pub fn parse(text: &str) -> Option<DataSplit> {
+        let (sha, split) = text.split_once(' ')?;
+        Some(DataSplit {
+            sha256: sha.strip_prefix("sha256=")?.to_string(),
+            split: Split::parse(split.strip_prefix("split=")?)?,
+        })
+    }
 }
 
 impl Dataset {
+    /// Reads the `split` of a dataset ([`Dataset::load`]'s formats). A folder's splits are its
+    /// `train-*` and `t10k-*` files (`all` is its training files, as before splits existed); a
+    /// CSV file's are the first four fifths and the last fifth of each class, in file order; a
+    /// single IDX or CIFAR file has no splits of its own, so only `all` reads it.
+    pub fn load_split(path: &Path, split: Split) -> Result<Dataset> {
+        if path.is_dir() {
+            let stem = if split == Split::Test {
+                "t10k"
+            } else {
+                "train"
+            };
+            let images = [".gz", ""]
+                .iter()
+                .map(|z| path.join(format!("{stem}-images-idx3-ubyte{z}")))
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    Error::bad_file(
+                        path,
+                        format!(
+                            "folder has no {stem}-images-idx3-ubyte[.gz] (its {} split)",
+                            split.name()
+                        ),
+                    )
+                })?;
+            return Ok(Dataset {
+                split,
+                ..Self::load_idx(&images)?
+            });
+        }
+        let data = Self::load(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match split {
+            Split::All => Ok(data),
+            _ if name.ends_with(".csv") || name.ends_with(".csv.gz") => {
+                let part = data.split_classes(split);
+                if part.is_empty() {
+                    return Err(Error::bad_file(
+                        path,
+                        format!(
+                            "its {} split is empty: a class needs at least 5 images for a fifth \
+                             of them to be held out",
+                            split.name()
+                        ),
+                    ));
+                }
+                Ok(part)
+            }
+            _ => Err(Error::bad_file(
+                path,
+                format!(
+                    "has no {} split of its own: give a folder of train-* and t10k-* IDX files, a .csv[.gz] file, or --split all",
+                    split.name()
+                ),
+            )),
+        }
+    }
+
+    /// The `split` of a single-file dataset: of each class's images in file order, the last
+    /// [`HELD_OUT_FIFTHS`] fifths are `test` and the rest `train`.
+    fn split_classes(&self, split: Split) -> Dataset {
+        let mut per_class = [0usize; 256];
+        for &l in &self.labels {
+            per_class[l as usize] += 1;
+        }
+        let mut seen = [0usize; 256];
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| {
+                let l = self.labels[i] as usize;
+                let first_held_out = per_class[l] - per_class[l] * HELD_OUT_FIFTHS / 5;
+                let held_out = seen[l] >= first_held_out;
+                seen[l] += 1;
+                held_out == (split == Split::Test)
+            })
+            .collect();
+        Dataset {
+            images: self.images.select(ndarray::Axis(0), &keep),
+            labels: keep.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+            sha256: self.sha256.clone(),
+            split,
+        }
+    }
+
+    /// The images these are, for a checkpoint's or a spec's record.
+    pub fn data_split(&self) -> DataSplit {
+        DataSplit {
+            sha256: self.sha256.clone(),
+            split: self.split,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -222,6 +391,7 @@ fn finish(path: &Path, images: Array2<f32>, labels: Vec<u8>, sha256: String) -> 
         labels,
         classes: classes.max(10),
         sha256,
+        split: Split::All,
     })
 }
 
@@ -302,6 +472,70 @@ mod tests {
             .contains("line 2"));
         std::fs::write(&p, &gz(b"0,255,51,7\n")[..10]).unwrap();
         assert!(Dataset::load(&p).unwrap_err().to_string().contains("gzip"));
+    }
+
+    #[test]
+    fn a_csv_splits_each_class_into_train_and_held_out_test_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        // Ten images of class 0 (pixel = index), then five of class 1.
+        let text: String = (0..10)
+            .map(|i| format!("{i},0\n"))
+            .chain((10..15).map(|i| format!("{i},1\n")))
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        let pixels = |d: &Dataset| {
+            d.images
+                .column(0)
+                .iter()
+                .map(|&x| (x * 255.0).round() as u32)
+                .collect::<Vec<_>>()
+        };
+        let train = Dataset::load_split(&p, Split::Train).unwrap();
+        let test = Dataset::load_split(&p, Split::Test).unwrap();
+        assert_eq!(pixels(&train), [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13]);
+        assert_eq!(pixels(&test), [8, 9, 14]);
+        assert_eq!(test.labels, [0, 0, 1]);
+        assert_eq!(Dataset::load_split(&p, Split::All).unwrap().len(), 15);
+        assert_eq!(train.sha256, test.sha256);
+        assert!(Split::Train.overlaps(Split::All) && !Split::Train.overlaps(Split::Test));
+    }
+
+    #[test]
+    fn a_folder_splits_into_its_train_and_t10k_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = |n: u8| {
+            let mut b = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 1, 0, 0, 0, 1];
+            b.extend(std::iter::repeat_n(7u8, n as usize));
+            b
+        };
+        let labels = |n: u8| {
+            let mut b = vec![0, 0, 8, 1, 0, 0, 0, n];
+            b.extend(std::iter::repeat_n(2u8, n as usize));
+            b
+        };
+        for (stem, n) in [("train", 3), ("t10k", 2)] {
+            std::fs::write(
+                dir.path().join(format!("{stem}-images-idx3-ubyte")),
+                images(n),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join(format!("{stem}-labels-idx1-ubyte")),
+                labels(n),
+            )
+            .unwrap();
+        }
+        let len = |s| Dataset::load_split(dir.path(), s).unwrap().len();
+        assert_eq!(
+            (len(Split::All), len(Split::Train), len(Split::Test)),
+            (3, 3, 2)
+        );
+        let single = dir.path().join("t10k-images-idx3-ubyte");
+        let e = Dataset::load_split(&single, Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no test split of its own"), "{e}");
     }
 
     #[test]

@@ -8,10 +8,10 @@ fashion-mnist: $(FIGURES)/fashion_mnist.png
 FM := $(M)/fashion
 
 $(FM)/validation.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
-	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),,$(FASHION_MNIST))
+	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),train,,$(FASHION_MNIST))
 
 $(FM)/test.npz: $(FASHION_STAMP) $(BUILD) | $(FM)/
-	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),,$(FASHION_MNIST))
+	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),test,,$(FASHION_MNIST))
 
 $(FM)/base_100.parquet $(FM)/base_200.parquet &: $(MNIST_CHECKPOINTS) $(FM)/test.npz $(FM)/validation.npz $(BUILD)
 	$(call mnist_panel,$(FM)/test.npz,$(FM)/validation.npz,100$(comma)200,$(FM)/base_100.parquet $(FM)/base_200.parquet)

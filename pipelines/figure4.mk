@@ -13,7 +13,7 @@ Q := $(OUT)/quadratic
 # the checkpoint is that run's, bit for bit, in two thirds of the time.
 QUAD_EPOCHS ?= 980
 QUAD_META_FLAGS ?= --eval-every 20 --meta-lr 0.001
-QUAD_TRAIN_SEED ?= 1
+QUAD_TRAIN_SEED ?= $(call meta_seeded,1)
 QUAD_VALIDATION_SEED ?= 2
 QUAD_TEST_SEED ?= 3
 
@@ -29,7 +29,7 @@ $(Q)/test.npz: $(BUILD) | $(Q)/
 $(Q)/optimizer.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
 	$(LAUNCH) $(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
-	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --threads $(THREADS) -o $@
+	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
 
 $(Q)/trajectories.parquet: $(Q)/optimizer.npz $(Q)/test.npz $(Q)/validation.npz $(BUILD)
 	$(LAUNCH) $(RELEASE)/evaluate --spec $(Q)/test.npz --steps 100 \

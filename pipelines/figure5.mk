@@ -11,10 +11,10 @@ FIG5_FLAGS_l2 := --hidden 20,20
 FIG5_FLAGS_relu := --hidden 20 --activation relu
 
 $(M)/fig5/%/validation.npz: $(MNIST) $(BUILD)
-	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),$(FIG5_FLAGS_$*))
+	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),train,$(FIG5_FLAGS_$*))
 
 $(M)/fig5/%/test.npz: $(MNIST) $(BUILD)
-	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),$(FIG5_FLAGS_$*))
+	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),test,$(FIG5_FLAGS_$*))
 
 $(M)/fig5/%/trajectories.parquet: $(MNIST_CHECKPOINTS) $(M)/fig5/%/test.npz $(M)/fig5/%/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/fig5/$*/test.npz,$(M)/fig5/$*/validation.npz,100,$@)

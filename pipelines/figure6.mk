@@ -12,10 +12,10 @@ FIG6_CELLS := $(foreach l,$(FIG6_LAYERS),$(foreach u,$(FIG6_UNITS),L$(l)_H$(u)))
 fig6_hidden = $(shell n=$(word 1,$(subst _, ,$(subst L,,$(subst H,,$(1))))); u=$(word 2,$(subst _, ,$(subst L,,$(subst H,,$(1))))); printf '%s' "$$u"; for i in $$(seq 2 $$n); do printf ',%s' "$$u"; done)
 
 $(M)/fig6/%/validation.npz: $(MNIST) $(BUILD)
-	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),--hidden $(call fig6_hidden,$*))
+	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),train,--hidden $(call fig6_hidden,$*))
 
 $(M)/fig6/%/test.npz: $(MNIST) $(BUILD)
-	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),--hidden $(call fig6_hidden,$*))
+	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),test,--hidden $(call fig6_hidden,$*))
 
 $(M)/fig6/%/trajectories.parquet: $(MNIST_CHECKPOINTS) $(M)/fig6/%/test.npz $(M)/fig6/%/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/fig6/$*/test.npz,$(M)/fig6/$*/validation.npz,100,$@)

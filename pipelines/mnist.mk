@@ -69,7 +69,7 @@ MNIST_REFINE_EPOCHS ?= 30
 MNIST_REFINE_FLAGS ?= --preprocessing log-sign --p $(MNIST_P) --output-scale 0.1 --steps 200 \
   --batch 1 --meta-gradient es --es-scope all --es-pairs 16 --es-sigma 0.005 --meta-lr 3e-4 \
   --meta-loss log --eval-every 10
-MNIST_TRAIN_SEED ?= 11
+MNIST_TRAIN_SEED ?= $(call meta_seeded,11)
 MNIST_VALIDATION_SEED ?= 12
 MNIST_TEST_SEED ?= 13
 MNIST_VALIDATION_RUNS ?= 20
@@ -79,40 +79,43 @@ MNIST_TEST_RUNS ?= 40
 MNIST_HELDOUT_SEED ?= 15
 MNIST_HELDOUT_RUNS ?= 100
 
-# $(call mnist_spec,OUTPUT,SEED,RUNS,FLAGS[,DATA]): DATA defaults to MNIST.
+# $(call mnist_spec,OUTPUT,SEED,RUNS,SPLIT,FLAGS[,DATA]): DATA defaults to MNIST. SPLIT is
+# train for the runs that meta-train, validate and tune, test for the runs that measure: the
+# held-out images (the last fifth of each class of the 5,000 digits, Fashion-MNIST's t10k
+# files), which the learned optimizers never see (docs/method.md, "What is measured").
 define mnist_spec
 	@mkdir -p $(dir $(1))
-	$(RELEASE)/sample-optimizee mlp --data $(if $(5),$(5),$(MNIST)) --count $(3) --seed $(2) $(4) -o $(1)
+	$(RELEASE)/sample-optimizee mlp --data $(if $(6),$(6),$(MNIST)) --split $(4) --count $(3) --seed $(2) $(5) -o $(1)
 endef
 
 $(M)/train.npz: $(MNIST) $(BUILD) | $(M)/
-	$(call mnist_spec,$@,$(MNIST_TRAIN_SEED),1,)
+	$(call mnist_spec,$@,$(MNIST_TRAIN_SEED),1,train,)
 
 $(M)/validation.npz: $(MNIST) $(BUILD) | $(M)/
-	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),)
+	$(call mnist_spec,$@,$(MNIST_VALIDATION_SEED),$(MNIST_VALIDATION_RUNS),train,)
 
 $(M)/test.npz: $(MNIST) $(BUILD) | $(M)/
-	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),)
+	$(call mnist_spec,$@,$(MNIST_TEST_SEED),$(MNIST_TEST_RUNS),test,)
 
 # Under MPI_RANKS these runs of one problem an epoch (--batch 1, one shard of work) stay one
 # process, as meta-train refuses more ranks than shards; their evaluations are shared.
 $(M)/trained.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
-	  --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --threads $(THREADS) -o $@
+	  --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
 
 $(M)/optimizer.npz: $(M)/trained.npz $(M)/train.npz $(M)/validation.npz $(BUILD)
 	$(call fresh_training,$@)
 	if [ "$(MNIST_REFINE_EPOCHS)" = 0 ]; then cp $< $@.tmp && mv $@.tmp $@; else \
 	  $(LAUNCH) $(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz --init $< \
-	    --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --threads $(THREADS) -o $@; fi
+	    --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@; fi
 
 # The paper's recipe, on the same training and validation runs (their seeds are every
 # recipe's). Its checkpoint's stem is its legend.
 $(MP)/LSTM.npz: $(M)/train.npz $(M)/validation.npz $(BUILD) | $(MP)/
 	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
-	  --epochs $(MNIST_PAPER_EPOCHS) $(MNIST_PAPER_FLAGS) --threads $(THREADS) -o $@
+	  --epochs $(MNIST_PAPER_EPOCHS) $(MNIST_PAPER_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
 
 # The checkpoints every MNIST panel evaluates; evaluate names several by their stems.
 ifeq ($(MNIST_RECIPE),paper)
@@ -143,7 +146,7 @@ $(M)/base_100.parquet $(M)/base_200.parquet &: $(MNIST_CHECKPOINTS) $(M)/test.np
 mnist-heldout: $(M)/heldout_200.parquet
 
 $(M)/heldout.npz: $(MNIST) $(BUILD) | $(M)/
-	$(call mnist_spec,$@,$(MNIST_HELDOUT_SEED),$(MNIST_HELDOUT_RUNS),)
+	$(call mnist_spec,$@,$(MNIST_HELDOUT_SEED),$(MNIST_HELDOUT_RUNS),test,)
 
 $(M)/heldout_200.parquet: $(MNIST_CHECKPOINTS) $(M)/heldout.npz $(M)/validation.npz $(BUILD)
 	$(call mnist_panel,$(M)/heldout.npz,$(M)/validation.npz,200,$@)

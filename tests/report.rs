@@ -144,18 +144,18 @@ fn claims_are_computed_from_the_trajectories() {
     assert_eq!(q[2], "LSTM");
     assert_eq!(q[3], "quadratic/trajectories.parquet");
     assert_eq!((&q[5], &q[7], &q[8]), (&lstm, &best, &diff), "{q:?}");
-    assert_eq!(q[9], "6");
+    assert_eq!((q[9].as_str(), q[10].as_str()), ("6", "1"));
     // The verdict follows the paired difference and two standard errors: never ✓ for a tie.
-    let (d, se) = diff.split_once(" ± ").unwrap();
-    let (d, se): (f64, f64) = (d.parse().unwrap(), se.parse().unwrap());
-    let want = if d < -2.0 * se {
+    let (m, se) = diff.split_once(" ± ").unwrap();
+    let (m, se): (f64, f64) = (m.parse().unwrap(), se.parse().unwrap());
+    let want = if m < -2.0 * se {
         "✓"
-    } else if d.abs() <= 2.0 * se {
+    } else if m.abs() <= 2.0 * se {
         "not distinguishable (within 2 SE)"
     } else {
         "✗"
     };
-    assert_eq!(q[11], want, "{q:?}");
+    assert_eq!(q[12], want, "{q:?}");
     // Every other claim has no outputs here.
     assert!(rows.iter().filter(|r| r[2] == "not run").count() == rows.len() - 1);
     // The tuning grid and the meta-training curve (inlined in the HTML only).
@@ -163,6 +163,23 @@ fn claims_are_computed_from_the_trajectories() {
     assert!(md.contains("| quadratic/optimizer.npz | 4 |"), "{md}");
     assert!(html.contains("<svg") && !html.contains("<?xml"));
     assert!(md.contains("| rustc |") && md.contains("| BLAS |"));
+
+    // A second meta-training draw under out/seeds/1 (here the same trajectories) is pooled:
+    // the row lists both draws, and two equal draws leave the difference as it was.
+    std::fs::create_dir_all(d.path("out/seeds/1/quadratic")).unwrap();
+    std::fs::copy(
+        d.path("out/quadratic/trajectories.parquet"),
+        d.path("out/seeds/1/quadratic/trajectories.parquet"),
+    )
+    .unwrap();
+    let (_, md) = report(&d);
+    let rows = claim_rows(&md);
+    let q = rows.iter().find(|r| r[0].contains("§3.1")).unwrap();
+    assert_eq!(q[8], diff, "{q:?}");
+    assert!(
+        q[10].starts_with("2: ") && q[10].contains("(seed 0)") && q[10].contains("(seed 1)"),
+        "{q:?}"
+    );
 }
 
 #[test]

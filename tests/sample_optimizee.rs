@@ -24,11 +24,22 @@ fn specs_record_their_kind_and_format_version() {
     let (q, m) = (Dir::new(), Dir::new());
     specs(&q);
     mlp_specs(&m);
-    for (d, name, kind) in [(&q, "test.npz", "quadratic"), (&m, "test2.npz", "mlp")] {
+    // Each in the oldest version that holds it: an MLP spec records its split (version 2).
+    for (d, name, kind, version) in [
+        (&q, "test.npz", "quadratic", 1.0),
+        (&m, "test2.npz", "mlp", 2.0),
+    ] {
         let mut npz = Npz::open(&d.path(name)).unwrap();
         assert_eq!(npz.text("kind").unwrap(), kind);
-        assert_eq!(npz.scalar("format_version").unwrap(), 1.0);
+        assert_eq!(npz.scalar("format_version").unwrap(), version);
     }
+    assert_eq!(
+        Npz::open(&m.path("test2.npz"))
+            .unwrap()
+            .text("split")
+            .unwrap(),
+        "test"
+    );
 }
 
 /// Issue #13: a full disk is one line naming the file (it once added `ZipWriter drop failed:

@@ -17,6 +17,7 @@ use super::lstm::{LstmShape, ARCHITECTURE as LSTM, NUM_LAYERS as LSTM_LAYERS};
 use super::optimizer::{LearnedOptimizer, Network, Networks};
 use super::preprocessing::Preprocessing;
 use crate::baselines::{validate_lr, BaseStep, Baseline, CorrectionForm};
+use crate::datasets::DataSplit;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz, NpzArrays};
 use ndarray::{Array1, Array2};
@@ -24,6 +25,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub const CHECKPOINT_VERSION: i64 = 4;
+
+/// The optional `training_data` field (any version): the dataset and split the optimizer was
+/// meta-trained on, as `sha256=HEX split=NAME`.
+fn read_trained_on(npz: &mut Npz) -> Result<Option<DataSplit>> {
+    if !npz.has("training_data") {
+        return Ok(None);
+    }
+    let text = npz.text("training_data")?;
+    DataSplit::parse(&text).map(Some).ok_or_else(|| {
+        Error::bad_file(
+            npz.path(),
+            format!("'training_data' is '{text}', not 'sha256=HEX split=all|train|test'"),
+        )
+    })
+}
 
 /// The prefix of network `net`'s arrays: none for a single network.
 fn network_prefix(networks: &Networks, net: &Network) -> String {
@@ -104,6 +120,9 @@ impl LearnedOptimizer {
         a.scalar_f64("output_scale", self.output_scale as f64);
         a.scalar_i64("epoch", self.epoch as i64);
         a.scalar_f64("validation_loss", self.validation_loss);
+        if let Some(data) = &self.trained_on {
+            a.add("training_data", Array1::from(data.to_text().into_bytes()));
+        }
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -236,6 +255,7 @@ impl LearnedOptimizer {
             base,
             epoch: npz.scalar("epoch")?.max(0.0) as u64,
             validation_loss: npz.scalar("validation_loss")?,
+            trained_on: read_trained_on(npz)?,
         })
     }
 }
@@ -316,6 +336,7 @@ mod tests {
             base: None,
             epoch: 12,
             validation_loss: 0.5,
+            trained_on: None,
         };
         opt.save(&path).unwrap();
         assert_eq!(LearnedOptimizer::load(&path).unwrap(), opt);

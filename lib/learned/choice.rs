@@ -122,6 +122,7 @@ mod tests {
             base: None,
             epoch: 0,
             validation_loss: f64::NAN,
+            trained_on: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::architecture::Architecture;
 use super::preprocessing::Preprocessing;
 use crate::baselines::BaseStep;
+use crate::datasets::DataSplit;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -149,4 +150,7 @@ pub struct LearnedOptimizer {
     pub epoch: u64,
     /// Mean final validation loss when these weights were kept (NaN if never validated).
     pub validation_loss: f64,
+    /// The images of the problems it was meta-trained on (None for problems without a
+    /// dataset, and in checkpoints written before it was recorded).
+    pub trained_on: Option<DataSplit>,
 }

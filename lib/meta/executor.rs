@@ -145,9 +145,12 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             trainer.skipped_unrolls
         )));
     }
-    let best = match trainer.best.clone() {
-        Some(b) => b,
-        None => trainer.current(f64::NAN),
+    let best = LearnedOptimizer {
+        trained_on: source.data_split(),
+        ..match trainer.best.clone() {
+            Some(b) => b,
+            None => trainer.current(f64::NAN),
+        }
     };
     if leader {
         best.save(output)?;

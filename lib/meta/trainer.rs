@@ -128,6 +128,7 @@ impl MetaTrainer {
             base: self.config.base,
             epoch: self.epoch,
             validation_loss,
+            trained_on: None,
         }
     }
 

@@ -43,6 +43,12 @@ pub trait ProblemSet: Sync {
         None
     }
 
+    /// The images its runs draw minibatches from, for problems on a dataset (a test spec's
+    /// must not overlap the ones a learned optimizer was meta-trained on).
+    fn data_split(&self) -> Option<crate::datasets::DataSplit> {
+        None
+    }
+
     /// The problem's parameter groups, each served by its own network of a learned optimizer
     /// that has one per group (§3.3: conv and fully connected). By default every parameter is
     /// in one group, [`crate::problems::ALL_PARAMETERS`].
@@ -116,6 +122,10 @@ pub trait TrainingSource: Sync {
     fn draw(&self, epoch: u64, batch: usize) -> Self::Set;
     /// Identifies the source, for resume checks.
     fn describe(&self) -> String;
+    /// The images its problems draw minibatches from, for problems on a dataset.
+    fn data_split(&self) -> Option<crate::datasets::DataSplit> {
+        None
+    }
     /// Checks, before any work, that batches of `batch` problems fit in memory.
     fn check_batch(&self, _batch: usize) -> crate::Result<()> {
         Ok(())

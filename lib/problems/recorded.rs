@@ -3,18 +3,41 @@
 //! bounds on a set's size. Every family uses it; it uses no family, so no family imports another
 //! and the spec dispatcher (`spec.rs`) can import them all.
 
+use crate::datasets::Split;
 use crate::error::{Error, Result};
 use crate::io::{Npz, NpzArrays};
 use crate::rng::Rng;
 use ndarray::{Array2, Ix1, Ix2};
 
-/// The spec format version this l2l writes and reads.
-pub const SPEC_VERSION: i64 = 1;
+/// The newest spec format version this l2l writes; it reads every version from 1.
+/// Version 2 adds `split` to MLP specs (docs/formats.md, "Splits").
+pub const SPEC_VERSION: i64 = 2;
 
-/// Writes the `kind` and `format_version` fields of a spec of kind `kind`.
-pub fn write_header(a: &mut NpzArrays, kind: &str) {
+/// The split a spec's runs draw their images from (`all` where a version-1 spec records none).
+pub fn read_split(npz: &mut Npz) -> Result<Split> {
+    if !npz.has("split") {
+        return Ok(Split::All);
+    }
+    let name = npz.text("split")?;
+    Split::parse(&name).ok_or_else(|| {
+        Error::bad_file(
+            npz.path(),
+            format!(
+                "unknown split '{name}'; a spec's split is one of {}",
+                Split::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
+/// Writes the `kind` and `format_version` fields of a spec of kind `kind`, in the oldest
+/// version that holds it: 2 for a spec that records its `split`, else 1.
+pub fn write_header(a: &mut NpzArrays, kind: &str, records_split: bool) {
     a.add("kind", ndarray::Array1::from(kind.as_bytes().to_vec()));
-    a.scalar_i64("format_version", SPEC_VERSION);
+    a.scalar_i64(
+        "format_version",
+        if records_split { SPEC_VERSION } else { 1 },
+    );
 }
 
 /// The most entries of W a set of quadratics, or of θ0 a set of runs, may hold (1 GiB of f32).

@@ -42,10 +42,10 @@ impl Spec {
         let mut npz = Npz::open(path)?;
         let kind = if npz.has("kind") {
             let version = npz.scalar("format_version")? as i64;
-            if version != SPEC_VERSION {
+            if !(1..=SPEC_VERSION).contains(&version) {
                 return Err(Error::bad_file(
                     npz.path(),
-                    format!("spec format version {version}; this l2l reads version {SPEC_VERSION}"),
+                    format!("spec format version {version}; this l2l reads versions 1 to {SPEC_VERSION}"),
                 ));
             }
             npz.text("kind")?

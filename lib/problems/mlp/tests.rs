@@ -12,6 +12,7 @@ pub(crate) fn toy_data() -> Arc<Dataset> {
         labels,
         classes: 3,
         sha256: "x".into(),
+        split: crate::datasets::Split::All,
     })
 }
 
