@@ -25,11 +25,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-// Meta-training across the ranks of an MPI job (issue #19).
+// Meta-training across the ranks of an MPI job.
 #[path = "bench/across_ranks.rs"]
 mod across_ranks;
 use across_ranks::across_ranks;
-// The LSTM's layer kernel alone, and the bound its gates set (issue #18).
+// The LSTM's layer kernel alone, and the bound its gates set.
 #[path = "bench/lstm_kernel.rs"]
 mod lstm_kernel;
 use lstm_kernel::lstm_kernel_rows;
@@ -485,7 +485,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Neural art (§3.4) on MobileNet v1 with PROBLEM.md's loss: the loss and its gradient at 64
+/// Neural art (§3.4) on MobileNet v1 with docs/neural_art.md's loss: the loss and its gradient at 64
 /// and 128 px against the same-run sgemm rate, and Figure 8's meta-training epoch (one crop
 /// of 64 px, 128 steps in unrolls of 32), on one thread. The pixels are random: the speed
 /// does not depend on them.

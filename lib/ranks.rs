@@ -1,4 +1,4 @@
-//! The processes of one job (issue #19; docs/performance.md, "Across processes"): one process
+//! The processes of one job (docs/performance.md, "Across processes"): one process
 //! by default, or the ranks of an MPI job started by `mpirun -np K` when l2l is built with the
 //! `mpi` feature.
 //!

@@ -415,7 +415,7 @@ fn specs_without_a_kind_still_load_and_unknown_kinds_are_refused() {
     }
 }
 
-/// Issue #13, cause 2: a spec in any layout numpy writes (Fortran order from
+/// A spec in any layout numpy writes (Fortran order from
 /// `np.asfortranarray`, big-endian from `astype('>f8')`, float16, integer `W`) gives the same
 /// curves as the same spec in C-order float32.
 #[test]
@@ -472,7 +472,7 @@ fn every_numpy_layout_gives_the_same_curves() {
     }
 }
 
-/// Issue #13, cause 1: an array whose header declares far more elements than its data holds
+/// An array whose header declares far more elements than its data holds
 /// (10¹² here) is refused in one line, without trying to allocate them.
 #[test]
 fn a_declared_shape_larger_than_the_data_is_refused() {
@@ -509,7 +509,7 @@ fn a_declared_shape_larger_than_the_data_is_refused() {
     );
 }
 
-/// Issue #14 (its safety part): an output that already exists and is not a regular file (a
+/// An output that already exists and is not a regular file (a
 /// FIFO, a link to one, a character device) is opened and written in place; the temporary file
 /// and rename that regular outputs get would replace it (`-o /dev/stdout` as root once replaced
 /// the system's `/dev/stdout` link).
@@ -568,7 +568,7 @@ fn outputs_that_are_not_regular_files_are_written_in_place() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// Issue #13, cause 5: an output that names an input (however the path is spelt) or another
+/// An output that names an input (however the path is spelt) or another
 /// output is refused before any work, and the input is left as it was.
 #[test]
 fn an_output_that_is_an_input_is_refused() {
@@ -627,7 +627,7 @@ fn an_output_that_is_an_input_is_refused() {
     assert!(!d.path("t.parquet").exists());
 }
 
-/// Issue #13, causes 1 and 3: a run longer than the documented bound is refused (it once
+/// A run longer than the documented bound is refused (it once
 /// overflowed an index); and cause 4: an MLP spec whose minibatch is empty is refused when
 /// read (it once panicked in meta-train and gave NaN losses with exit 0 in evaluate).
 #[test]

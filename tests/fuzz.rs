@@ -1,4 +1,4 @@
-//! Fuzzing the readers (issue #13). Valid specs, checkpoints and trajectories are mutated at
+//! Fuzzing the readers. Valid specs, checkpoints and trajectories are mutated at
 //! the byte level, at the `.npy` header level, member by member and column by column, then read;
 //! what a reader accepts is used for two steps, as evaluate and plot would use it. A panic, an
 //! abort, a single allocation over 1 GiB (the files are a few KiB) or a case over 30 s is a

@@ -144,7 +144,7 @@ fn a_resume_state_with_nan_moments_is_refused() {
     assert!(log.contains("resuming"), "{log}");
 }
 
-/// Issue #13, cause 7: while one run writes an output, a second run on the same output is
+/// While one run writes an output, a second run on the same output is
 /// refused at once (both once exited 0, and 1 in 17 mixed a checkpoint from one with a resume
 /// state from the other); temporaries that a killed run left are removed by the next run.
 #[test]
@@ -433,7 +433,7 @@ fn mlp_training_and_the_second_order_meta_gradient_run() {
     assert!(check.contains("second-order BPTT"), "{check}");
 }
 
-/// Issue #13, cause 5: meta-train's output (or its resume state) cannot be one of its inputs.
+/// Meta-train's output (or its resume state) cannot be one of its inputs.
 #[test]
 fn an_output_that_is_an_input_is_refused() {
     let d = Dir::new();
@@ -475,7 +475,7 @@ fn an_output_that_is_an_input_is_refused() {
     assert!(before == after, "an input changed");
 }
 
-/// Issue #13, cause 6: a non-finite setting or family record is refused, and a run in which
+/// A non-finite setting or family record is refused, and a run in which
 /// every unroll was skipped fails with their count and writes no checkpoint.
 #[test]
 fn runs_that_cannot_train_fail() {
@@ -538,7 +538,7 @@ fn runs_that_cannot_train_fail() {
     assert!(!d.path("m.resume.npz").exists());
 }
 
-/// Issue #19: a build without MPI, started as K copies by mpirun or srun, would run the whole
+/// A build without MPI, started as K copies by mpirun or srun, would run the whole
 /// job K times into the same outputs; it refuses and says how to build with MPI.
 #[cfg(not(feature = "mpi"))]
 #[test]

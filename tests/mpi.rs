@@ -1,4 +1,4 @@
-//! `meta-train` and `evaluate` under `mpirun -np 2` (issue #19): the same bytes as one
+//! `meta-train` and `evaluate` under `mpirun -np 2`: the same bytes as one
 //! process, the ranks a batch allows, and a job killed and resumed. Built only with the `mpi`
 //! feature (`make test` runs it as `make test-mpi`), and skipped, with a message, where
 //! `mpirun` is absent.

@@ -71,7 +71,7 @@ fn a_file_that_is_not_a_trajectory_is_refused() {
     );
 }
 
-/// Issue #13, cause 5: a panel file that is the output (or the SVG beside it) is refused, and
+/// A panel file that is the output (or the SVG beside it) is refused, and
 /// left as it was.
 #[test]
 fn an_output_that_is_an_input_is_refused() {
@@ -91,7 +91,7 @@ fn an_output_that_is_an_input_is_refused() {
     assert_eq!(std::fs::read(d.path("fig.png")).unwrap(), before);
 }
 
-/// Issue #13, cause 3: a trajectory whose step is beyond the documented bound is refused (it
+/// A trajectory whose step is beyond the documented bound is refused (it
 /// once made plot allocate that many points and abort).
 #[test]
 fn a_step_beyond_the_bound_is_refused() {
@@ -116,7 +116,7 @@ fn a_step_beyond_the_bound_is_refused() {
     );
 }
 
-/// Issue #13: a trajectory that pandas, polars or DuckDB re-saved (strings as `LargeUtf8` or
+/// A trajectory that pandas, polars or DuckDB re-saved (strings as `LargeUtf8` or
 /// a dictionary, integers and floats of other widths, an all-null `lr`) draws the same figure
 /// as the file evaluate wrote.
 #[test]
@@ -200,7 +200,7 @@ fn a_re_saved_trajectory_draws_the_same_figure() {
     }
 }
 
-/// Issue #13's fuzzing: trajectories whose corruption the parquet decoder did not catch (a
+/// Found by fuzzing: trajectories whose corruption the parquet decoder did not catch (a
 /// negative column offset in the footer, a page that overruns its decoder, a page header that
 /// declares 2³¹ elements to skip) are one error line;
 /// one with means of 1e308 and 5e-324 once made the log axis search for ticks for ever, and is

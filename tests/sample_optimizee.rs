@@ -42,7 +42,7 @@ fn specs_record_their_kind_and_format_version() {
     );
 }
 
-/// Issue #13: a full disk is one line naming the file (it once added `ZipWriter drop failed:
+/// A full disk is one line naming the file (it once added `ZipWriter drop failed:
 /// Io(…)`), with nothing left in the full folder.
 #[test]
 fn a_full_disk_is_one_clean_error() {
@@ -97,7 +97,7 @@ fn bad_requests_are_refused() {
     );
 }
 
-/// Issue #13, cause 1: sizes beyond their documented bounds are refused before anything is
+/// Sizes beyond their documented bounds are refused before anything is
 /// allocated.
 #[test]
 fn sizes_beyond_their_bounds_are_refused() {

@@ -1,4 +1,4 @@
-//! Issue #14: the binaries composed as a shell composes them, through `-` (standard input and
+//! The binaries composed as a shell composes them, through `-` (standard input and
 //! output) and named pipes. Every stream here is the test's own: nothing touches the system's
 //! `/dev` paths.
 

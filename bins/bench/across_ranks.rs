@@ -1,5 +1,5 @@
-//! `l2l-bench`'s rows of meta-training across the ranks of `mpirun` (issue #19;
-//! docs/performance.md, "Across processes (MPI)").
+//! `l2l-bench`'s rows of meta-training across the ranks of `mpirun` (docs/performance.md,
+//! "Across processes (MPI)").
 
 use anyhow::Context;
 use std::path::Path;

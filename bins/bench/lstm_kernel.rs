@@ -1,4 +1,4 @@
-//! `l2l-bench`'s rows of the LSTM's layer kernel alone (issue #18; docs/performance.md, "The
+//! `l2l-bench`'s rows of the LSTM's layer kernel alone (docs/performance.md, "The
 //! bound, measured"): both layers of one block of rows, in cache, on one thread.
 //! It separates the two costs of a forward step, the GEMM and the gates, and gives the fraction
 //! of sgemm that the step would reach if its GEMM ran at sgemm's own rate and its gates stayed

@@ -1,5 +1,5 @@
 //! Containment of panics in third-party decoders. The parquet crate trusts some of a file's
-//! internal lengths and indexes and panics on corrupt ones (issue #13's fuzzing found several);
+//! internal lengths and indexes and panics on corrupt ones (fuzzing found several);
 //! a corrupt file must be one error line, so its decoding runs here, where such a panic becomes
 //! an error and prints nothing. This needs `panic = "unwind"`, Rust's default, which
 //! Cargo.toml keeps.

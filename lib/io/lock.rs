@@ -1,5 +1,5 @@
 //! Output claims: an advisory lock (`flock`) per output file, so that two runs never write
-//! the same output (issue #13, cause 7), and the cleanup of temporaries a killed run left.
+//! the same output, and the cleanup of temporaries a killed run left.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};

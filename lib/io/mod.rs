@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// device such as `/dev/null` or a terminal, a FIFO, a socket, or a link to one); and any path
 /// that leads through `/proc` (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`), which names one
 /// of the process's open files whatever that file is. A temporary renamed over any of these
-/// would replace the device, pipe or link itself (issue #14: `-o /dev/stdout`, run as root,
+/// would replace the device, pipe or link itself (`-o /dev/stdout`, run as root,
 /// replaced the system's `/dev/stdout` link with a file, first with stdout a pipe and, before
 /// this rule, with stdout redirected to a file).
 /// A file kept beside an output, `<output stem><suffix>` (the resume state, the training

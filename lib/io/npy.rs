@@ -1,6 +1,6 @@
 //! numpy's `.npy` format (versions 1 to 3), decoded from the bytes of one npz member.
 //!
-//! Our own decoder rather than ndarray-npy's reader, for three reasons (issue #13): an array
+//! Our own decoder rather than ndarray-npy's reader, for three reasons: an array
 //! may not declare more elements than its data holds, so a hostile header cannot make us
 //! allocate 10¹² elements; every byte order and numeric width numpy writes is read, float16
 //! included; and Fortran order is read as well as C order. The format is numpy's

@@ -1,4 +1,4 @@
-//! `-` for standard input and output (issue #14), as Unix tools use it: every input flag that
+//! `-` for standard input and output, as Unix tools use it: every input flag that
 //! names a spec, checkpoint or trajectory file accepts `-` for standard input, and every output
 //! flag accepts `-` for standard output.
 //!

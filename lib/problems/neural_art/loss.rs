@@ -8,7 +8,7 @@
 //! - TV = mean (θ[y+1, x] − θ[y, x])² + mean (θ[y, x+1] − θ[y, x])², over channels and pixels.
 //!
 //! The factor H·W makes f a sum over pixel positions, so per-pixel gradients match at 64 and
-//! 128 px (`shared/data/neural_art/PROBLEM.md`).
+//! 128 px (docs/neural_art.md).
 
 use super::features::{backward, forward, FeatureNet, FeaturePass};
 use crate::kernels::feature_conv::{gram, gram_backward};

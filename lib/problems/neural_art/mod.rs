@@ -32,7 +32,7 @@ pub const MAX_SIZE: usize = 512;
 /// Where θ starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
-    /// The content crop itself, so the content term starts at 0 (PROBLEM.md).
+    /// The content crop itself, so the content term starts at 0 (docs/neural_art.md).
     Content,
     /// Uniform noise over the pixel range, drawn from the run's seed.
     Noise,

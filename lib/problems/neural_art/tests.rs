@@ -225,7 +225,7 @@ fn total_variation_gradient_matches_finite_differences() {
 }
 
 /// A loss whose targets come from a content image and a style image, with θ the content
-/// image plus noise: PROBLEM.md's weights α = 1, β = 1, γ = 5.
+/// image plus noise: docs/neural_art.md's weights α = 1, β = 1, γ = 5.
 struct LossCase<'a> {
     net: &'a FeatureNet,
     layers: LossLayers,
@@ -379,7 +379,7 @@ fn mobilenet_layers_backward_are_adjoints_at_production_sizes() {
     }
 }
 
-/// The production problem: MobileNet v1 at 64 px with PROBLEM.md's layers and weights, θ a
+/// The production problem: MobileNet v1 at 64 px with docs/neural_art.md's layers and weights, θ a
 /// content image plus noise, against the style of the image upside down. Finite differences
 /// through 13 layers of ReLU6 are limited by kinks (large steps) and f32 rounding (small
 /// ones), so the steps go along the gradient and parts of it, where the change is largest,
