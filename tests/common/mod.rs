@@ -300,27 +300,32 @@ pub fn mlp_specs(d: &Dir) {
         ("test.npz", "3", "3", "4", "test"),
         ("test2.npz", "3", "3", "3,3", "test"),
     ] {
-        d.ok(
-            "sample-optimizee",
-            &[
-                "mlp",
-                "--data",
-                "digits.csv",
-                "--count",
-                count,
-                "--seed",
-                seed,
-                "--hidden",
-                hidden,
-                "--batch-size",
-                "8",
-                "--split",
-                split,
-                "-o",
-                name,
-            ],
-        );
+        tiny_mlp_spec(d, name, count, seed, hidden, split);
     }
+}
+
+/// One MLP spec on `digits.csv` (of [`tiny_csv`]), minibatches of 8.
+pub fn tiny_mlp_spec(d: &Dir, name: &str, count: &str, seed: &str, hidden: &str, split: &str) {
+    let args = [
+        "mlp",
+        "--data",
+        "digits.csv",
+        "--count",
+        count,
+        "--seed",
+        seed,
+    ];
+    let rest = [
+        "--hidden",
+        hidden,
+        "--batch-size",
+        "8",
+        "--split",
+        split,
+        "-o",
+        name,
+    ];
+    d.ok("sample-optimizee", &[&args[..], &rest[..]].concat());
 }
 
 /// `bin --help` succeeds and prints its usage; an unknown flag is one line on stderr naming
