@@ -139,8 +139,10 @@ CIFAR_PANELS = $(foreach s,cifar10=CIFAR-10 cifar5=CIFAR-5 cifar2=CIFAR-2,\
   --panel "$(C)/$(word 1,$(subst =, ,$(s))).learned.parquet,$(C)/$(word 1,$(subst =, ,$(s))).baselines.parquet=$(word 2,$(subst =, ,$(s)))")
 CIFAR_PARQUETS = $(foreach s,cifar10 cifar5 cifar2,$(C)/$(s).learned.parquet $(C)/$(s).baselines.parquet)
 
-# The paper's panels show the loss on held-out test images; figure7-train shows the minibatch
-# training loss of the same runs.
+# figure7.png shows the loss on test images the optimizee never trained on, a generalization
+# loss that goes beyond the paper; figure7-train shows the minibatch training loss of the same
+# runs, the paper's quantity (docs/method.md, "What is measured"), though still on runs that
+# draw from the training batches.
 $(FIGURES)/figure7.png: $(CIFAR_PARQUETS) $(BUILD) | $(FIGURES)/
 	$(RELEASE)/plot --measure test-loss $(CIFAR_PANELS) -o $@
 	$(RELEASE)/plot --measure loss $(CIFAR_PANELS) -o $(FIGURES)/figure7-train.png

@@ -186,7 +186,7 @@ const FIGURES: &[FigureEntry] = &[
     ),
     (
         "figure7.png",
-        "Figure 7: held-out test loss of the CIFAR conv net on CIFAR-10, CIFAR-5 and CIFAR-2.",
+        "Figure 7: the loss on test images the optimizee never trained on (beyond the paper, whose quantity is the minibatch training loss) of the CIFAR conv net on CIFAR-10, CIFAR-5 and CIFAR-2.",
         "figure7",
         &[
             ("LSTM", "cifar/LSTM.npz"),
