@@ -1,0 +1,99 @@
+//! The claims' comparison, verdicts and pooling of draws.
+
+use super::*;
+
+fn row(optimizer: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
+    TrajectoryRow {
+        optimizer: optimizer.into(),
+        problem,
+        step,
+        loss,
+        lr,
+        test_loss: None,
+    }
+}
+
+#[test]
+fn the_comparison_pairs_problems_against_the_best_baseline_at_the_last_step() {
+    let mut rows = Vec::new();
+    for p in 0..3 {
+        rows.push(row("sgd", p, 0, 5.0, Some(0.1)));
+        rows.push(row("sgd", p, 2, 2.0 + p as f64, Some(0.1)));
+        rows.push(row("adam", p, 2, 1.0 + p as f64, Some(0.01)));
+        rows.push(row("lstm", p, 2, 0.5 + 2.0 * p as f64, None));
+    }
+    let panel = compare(&tabulate(&rows, Measure::Loss)).unwrap();
+    assert_eq!((panel.step, panel.baseline.as_str()), (2, "ADAM"));
+    assert_eq!(panel.baseline_mean, 2.0);
+    let (name, m, d) = &panel.learned[0];
+    assert_eq!((name.as_str(), *m), ("lstm", 2.5));
+    assert_eq!(d, &vec![-0.5, 0.5, 1.5]);
+    let (mean, se) = mean_and_se(d);
+    assert_eq!(mean, 0.5);
+    assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+    // 0.5 ± 0.58 is a tie either way.
+    assert_eq!(
+        Verdict::of(Expect::Wins, mean, se),
+        Verdict::NotDistinguishable
+    );
+    assert_eq!(
+        Verdict::of(Expect::Loses, mean, se),
+        Verdict::NotDistinguishable
+    );
+}
+
+/// A tie is never marked held: a difference on the expected side within two standard
+/// errors is not distinguishable; beyond them it holds, and on the other side it fails.
+#[test]
+fn a_tie_is_never_marked_held() {
+    assert_eq!(
+        Verdict::of(Expect::Wins, -0.0021, 0.0063),
+        Verdict::NotDistinguishable
+    );
+    assert_eq!(
+        Verdict::of(Expect::Wins, -0.0023, 0.0072),
+        Verdict::NotDistinguishable
+    );
+    assert_eq!(
+        Verdict::of(Expect::Wins, -0.0200, 0.0100),
+        Verdict::NotDistinguishable
+    );
+    assert_eq!(Verdict::of(Expect::Wins, -0.0226, 0.0089), Verdict::Holds);
+    assert_eq!(Verdict::of(Expect::Wins, 0.0300, 0.0100), Verdict::Fails);
+    assert_eq!(Verdict::of(Expect::Loses, 0.0300, 0.0100), Verdict::Holds);
+    assert_eq!(
+        Verdict::of(Expect::Wins, -1.0, f64::NAN),
+        Verdict::NotDistinguishable
+    );
+}
+
+/// Pooling draws: one draw is that draw's paired difference; draws that disagree widen
+/// the standard error beyond the runs' own spread.
+#[test]
+fn draws_pool_with_their_spread() {
+    let one = vec![vec![-0.1, -0.2, -0.3]];
+    assert_eq!(pool_draws(&one), mean_and_se(&one[0]));
+    let agree = vec![vec![-0.1, -0.2, -0.3]; 3];
+    let (m, se) = pool_draws(&agree);
+    assert!((m + 0.2).abs() < 1e-12 && (se - mean_and_se(&agree[0]).1).abs() < 1e-12);
+    // Two draws win clearly, one loses: the pooled difference is a tie.
+    let disagree = vec![
+        vec![-0.5, -0.6, -0.4],
+        vec![-0.5, -0.6, -0.4],
+        vec![0.6, 0.7, 0.5],
+    ];
+    let (m, se) = pool_draws(&disagree);
+    assert!(m < 0.0);
+    assert_eq!(
+        Verdict::of(Expect::Wins, m, se),
+        Verdict::NotDistinguishable
+    );
+}
+
+#[test]
+fn with_no_outputs_every_claim_has_no_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = measure(dir.path()).unwrap();
+    assert!(claims.len() >= 10);
+    assert!(claims.iter().all(|c| c.evidence.is_empty()));
+}
