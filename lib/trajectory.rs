@@ -210,6 +210,25 @@ pub struct TrajectoryRow {
     pub test_loss: Option<f64>,
 }
 
+/// A row without a held-out loss, for the tests of the modules that read trajectories.
+#[cfg(test)]
+pub(crate) fn row(
+    optimizer: &str,
+    problem: i64,
+    step: i64,
+    loss: f64,
+    lr: Option<f64>,
+) -> TrajectoryRow {
+    TrajectoryRow {
+        optimizer: optimizer.into(),
+        problem,
+        step,
+        loss,
+        lr,
+        test_loss: None,
+    }
+}
+
 /// Reads a trajectory file (`-`: standard input), checking that the five columns exist with
 /// their types. A file so corrupt that the parquet decoder fails inside is an error like any
 /// other.

@@ -582,17 +582,7 @@ fn draw_sweep_panels<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(opt: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
-        TrajectoryRow {
-            optimizer: opt.into(),
-            problem,
-            step,
-            loss,
-            lr,
-            test_loss: None,
-        }
-    }
+    use crate::trajectory::row;
 
     #[test]
     fn axis_labels_are_short() {

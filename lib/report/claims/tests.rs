@@ -1,17 +1,7 @@
 //! The claims' comparison, verdicts and pooling of draws.
 
 use super::*;
-
-fn row(optimizer: &str, problem: i64, step: i64, loss: f64, lr: Option<f64>) -> TrajectoryRow {
-    TrajectoryRow {
-        optimizer: optimizer.into(),
-        problem,
-        step,
-        loss,
-        lr,
-        test_loss: None,
-    }
-}
+use crate::trajectory::row;
 
 #[test]
 fn the_comparison_pairs_problems_against_the_best_baseline_at_the_last_step() {
