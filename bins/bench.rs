@@ -11,7 +11,9 @@ use l2l::kernels::isa::KERNEL_ISA;
 use l2l::kernels::machine;
 use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
 use l2l::meta::{MetaTrainConfig, MetaTrainer, Workspace};
-use l2l::problems::conv::{Cifar, ConvArchitecture, ConvSet, GroupAssignment, PAPER_MINIBATCH};
+use l2l::problems::conv::{
+    Cifar, ConvArchitecture, ConvImages, ConvSet, GroupAssignment, PAPER_MINIBATCH,
+};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::separable::SeparableQuadratic;
 use l2l::problems::{
@@ -336,12 +338,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     lstm_kernel_rows(shape, sgemm_by_threads[0], args.repeats, &mut add);
     product_rows(args.repeats, &mut add);
     // The conv net of §3.3 (Figure 7): one forward and backward pass over 128 images.
+    let images = ConvImages {
+        data: Arc::new(random_cifar()),
+        labels: (0..10).collect(),
+        split: l2l::datasets::Split::Train,
+    };
     let conv_set = ConvSet::sample(
         ConvArchitecture::paper(10),
         GroupAssignment::ByLayer,
-        (0..10).collect(),
+        images,
         PAPER_MINIBATCH,
-        Arc::new(random_cifar()),
         1,
         3,
     )?;

@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use l2l::datasets::{Dataset, Split};
 use l2l::images::Photo;
 use l2l::io::describe;
-use l2l::problems::conv::{validate_labels, Cifar, ConvArchitecture, ConvSet, GroupAssignment};
+use l2l::problems::conv::{
+    validate_labels, Cifar, ConvArchitecture, ConvImages, ConvSet, GroupAssignment,
+};
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::neural_art::features::FeatureNet;
 use l2l::problems::neural_art::loss::{LossLayers, LossWeights};
@@ -108,6 +110,12 @@ enum Family {
         /// version).
         #[arg(long)]
         data: PathBuf,
+        /// The images the runs draw minibatches from: train (data_batch_*.bin: meta-training,
+        /// validation and tuning) or test (test_batch.bin, held out from them). The held-out
+        /// loss is taken over the other split's images (docs/formats.md, "Splits"). `evaluate`
+        /// refuses a learned optimizer on images it was meta-trained on.
+        #[arg(long, value_enum, default_value_t = ConvSplitArg::Train)]
+        split: ConvSplitArg,
         /// Seed of every run's initialisation and minibatch seeds.
         #[arg(long)]
         seed: u64,
@@ -170,6 +178,22 @@ enum SplitArg {
     All,
     Train,
     Test,
+}
+
+/// CIFAR-10's splits: its files have no `all`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ConvSplitArg {
+    Train,
+    Test,
+}
+
+impl From<ConvSplitArg> for Split {
+    fn from(s: ConvSplitArg) -> Split {
+        match s {
+            ConvSplitArg::Train => Split::Train,
+            ConvSplitArg::Test => Split::Test,
+        }
+    }
 }
 
 impl From<SplitArg> for Split {
@@ -287,6 +311,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             groups,
             batch_size,
             data,
+            split,
             seed,
             output,
         } => {
@@ -296,28 +321,33 @@ fn run(args: Args) -> anyhow::Result<()> {
                 &[("--output", output.as_path())],
                 &[("--data", data.as_path())],
             )?;
-            let cifar = Cifar::load(&data)?;
+            let images = ConvImages {
+                data: Arc::new(Cifar::load(&data)?),
+                labels,
+                split: split.into(),
+            };
             let set = ConvSet::sample(
-                ConvArchitecture::paper(labels.len()),
+                ConvArchitecture::paper(images.labels.len()),
                 match groups {
                     Groups::ByLayer => GroupAssignment::ByLayer,
                     Groups::KernelsOnly => GroupAssignment::KernelsOnly,
                 },
-                labels,
+                images,
                 batch_size,
-                Arc::new(cifar),
                 count,
                 seed,
             )?;
             set.save(&output)
                 .with_context(|| format!("writing {}", describe(&output, true)))?;
-            let (train, test) = set.image_counts();
+            let (pool, held_out) = set.image_counts();
             eprintln!(
                 "sample-optimizee: wrote {count} runs of the conv net {} ({} parameters, labels \
-                 {:?}: {train} training and {test} test images) to {}",
+                 {:?}: minibatches from {pool} images of the {} split, {held_out} held-out \
+                 images) to {}",
                 set.architecture.describe(),
                 set.dim(),
                 set.labels,
+                set.split.name(),
                 describe(&output, true)
             );
         }

@@ -1,9 +1,12 @@
 # Figure 7 (§3.3): learned optimizers on the CIFAR-10 conv net (three 5×5 conv layers of 16
 # channels with batch norm, ReLU and 2×2 max-pool, a fully connected layer of 32 units, softmax;
 # minibatches of 128), against SGD, RMSprop, Adam and NAG with rates tuned on validation runs.
-# Panels: all 10 labels, CIFAR-5 (labels 0-4) and CIFAR-2 (labels 0-1), each on its own held-out
-# test images. Two networks serve each optimizer, one for the conv layers and one for the fully
-# connected layers (§3.3). Curves (docs/experiments.md says why each exists):
+# Panels: all 10 labels, CIFAR-5 (labels 0-4) and CIFAR-2 (labels 0-1). As in the original
+# code's mode="test", every test run trains on minibatches of the test batch, which
+# meta-training, validation and tuning never touch (they draw from the training batches), and
+# figure7.png shows its minibatch loss, the paper's quantity. Two networks serve each optimizer,
+# one for the conv layers and one for the fully connected layers (§3.3). Curves
+# (docs/experiments.md says why each exists):
 #   LSTM            the paper's recipe: a pure LSTM, truncated BPTT over 100 steps in unrolls of
 #                   20 without second derivatives, log-sign preprocessing (Appendix A), meta-Adam,
 #                   early stopping on the validation runs; trained on all 10 labels.
@@ -30,8 +33,8 @@ CIFAR_TEST_RUNS ?= 10
 # Baselines' rates, and the base rule's: 1e-3 … 1 in half decades (each conv-net run costs
 # about 20 s, so the 21 rates of the MNIST grid would take most of the hour).
 CIFAR_LR_GRID ?= 1e-3:1:2
-# The held-out test loss is measured every CIFAR_TEST_EVERY steps (2,000 images cost about as
-# much as 10 training steps).
+# The held-out loss (figure7-generalization.png) is measured every CIFAR_TEST_EVERY steps (2,000
+# images cost about as much as 10 training steps).
 CIFAR_TEST_EVERY ?= 20
 # Validation runs (the baselines' rates, the base rule's rate, the checkpoint) are judged by
 # their mean loss over the last CIFAR_VALIDATION_WINDOW steps: one minibatch's loss moves by
@@ -87,15 +90,16 @@ cifar-download: | $(DATA)/
 	tar -xzf $(DATA)/cifar-10-binary.tar.gz.tmp -C $(DATA) && rm $(DATA)/cifar-10-binary.tar.gz.tmp
 	@echo "make: CIFAR-10 is in $(DATA)/cifar-10-batches-bin; run make figure7 CIFAR10=$(DATA)/cifar-10-batches-bin"
 
-# $(call cifar_spec,SET,ROLE,SEED_OFFSET,RUNS)
+# $(call cifar_spec,SET,ROLE,SEED_OFFSET,RUNS,SPLIT): SPLIT train draws minibatches from
+# data_batch_*.bin, test from test_batch.bin (docs/formats.md, "Splits").
 define cifar_spec
 $(C)/$(1)/$(2).npz: $(CIFAR_STAMP) $(BUILD) | $(C)/$(1)/
 	$(RELEASE)/sample-optimizee conv --data $(CIFAR10) --labels $(CIFAR_LABELS_$(1)) \
-	  --count $(4) --seed $$$$(( $(CIFAR_SEED_$(1)) + $(3) )) -o $$@
+	  --split $(5) --count $(4) --seed $$$$(( $(CIFAR_SEED_$(1)) + $(3) )) -o $$@
 endef
-$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,0,1)))
-$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,1,$(CIFAR_VALIDATION_RUNS))))
-$(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,2,$(CIFAR_TEST_RUNS))))
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,0,1,train)))
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,1,$(CIFAR_VALIDATION_RUNS),train)))
+$(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,2,$(CIFAR_TEST_RUNS),test)))
 
 # $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs (one process
 # under MPI_RANKS: --batch 1 is one shard of work).
@@ -139,10 +143,9 @@ CIFAR_PANELS = $(foreach s,cifar10=CIFAR-10 cifar5=CIFAR-5 cifar2=CIFAR-2,\
   --panel "$(C)/$(word 1,$(subst =, ,$(s))).learned.parquet,$(C)/$(word 1,$(subst =, ,$(s))).baselines.parquet=$(word 2,$(subst =, ,$(s)))")
 CIFAR_PARQUETS = $(foreach s,cifar10 cifar5 cifar2,$(C)/$(s).learned.parquet $(C)/$(s).baselines.parquet)
 
-# figure7.png shows the loss on test images the optimizee never trained on, a generalization
-# loss that goes beyond the paper; figure7-train shows the minibatch training loss of the same
-# runs, the paper's quantity (docs/method.md, "What is measured"), though still on runs that
-# draw from the training batches.
+# figure7.png shows the minibatch loss of the test runs, the paper's quantity (docs/method.md,
+# "What is measured"); figure7-generalization.png shows, beyond the paper, the same runs' loss
+# on as many training-batch images, which the optimizee never trained on.
 $(FIGURES)/figure7.png: $(CIFAR_PARQUETS) $(BUILD) | $(FIGURES)/
-	$(RELEASE)/plot --measure test-loss $(CIFAR_PANELS) -o $@
-	$(RELEASE)/plot --measure loss $(CIFAR_PANELS) -o $(FIGURES)/figure7-train.png
+	$(RELEASE)/plot --measure loss $(CIFAR_PANELS) -o $@
+	$(RELEASE)/plot --measure test-loss $(CIFAR_PANELS) -o $(FIGURES)/figure7-generalization.png

@@ -10,7 +10,7 @@ use crate::rng::Rng;
 use ndarray::{Array2, Ix1, Ix2};
 
 /// The newest spec format version this l2l writes; it reads every version from 1.
-/// Version 2 adds `split` to MLP specs (docs/formats.md, "Splits").
+/// Version 2 adds `split` to MLP and conv specs (docs/formats.md, "Splits").
 pub const SPEC_VERSION: i64 = 2;
 
 /// The split a spec's runs draw their images from (`all` where a version-1 spec records none).

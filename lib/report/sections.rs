@@ -186,7 +186,7 @@ const FIGURES: &[FigureEntry] = &[
     ),
     (
         "figure7.png",
-        "Figure 7: the loss on test images the optimizee never trained on (beyond the paper, whose quantity is the minibatch training loss) of the CIFAR conv net on CIFAR-10, CIFAR-5 and CIFAR-2.",
+        "Figure 7: the minibatch training loss (the paper's quantity) of the CIFAR conv net on CIFAR-10, CIFAR-5 and CIFAR-2, its runs drawing from the test batch, which meta-training, validation and tuning never touch.",
         "figure7",
         &[
             ("LSTM", "cifar/LSTM.npz"),
@@ -196,8 +196,8 @@ const FIGURES: &[FigureEntry] = &[
         ],
     ),
     (
-        "figure7-train.png",
-        "Figure 7's runs, minibatch training loss.",
+        "figure7-generalization.png",
+        "Beyond the paper: Figure 7's runs, their loss on as many training-batch images, which the optimizee never trained on.",
         "figure7",
         &[],
     ),

@@ -4,9 +4,13 @@
 //! The parameters of a run are one flat vector (see `architecture.rs` for the order). Weights
 //! and biases start iid N(0, 0.01²), batch norm's scale γ at 1 and its offset β at 0. A run
 //! may use a subset of the ten labels (CIFAR-5, CIFAR-2), renumbered 0, 1, … in the order
-//! given; its minibatches are drawn from the training images of those labels, and its
-//! held-out loss is taken over the test images of those labels. The minibatch of run r at
-//! step t is drawn uniformly with replacement from the stream (minibatch seed of r, t), so
+//! given. A set draws from one split of CIFAR-10 (docs/formats.md, "Splits"): `train` runs
+//! take their minibatches from the training batches and measure their held-out loss on the
+//! test batch; `test` runs, which a learned optimizer meets only when it is tested (the
+//! original code's `mode="test"`), take their minibatches from the test batch and measure their
+//! held-out loss on as many training-batch images, the first of those labels in file order.
+//! Either way the held-out images are ones the optimizee never trains on. The minibatch of run
+//! r at step t is drawn uniformly with replacement from the stream (minibatch seed of r, t), so
 //! every optimizer evaluated on a run sees the same θ0 and the same minibatches.
 
 mod architecture;
@@ -14,9 +18,9 @@ mod network;
 #[cfg(test)]
 mod tests;
 
-use super::recorded::{write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
+use super::recorded::{read_split, write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
 use super::{ParamGroup, ProblemSet, TrainingSource};
-use crate::datasets::Dataset;
+use crate::datasets::{DataSplit, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use crate::rng::Rng;
@@ -80,6 +84,13 @@ struct Subset {
 }
 
 impl Subset {
+    /// The first `n` images of the subset (all of them when it has fewer).
+    fn first(mut self, n: usize) -> Self {
+        self.rows.truncate(n);
+        self.labels.truncate(n);
+        self
+    }
+
     fn of(data: &Dataset, keep: &[u8]) -> Self {
         let (rows, labels) = data
             .labels
@@ -104,8 +115,12 @@ pub struct ConvSet {
     pub labels: Vec<u8>,
     pub batch_size: usize,
     pub data: Arc<Cifar>,
-    train: Arc<Subset>,
-    test: Arc<Subset>,
+    /// Where the minibatches come from: the training batches or the test batch.
+    pub split: Split,
+    /// The images of this set's labels that its minibatches are drawn from.
+    pool: Arc<Subset>,
+    /// The images of this set's labels that its held-out loss is taken over.
+    held_out: Arc<Subset>,
     layout: Arc<Layout>,
     pub runs: Vec<RunSeeds>,
     pub theta0: Array2<f32>,
@@ -153,23 +168,29 @@ pub fn validate_labels(labels: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The images a conv set classifies: CIFAR-10's labels it keeps, renumbered 0, 1, … in the
+/// order given, and the split its minibatches come from (`train` or `test`).
+#[derive(Clone, Debug)]
+pub struct ConvImages {
+    pub data: Arc<Cifar>,
+    pub labels: Vec<u8>,
+    pub split: Split,
+}
+
 impl ConvSet {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         architecture: ConvArchitecture,
         assignment: GroupAssignment,
-        labels: Vec<u8>,
+        images: ConvImages,
         batch_size: usize,
-        data: Arc<Cifar>,
         runs: Vec<RunSeeds>,
         seed: u64,
     ) -> Result<Self> {
         Self::build(
             architecture,
             assignment,
-            labels,
+            images,
             batch_size,
-            data,
             runs,
             None,
             seed,
@@ -178,17 +199,20 @@ impl ConvSet {
 
     /// Checks the settings against each other and the data, then assembles the set, with θ0
     /// as given (a spec's) or drawn from the runs' seeds.
-    #[allow(clippy::too_many_arguments)]
     fn build(
         architecture: ConvArchitecture,
         assignment: GroupAssignment,
-        labels: Vec<u8>,
+        images: ConvImages,
         batch_size: usize,
-        data: Arc<Cifar>,
         runs: Vec<RunSeeds>,
         theta0: Option<Array2<f32>>,
         seed: u64,
     ) -> Result<Self> {
+        let ConvImages {
+            data,
+            labels,
+            split,
+        } = images;
         architecture.validate()?;
         validate_labels(&labels)?;
         if architecture.classes != labels.len() {
@@ -204,7 +228,7 @@ impl ConvSet {
             )));
         }
         let (c, h, w) = architecture.input;
-        if data.train.pixels() != c * h * w {
+        if data.train.pixels() != c * h * w || data.test.pixels() != c * h * w {
             return Err(Error::Config(format!(
                 "the images have {} values; the conv net {} needs {}",
                 data.train.pixels(),
@@ -227,6 +251,20 @@ impl ConvSet {
                 "the data holds no training or no test images of labels {labels:?}"
             )));
         }
+        let (pool, held_out) = match split {
+            Split::Train => (train, test),
+            Split::Test => {
+                let n = test.rows.len();
+                (test, train.first(n))
+            }
+            Split::All => {
+                return Err(Error::Config(
+                    "a CIFAR-10 run draws from the train split (data_batch_*.bin) or the test \
+                     split (test_batch.bin); give --split train or --split test"
+                        .into(),
+                ))
+            }
+        };
         let theta0 = theta0.unwrap_or_else(|| initial_points(&architecture, &runs));
         Ok(ConvSet {
             layout: Arc::new(Layout::of(&architecture)),
@@ -235,8 +273,9 @@ impl ConvSet {
             labels,
             batch_size,
             data,
-            train: Arc::new(train),
-            test: Arc::new(test),
+            split,
+            pool: Arc::new(pool),
+            held_out: Arc::new(held_out),
             runs,
             theta0,
             seed,
@@ -244,42 +283,51 @@ impl ConvSet {
     }
 
     /// `count` runs derived from `seed`.
-    #[allow(clippy::too_many_arguments)]
     pub fn sample(
         architecture: ConvArchitecture,
         assignment: GroupAssignment,
-        labels: Vec<u8>,
+        images: ConvImages,
         batch_size: usize,
-        data: Arc<Cifar>,
         count: usize,
         seed: u64,
     ) -> Result<Self> {
         let runs = (0..count as u64)
             .map(|i| RunSeeds::derive(seed, 0, i))
             .collect();
-        Self::new(
-            architecture,
-            assignment,
-            labels,
-            batch_size,
-            data,
-            runs,
-            seed,
-        )
+        Self::new(architecture, assignment, images, batch_size, runs, seed)
     }
 
-    /// Training images of this set's labels, and test images.
+    /// Images of this set's labels that its minibatches are drawn from, and held-out images.
     pub fn image_counts(&self) -> (usize, usize) {
-        (self.train.rows.len(), self.test.rows.len())
+        (self.pool.rows.len(), self.held_out.rows.len())
     }
 
-    /// The mean loss over the held-out test images of this set's labels at θ, in minibatches of
+    /// The dataset the minibatches come from, and the one the held-out images come from.
+    fn sources(&self) -> (&Dataset, &Dataset) {
+        match self.split {
+            Split::Test => (&self.data.test, &self.data.train),
+            _ => (&self.data.train, &self.data.test),
+        }
+    }
+
+    /// The images this set's runs draw from: the data (named by its training batches'
+    /// SHA-256) and the split.
+    pub fn data_split(&self) -> DataSplit {
+        DataSplit {
+            sha256: self.data.train.sha256.clone(),
+            split: self.split,
+        }
+    }
+
+    /// The mean loss over the held-out images of this set's labels at θ, in minibatches of
     /// the set's size (batch norm with each minibatch's statistics, as in training). The last
-    /// minibatch is filled up by wrapping around to the first test images, so every image
-    /// counts and a test set smaller than a minibatch still gives a loss. Forward passes only.
+    /// minibatch is filled up by wrapping around to the first held-out images, so every image
+    /// counts and a held-out set smaller than a minibatch still gives a loss. Forward passes
+    /// only.
     pub fn test_loss(&self, theta: &[f32], s: &mut ConvScratch) -> f64 {
         let b = self.batch_size;
-        let n = self.test.rows.len();
+        let n = self.held_out.rows.len();
+        let (_, images) = self.sources();
         let batches = n.div_ceil(b);
         let mut total = 0.0;
         for k in 0..batches {
@@ -287,14 +335,13 @@ impl ConvSet {
                 let at = (k * b + i) % n;
                 s.set_image(
                     i,
-                    self.data
-                        .test
+                    images
                         .images
-                        .row(self.test.rows[at] as usize)
+                        .row(self.held_out.rows[at] as usize)
                         .as_slice()
                         .expect("rows of a standard-layout array"),
                 );
-                s.labels[i] = self.test.labels[at];
+                s.labels[i] = self.held_out.labels[at];
             }
             total += conv_loss(&self.architecture, &self.layout, theta, s);
         }
@@ -334,7 +381,8 @@ impl ConvSet {
             z.add("dataset_path", text(&self.data.folder.to_string_lossy()));
             z.add("train_sha256", text(&self.data.train.sha256));
             z.add("test_sha256", text(&self.data.test.sha256));
-            write_header(z, "conv", false);
+            z.add("split", text(self.split.name()));
+            write_header(z, "conv", true);
             Ok(())
         })
     }
@@ -390,6 +438,11 @@ impl ConvSet {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(npz.text("dataset_path").unwrap_or_default()));
         let (train_sha, test_sha) = (npz.text("train_sha256")?, npz.text("test_sha256")?);
+        // Version 1 recorded no split: its runs drew from the training batches.
+        let split = match read_split(npz)? {
+            Split::All => Split::Train,
+            split => split,
+        };
         let data = Cifar::load(&folder).map_err(|e| {
             bad(
                 npz,
@@ -409,12 +462,16 @@ impl ConvSet {
             ));
         }
         let seed = npz.scalar_or("seed", 0.0)? as u64;
+        let images = ConvImages {
+            data: Arc::new(data),
+            labels,
+            split,
+        };
         ConvSet::build(
             architecture,
             assignment,
-            labels,
+            images,
             batch_size,
-            Arc::new(data),
             runs,
             Some(theta0),
             seed,
@@ -447,12 +504,13 @@ impl ProblemSet for ConvSet {
         s: &mut ConvScratch,
     ) -> f64 {
         let mut rng = Rng::new(self.runs[problem].minibatch, step as u64);
-        let n = self.train.rows.len() as u64;
+        let n = self.pool.rows.len() as u64;
+        let (images, _) = self.sources();
         for i in 0..self.batch_size {
             let pick = rng.below(n) as usize;
-            let row = self.data.train.images.row(self.train.rows[pick] as usize);
+            let row = images.images.row(self.pool.rows[pick] as usize);
             s.set_image(i, row.as_slice().unwrap());
-            s.labels[i] = self.train.labels[pick];
+            s.labels[i] = self.pool.labels[pick];
         }
         conv_loss_and_gradient(&self.architecture, &self.layout, theta, grad, s)
     }
@@ -461,6 +519,9 @@ impl ProblemSet for ConvSet {
     }
     fn held_out_loss(&self, theta: &[f32], s: &mut ConvScratch) -> Option<f64> {
         Some(self.test_loss(theta, s))
+    }
+    fn data_split(&self) -> Option<DataSplit> {
+        Some(ConvSet::data_split(self))
     }
 }
 
@@ -485,8 +546,9 @@ impl TrainingSource for ConvSource {
             labels: l.labels.clone(),
             batch_size: l.batch_size,
             data: l.data.clone(),
-            train: l.train.clone(),
-            test: l.test.clone(),
+            split: l.split,
+            pool: l.pool.clone(),
+            held_out: l.held_out.clone(),
             layout: l.layout.clone(),
             theta0: initial_points(&l.architecture, &runs),
             runs,
@@ -497,13 +559,23 @@ impl TrainingSource for ConvSource {
     fn describe(&self) -> String {
         let l = &self.like;
         format!(
-            "conv({}, groups={}, labels={:?}, batch_size={}, train_sha256={}, seed={})",
+            "conv({}, groups={}, labels={:?}, batch_size={}, train_sha256={}{split}, seed={})",
             l.architecture.describe(),
             l.assignment.name(),
             l.labels,
             l.batch_size,
             l.data.train.sha256,
-            l.seed
+            l.seed,
+            // A `train` source describes itself as before splits existed, so that the
+            // fingerprints of resumable runs stay the same.
+            split = match l.split {
+                Split::Train => String::new(),
+                other => format!(", split={}", other.name()),
+            }
         )
+    }
+
+    fn data_split(&self) -> Option<DataSplit> {
+        Some(self.like.data_split())
     }
 }

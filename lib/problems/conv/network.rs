@@ -177,6 +177,18 @@ impl ConvScratch {
             self.images[at..at + plane].copy_from_slice(src);
         }
     }
+
+    /// Image `b` of the minibatch, in the order [`Self::set_image`] takes it.
+    #[cfg(test)]
+    pub(super) fn image(&self, b: usize) -> Vec<f32> {
+        let plane = self.images.len() / (self.batch * self.conv[0].input.channels);
+        (0..self.conv[0].input.channels)
+            .flat_map(|c| {
+                let at = (c * self.batch + b) * plane;
+                self.images[at..at + plane].iter().copied()
+            })
+            .collect()
+    }
 }
 
 /// θ's blocks of one kind, in layer order.

@@ -67,16 +67,16 @@ fn tiny(fc_units: Vec<usize>, assignment: GroupAssignment) -> ConvSet {
         fc_units,
         classes: 3,
     };
-    ConvSet::sample(
-        arch,
-        assignment,
-        vec![7, 1, 4],
-        6,
-        random_cifar((2, 4, 4), 40, 12),
-        2,
-        3,
-    )
-    .unwrap()
+    tiny_on(arch, assignment, Split::Train)
+}
+
+fn tiny_on(arch: ConvArchitecture, assignment: GroupAssignment, split: Split) -> ConvSet {
+    let images = ConvImages {
+        data: random_cifar((2, 4, 4), 40, 12),
+        labels: vec![7, 1, 4],
+        split,
+    };
+    ConvSet::sample(arch, assignment, images, 6, 2, 3).unwrap()
 }
 
 #[test]
@@ -112,12 +112,16 @@ fn every_coordinate_of_a_tiny_net_matches_finite_differences() {
 /// difference is off by a few percent; four directions per block are compared as a vector.
 #[test]
 fn every_block_of_the_paper_net_matches_finite_differences() {
+    let images = ConvImages {
+        data: random_cifar((3, 32, 32), 300, 10),
+        labels: (0..10).collect(),
+        split: Split::Train,
+    };
     let set = ConvSet::sample(
         ConvArchitecture::paper(10),
         GroupAssignment::ByLayer,
-        (0..10).collect(),
+        images,
         PAPER_MINIBATCH,
-        random_cifar((3, 32, 32), 300, 10),
         1,
         4,
     )
@@ -194,16 +198,49 @@ fn a_label_subset_is_renumbered_and_its_runs_see_only_its_images() {
     let theta = perturbed_start(&set, 0.0);
     set.loss_and_gradient(1, 0, &theta, &mut g, &mut s);
     assert!(s.labels.iter().all(|&l| l < 3));
-    assert!(ConvSet::sample(
-        ConvArchitecture::paper(2),
-        GroupAssignment::ByLayer,
-        vec![3, 3],
-        8,
-        random_cifar((3, 32, 32), 20, 10),
-        1,
-        1
-    )
-    .is_err());
+    let repeated = ConvImages {
+        data: random_cifar((3, 32, 32), 20, 10),
+        labels: vec![3, 3],
+        split: Split::Train,
+    };
+    let paper = || ConvArchitecture::paper(2);
+    assert!(ConvSet::sample(paper(), GroupAssignment::ByLayer, repeated.clone(), 8, 1, 1).is_err());
+    // CIFAR-10 has no `all` split: a run draws from the training batches or the test batch.
+    let all = ConvImages {
+        labels: vec![3, 4],
+        split: Split::All,
+        ..repeated
+    };
+    assert!(ConvSet::sample(paper(), GroupAssignment::ByLayer, all, 8, 1, 1).is_err());
+}
+
+/// A `test` set draws its minibatches from the test batch only, and takes its held-out loss
+/// over as many training-batch images (the first of its labels), which its runs never see.
+#[test]
+fn a_test_split_trains_on_the_test_batch_and_holds_out_training_images() {
+    let arch = tiny(vec![4], GroupAssignment::ByLayer).architecture;
+    let set = tiny_on(arch, GroupAssignment::ByLayer, Split::Test);
+    assert_eq!(set.image_counts(), (4, 4));
+    let rows = |d: &Dataset| -> Vec<Vec<f32>> {
+        d.images.rows().into_iter().map(|r| r.to_vec()).collect()
+    };
+    let (test_images, train_images) = (rows(&set.data.test), rows(&set.data.train));
+    let mut s = set.scratch();
+    let mut g = vec![0.0f32; set.dim()];
+    let theta = perturbed_start(&set, 0.0);
+    for step in 0..20 {
+        set.loss_and_gradient(1, step, &theta, &mut g, &mut s);
+        for i in 0..set.batch_size {
+            assert!(test_images.contains(&s.image(i)));
+            assert!(!train_images.contains(&s.image(i)));
+        }
+    }
+    // The held-out images: the first 4 training images of labels 7, 1, 4 (rows 1, 4, 7, 11).
+    assert_eq!(set.held_out.rows, [1, 4, 7, 11]);
+    let train = tiny(vec![4], GroupAssignment::ByLayer);
+    assert_eq!(set.data_split().split, Split::Test);
+    assert!(!set.data_split().overlaps(&train.data_split()));
+    assert!(train.data_split().overlaps(&train.data_split()));
 }
 
 #[test]
@@ -216,9 +253,9 @@ fn the_held_out_loss_covers_every_test_image_even_below_one_minibatch() {
     let mut by_hand = set.scratch();
     for i in 0..6 {
         let at = i % 4;
-        let row = set.data.test.images.row(set.test.rows[at] as usize);
+        let row = set.data.test.images.row(set.held_out.rows[at] as usize);
         by_hand.set_image(i, row.as_slice().unwrap());
-        by_hand.labels[i] = set.test.labels[at];
+        by_hand.labels[i] = set.held_out.labels[at];
     }
     let expected = conv_loss(&set.architecture, &set.layout, &theta, &mut by_hand);
     let held_out = set.held_out_loss(&theta, &mut s).unwrap();
