@@ -7,6 +7,7 @@ use l2l::baselines::Baseline;
 use l2l::datasets::Dataset;
 use l2l::evaluation::run as run_optimizer;
 use l2l::io::{describe, is_stdio};
+use l2l::io::{write_table, Column};
 use l2l::kernels::isa::KERNEL_ISA;
 use l2l::kernels::machine;
 use l2l::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
@@ -20,7 +21,6 @@ use l2l::problems::{
     ProblemSet, QuadraticFamily, QuadraticSource, TrainingSource, ValueDistribution,
 };
 use l2l::ranks::OneProcess;
-use l2l::trajectory::{write_table, Column};
 use ndarray::Array2;
 use std::path::PathBuf;
 use std::process::ExitCode;

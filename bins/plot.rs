@@ -2,11 +2,12 @@
 
 use clap::Parser;
 use l2l::io::is_stdio;
+use l2l::io::{write_table, Column};
 use l2l::plotting::{
     draw_figure, draw_probe, draw_sweep, Measure, Panel, ProbeView, SweepCell, DEFAULT_FONT_PATH,
 };
 use l2l::proposals::read_proposals;
-use l2l::trajectory::{read_trajectories, write_table, Column};
+use l2l::trajectory::read_trajectories;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

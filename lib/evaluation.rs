@@ -5,10 +5,10 @@
 
 use crate::baselines::Baseline;
 use crate::error::{Error, Result};
+use crate::io::table::{write_table_with_metadata, Column};
 use crate::learned::OptimizerChoice;
 use crate::problems::{shard_ranges, ProblemSet};
 use crate::ranks::{Gathered, OneProcess, Ranks};
-use crate::trajectory::{write_table_with_metadata, Column};
 use ndarray::Array2;
 use rayon::prelude::*;
 use std::path::Path;
@@ -470,7 +470,7 @@ pub fn write_tuning(path: &Path, points: &[TuningPoint], measure: ValidationMeas
 
 /// The validation window a tuning table records (1 when it records none, as before it could).
 /// `path` names the file for the message.
-pub fn tuning_window(table: &crate::trajectory::Table, path: &Path) -> Result<usize> {
+pub fn tuning_window(table: &crate::io::Table, path: &Path) -> Result<usize> {
     match table.metadata(VALIDATION_WINDOW_KEY) {
         None => Ok(1),
         Some(v) => v

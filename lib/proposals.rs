@@ -3,7 +3,7 @@
 //! `gradient` float64, `update` float64, `optimizer` utf8, `swept` bool (docs/formats.md).
 
 use crate::error::{Error, Result};
-use crate::trajectory::{read_table, write_table, Column};
+use crate::io::{read_table, write_table, Column};
 use arrow::datatypes::DataType;
 use std::path::Path;
 

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::companion;
-use crate::trajectory::{read_table, write_table_with_metadata, Column};
+use crate::io::table::{read_table, write_table_with_metadata, Column};
 use arrow::datatypes::DataType;
 use std::path::{Path, PathBuf};
 

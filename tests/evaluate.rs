@@ -70,7 +70,7 @@ fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
     let stderr = tune("3", "w3.parquet");
     assert!(stderr.contains("loss over the last 3 steps"), "{stderr}");
     let table = |p: &str| {
-        l2l::trajectory::read_table(
+        l2l::io::read_table(
             &d.path(p),
             &[
                 ("lr", arrow::datatypes::DataType::Float64),
@@ -689,8 +689,12 @@ fn has_help() {
 #[test]
 fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
     let d = Dir::new();
-    for (groups, out) in [("by-layer", "paper.npz"), ("kernels-only", "original.npz")] {
-        tiny_conv_spec(&d, "1", groups, out);
+    tiny_conv_spec(&d, "1", "by-layer", "paper.npz");
+    for (groups, out) in [
+        ("by-layer", "paper_test.npz"),
+        ("kernels-only", "original.npz"),
+    ] {
+        tiny_conv_spec_on(&d, "1", groups, "test", out);
     }
     d.ok(
         "meta-train",
@@ -725,8 +729,15 @@ fn a_checkpoint_serves_only_the_parameter_groups_it_was_trained_on() {
             "t.parquet",
         ]
     };
-    d.ok("evaluate", &evaluate("paper.npz"));
+    d.ok("evaluate", &evaluate("paper_test.npz"));
     std::fs::remove_file(d.path("t.parquet")).unwrap();
+    // The training spec's own split: images the optimizer was meta-trained on.
+    d.fails(
+        "evaluate",
+        &evaluate("paper.npz"),
+        "t.parquet",
+        "draws from the train split of the data lstm was meta-trained on",
+    );
     d.fails(
         "evaluate",
         &evaluate("original.npz"),

@@ -95,7 +95,7 @@ fn an_output_that_is_an_input_is_refused() {
 /// once made plot allocate that many points and abort).
 #[test]
 fn a_step_beyond_the_bound_is_refused() {
-    use l2l::trajectory::{write_table, Column};
+    use l2l::io::{write_table, Column};
     let d = Dir::new();
     write_table(
         &d.path("t.parquet"),

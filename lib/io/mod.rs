@@ -1,17 +1,19 @@
 //! File plumbing shared by every format: atomic writes, output locks, checked `.npz` reading
-//! and writing.
+//! and writing, small parquet tables.
 
 mod contain;
 mod lock;
 mod npy;
 mod npz;
 mod stdio;
+pub mod table;
 
 pub use contain::contain;
 pub use lock::{temporary_sibling, OutputLock};
 pub use npy::NpyElement;
 pub use npz::{write_npz, Npz, NpzArrays};
 pub use stdio::{check_stdio, describe, is_stdio, read_input, MAX_STDIN_BYTES, STDIO};
+pub use table::{read_table, write_table, Column, Table};
 
 use crate::error::{Error, Result};
 use std::fs::File;

@@ -4,11 +4,11 @@ use super::claims::{Claim, Draw, Verdict};
 use super::{environment, Block, Sources};
 use crate::error::Result;
 use crate::evaluation::tuning_window;
+use crate::io::read_table;
 use crate::io::{companion, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::plotting::{display_name, training_curve_svg};
 use crate::training_log::TrainingLog;
-use crate::trajectory::read_table;
 use arrow::datatypes::DataType;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +75,7 @@ pub fn claims_table(claims: &[Claim]) -> Vec<Block> {
         "best tuned baseline",
         "baseline mean",
         "paired difference ± SE",
-        "runs",
+        "test runs per draw",
         "meta-training draws: each one's difference ± SE",
         "lower in",
         "held",
