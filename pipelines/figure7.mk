@@ -90,16 +90,17 @@ cifar-download: | $(DATA)/
 	tar -xzf $(DATA)/cifar-10-binary.tar.gz.tmp -C $(DATA) && rm $(DATA)/cifar-10-binary.tar.gz.tmp
 	@echo "make: CIFAR-10 is in $(DATA)/cifar-10-batches-bin; run make figure7 CIFAR10=$(DATA)/cifar-10-batches-bin"
 
-# $(call cifar_spec,SET,ROLE,SEED_OFFSET,RUNS,SPLIT): SPLIT train draws minibatches from
-# data_batch_*.bin, test from test_batch.bin (docs/formats.md, "Splits").
+# $(call cifar_spec,SET,ROLE,SEED,RUNS,SPLIT): SPLIT train draws minibatches from
+# data_batch_*.bin, test from test_batch.bin (docs/formats.md, "Splits"). The training specs'
+# seeds move with META_SEED; validation and test runs stay the same for every draw.
 define cifar_spec
 $(C)/$(1)/$(2).npz: $(CIFAR_STAMP) $(BUILD) | $(C)/$(1)/
 	$(RELEASE)/sample-optimizee conv --data $(CIFAR10) --labels $(CIFAR_LABELS_$(1)) \
-	  --split $(5) --count $(4) --seed $$$$(( $(CIFAR_SEED_$(1)) + $(3) )) -o $$@
+	  --split $(5) --count $(4) --seed $(3) -o $$@
 endef
-$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,0,1,train)))
-$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,1,$(CIFAR_VALIDATION_RUNS),train)))
-$(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,2,$(CIFAR_TEST_RUNS),test)))
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),train,$(call meta_seeded,$(CIFAR_SEED_$(s))),1,train)))
+$(foreach s,cifar10 cifar5 cifar2 sub,$(eval $(call cifar_spec,$(s),validation,$(shell echo $$(( $(CIFAR_SEED_$(s)) + 1 ))),$(CIFAR_VALIDATION_RUNS),train)))
+$(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,$(shell echo $$(( $(CIFAR_SEED_$(s)) + 2 ))),$(CIFAR_TEST_RUNS),test)))
 
 # $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs (one process
 # under MPI_RANKS: --batch 1 is one shard of work).
@@ -107,7 +108,7 @@ define cifar_optimizer
 $(C)/$(1).npz: $(C)/$(2)/train.npz $(C)/$(2)/validation.npz $(BUILD)
 	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(C)/$(2)/train.npz --validation $(C)/$(2)/validation.npz \
-	  $(CIFAR_META_FLAGS) $(3) --threads $(CIFAR_THREADS) -o $$@
+	  $(CIFAR_META_FLAGS) $(3) --seed $(META_SEED) --threads $(CIFAR_THREADS) -o $$@
 endef
 # The paper's recipe: truncated BPTT, meta-Adam 1e-3.
 CIFAR_PAPER := --epochs $(CIFAR_EPOCHS) --meta-lr 1e-3

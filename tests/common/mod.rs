@@ -654,6 +654,11 @@ pub fn art_spec(d: &Dir, out: &str, count: usize, seed: u64) {
 /// `count` runs of the conv net on labels 0 and 1 of a tiny fake CIFAR-10 (made once per
 /// folder), minibatches of 8.
 pub fn tiny_conv_spec(d: &Dir, count: &str, groups: &str, out: &str) {
+    tiny_conv_spec_on(d, count, groups, "train", out)
+}
+
+/// [`tiny_conv_spec`] drawing its minibatches from `split` (`train` or `test`).
+pub fn tiny_conv_spec_on(d: &Dir, count: &str, groups: &str, split: &str, out: &str) {
     let data = d.path("cifar");
     if !data.exists() {
         fake_cifar(d, "cifar", 30, 20);
@@ -672,6 +677,8 @@ pub fn tiny_conv_spec(d: &Dir, count: &str, groups: &str, out: &str) {
             "8",
             "--groups",
             groups,
+            "--split",
+            split,
             "--data",
             data.to_str().unwrap(),
             "-o",
