@@ -1,7 +1,7 @@
 //! Spec files of every problem kind (docs/formats.md, "Specs"): each records its `kind` and
 //! `format_version`; a spec written before those fields existed (or by numpy) is recognised by
-//! the names of its arrays. [`Spec::visit`] and [`Spec::visit_source`] are the one place that
-//! turns a kind into a concrete problem set, so no binary matches on kinds itself.
+//! the names of its arrays. The registry ([`families!`]) is the one place that turns a kind into
+//! a concrete problem set, so neither this file nor any binary matches on kinds itself.
 
 use super::conv::{ConvSet, ConvSource};
 use super::mlp::{MlpSet, MlpSource};
@@ -13,12 +13,72 @@ use std::path::{Path, PathBuf};
 
 pub use super::recorded::SPEC_VERSION;
 
-/// A spec file of any problem kind.
-pub enum Spec {
-    Quadratic(QuadraticSet),
-    Mlp(MlpSet),
-    Conv(ConvSet),
-    NeuralArt(NeuralArtSet),
+/// The problem families, one line each: a spec's `kind`, the [`Spec`] variant and problem set
+/// that hold it, how its set is read (`npz`, and `data`: the dataset or feature network where
+/// the spec's recorded path is not wanted), and how a spec's set becomes the training source of
+/// meta-training (`seed` picks minibatches of a spec that records no family). Adding a family
+/// is a folder under problems/, a line here, and its `sample-optimizee` subcommand
+/// (docs/formats.md, "Adding a problem family").
+macro_rules! families {
+    ($($kind:literal => $variant:ident($set:ty, $load:expr, $source:expr)),+ $(,)?) => {
+        /// A spec file of any problem kind.
+        pub enum Spec {
+            $($variant($set)),+
+        }
+
+        /// Every kind a spec may record, in the registry's order.
+        pub const KINDS: &[&str] = &[$($kind),+];
+
+        impl Spec {
+            /// Reads a spec of `kind`; None for a kind no family has.
+            fn load_kind(kind: &str, npz: &mut Npz, data: Option<&Path>) -> Option<Result<Spec>> {
+                match kind {
+                    $($kind => Some(($load)(npz, data).map(Spec::$variant)),)+
+                    _ => None,
+                }
+            }
+
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Spec::$variant(_) => $kind),+
+                }
+            }
+
+            /// Runs `visitor` on the problem set this spec holds.
+            pub fn visit<V: SetVisitor>(self, visitor: V) -> V::Output {
+                match self {
+                    $(Spec::$variant(set) => visitor.visit(set)),+
+                }
+            }
+
+            /// Runs `visitor` on the training source this spec describes: fresh problems of
+            /// its family every epoch.
+            pub fn visit_source<V: SourceVisitor>(self, seed: u64, visitor: V) -> V::Output {
+                match self {
+                    $(Spec::$variant(set) => visitor.visit(($source)(set, seed))),+
+                }
+            }
+        }
+
+        $(
+            impl FromSpec for $set {
+                fn from_spec(spec: Spec) -> Option<Self> {
+                    match spec {
+                        Spec::$variant(s) => Some(s),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )+
+    };
+}
+
+families! {
+    "quadratic" => Quadratic(QuadraticSet, |npz: &mut Npz, _| QuadraticSet::load(npz), QuadraticSource::from_spec),
+    "mlp" => Mlp(MlpSet, MlpSet::load, |like, _| MlpSource { like }),
+    "conv" => Conv(ConvSet, ConvSet::load, |like, _| ConvSource { like }),
+    "neural_art" => NeuralArt(NeuralArtSet, NeuralArtSet::load, |like, _| NeuralArtSource { like }),
 }
 
 /// What runs on a problem set of any kind (evaluation, tuning).
@@ -62,90 +122,21 @@ impl Spec {
                 ),
             ));
         };
-        match kind.as_str() {
-            "quadratic" => Ok(Spec::Quadratic(QuadraticSet::load(&mut npz)?)),
-            "mlp" => Ok(Spec::Mlp(MlpSet::load(&mut npz, data)?)),
-            "conv" => Ok(Spec::Conv(ConvSet::load(&mut npz, data)?)),
-            "neural_art" => Ok(Spec::NeuralArt(NeuralArtSet::load(&mut npz, data)?)),
-            other => Err(Error::bad_file(
+        Spec::load_kind(&kind, &mut npz, data).unwrap_or_else(|| {
+            Err(Error::bad_file(
                 npz.path(),
                 format!(
-                    "spec of unknown kind '{other}'; this l2l reads quadratic, mlp, conv and neural_art specs"
+                    "spec of unknown kind '{kind}'; this l2l reads {} specs",
+                    KINDS.join(", ")
                 ),
-            )),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Spec::Quadratic(_) => "quadratic",
-            Spec::Mlp(_) => "mlp",
-            Spec::Conv(_) => "conv",
-            Spec::NeuralArt(_) => "neural_art",
-        }
-    }
-
-    /// Runs `visitor` on the problem set this spec holds.
-    pub fn visit<V: SetVisitor>(self, visitor: V) -> V::Output {
-        match self {
-            Spec::Quadratic(set) => visitor.visit(set),
-            Spec::Mlp(set) => visitor.visit(set),
-            Spec::Conv(set) => visitor.visit(set),
-            Spec::NeuralArt(set) => visitor.visit(set),
-        }
-    }
-
-    /// Runs `visitor` on the training source this spec describes: fresh problems of its family
-    /// every epoch (`seed` picks minibatches of a spec that records no family).
-    pub fn visit_source<V: SourceVisitor>(self, seed: u64, visitor: V) -> V::Output {
-        match self {
-            Spec::Quadratic(set) => visitor.visit(QuadraticSource::from_spec(set, seed)),
-            Spec::Mlp(like) => visitor.visit(MlpSource { like }),
-            Spec::Conv(like) => visitor.visit(ConvSource { like }),
-            Spec::NeuralArt(like) => visitor.visit(NeuralArtSource { like }),
-        }
+            ))
+        })
     }
 }
 
 /// Takes the problem set of one kind out of a [`Spec`], for code generic over the kind.
 pub trait FromSpec: ProblemSet + Sized {
     fn from_spec(spec: Spec) -> Option<Self>;
-}
-
-impl FromSpec for QuadraticSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::Quadratic(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl FromSpec for ConvSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::Conv(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl FromSpec for NeuralArtSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::NeuralArt(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl FromSpec for MlpSet {
-    fn from_spec(spec: Spec) -> Option<Self> {
-        match spec {
-            Spec::Mlp(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// Loads a second spec that must be of the same kind and dimension as `like` (a validation
