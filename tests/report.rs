@@ -182,6 +182,58 @@ fn claims_are_computed_from_the_trajectories() {
     );
 }
 
+/// Each figure says where its curves come from: drawn after all of its checkpoints under out/,
+/// or the committed figure of other runs, so that a figure and the settings under it are never
+/// silently from different runs.
+#[test]
+fn each_figure_says_whether_it_was_drawn_from_this_out() {
+    let d = Dir::new();
+    quadratic_outputs(&d);
+    let line_of = |md: &str, figure: &str| -> String {
+        let after = md.split(&format!("![{figure}]")).nth(1).unwrap();
+        let block = after.split("\n![").next().unwrap();
+        block
+            .lines()
+            .find(|l| l.starts_with("- the committed") || l.starts_with("- drawn from"))
+            .unwrap_or_else(|| panic!("no provenance line for {figure}: {block}"))
+            .to_string()
+    };
+    // Figure 8's two checkpoints (the quadratic one stands in for both), then the figure.
+    std::fs::create_dir_all(d.path("out/neural_art")).unwrap();
+    for name in ["LSTM.npz", "Adam+LSTM.npz"] {
+        std::fs::copy(
+            d.path("out/quadratic/optimizer.npz"),
+            d.path(&format!("out/neural_art/{name}")),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    for figure in ["figure8.png", "figure7.png"] {
+        std::fs::write(d.path(&format!("figures/{figure}")), b"png").unwrap();
+    }
+    let (_, md) = report(&d);
+    assert!(
+        line_of(&md, "figure8.png").starts_with("- drawn from this out/"),
+        "{md}"
+    );
+    assert!(
+        line_of(&md, "figure7.png").contains("holds none of its checkpoints"),
+        "{md}"
+    );
+    // A checkpoint rewritten after the figure: the figure is no longer its.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::fs::copy(
+        d.path("out/quadratic/optimizer.npz"),
+        d.path("out/neural_art/LSTM.npz"),
+    )
+    .unwrap();
+    let (_, md) = report(&d);
+    assert!(
+        line_of(&md, "figure8.png").contains("drawn from other runs than this out/'s"),
+        "{md}"
+    );
+}
+
 #[test]
 fn a_corrupt_output_is_refused_and_no_page_is_written() {
     let d = Dir::new();

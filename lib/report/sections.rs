@@ -261,6 +261,33 @@ fn checkpoint_settings(out: &Path, legend: &str, path: &str) -> Result<Option<St
     Ok(Some(text))
 }
 
+/// Where a figure's curves come from, so that a committed figure is never shown above settings
+/// of other runs without a word: drawn after every one of its checkpoints under `out/` (so from
+/// them), or the committed figure, drawn from runs this `out/` does not hold. None for a figure
+/// without checkpoints.
+fn provenance(figure: &Path, out: &Path, checkpoints: &[(&str, &str)]) -> Option<String> {
+    if checkpoints.is_empty() {
+        return None;
+    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let present: Vec<_> = checkpoints
+        .iter()
+        .filter_map(|(_, path)| modified(&out.join(path)))
+        .collect();
+    let drawn = modified(figure);
+    Some(match (present.iter().max(), drawn) {
+        (None, _) => "the committed figure: this out/ holds none of its checkpoints, so the \
+                      lines below describe nothing of it"
+            .into(),
+        (Some(newest), Some(drawn)) if drawn >= *newest && present.len() == checkpoints.len() => {
+            "drawn from this out/: the checkpoints below are the figure's".into()
+        }
+        _ => "the committed figure, drawn from other runs than this out/'s: the checkpoints \
+              below are out/'s, not the figure's"
+            .into(),
+    })
+}
+
 pub fn figures(sources: &Sources) -> Result<Vec<Block>> {
     let mut blocks = vec![Block::Heading("Figures".into())];
     let mut listed = std::collections::HashSet::new();
@@ -273,6 +300,11 @@ pub fn figures(sources: &Sources) -> Result<Vec<Block>> {
             continue;
         }
         let mut settings = vec![format!("make {target}")];
+        settings.extend(provenance(
+            &sources.figures.join(file),
+            &sources.out,
+            checkpoints,
+        ));
         for (legend, path) in *checkpoints {
             settings.extend(checkpoint_settings(&sources.out, legend, path)?);
         }
