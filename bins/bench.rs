@@ -382,11 +382,33 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     conv_cfg.validate()?;
     let conv_epoch = epoch_seconds(&conv_cfg, &conv_set, 1);
+    let epoch_name = "meta-train CIFAR-10 conv net, 1 run of 100 steps";
+    add(epoch_name, "seconds per epoch, 1 thread", conv_epoch, "s");
+    // Where the epoch goes: the conv net's forward and backward at each step (the paper's
+    // truncated BPTT takes no second derivatives, so one pass a step), and the rest, which is
+    // the learned optimizer over the net's coordinates and the meta-update.
+    let steps = conv_cfg.steps as f64;
+    let conv_share = steps * conv_step / conv_epoch;
     add(
-        "meta-train CIFAR-10 conv net, 1 run of 100 steps",
-        "seconds per epoch, 1 thread",
-        conv_epoch,
-        "s",
+        epoch_name,
+        "conv net's share of the epoch",
+        conv_share,
+        "ratio",
+    );
+    add(
+        epoch_name,
+        "learned optimizer's and meta-update's share",
+        1.0 - conv_share,
+        "ratio",
+    );
+    add(
+        epoch_name,
+        "conv GEMM FLOPs per second as a fraction of sgemm, 1 thread",
+        steps * conv_set.architecture.gemm_flops(PAPER_MINIBATCH)
+            / conv_epoch
+            / 1e9
+            / sgemm_by_threads[0],
+        "ratio",
     );
     add(
         "meta-train CIFAR-10 conv net, 1 run of 100 steps",
