@@ -9,12 +9,11 @@
 
 use crate::error::{Error, Result};
 use crate::io::table::{
-    check_column_chunks, read_parquet, typed_column, write_table, write_table_with_metadata, Column,
+    checked_reader, read_parquet, typed_column, write_table, write_table_with_metadata, Column,
 };
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use ndarray::Array2;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::Path;
 
 /// Losses of one optimizer on every problem: `losses[[problem, step]]`, step 0 at θ0.
@@ -165,9 +164,7 @@ fn decode_trajectories(path: &Path, bytes: bytes::Bytes, size: u64) -> Result<Ve
         path: path.into(),
         detail: d,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
-    check_column_chunks(builder.metadata(), size).map_err(err)?;
+    let builder = checked_reader(path, bytes, size)?;
     check_version(builder.metadata()).map_err(err)?;
     let reader = builder.build().map_err(|e| err(e.to_string()))?;
     let mut rows = Vec::new();

@@ -166,6 +166,23 @@ impl Table {
     }
 }
 
+/// A reader of a parquet file's `bytes` (`size` of them) whose footer has been checked
+/// ([`check_column_chunks`]); errors name `path`.
+pub(crate) fn checked_reader(
+    path: &Path,
+    bytes: bytes::Bytes,
+    size: u64,
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>> {
+    let err = |d: String| Error::Parquet {
+        path: path.into(),
+        detail: d,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
+    check_column_chunks(builder.metadata(), size).map_err(err)?;
+    Ok(builder)
+}
+
 /// Reads the `wanted` columns of a small parquet table (`-`: standard input), each cast to its
 /// type; `what` names the table's columns for the message when one is missing.
 pub fn read_table(path: &Path, wanted: &[(&str, DataType)], what: &str) -> Result<Table> {
@@ -174,9 +191,7 @@ pub fn read_table(path: &Path, wanted: &[(&str, DataType)], what: &str) -> Resul
             path: path.into(),
             detail: d,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| err(format!("not a readable parquet file ({e})")))?;
-        check_column_chunks(builder.metadata(), size).map_err(err)?;
+        let builder = checked_reader(path, bytes, size)?;
         let metadata = builder
             .metadata()
             .file_metadata()
