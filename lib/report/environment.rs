@@ -1,6 +1,7 @@
 //! The machine that wrote the report: CPU model and vector extensions, threads, BLAS, the
 //! compiler, l2l's version, the git commit and the date.
 
+use super::Block;
 use crate::kernels::machine::{blas_config, blas_kernel, cpu_model, vector_extensions};
 use std::path::Path;
 use std::process::Command;
@@ -85,6 +86,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// The page's last section: the machine and build that wrote it.
+pub fn section(out: &Path) -> Vec<Block> {
+    let repository = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let rows = collect(repository)
+        .into_iter()
+        .map(|(k, v)| vec![k.to_string(), v])
+        .collect();
+    vec![
+        Block::Heading("Environment".into()),
+        Block::Paragraph("The machine and build that wrote this page.".into()),
+        Block::Table {
+            id: Some("environment"),
+            header: vec!["item".into(), "value".into()],
+            rows,
+        },
+    ]
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub fn build(sources: &Sources) -> Result<Vec<Block>> {
     page.extend(sections::tuning(&sources.out)?);
     page.extend(sections::training_logs(sources)?);
     page.extend(sections::bench(&sources.out)?);
-    page.extend(sections::environment(&sources.out));
+    page.extend(environment::section(&sources.out));
     Ok(page)
 }
 

@@ -1,7 +1,7 @@
 //! The sections of the results page, each a list of [`Block`]s computed from the files.
 
 use super::claims::{Claim, Draw, Verdict};
-use super::{environment, Block, Sources};
+use super::{Block, Sources};
 use crate::error::Result;
 use crate::evaluation::tuning_window;
 use crate::io::read_table;
@@ -586,24 +586,4 @@ pub fn bench(out: &Path) -> Result<Vec<Block>> {
         rows,
     });
     Ok(blocks)
-}
-
-pub fn environment(out: &Path) -> Vec<Block> {
-    let repository = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let rows = environment::collect(repository)
-        .into_iter()
-        .map(|(k, v)| vec![k.to_string(), v])
-        .collect();
-    vec![
-        Block::Heading("Environment".into()),
-        Block::Paragraph("The machine and build that wrote this page.".into()),
-        Block::Table {
-            id: Some("environment"),
-            header: vec!["item".into(), "value".into()],
-            rows,
-        },
-    ]
 }
