@@ -205,7 +205,7 @@ impl QuadraticSet {
                 a.scalar_f64("family_theta0_std", family.theta0_std as f64);
                 a.scalar_i64("seed", seed as i64);
             }
-            write_header(a, "quadratic", false);
+            write_header(a, "quadratic", None);
             Ok(())
         })
     }

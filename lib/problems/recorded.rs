@@ -30,13 +30,20 @@ pub fn read_split(npz: &mut Npz) -> Result<Split> {
     })
 }
 
-/// Writes the `kind` and `format_version` fields of a spec of kind `kind`, in the oldest
-/// version that holds it: 2 for a spec that records its `split`, else 1.
-pub fn write_header(a: &mut NpzArrays, kind: &str, records_split: bool) {
+/// Writes the `split` a spec's runs draw from (where its family has splits), then the `kind`
+/// and `format_version` fields of a spec of kind `kind`, in the oldest version that holds it:
+/// 2 for a spec that records a split, else 1.
+pub fn write_header(a: &mut NpzArrays, kind: &str, split: Option<Split>) {
+    if let Some(split) = split {
+        a.add(
+            "split",
+            ndarray::Array1::from(split.name().as_bytes().to_vec()),
+        );
+    }
     a.add("kind", ndarray::Array1::from(kind.as_bytes().to_vec()));
     a.scalar_i64(
         "format_version",
-        if records_split { SPEC_VERSION } else { 1 },
+        if split.is_some() { SPEC_VERSION } else { 1 },
     );
 }
 

@@ -381,8 +381,7 @@ impl ConvSet {
             z.add("dataset_path", text(&self.data.folder.to_string_lossy()));
             z.add("train_sha256", text(&self.data.train.sha256));
             z.add("test_sha256", text(&self.data.test.sha256));
-            z.add("split", text(self.split.name()));
-            write_header(z, "conv", true);
+            write_header(z, "conv", Some(self.split));
             Ok(())
         })
     }

@@ -156,11 +156,7 @@ impl MlpSet {
                 "dataset_path",
                 Array1::from(self.dataset_path.to_string_lossy().as_bytes().to_vec()),
             );
-            z.add(
-                "split",
-                Array1::from(self.data.split.name().as_bytes().to_vec()),
-            );
-            write_header(z, "mlp", true);
+            write_header(z, "mlp", Some(self.data.split));
             Ok(())
         })
     }

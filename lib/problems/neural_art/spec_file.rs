@@ -76,7 +76,7 @@ impl NeuralArtSet {
             z.add("feature_net_path", text(&self.net.path.to_string_lossy()));
             z.add("feature_net_sha256", text(&self.net.sha256));
             z.scalar_i64("seed", self.seed as i64);
-            crate::problems::recorded::write_header(z, "neural_art", false);
+            crate::problems::recorded::write_header(z, "neural_art", None);
             Ok(())
         })
     }
