@@ -64,12 +64,40 @@ fn module_of(root: &Path, file: &Path) -> Vec<String> {
     parts
 }
 
-/// The source without test code (from a `#[cfg(test)]` line on) and without comments.
+/// The source without comments and without test code: each item under `#[cfg(test)]` (a
+/// `mod tests;` line, or a module or function to its closing brace) is left out, wherever it
+/// stands in the file.
 fn code(text: &str) -> Vec<String> {
-    text.lines()
-        .take_while(|l| l.trim() != "#[cfg(test)]")
-        .map(|l| l.split("//").next().unwrap_or("").to_string())
-        .collect()
+    let mut kept = Vec::new();
+    let mut lines = text.lines().map(|l| l.split("//").next().unwrap_or(""));
+    while let Some(line) = lines.next() {
+        if line.trim() != "#[cfg(test)]" {
+            kept.push(line.to_string());
+            continue;
+        }
+        // Skip the item: to its first `;` outside braces, or to the brace that closes it.
+        let mut depth = 0i32;
+        for item in lines.by_ref() {
+            if item.trim_start().starts_with("#[") && depth == 0 {
+                continue;
+            }
+            let mut opened = false;
+            for ch in item.chars() {
+                match ch {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if depth == 0 && (opened || item.trim_end().ends_with(';') || item.contains('}')) {
+                break;
+            }
+        }
+    }
+    kept
 }
 
 /// Expands `a::{b, c::{d, e}}` into its paths.
@@ -321,7 +349,7 @@ fn no_import_runs_up_a_layer_and_there_are_no_circles() {
 }
 
 #[test]
-fn no_library_file_is_over_700_lines_before_its_tests() {
+fn no_library_file_is_over_600_lines_before_its_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib");
     let mut files = Vec::new();
     sources(&root, &mut files);
@@ -332,7 +360,7 @@ fn no_library_file_is_over_700_lines_before_its_tests() {
         let text = std::fs::read_to_string(&f).unwrap();
         let lines = code(&text).len();
         assert!(
-            lines <= 700,
+            lines <= 600,
             "{} has {lines} lines of code before its tests",
             f.display()
         );
