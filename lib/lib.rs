@@ -12,11 +12,13 @@
 //! 5. [`meta`] (meta-training, §2 and §3), [`evaluation`] (learning curves and tuning) and
 //!    [`inspection`] (Appendix B: the updates proposed inside one trajectory).
 //! 6. [`plotting`]: the paper's figures.
-//! 7. [`report`] (the results page) and [`cli`] (what the binaries share).
+//! 7. [`report`] (the results page), [`bench`] (`make bench`) and [`cli`] (what the binaries
+//!    share).
 //!
 //! Numbers are f32 in the hot loops; losses are accumulated in f64.
 
 pub mod baselines;
+pub mod bench;
 pub mod cli;
 pub mod datasets;
 pub mod error;

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("inspection", 5),
     ("plotting", 6),
     ("report", 7),
+    ("bench", 7),
     ("cli", 7),
 ];
 

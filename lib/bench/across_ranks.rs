@@ -1,7 +1,8 @@
 //! `l2l-bench`'s rows of meta-training across the ranks of `mpirun` (docs/performance.md,
 //! "Across processes (MPI)").
 
-use anyhow::Context;
+use super::Rows;
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Meta-training as K = 1 and K = 2 ranks of `mpirun`, one thread each (and one process of 2
@@ -11,22 +12,23 @@ pub fn across_ranks(
     bin: &Path,
     mnist: Option<&Path>,
     scratch: &Path,
-    add: &mut impl FnMut(&str, &str, f64, &str),
-) -> anyhow::Result<()> {
+    rows: &mut Rows,
+) -> Result<()> {
     use std::process::Command;
-    std::fs::create_dir_all(scratch)
-        .with_context(|| format!("creating the folder {}", scratch.display()))?;
+    std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
     let path = |name: &str| scratch.join(name).to_string_lossy().into_owned();
-    let sample = |args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new(bin.join("sample-optimizee"))
+    let sample = |args: &[&str]| -> Result<()> {
+        let program = bin.join("sample-optimizee");
+        let out = Command::new(&program)
             .args(args)
             .output()
-            .with_context(|| format!("running {}", bin.join("sample-optimizee").display()))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "sample-optimizee failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| Error::io(&program, e))?;
+        if !out.status.success() {
+            return Err(Error::Other(format!(
+                "sample-optimizee failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
         Ok(())
     };
     // Open MPI refuses to start as root (containers, CI) unless told to; /proc/self is owned
@@ -82,42 +84,45 @@ pub fn across_ranks(
                 .args(["--train", &spec, "--threads", &threads.to_string()])
                 .args(flags.split_whitespace())
                 .args(["--restart", "-o", &out]);
-            let done = command
-                .output()
-                .context("running mpirun (apt-get install openmpi-bin, or drop --mpi-bin)")?;
-            anyhow::ensure!(
-                done.status.success(),
-                "mpirun -np {ranks} meta-train failed: {}",
-                String::from_utf8_lossy(&done.stderr)
-            );
-            let log = l2l::training_log::log_path(Path::new(&out)).expect("a file in a folder");
-            let (log, _) = l2l::training_log::TrainingLog::read(&log)?;
+            let done = command.output().map_err(|e| {
+                Error::Other(format!(
+                    "running mpirun: {e} (apt-get install openmpi-bin, or drop --mpi-bin)"
+                ))
+            })?;
+            if !done.status.success() {
+                return Err(Error::Other(format!(
+                    "mpirun -np {ranks} meta-train failed: {}",
+                    String::from_utf8_lossy(&done.stderr)
+                )));
+            }
+            let log = crate::training_log::log_path(Path::new(&out)).expect("a file in a folder");
+            let (log, _) = crate::training_log::TrainingLog::read(&log)?;
             let (first, last) = (&log.rows[0], &log.rows[log.rows.len() - 1]);
             // From the end of the first epoch: start-up, MPI's included, is left out.
             let per_epoch = (last.seconds - first.seconds) / (last.epoch - first.epoch) as f64;
-            add(
+            rows.add(
                 task,
                 &format!("seconds per epoch, K = {ranks} × {threads} thread"),
                 per_epoch,
                 "s",
             );
             seconds.push(per_epoch);
-            checkpoints.push(std::fs::read(&out)?);
+            checkpoints.push(std::fs::read(&out).map_err(|e| Error::io(&out, e))?);
         }
-        add(
+        rows.add(
             task,
             "speed-up of K = 2 over K = 1",
             seconds[0] / seconds[1],
             "×",
         );
-        add(
+        rows.add(
             task,
             "K = 2 over one process of 2 threads (time ratio)",
             seconds[1] / seconds[2],
             "×",
         );
         let same = checkpoints.windows(2).all(|w| w[0] == w[1]);
-        add(
+        rows.add(
             task,
             "checkpoints identical (1 = yes)",
             f64::from(u8::from(same)),

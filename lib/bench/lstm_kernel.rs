@@ -4,9 +4,9 @@
 //! of sgemm that the step would reach if its GEMM ran at sgemm's own rate and its gates stayed
 //! as they are: the most any faster GEMM can bring on this machine.
 
-use super::time;
-use l2l::kernels::lstm_cell::{gate_scale, lstm_cell_forward, lstm_layer_forward, CellBuffers};
-use l2l::learned::lstm::{LstmShape, BLOCK_ROWS};
+use super::{time, Rows};
+use crate::kernels::lstm_cell::{gate_scale, lstm_cell_forward, lstm_layer_forward, CellBuffers};
+use crate::learned::lstm::{LstmShape, BLOCK_ROWS};
 use ndarray::Array2;
 
 /// Calls of the kernel per timed sample: one call takes about 0.1 ms, too short to time alone.
@@ -24,12 +24,7 @@ fn cell<'a>(c: &'a mut [f32], h_out: &'a mut [f32]) -> CellBuffers<'a> {
 
 /// Adds the rows for the optimizer `shape` (the paper's: 2 inputs, 20 units), against the
 /// same run's 1-thread `sgemm` (GFLOP/s). Runs on the calling thread.
-pub fn lstm_kernel_rows(
-    shape: LstmShape,
-    sgemm: f64,
-    repeats: usize,
-    add: &mut impl FnMut(&str, &str, f64, &str),
-) {
+pub fn lstm_kernel_rows(shape: LstmShape, sgemm: f64, repeats: usize, out: &mut Rows) {
     let (rows, h) = (BLOCK_ROWS, shape.hidden);
     let g4 = 4 * h;
     let scale = gate_scale(h);
@@ -83,20 +78,20 @@ pub fn lstm_kernel_rows(
         "LSTM layers forward alone, {rows} rows in cache ({} inputs, {h} units)",
         shape.inputs
     );
-    add(
+    out.add(
         &task,
         "microseconds per step of both layers, 1 thread",
         fused * 1e6,
         "µs",
     );
-    add(
+    out.add(
         &task,
         "GEMM fraction of sgemm, 1 thread",
         flops / fused / 1e9 / sgemm,
         "ratio",
     );
-    add(&task, "gates' share of the time", gates / fused, "ratio");
-    add(
+    out.add(&task, "gates' share of the time", gates / fused, "ratio");
+    out.add(
         &task,
         "GEMM fraction of sgemm with the GEMM at sgemm's rate, 1 thread",
         flops / (flops / (sgemm * 1e9) + gates) / 1e9 / sgemm,

@@ -2,7 +2,7 @@
 //! docs/performance.md, "Deterministic products"): each shape l2l multiplies, timed on one
 //! thread through l2l's kernel and through OpenBLAS's sgemm on the same operands.
 
-use super::time;
+use super::{time, Rows};
 use ndarray::{Array2, ArrayView2};
 
 /// (name, m, k, n, whether A is a transposed view), as l2l calls them.
@@ -19,7 +19,7 @@ const SHAPES: [(&str, usize, usize, usize, bool); 8] = [
 
 /// Adds, for each shape, l2l's GFLOP/s and its ratio to OpenBLAS's on the same product.
 /// OpenBLAS runs single-threaded here, as `run` leaves it.
-pub fn product_rows(repeats: usize, add: &mut impl FnMut(&str, &str, f64, &str)) {
+pub fn product_rows(repeats: usize, out: &mut Rows) {
     for (name, m, k, n, transposed) in SHAPES {
         let value = |i: usize, j: usize| ((i * 31 + j * 7) % 13) as f32 * 0.01;
         let a = Array2::from_shape_fn(if transposed { (k, m) } else { (m, k) }, |(i, j)| {
@@ -33,7 +33,7 @@ pub fn product_rows(repeats: usize, add: &mut impl FnMut(&str, &str, f64, &str))
         let gflops = |seconds: f64| 2.0 * (m * k * n * calls) as f64 / seconds / 1e9;
         let own = gflops(time(repeats, || {
             for _ in 0..calls {
-                l2l::kernels::gemm(a, b.view(), 0.0, c.view_mut());
+                crate::kernels::gemm(a, b.view(), 0.0, c.view_mut());
             }
         }));
         let blas = gflops(time(repeats, || {
@@ -42,8 +42,8 @@ pub fn product_rows(repeats: usize, add: &mut impl FnMut(&str, &str, f64, &str))
             }
         }));
         let task = format!("kernels::gemm {name} {m}x{k}x{n}");
-        add(&task, "GFLOP/s, 1 thread", own, "GFLOP/s");
-        add(
+        out.add(&task, "GFLOP/s, 1 thread", own, "GFLOP/s");
+        out.add(
             &task,
             "ratio to OpenBLAS sgemm, 1 thread",
             own / blas,
