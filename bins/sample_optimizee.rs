@@ -126,7 +126,7 @@ enum Family {
     /// Neural art (§3.4): each problem is an image θ (3 × SIZE × SIZE, in network units
     /// (p − 128)/128) whose loss weighs its content against a crop of a photo, its style
     /// against a painting (Gram matrices) and its total variation, on a fixed feature network
-    /// (shared/data/neural_art/PROBLEM.md). Crops are squares of side 50–100% of a photo's
+    /// (docs/neural_art.md). Crops are squares of side 50–100% of a photo's
     /// shorter side at a seeded place, spread round-robin over the photos and resized to SIZE
     /// (bicubic); the style image is resized to a shorter side of SIZE. The spec records the
     /// crops' pixels, files, SHA-256 and boxes, the style's pixels and SHA-256, the layers, the
