@@ -6,7 +6,8 @@ use l2l::baselines::{Baseline, CorrectionForm};
 use l2l::learned::{LearnedOptimizer, Preprocessing};
 use l2l::meta::{
     check_ranks, resume_path, train, EsScope, GradientAgreement, ImitationLoss, MetaGradient,
-    MetaLoss, MetaTrainConfig, MetaTrainParams, MetaTrainer, Progress, Rollout, RuleRequest,
+    MetaLoss, MetaTrainConfig, MetaTrainParams, MetaTrainSettings, MetaTrainer, Progress, Rollout,
+    RuleRequest,
 };
 use l2l::problems::{load_companion, FromSpec, ProblemSet, SourceVisitor, Spec, TrainingSource};
 use l2l::ranks::Ranks;
@@ -249,7 +250,7 @@ fn parse_rule(flag: &str, text: &str) -> anyhow::Result<RuleRequest> {
 
 /// The settings the flags ask for, before they are checked.
 fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
-    let config = MetaTrainConfig {
+    let settings = MetaTrainSettings {
         hidden: args.hidden,
         preprocessing: match args.preprocessing {
             Pre::Scale => Preprocessing::Scale(args.input_scale),
@@ -286,10 +287,10 @@ fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,
-        ..MetaTrainConfig::default()
+        ..MetaTrainSettings::default()
     };
     Ok(MetaTrainParams {
-        config,
+        settings,
         imitate: args
             .imitate
             .as_deref()
@@ -372,14 +373,14 @@ impl SourceVisitor for Training<'_> {
         S::Set: FromSpec,
     {
         let (args, ranks) = (self.args, self.ranks);
-        source.check_batch(self.params.config.batch)?;
-        check_ranks(&self.params.config, &source.draw(0, 1), ranks.size())?;
+        source.check_batch(self.params.settings.batch)?;
+        check_ranks(&self.params.settings, &source.draw(0, 1), ranks.size())?;
         let validation: Option<S::Set> = match &args.validation {
             Some(p) => Some(load_companion(p, args.data.as_deref(), &source.draw(0, 1))?),
             None => None,
         };
         let mut params = self.params;
-        params.config.groups = source
+        params.settings.groups = source
             .draw(0, 1)
             .groups()
             .into_iter()

@@ -1,10 +1,10 @@
 //! `l2l-bench`'s rows of the conv net of §3.3 (Figure 7): one forward and backward pass over
 //! 128 images, and a meta-training epoch split into the conv net's share and the rest.
 
-use super::{epoch_seconds, mnist_config, time, Rows};
+use super::{epoch_seconds, mnist_settings, time, Rows};
 use crate::datasets::{Dataset, Split};
 use crate::error::Result;
-use crate::meta::{MetaTrainConfig, Workspace};
+use crate::meta::{MetaTrainSettings, Workspace};
 use crate::problems::conv::{
     Cifar, ConvArchitecture, ConvImages, ConvSet, GroupAssignment, PAPER_MINIBATCH,
 };
@@ -54,11 +54,11 @@ pub fn conv_rows(repeats: usize, sgemm: f64, out: &mut Rows) -> Result<()> {
     );
     // Figure 7's meta-training epoch: one run of 100 steps in unrolls of 20, two networks
     // (conv and fc), on one thread; timed once, since it takes tens of seconds.
-    let conv_cfg = MetaTrainConfig {
+    let conv_cfg = MetaTrainSettings {
         groups: conv_set.groups().into_iter().map(|g| g.name).collect(),
-        ..mnist_config(1)
-    };
-    conv_cfg.validate()?;
+        ..mnist_settings(1)
+    }
+    .check()?;
     let conv_epoch = epoch_seconds(&conv_cfg, &conv_set, 1)?;
     let epoch_name = "meta-train CIFAR-10 conv net, 1 run of 100 steps";
     out.add(epoch_name, "seconds per epoch, 1 thread", conv_epoch, "s");

@@ -12,7 +12,7 @@ mod throughput;
 
 use crate::error::Result;
 use crate::io::{write_table, Column};
-use crate::meta::{MetaTrainConfig, MetaTrainer, Workspace};
+use crate::meta::{MetaTrainConfig, MetaTrainSettings, MetaTrainer, Workspace};
 use crate::problems::ProblemSet;
 use crate::ranks::OneProcess;
 use ndarray::Array2;
@@ -63,7 +63,7 @@ pub fn run(settings: &BenchSettings) -> Result<Vec<Row>> {
     crate::init_blas_threads(1);
     let mut rows = Rows::default();
     let sgemm = throughput::rows(settings, &mut rows)?;
-    let shape = mnist_config(1).shape();
+    let shape = mnist_settings(1).shape();
     lstm_kernel::lstm_kernel_rows(shape, sgemm, settings.repeats, &mut rows);
     products::product_rows(settings.repeats, &mut rows);
     conv::conv_rows(settings.repeats, sgemm, &mut rows)?;
@@ -172,14 +172,14 @@ fn peak_rss_bytes() -> f64 {
 }
 
 /// The MNIST recipe's shape of training (§3.2): log/sign input, output scale 0.1.
-fn mnist_config(batch: usize) -> MetaTrainConfig {
-    MetaTrainConfig {
+fn mnist_settings(batch: usize) -> MetaTrainSettings {
+    MetaTrainSettings {
         preprocessing: crate::learned::Preprocessing::LogSign { p: 10.0 },
         output_scale: 0.1,
         batch,
         epochs: u64::MAX,
         eval_every: 1,
-        ..MetaTrainConfig::default()
+        ..MetaTrainSettings::default()
     }
 }
 

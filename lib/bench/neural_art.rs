@@ -1,10 +1,10 @@
 //! `l2l-bench`'s rows of neural art (§3.4): the loss and its gradient through MobileNet v1,
 //! and Figure 8's meta-training epoch.
 
-use super::{epoch_seconds, mnist_config, time, Rows};
+use super::{epoch_seconds, mnist_settings, time, Rows};
 use crate::error::Result;
 use crate::images::CropBox;
-use crate::meta::{MetaTrainConfig, Workspace};
+use crate::meta::{MetaTrainSettings, Workspace};
 use crate::problems::neural_art::features::FeatureNet;
 use crate::problems::neural_art::loss::{gradient_flops, LossLayers, LossWeights};
 use crate::problems::neural_art::{ArtSettings, Crop, NeuralArtSet, Start, Style};
@@ -72,12 +72,12 @@ pub fn neural_art_rows(path: &Path, repeats: usize, sgemm: f64, out: &mut Rows) 
             "ratio",
         );
         if size == 64 {
-            let cfg = MetaTrainConfig {
+            let cfg = MetaTrainSettings {
                 steps: 128,
                 unroll: 32,
-                ..mnist_config(1)
-            };
-            cfg.validate()?;
+                ..mnist_settings(1)
+            }
+            .check()?;
             let task = "meta-train neural art, 1 crop of 64 px, 128 steps";
             out.add(
                 task,

@@ -2,13 +2,13 @@
 //! quadratics, the MNIST MLP of §3.2 (15,910 coordinates), and the LSTM alone on a gradient
 //! that costs nothing, each against the same run's sgemm.
 
-use super::{epoch_seconds, mnist_config, sgemm_gflops, time, BenchSettings, Rows};
+use super::{epoch_seconds, mnist_settings, sgemm_gflops, time, BenchSettings, Rows};
 use crate::baselines::Baseline;
 use crate::datasets::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::evaluation::run as run_optimizer;
 use crate::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
-use crate::meta::{MetaTrainConfig, Workspace};
+use crate::meta::{MetaTrainSettings, Workspace};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use crate::problems::separable::SeparableQuadratic;
 use crate::problems::{
@@ -24,18 +24,19 @@ const EVAL_STEPS: usize = 100;
 /// Adds the rows, and returns sgemm's 1-thread rate (GFLOP/s) for the rows that follow.
 pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
     let repeats = settings.repeats;
-    let quad_cfg = MetaTrainConfig {
+    let quad_cfg = MetaTrainSettings {
         preprocessing: Preprocessing::Scale(1.0 / 128.0),
         output_scale: 1.0,
-        ..mnist_config(128)
-    };
+        ..mnist_settings(128)
+    }
+    .check()?;
     let family = QuadraticFamily {
         dims: 10,
         distribution: ValueDistribution::Normal,
         theta0_std: 1.0,
     };
     let quad_batch = QuadraticSource::Family { family, seed: 1 }.draw(0, 128);
-    let big_cfg = mnist_config(1);
+    let big_cfg = mnist_settings(1).check()?;
     let data = match &settings.mnist {
         Some(p) => Dataset::load(p)?,
         None => random_mnist(),

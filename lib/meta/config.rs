@@ -1,7 +1,8 @@
 //! The settings of a meta-training run. [`MetaTrainParams`] holds what a user asks for, with
 //! the paper's defaults; [`MetaTrainParams::check`] validates it once, tunes the rates of any
 //! hand-designed rule given without one, and gives the [`MetaTrainConfig`] that training runs
-//! with (linfa's params → checked config).
+//! with (linfa's params → checked config). [`MetaTrainSettings::check`] does the same for
+//! settings whose rules already have their rates. Nothing else makes a `MetaTrainConfig`.
 
 use crate::baselines::{BaseStep, Baseline, CorrectionForm};
 use crate::error::{config_error, Result};
@@ -110,9 +111,10 @@ impl std::fmt::Display for EsScope {
     }
 }
 
-/// Hyperparameters of a meta-training run, validated before any work starts.
+/// Hyperparameters of a meta-training run, as set; [`MetaTrainSettings::check`] validates them
+/// into the [`MetaTrainConfig`] a run takes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MetaTrainConfig {
+pub struct MetaTrainSettings {
     pub hidden: usize,
     /// The parameter groups of the training problems, one network each; [`ALL_PARAMETERS`]
     /// alone is the paper's single network for every parameter.
@@ -162,8 +164,99 @@ pub struct MetaTrainConfig {
     pub seed: u64,
 }
 
+/// Settings that passed [`MetaTrainSettings::check`]: every run takes one, so its settings
+/// were validated exactly once. Read them through `Deref` (`config.batch`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaTrainConfig(MetaTrainSettings);
+
+impl std::ops::Deref for MetaTrainConfig {
+    type Target = MetaTrainSettings;
+    fn deref(&self) -> &MetaTrainSettings {
+        &self.0
+    }
+}
+
 impl MetaTrainConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn settings(&self) -> &MetaTrainSettings {
+        &self.0
+    }
+
+    /// These settings with `change` made to them, checked again.
+    pub fn with(&self, change: impl FnOnce(&mut MetaTrainSettings)) -> Result<MetaTrainConfig> {
+        let mut settings = self.0.clone();
+        change(&mut settings);
+        settings.check()
+    }
+
+    /// Everything that must match for a run to resume another: every setting but the epoch
+    /// budget, and the training problems' `source`. Derived from the settings' own `Debug`, so
+    /// a setting added to [`MetaTrainSettings`] is part of it without anyone listing it.
+    pub(crate) fn fingerprint(&self, source: &str) -> String {
+        let settings = MetaTrainSettings {
+            epochs: 0,
+            ..self.0.clone()
+        };
+        format!("{settings:?} source={source}")
+    }
+}
+
+/// The names of the settings that differ between two fingerprints, `source` included; `None`
+/// when `saved` is not a fingerprint of this form (a resume state of an earlier version).
+pub(crate) fn differing_settings(saved: &str, wanted: &str) -> Option<Vec<String>> {
+    let (saved, wanted) = (fields(saved)?, fields(wanted)?);
+    let mut names: Vec<String> = wanted
+        .iter()
+        .filter(|field| !saved.contains(field))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.dedup();
+    Some(names)
+}
+
+/// `MetaTrainSettings { name: value, … } source=S` as (name, value) pairs, `source` last.
+fn fields(fingerprint: &str) -> Option<Vec<(String, String)>> {
+    let body = fingerprint.strip_prefix("MetaTrainSettings { ")?;
+    let (mut out, mut depth, mut quoted, mut start) = (Vec::new(), 0i32, false, 0);
+    let mut end = None;
+    let mut previous = ' ';
+    for (i, ch) in body.char_indices() {
+        match ch {
+            '"' if previous != '\\' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' if !quoted => depth -= 1,
+            '}' if !quoted && depth == 0 => {
+                end = Some(i);
+                break;
+            }
+            '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(body[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        previous = ch;
+    }
+    let end = end?;
+    out.push(body[start..end].trim().to_string());
+    let mut pairs: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|f| f.split_once(": "))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let source = body[end + 1..].trim().strip_prefix("source=")?;
+    pairs.push(("source".to_string(), source.to_string()));
+    Some(pairs)
+}
+
+impl MetaTrainSettings {
+    /// Validates every setting once, into the config a run takes.
+    pub fn check(self) -> Result<MetaTrainConfig> {
+        self.validate()?;
+        Ok(MetaTrainConfig(self))
+    }
+
+    fn validate(&self) -> Result<()> {
         self.preprocessing.validate()?;
         if self.groups.is_empty() {
             return config_error("a learned optimizer needs at least one parameter group");
@@ -341,52 +434,13 @@ impl MetaTrainConfig {
             window: self.validation_window,
         }
     }
-
-    /// Everything that must match for a run to resume another (all but the epoch budget).
-    pub(crate) fn fingerprint(&self, source: &str) -> String {
-        format!(
-            "hidden={} preprocessing={} output_scale={} forget_bias={} batch={} steps={} unroll={} \
-             meta_lr={} meta_lr_decay={} clip={:?} curriculum={:?} meta_loss={} imitation={:?} meta_gradient={:?} validation_steps={} eval_every={} seed={} \
-             source={source}",
-            self.hidden,
-            self.preprocessing,
-            self.output_scale,
-            self.forget_bias,
-            self.batch,
-            self.steps,
-            self.unroll,
-            self.meta_lr,
-            self.meta_lr_decay,
-            self.clip,
-            self.curriculum,
-            self.meta_loss,
-            self.imitation,
-            self.meta_gradient,
-            self.validation_steps,
-            self.eval_every,
-            self.seed
-        ) + &match self.loss_from {
-            1 => String::new(),
-            from => format!(" loss_from={from}"),
-        } + &match self.validation_window {
-            1 => String::new(),
-            window => format!(" validation_window={window}"),
-        } + &match self.base {
-            None => String::new(),
-            Some(base) => format!(" base={base}"),
-        } + &if self.groups == [ALL_PARAMETERS] {
-            String::new()
-        } else {
-            format!(" groups={}", self.groups.join(","))
-        }
-    }
 }
 
-impl Default for MetaTrainConfig {
+impl Default for MetaTrainSettings {
     /// The paper's settings (§3): two layers of 20 units, unrolls of 20 over 100 steps, Adam
     /// with rate 0.001 on φ, batches of 128 problems, Σ f as the meta-loss, truncated BPTT.
     fn default() -> Self {
-        MetaTrainConfig {
+        MetaTrainSettings {
             hidden: 20,
             groups: vec![ALL_PARAMETERS.into()],
             preprocessing: Preprocessing::Scale(1.0 / 128.0),
@@ -426,7 +480,7 @@ pub struct RuleRequest {
 pub struct MetaTrainParams {
     /// Every setting that needs no tuning; its `base` and `imitation` are set by
     /// [`MetaTrainParams::check`] from `base` and `imitate` below.
-    pub config: MetaTrainConfig,
+    pub settings: MetaTrainSettings,
     /// Imitate this rule first (with `imitation_*`).
     pub imitate: Option<RuleRequest>,
     pub imitation_epochs: u64,
@@ -443,7 +497,7 @@ pub struct MetaTrainParams {
 impl Default for MetaTrainParams {
     fn default() -> Self {
         MetaTrainParams {
-            config: MetaTrainConfig::default(),
+            settings: MetaTrainSettings::default(),
             imitate: None,
             imitation_epochs: 100,
             imitation_meta_lr: 1e-3,
@@ -477,7 +531,7 @@ impl MetaTrainParams {
         validation: Option<&P>,
         ranks: &dyn Ranks,
     ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
-        let measure = self.config.validation_measure();
+        let measure = self.settings.validation_measure();
         self.resolve(validation.is_some(), |kind| {
             let v = validation.expect("checked: a rule without a rate has --validation");
             let points = evaluation::tune(v, &[kind], measure, &self.lr_grid, ranks)?;
@@ -491,7 +545,7 @@ impl MetaTrainParams {
     /// Checks every setting that needs no problems: `can_tune` says whether validation
     /// problems will be there to tune a rule given without its rate.
     pub fn check_settings(&self, can_tune: bool) -> Result<()> {
-        self.config.validate()?;
+        self.settings.validate()?;
         if self.imitate.is_some() && self.imitation_epochs == 0 {
             return config_error("--imitation-epochs must be at least 1 with --imitate");
         }
@@ -523,7 +577,7 @@ impl MetaTrainParams {
         mut tune: impl FnMut(Baseline) -> Result<(TuningPoint, usize)>,
     ) -> Result<(MetaTrainConfig, Vec<TunedRate>)> {
         self.check_settings(can_tune)?;
-        let mut config = self.config.clone();
+        let mut config = self.settings.clone();
         let mut tuned = Vec::new();
         let steps = config.validation_steps;
         let mut rate = |rule: RuleRequest, role: &'static str| -> Result<f64> {
@@ -559,7 +613,6 @@ impl MetaTrainParams {
                 loss: self.imitation_loss,
             });
         }
-        config.validate()?;
-        Ok((config, tuned))
+        Ok((config.check()?, tuned))
     }
 }

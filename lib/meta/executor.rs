@@ -199,18 +199,22 @@ impl MetaTrainer {
         let saved = npz.text("settings")?;
         let wanted = t.config.fingerprint(source);
         if saved != wanted {
-            let differing: Vec<&str> = wanted
-                .split(' ')
-                .filter(|kv| !saved.split(' ').any(|s| s == *kv))
-                .map(|kv| kv.split('=').next().unwrap_or(kv))
-                .collect();
-            return Err(Error::bad_file(
-                path,
-                format!(
-                    "resume state was made with other settings ({} differ); delete it or pass --restart",
-                    if differing.is_empty() { "format".to_string() } else { differing.join(", ") }
+            let detail = match super::config::differing_settings(&saved, &wanted) {
+                Some(names) => format!(
+                    "resume state was made with other settings ({} differ); delete it or pass \
+                     --restart",
+                    if names.is_empty() {
+                        "their form".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 ),
-            ));
+                None => "resume state was written by an earlier version of l2l, whose record of \
+                         the settings this one cannot compare; pass --restart to train from the \
+                         start"
+                    .to_string(),
+            };
+            return Err(Error::bad_file(path, detail));
         }
         let current = LearnedOptimizer::read_from(&mut npz)?;
         if current.networks != t.networks {

@@ -30,7 +30,7 @@ mod tests;
 pub use agreement::GradientAgreement;
 pub use config::{
     EsScope, Imitation, ImitationLoss, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainParams,
-    Rollout, RuleRequest, TunedRate,
+    MetaTrainSettings, Rollout, RuleRequest, TunedRate,
 };
 pub use executor::{resume_path, train, Progress};
 pub use trainer::{EpochReport, MetaTrainer};

@@ -55,7 +55,6 @@ impl MetaTrainer {
     /// A fresh run. With a base rule the output layers start at zero, i.e. the run starts as
     /// exactly that rule.
     pub fn new(config: MetaTrainConfig) -> Result<Self> {
-        config.validate()?;
         let networks = config.networks();
         let mut weights = networks.init(config.seed, streams::LSTM_INIT, config.forget_bias);
         if config.base.is_some() {

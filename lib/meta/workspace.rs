@@ -3,7 +3,7 @@
 //! a rank holds only its share of the shards, and the buffers that gather every shard's
 //! meta-gradient.
 
-use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig};
+use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig, MetaTrainSettings};
 use crate::baselines::BaselineRule;
 use crate::error::{config_error, Result};
 use crate::evaluation::SHARD_ROWS;
@@ -151,10 +151,7 @@ impl<S: Send> Workspace<S> {
         ranks: &dyn Ranks,
         available: u64,
     ) -> Result<()> {
-        let one = MetaTrainConfig {
-            batch: 1,
-            ..config.clone()
-        };
+        let one = config.with(|s| s.batch = 1)?;
         let per_problem = Workspace::new(&one, like, &crate::ranks::OneProcess)?.bytes() as u64;
         let needed = per_problem.saturating_mul(config.batch.div_ceil(ranks.size()) as u64);
         if needed <= available {
@@ -199,12 +196,16 @@ impl<S: Send> Workspace<S> {
 /// Refuses more ranks than the meta-gradient of `config` has units of work on problems like
 /// `like`: the shards of a batch for BPTT, 2 × pairs runs for evolution strategies. A rank
 /// without work would only wait.
-pub fn check_ranks<P: ProblemSet>(config: &MetaTrainConfig, like: &P, ranks: usize) -> Result<()> {
+pub fn check_ranks<P: ProblemSet>(
+    config: &MetaTrainSettings,
+    like: &P,
+    ranks: usize,
+) -> Result<()> {
     let shards = shard_ranges(config.batch, like.dim(), SHARD_ROWS).len();
     refuse_idle_ranks(config, shards, ranks)
 }
 
-fn refuse_idle_ranks(config: &MetaTrainConfig, shards: usize, ranks: usize) -> Result<()> {
+fn refuse_idle_ranks(config: &MetaTrainSettings, shards: usize, ranks: usize) -> Result<()> {
     let (units, what, fix) = match config.meta_gradient {
         MetaGradient::Es { pairs, .. } => (
             2 * pairs,

@@ -13,7 +13,7 @@ fn es_estimate_matches_finite_differences_of_the_trajectory_meta_loss() {
         cfg.meta_loss = meta_loss;
         cfg.loss_from = loss_from;
         let batch = tiny_batch();
-        let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+        let mut t = trainer(cfg.clone()).unwrap();
         // A larger output layer than the initial one, so that the updates matter.
         let range = cfg.networks().output_layers()[0].clone();
         for (k, w) in t.weights[range.clone()].iter_mut().enumerate() {
@@ -66,7 +66,7 @@ fn agreement_is_exact_on_a_linear_problem(base: Option<BaseStep>) {
     cfg.unroll = cfg.steps;
     cfg.base = base;
     let t = {
-        let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+        let mut t = trainer(cfg.clone()).unwrap();
         let range = cfg.networks().output_layers()[0].clone();
         for (k, w) in t.weights[range].iter_mut().enumerate() {
             *w = 0.4 - 0.25 * k as f32;

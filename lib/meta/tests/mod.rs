@@ -16,8 +16,8 @@ use crate::problems::{
 use crate::ranks::OneProcess;
 use crate::rng::streams::LSTM_INIT;
 
-fn tiny_config(preprocessing: Preprocessing) -> MetaTrainConfig {
-    MetaTrainConfig {
+fn tiny_config(preprocessing: Preprocessing) -> MetaTrainSettings {
+    MetaTrainSettings {
         hidden: 3,
         preprocessing,
         output_scale: 0.5,
@@ -29,8 +29,13 @@ fn tiny_config(preprocessing: Preprocessing) -> MetaTrainConfig {
         epochs: 4,
         eval_every: 2,
         seed: 11,
-        ..MetaTrainConfig::default()
+        ..MetaTrainSettings::default()
     }
+}
+
+/// A trainer on `settings`, which must pass their check.
+fn trainer(settings: MetaTrainSettings) -> crate::Result<MetaTrainer> {
+    MetaTrainer::new(settings.check()?)
 }
 
 fn tiny_batch() -> QuadraticSet {
@@ -59,7 +64,7 @@ fn check_gradient_on<P: ProblemSet>(
     preprocessing: Preprocessing,
     meta_loss: MetaLoss,
     imitating: Option<(Rollout, ImitationLoss)>,
-    configure: impl FnOnce(&mut MetaTrainConfig),
+    configure: impl FnOnce(&mut MetaTrainSettings),
 ) where
     P::Scratch: Clone,
 {
@@ -74,6 +79,7 @@ fn check_gradient_on<P: ProblemSet>(
         rollout,
         loss,
     });
+    let cfg = cfg.check().unwrap();
     let objective = if imitating.is_some() {
         Objective::Imitation
     } else {
@@ -156,7 +162,7 @@ fn check_gradient_on<P: ProblemSet>(
     );
 }
 
-fn second_order(cfg: &mut MetaTrainConfig) {
+fn second_order(cfg: &mut MetaTrainSettings) {
     cfg.meta_gradient = MetaGradient::SecondOrder;
 }
 

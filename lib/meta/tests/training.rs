@@ -9,10 +9,7 @@ fn a_fresh_run_with_a_base_rule_starts_as_the_rule() {
     let mut cfg = tiny_config(Preprocessing::LogSign { p: 10.0 });
     cfg.base = Some(NAG_BASE);
     let set = tiny_batch();
-    let learned = MetaTrainer::new(cfg)
-        .unwrap()
-        .run_with(&set, 6, |_| ())
-        .unwrap();
+    let learned = trainer(cfg).unwrap().run_with(&set, 6, |_| ()).unwrap();
     let nag = OptimizerChoice::Baseline {
         kind: NAG_BASE.kind,
         lr: NAG_BASE.lr,
@@ -35,10 +32,10 @@ fn training_reduces_the_meta_loss_and_is_deterministic() {
         theta0_std: 1.0,
     };
     let source = QuadraticSource::Family { family, seed: 1 };
-    let run = |cfg: &MetaTrainConfig| {
-        let mut t = MetaTrainer::new(cfg.clone()).unwrap();
+    let run = |cfg: &MetaTrainSettings| {
+        let mut t = trainer(cfg.clone()).unwrap();
         let first = source.draw(0, cfg.batch);
-        let mut ws = Workspace::new(cfg, &first, &OneProcess).unwrap();
+        let mut ws = Workspace::new(&cfg.clone().check().unwrap(), &first, &OneProcess).unwrap();
         let mut losses = Vec::new();
         for e in 0..cfg.epochs {
             losses.push(
@@ -60,11 +57,11 @@ fn training_reduces_the_meta_loss_and_is_deterministic() {
 fn resumed_run_equals_uninterrupted_run() {
     // The paper's training; imitation that hands over to the meta-loss between the two
     // halves; and evolution strategies.
-    let plain = MetaTrainConfig {
+    let plain = MetaTrainSettings {
         epochs: 6,
         ..tiny_config(Preprocessing::Scale(0.1))
     };
-    let imitating = MetaTrainConfig {
+    let imitating = MetaTrainSettings {
         imitation: Some(Imitation {
             teacher: Baseline::Nag,
             lr: 0.05,
@@ -75,7 +72,7 @@ fn resumed_run_equals_uninterrupted_run() {
         }),
         ..plain.clone()
     };
-    let evolving = MetaTrainConfig {
+    let evolving = MetaTrainSettings {
         meta_gradient: MetaGradient::Es {
             pairs: 2,
             sigma: 0.05,
@@ -89,7 +86,7 @@ fn resumed_run_equals_uninterrupted_run() {
 }
 
 /// Trains `cfg` for its epochs straight, and in two halves with a resume between them.
-fn check_resume(cfg: MetaTrainConfig) {
+fn check_resume(cfg: MetaTrainSettings) {
     let dir = tempfile::tempdir().unwrap();
     let family = QuadraticFamily {
         dims: 2,
@@ -109,32 +106,37 @@ fn check_resume(cfg: MetaTrainConfig) {
         )
         .unwrap()
     };
-    let straight = run(
-        MetaTrainer::new(cfg.clone()).unwrap(),
-        &dir.path().join("a.npz"),
-    );
+    let straight = run(trainer(cfg.clone()).unwrap(), &dir.path().join("a.npz"));
 
     let out = dir.path().join("b.npz");
-    let half = MetaTrainConfig {
+    let half = MetaTrainSettings {
         epochs: 4,
         ..cfg.clone()
     };
-    run(MetaTrainer::new(half).unwrap(), &out);
-    let resumed =
-        MetaTrainer::resume(cfg.clone(), &resume_path(&out).unwrap(), &source.describe()).unwrap();
+    run(trainer(half).unwrap(), &out);
+    let resumed = MetaTrainer::resume(
+        cfg.clone().check().unwrap(),
+        &resume_path(&out).unwrap(),
+        &source.describe(),
+    )
+    .unwrap();
     assert_eq!(resumed.epoch, 4);
     let finished = run(resumed, &out);
     assert_eq!(straight, finished, "{cfg:?}");
 
-    let other = MetaTrainConfig { seed: 12, ..cfg };
-    let err =
-        MetaTrainer::resume(other, &resume_path(&out).unwrap(), &source.describe()).unwrap_err();
+    let other = MetaTrainSettings { seed: 12, ..cfg };
+    let err = MetaTrainer::resume(
+        other.check().unwrap(),
+        &resume_path(&out).unwrap(),
+        &source.describe(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("--restart"), "{err}");
 }
 
 #[test]
 fn curriculum_grows_the_horizon_one_unroll_per_stage() {
-    let cfg = MetaTrainConfig {
+    let cfg = MetaTrainSettings {
         steps: 60,
         unroll: 20,
         curriculum: Some(10),
@@ -146,7 +148,7 @@ fn curriculum_grows_the_horizon_one_unroll_per_stage() {
         .collect();
     assert_eq!(unrolls, [1, 1, 2, 3, 3]);
     assert_eq!(
-        MetaTrainConfig {
+        MetaTrainSettings {
             curriculum: None,
             ..cfg
         }
@@ -157,34 +159,34 @@ fn curriculum_grows_the_horizon_one_unroll_per_stage() {
 
 #[test]
 fn bad_settings_are_refused_before_training() {
-    let cfg = MetaTrainConfig {
+    let cfg = MetaTrainSettings {
         steps: 10,
         unroll: 3,
         ..tiny_config(Preprocessing::Scale(1.0))
     };
-    assert!(MetaTrainer::new(cfg).is_err());
-    let cfg = MetaTrainConfig {
+    assert!(trainer(cfg).is_err());
+    let cfg = MetaTrainSettings {
         meta_lr: -1.0,
         ..tiny_config(Preprocessing::Scale(1.0))
     };
-    assert!(MetaTrainer::new(cfg).is_err());
-    let based = MetaTrainConfig {
+    assert!(trainer(cfg).is_err());
+    let based = MetaTrainSettings {
         base: Some(NAG_BASE),
         ..tiny_config(Preprocessing::Scale(1.0))
     };
     for cfg in [
-        MetaTrainConfig {
+        MetaTrainSettings {
             base: Some(BaseStep {
                 lr: 0.0,
                 ..NAG_BASE
             }),
             ..based.clone()
         },
-        MetaTrainConfig {
+        MetaTrainSettings {
             meta_gradient: MetaGradient::SecondOrder,
             ..based.clone()
         },
-        MetaTrainConfig {
+        MetaTrainSettings {
             imitation: Some(Imitation {
                 teacher: Baseline::Nag,
                 lr: 0.1,
@@ -196,16 +198,122 @@ fn bad_settings_are_refused_before_training() {
             ..based.clone()
         },
     ] {
-        let e = MetaTrainer::new(cfg).err().expect("refused").to_string();
+        let e = trainer(cfg).err().expect("refused").to_string();
         assert!(e.contains("--base"), "{e}");
     }
     // A checkpoint continues only under its own base rule.
-    let plain = MetaTrainer::new(tiny_config(Preprocessing::Scale(1.0)))
+    let plain = trainer(tiny_config(Preprocessing::Scale(1.0)))
         .unwrap()
         .current(f64::NAN);
-    let e = MetaTrainer::starting_from(based, &plain)
+    let e = MetaTrainer::starting_from(based.check().unwrap(), &plain)
         .err()
         .expect("refused")
         .to_string();
     assert!(e.contains("drop --base"), "{e}");
+}
+
+/// Every setting but the epoch budget is part of the resume fingerprint, which is derived from
+/// the settings themselves: changing any one of them is named as the difference, and changing
+/// the budget is not one. The destructuring lists every field without `..`, so a setting added
+/// to `MetaTrainSettings` does not compile here until this test changes it too.
+#[test]
+fn every_setting_but_the_epoch_budget_must_match_to_resume() {
+    let MetaTrainSettings {
+        hidden: _,
+        groups: _,
+        preprocessing: _,
+        output_scale: _,
+        base: _,
+        forget_bias: _,
+        batch: _,
+        steps: _,
+        unroll: _,
+        meta_lr: _,
+        meta_lr_decay: _,
+        clip: _,
+        curriculum: _,
+        meta_loss: _,
+        loss_from: _,
+        imitation: _,
+        meta_gradient: _,
+        validation_steps: _,
+        validation_window: _,
+        epochs: _,
+        eval_every: _,
+        seed: _,
+    } = MetaTrainSettings::default();
+    let start = tiny_config(Preprocessing::Scale(0.1));
+    let fingerprint = |s: &MetaTrainSettings| s.clone().check().unwrap().fingerprint("spec");
+    let changes: Vec<(&str, Box<dyn Fn(&mut MetaTrainSettings)>)> = vec![
+        ("hidden", Box::new(|s| s.hidden = 4)),
+        (
+            "groups",
+            Box::new(|s| s.groups = vec!["conv".into(), "fc".into()]),
+        ),
+        (
+            "preprocessing",
+            Box::new(|s| s.preprocessing = Preprocessing::Scale(0.2)),
+        ),
+        ("output_scale", Box::new(|s| s.output_scale = 0.25)),
+        ("base", Box::new(|s| s.base = Some(NAG_BASE))),
+        ("forget_bias", Box::new(|s| s.forget_bias = 2.0)),
+        ("batch", Box::new(|s| s.batch = 4)),
+        ("steps", Box::new(|s| s.steps = 9)),
+        ("unroll", Box::new(|s| s.unroll = 2)),
+        ("meta_lr", Box::new(|s| s.meta_lr = 0.02)),
+        ("meta_lr_decay", Box::new(|s| s.meta_lr_decay = 0.5)),
+        ("clip", Box::new(|s| s.clip = Some(1.0))),
+        ("curriculum", Box::new(|s| s.curriculum = Some(2))),
+        ("meta_loss", Box::new(|s| s.meta_loss = MetaLoss::Log)),
+        ("loss_from", Box::new(|s| s.loss_from = 2)),
+        (
+            "imitation",
+            Box::new(|s| {
+                s.imitation = Some(Imitation {
+                    teacher: Baseline::Nag,
+                    lr: 0.05,
+                    epochs: 1,
+                    meta_lr: 0.01,
+                    rollout: Rollout::Teacher,
+                    loss: ImitationLoss::Squared,
+                })
+            }),
+        ),
+        (
+            "meta_gradient",
+            Box::new(|s| {
+                s.meta_gradient = MetaGradient::Es {
+                    pairs: 2,
+                    sigma: 0.05,
+                    scope: EsScope::All,
+                }
+            }),
+        ),
+        ("validation_steps", Box::new(|s| s.validation_steps = 5)),
+        ("validation_window", Box::new(|s| s.validation_window = 2)),
+        ("eval_every", Box::new(|s| s.eval_every = 3)),
+        ("seed", Box::new(|s| s.seed = 12)),
+    ];
+    for (name, change) in &changes {
+        let mut changed = start.clone();
+        change(&mut changed);
+        let differ =
+            super::super::config::differing_settings(&fingerprint(&changed), &fingerprint(&start));
+        assert_eq!(differ, Some(vec![name.to_string()]), "changing {name}");
+    }
+    let longer = MetaTrainSettings {
+        epochs: start.epochs + 10,
+        ..start.clone()
+    };
+    assert_eq!(fingerprint(&longer), fingerprint(&start));
+    let moved = start.clone().check().unwrap().fingerprint("another spec");
+    assert_eq!(
+        super::super::config::differing_settings(&moved, &fingerprint(&start)),
+        Some(vec!["source".to_string()])
+    );
+    // A resume state of the hand-formatted kind earlier versions wrote is told apart.
+    assert_eq!(
+        super::super::config::differing_settings("hidden=20 batch=1 source=spec", &moved),
+        None
+    );
 }
