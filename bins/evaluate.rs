@@ -3,19 +3,18 @@
 use anyhow::Context;
 use clap::Parser;
 use l2l::evaluation::{
-    run_observed, run_with_held_out, tune_horizons, validate_steps, write_tuning, Curves, LrGrid,
-    Observer, ValidationMeasure,
+    refuse_seen_data, run_observed, run_with_held_out, tune_choices, validate_steps, write_tuning,
+    Curves, FinalPoints, LrGrid, ValidationMeasure,
 };
 use l2l::inspection::{probe, ProbeRequest};
 use l2l::io::describe;
 use l2l::learned::OptimizerChoice;
-use l2l::problems::{load_companion, FromSpec, Picture, SetVisitor, Spec};
+use l2l::problems::{load_companion, FromSpec, SetVisitor, Spec};
 use l2l::proposals::write_proposals;
 use l2l::ranks::Ranks;
 use l2l::trajectory::write_trajectories;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 /// Run optimizers on every problem of a spec and write their learning curves as a parquet
 /// trajectory file (columns optimizer, problem, step, loss, lr; step 0 is the loss at θ0).
@@ -120,7 +119,16 @@ struct Args {
 
 fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
     l2l::cli::init_threads_in_job(args.threads, ranks)?;
-    check_horizons(&args)?;
+    l2l::cli::check_horizons(
+        &args.steps,
+        args.output.len(),
+        args.tuning_output.len(),
+        &[
+            (args.probe_output.is_some(), "--probe"),
+            (args.images.is_some(), "--images"),
+            (args.tune_steps.is_some(), "--tune-steps"),
+        ],
+    )?;
     let grid = LrGrid::parse(&args.lr_grid)?;
     if let Some(lr) = args.lr {
         l2l::baselines::validate_lr(lr)?;
@@ -191,85 +199,6 @@ impl SetVisitor for Evaluation<'_> {
     }
 }
 
-/// Refuses test runs on images a learned optimizer was meta-trained on: the paper measures an
-/// optimizer on data it never saw (docs/method.md, "What is measured").
-fn refuse_seen_images<P: FromSpec>(
-    choices: &[(OptimizerChoice, bool)],
-    set: &P,
-    spec: &std::path::Path,
-) -> anyhow::Result<()> {
-    let Some(test) = set.data_split() else {
-        return Ok(());
-    };
-    for (choice, _) in choices {
-        if let OptimizerChoice::Learned { label, optimizer } = choice {
-            if let Some(trained) = optimizer.trained_on.as_ref().filter(|t| t.overlaps(&test)) {
-                anyhow::bail!(
-                    "{} draws from the {} split of the data {label} was meta-trained on (its {} \
-                     split); make the test spec with sample-optimizee --split test",
-                    l2l::io::describe(spec, false),
-                    test.split.name(),
-                    trained.split.name()
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks --steps against the outputs before anything is read: one -o (and, if any, one
-/// --tuning-output) per horizon, distinct horizons, and one horizon for the options that
-/// follow a single run.
-fn check_horizons(args: &Args) -> anyhow::Result<()> {
-    for &steps in &args.steps {
-        validate_steps(steps)?;
-    }
-    let horizons = args.steps.len();
-    let list = || {
-        args.steps
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    anyhow::ensure!(
-        args.output.len() == horizons,
-        "--steps {} gives {horizons} horizon(s) but -o names {} output(s); give one -o per \
-         horizon, in the same order",
-        list(),
-        args.output.len()
-    );
-    anyhow::ensure!(
-        args.tuning_output.is_empty() || args.tuning_output.len() == horizons,
-        "--steps {} gives {horizons} horizon(s) but --tuning-output names {}; give one per \
-         horizon, in the same order, or none",
-        list(),
-        args.tuning_output.len()
-    );
-    let mut sorted = args.steps.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    anyhow::ensure!(
-        sorted.len() == horizons,
-        "--steps {} repeats a horizon; give each once",
-        list()
-    );
-    if horizons > 1 {
-        for (given, flag) in [
-            (args.probe_output.is_some(), "--probe"),
-            (args.images.is_some(), "--images"),
-            (args.tune_steps.is_some(), "--tune-steps"),
-        ] {
-            anyhow::ensure!(
-                !given,
-                "{flag} follows one run; give --steps a single horizon with it, not {}",
-                list()
-            );
-        }
-    }
-    Ok(())
-}
-
 fn evaluate_on<P: FromSpec>(
     args: &Args,
     grid: &LrGrid,
@@ -281,7 +210,8 @@ fn evaluate_on<P: FromSpec>(
     let leader = ranks.is_leader();
     let longest = *args.steps.iter().max().expect("clap gives a default");
     l2l::evaluation::validate_run_size(set.count(), longest)?;
-    refuse_seen_images(&choices, set, &args.spec)?;
+    let learned: Vec<OptimizerChoice> = choices.iter().map(|(c, _)| c.clone()).collect();
+    refuse_seen_data(&learned, set, &args.spec)?;
     // Checked before any run, as everything else.
     let probe_request = match &args.probe_output {
         Some(_) => {
@@ -290,7 +220,7 @@ fn evaluate_on<P: FromSpec>(
                 coordinates: args.probe.clone(),
                 steps: longest,
                 sweep_steps: args.probe_sweep_steps.clone(),
-                sweep_gradients: parse_sweep(&args.probe_gradients)?,
+                sweep_gradients: ProbeRequest::parse_sweep(&args.probe_gradients)?,
             };
             request.validate(set)?;
             Some(request)
@@ -329,13 +259,19 @@ fn evaluate_on<P: FromSpec>(
                 (None, Some(dir)) => {
                     let finals = FinalPoints::new(set.count());
                     let curves = run_observed(set, c, steps, args.test_every, &finals, ranks)?;
-                    write_images(dir, &curves.label, set, finals)?;
+                    finals.write_images(dir, &curves.label, set)?;
+                    eprintln!(
+                        "evaluate: wrote {} images of {} to {}",
+                        set.count(),
+                        curves.label,
+                        dir.display()
+                    );
                     curves
                 }
                 (None, None) => run_with_held_out(set, c, steps, args.test_every, ranks)?,
             };
             if leader {
-                report_run(&run, steps);
+                eprintln!("evaluate: {}", run.progress_line());
             }
             curves[h].push(run);
         }
@@ -380,13 +316,6 @@ fn tune_each_horizon<P: FromSpec>(
     let leader = ranks.is_leader();
     let validation_path = args.validation.as_ref().expect("clap requires it");
     let validation: P = load_companion(validation_path, args.data.as_deref(), set)?;
-    let to_tune: Vec<_> = per_horizon[0]
-        .iter()
-        .filter_map(|(c, explicit)| match c {
-            OptimizerChoice::Baseline { kind, .. } if !explicit => Some(*kind),
-            _ => None,
-        })
-        .collect();
     let mut measures = Vec::new();
     for &steps in &args.steps {
         let steps = args.tune_steps.unwrap_or(steps);
@@ -399,165 +328,43 @@ fn tune_each_horizon<P: FromSpec>(
         measures.push(measure);
     }
     if leader {
+        let names: Vec<&str> = per_horizon[0]
+            .iter()
+            .filter_map(|(c, explicit)| match c {
+                OptimizerChoice::Baseline { kind, .. } if !explicit => Some(kind.name()),
+                _ => None,
+            })
+            .collect();
         eprintln!(
             "evaluate: tuning {} over {} learning rates on {} validation problems",
-            to_tune
-                .iter()
-                .map(|b| b.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            names.join(", "),
             grid.rates().len(),
             validation.count()
         );
     }
-    let tables = tune_horizons(&validation, &to_tune, &measures, grid, ranks)?;
-    for (h, (points, measure)) in tables.iter().zip(&measures).enumerate() {
+    let tuned = tune_choices(&validation, &per_horizon[0], &measures, grid, ranks)?;
+    for (h, ((choices, points), measure)) in tuned.into_iter().zip(&measures).enumerate() {
         // Each horizon is named where there are several.
         let at = match args.steps.len() {
             1 => String::new(),
             _ => format!(" at step {}", measure.steps),
         };
-        for (choice, explicit) in &mut per_horizon[h] {
-            if let OptimizerChoice::Baseline { kind, lr } = choice {
-                if let Some(p) = points
-                    .iter()
-                    .find(|p| p.chosen && p.optimizer == *kind && !*explicit)
-                {
-                    *lr = p.lr;
-                    if leader {
-                        eprintln!(
-                            "evaluate: {} lr = {} (validation mean {}{at} {:.4})",
-                            kind.name(),
-                            p.lr,
-                            measure.describe(),
-                            p.validation_final_loss
-                        );
-                    }
-                }
-            }
+        for p in points.iter().filter(|p| p.chosen && leader) {
+            eprintln!(
+                "evaluate: {} lr = {} (validation mean {}{at} {:.4})",
+                p.optimizer.name(),
+                p.lr,
+                measure.describe(),
+                p.validation_final_loss
+            );
         }
         if let (Some(path), true) = (args.tuning_output.get(h), leader) {
-            write_tuning(path, points, *measure)
+            write_tuning(path, &points, *measure)
                 .with_context(|| format!("writing {}", describe(path, true)))?;
         }
+        per_horizon[h] = choices;
     }
     Ok(())
-}
-
-/// One progress line for a run: its mean loss at its last step, and its held-out loss there.
-fn report_run(curves: &Curves, steps: usize) {
-    let held_out = curves
-        .test_losses
-        .as_ref()
-        .and_then(|t| t.column(steps).mean())
-        .map(|m| format!(", held-out {m:.4}"))
-        .unwrap_or_default();
-    eprintln!(
-        "evaluate: {:<8} lr {:<10} mean loss at step {}: {:.4}{held_out}",
-        curves.label,
-        curves
-            .lr
-            .map(|l| format!("{l:.4}"))
-            .unwrap_or_else(|| "-".into()),
-        steps,
-        curves.final_mean()
-    );
-}
-
-/// `LO:HI:N`: N ≥ 2 evenly spaced values from LO to HI.
-fn parse_sweep(text: &str) -> anyhow::Result<Vec<f32>> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let parsed = match parts.as_slice() {
-        [lo, hi, n] => lo
-            .parse::<f32>()
-            .ok()
-            .zip(hi.parse::<f32>().ok())
-            .zip(n.parse::<usize>().ok()),
-        _ => None,
-    };
-    match parsed {
-        Some(((lo, hi), n)) if lo.is_finite() && hi.is_finite() && lo < hi && (2..=10_000).contains(&n) => {
-            Ok((0..n).map(|k| lo + (hi - lo) * k as f32 / (n - 1) as f32).collect())
-        }
-        _ => anyhow::bail!("--probe-gradients {text}: expected LO:HI:N with LO < HI and 2 ≤ N ≤ 10000, e.g. -1:1:41"),
-    }
-}
-
-/// Keeps each run's final θ.
-struct FinalPoints(Vec<Mutex<Vec<f32>>>);
-
-impl FinalPoints {
-    fn new(count: usize) -> Self {
-        FinalPoints((0..count).map(|_| Mutex::new(Vec::new())).collect())
-    }
-}
-
-impl Observer for FinalPoints {
-    fn finished(&self, problem: usize, theta: &[f32]) {
-        *self.0[problem].lock().unwrap_or_else(|e| e.into_inner()) = theta.to_vec();
-    }
-}
-
-/// Writes `<label>-<run>.png` of every run's final θ to `dir`.
-fn write_images<P: FromSpec>(
-    dir: &std::path::Path,
-    label: &str,
-    set: &P,
-    finals: FinalPoints,
-) -> anyhow::Result<()> {
-    // A learned optimizer's file is named by its checkpoint's stem alone (`LSTM-00.png`).
-    let stem: String = label
-        .strip_prefix("lstm:")
-        .unwrap_or(label)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '+' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    for (run, theta) in finals.0.into_iter().enumerate() {
-        let theta = theta.into_inner().unwrap_or_else(|e| e.into_inner());
-        let picture = enlarged(
-            set.render(run, &theta).expect("checked before the runs"),
-            256,
-        );
-        let path = dir.join(format!("{stem}-{run:02}.png"));
-        l2l::images::save_png(&path, picture.width, picture.height, &picture.rgb)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    eprintln!(
-        "evaluate: wrote {} images of {label} to {}",
-        set.count(),
-        dir.display()
-    );
-    Ok(())
-}
-
-/// `picture` with every pixel repeated k×k times, k the smallest that makes it `min_height`
-/// tall or more.
-fn enlarged(picture: Picture, min_height: u32) -> Picture {
-    let k = min_height.div_ceil(picture.height.max(1)).max(1) as usize;
-    if k == 1 {
-        return picture;
-    }
-    let (w, h) = (picture.width as usize, picture.height as usize);
-    let mut rgb = Vec::with_capacity(w * h * k * k * 3);
-    for y in 0..h * k {
-        let row = &picture.rgb[(y / k) * w * 3..][..w * 3];
-        for px in row.chunks_exact(3) {
-            for _ in 0..k {
-                rgb.extend_from_slice(px);
-            }
-        }
-    }
-    Picture {
-        width: (w * k) as u32,
-        height: (h * k) as u32,
-        rgb,
-    }
 }
 
 fn main() -> ExitCode {

@@ -11,7 +11,7 @@ use l2l::problems::conv::{
 use l2l::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use l2l::problems::neural_art::features::FeatureNet;
 use l2l::problems::neural_art::loss::{LossLayers, LossWeights};
-use l2l::problems::neural_art::{ArtSettings, NeuralArtSet};
+use l2l::problems::neural_art::{ArtSettings, NeuralArtSet, Start};
 use l2l::problems::{ProblemSet, QuadraticFamily, ValueDistribution};
 use l2l::rng::streams;
 use std::path::PathBuf;
@@ -39,8 +39,8 @@ enum Family {
         dims: usize,
         /// Distribution of the entries of W and y: normal = N(0,1) (the paper), uniform =
         /// U[0,1) (the original TensorFlow code).
-        #[arg(long, value_enum, default_value_t = Dist::Normal)]
-        dist: Dist,
+        #[arg(long, value_enum, default_value_t = ValueDistribution::Normal)]
+        dist: ValueDistribution,
         /// Standard deviation σ of the iid Gaussian θ0 ~ N(0, σ²).
         #[arg(long = "theta0-std", default_value_t = 1.0)]
         theta0_std: f32,
@@ -62,8 +62,8 @@ enum Family {
         #[arg(long, value_delimiter = ',', default_value = "20")]
         hidden: Vec<usize>,
         /// Activation of the hidden layers.
-        #[arg(long, value_enum, default_value_t = Act::Sigmoid)]
-        activation: Act,
+        #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
+        activation: Activation,
         /// Examples per minibatch.
         #[arg(long = "batch-size", default_value_t = 128)]
         batch_size: usize,
@@ -75,8 +75,8 @@ enum Family {
         /// tuning), test (held out from them: the last fifth of each class of a CSV file, a
         /// folder's t10k files), or all (docs/formats.md, "Splits"). `evaluate` refuses a
         /// learned optimizer on images it was meta-trained on.
-        #[arg(long, value_enum, default_value_t = SplitArg::All)]
-        split: SplitArg,
+        #[arg(long, value_enum, default_value_t = Split::All)]
+        split: Split,
         /// Seed of every run's initialisation and minibatch seeds.
         #[arg(long)]
         seed: u64,
@@ -101,8 +101,8 @@ enum Family {
         /// Which learned network serves which parameter: by-layer (the paper: conv layers to
         /// `conv`, the rest to `fc`) or kernels-only (the original code: conv kernels to
         /// `conv_kernels`, every other parameter to `other`).
-        #[arg(long, value_enum, default_value_t = Groups::ByLayer)]
-        groups: Groups,
+        #[arg(long, value_enum, default_value_t = GroupAssignment::ByLayer)]
+        groups: GroupAssignment,
         /// Images per minibatch.
         #[arg(long = "batch-size", default_value_t = 128)]
         batch_size: usize,
@@ -173,13 +173,6 @@ enum Family {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SplitArg {
-    All,
-    Train,
-    Test,
-}
-
 /// CIFAR-10's splits: its files have no `all`.
 #[derive(Clone, Copy, ValueEnum)]
 enum ConvSplitArg {
@@ -196,40 +189,6 @@ impl From<ConvSplitArg> for Split {
     }
 }
 
-impl From<SplitArg> for Split {
-    fn from(s: SplitArg) -> Split {
-        match s {
-            SplitArg::All => Split::All,
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Start {
-    Content,
-    Noise,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Groups {
-    ByLayer,
-    KernelsOnly,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Act {
-    Sigmoid,
-    Relu,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Dist {
-    Normal,
-    Uniform,
-}
-
 fn run(args: Args) -> anyhow::Result<()> {
     match args.family {
         Family::Quadratic {
@@ -244,10 +203,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let _claims = l2l::cli::claim_outputs(&[("--output", output.as_path())], &[])?;
             let family = QuadraticFamily {
                 dims,
-                distribution: match dist {
-                    Dist::Normal => ValueDistribution::Normal,
-                    Dist::Uniform => ValueDistribution::Uniform,
-                },
+                distribution: dist,
                 theta0_std,
             };
             family.validate()?;
@@ -280,10 +236,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 inputs: dataset.pixels(),
                 hidden,
                 classes: dataset.classes,
-                activation: match activation {
-                    Act::Sigmoid => Activation::Sigmoid,
-                    Act::Relu => Activation::Relu,
-                },
+                activation,
             };
             let set = MlpSet::sample(
                 architecture,
@@ -328,10 +281,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             };
             let set = ConvSet::sample(
                 ConvArchitecture::paper(images.labels.len()),
-                match groups {
-                    Groups::ByLayer => GroupAssignment::ByLayer,
-                    Groups::KernelsOnly => GroupAssignment::KernelsOnly,
-                },
+                groups,
                 images,
                 batch_size,
                 count,
@@ -386,10 +336,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     style: weights[1],
                     tv: weights[2],
                 },
-                start: match start {
-                    Start::Content => l2l::problems::neural_art::Start::Content,
-                    Start::Noise => l2l::problems::neural_art::Start::Noise,
-                },
+                start,
             };
             let net = FeatureNet::load(&features)?;
             settings.validate(&net)?;

@@ -85,7 +85,7 @@ pub struct BaseStep {
 }
 
 /// How the LSTM's output m (times the output scale s) corrects a base rule's step Δ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CorrectionForm {
     /// θ ← θ + Δ + s·m: a step added to the rule's.
     Added,

@@ -241,6 +241,51 @@ pub fn claim_outputs_in_job(
     }
 }
 
+/// Checks `evaluate`'s horizons (`--steps`) against its outputs before anything is read: each
+/// horizon valid, one `-o` (and, if any, one `--tuning-output`) per horizon, no horizon twice,
+/// and one horizon with any of the `single_run` flags given (each: whether given, its name).
+pub fn check_horizons(
+    steps: &[usize],
+    outputs: usize,
+    tuning_outputs: usize,
+    single_run: &[(bool, &str)],
+) -> Result<()> {
+    for &s in steps {
+        crate::evaluation::validate_steps(s)?;
+    }
+    let horizons = steps.len();
+    let list = steps
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let refuse = |msg: String| Err(Error::Config(msg));
+    if outputs != horizons {
+        return refuse(format!(
+            "--steps {list} gives {horizons} horizon(s) but -o names {outputs} output(s); give \
+             one -o per horizon, in the same order"
+        ));
+    }
+    if tuning_outputs != 0 && tuning_outputs != horizons {
+        return refuse(format!(
+            "--steps {list} gives {horizons} horizon(s) but --tuning-output names \
+             {tuning_outputs}; give one per horizon, in the same order, or none"
+        ));
+    }
+    let mut sorted = steps.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != horizons {
+        return refuse(format!("--steps {list} repeats a horizon; give each once"));
+    }
+    match single_run.iter().find(|(given, _)| *given && horizons > 1) {
+        Some((_, flag)) => refuse(format!(
+            "{flag} follows one run; give --steps a single horizon with it, not {list}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parses an optimizer argument: `lstm:<checkpoint>`, or a baseline name with an optional
 /// learning rate, `adam` or `adam=0.1`. `default_lr` applies to a baseline given without one.
 pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {

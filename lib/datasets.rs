@@ -24,7 +24,7 @@ pub struct Dataset {
 /// Which images of a dataset a spec's runs draw their minibatches from (docs/formats.md,
 /// "Splits"). Learned optimizers are meta-trained, validated and tuned on `train` and tested on
 /// `test`, images they never saw, as the paper measured (its code's `mode="test"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Split {
     /// Every image of the file (specs written before splits existed).
     All,
@@ -95,6 +95,19 @@ impl DataSplit {
 }
 
 impl Dataset {
+    /// `count` images of `pixels` uniform random values in [0, 1), labelled 0, 1, …, `classes`
+    /// − 1 in turn, drawn from `rng`: data of a real set's shape where speed or a gradient check
+    /// does not depend on the pixels.
+    pub fn random(count: usize, pixels: usize, classes: u8, rng: &mut crate::rng::Rng) -> Self {
+        Dataset {
+            images: Array2::from_shape_fn((count, pixels), |_| rng.uniform() as f32),
+            labels: (0..count).map(|i| (i % classes as usize) as u8).collect(),
+            classes: classes as usize,
+            sha256: "random".into(),
+            split: Split::All,
+        }
+    }
+
     /// Reads the `split` of a dataset ([`Dataset::load`]'s formats). A folder's splits are its
     /// `train-*` and `t10k-*` files (`all` is its training files, as before splits existed); a
     /// CSV file's are the first four fifths and the last fifth of each class, in file order; a

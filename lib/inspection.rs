@@ -28,6 +28,32 @@ pub struct ProbeRequest {
 }
 
 impl ProbeRequest {
+    /// `LO:HI:N`: N ≥ 2 evenly spaced gradient values from LO to HI, for `sweep_gradients`.
+    pub fn parse_sweep(text: &str) -> Result<Vec<f32>> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let parsed = match parts.as_slice() {
+            [lo, hi, n] => lo
+                .parse::<f32>()
+                .ok()
+                .zip(hi.parse::<f32>().ok())
+                .zip(n.parse::<usize>().ok()),
+            _ => None,
+        };
+        match parsed {
+            Some(((lo, hi), n))
+                if lo.is_finite() && hi.is_finite() && lo < hi && (2..=10_000).contains(&n) =>
+            {
+                Ok((0..n)
+                    .map(|k| lo + (hi - lo) * k as f32 / (n - 1) as f32)
+                    .collect())
+            }
+            _ => Err(Error::Config(format!(
+                "--probe-gradients {text}: expected LO:HI:N with LO < HI and 2 ≤ N ≤ 10000, \
+                 e.g. -1:1:41"
+            ))),
+        }
+    }
+
     /// Checks the request against the set, before any work.
     pub fn validate<P: ProblemSet>(&self, set: &P) -> Result<()> {
         if self.problem >= set.count() {

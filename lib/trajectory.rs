@@ -43,6 +43,23 @@ impl Curves {
     pub fn final_mean(&self) -> f64 {
         self.mean_at(self.losses.ncols() - 1)
     }
+    /// One progress line: the label, the rate, the mean loss at the last step, and the
+    /// held-out loss there where the run recorded one.
+    pub fn progress_line(&self) -> String {
+        let steps = self.losses.ncols() - 1;
+        let held_out = self
+            .test_losses
+            .as_ref()
+            .and_then(|t| t.column(steps).mean())
+            .map(|m| format!(", held-out {m:.4}"))
+            .unwrap_or_default();
+        let lr = self.lr.map_or_else(|| "-".into(), |l| format!("{l:.4}"));
+        format!(
+            "{:<8} lr {lr:<10} mean loss at step {steps}: {:.4}{held_out}",
+            self.label,
+            self.final_mean()
+        )
+    }
     /// Mean loss over problems and the last `window` steps (1: [`Curves::final_mean`]); a
     /// diverged problem makes it infinite. Averaging over steps quiets a minibatch loss, whose
     /// value at a single step is noisy (CIFAR-10's 128 images: about ±0.1).

@@ -367,3 +367,15 @@ fn no_library_file_is_over_600_lines_before_its_tests() {
         );
     }
 }
+
+/// The binaries stay thin: their flags and the calls into the library, no file over 400 lines.
+#[test]
+fn no_binary_file_is_over_400_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bins");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    for f in &files {
+        let lines = std::fs::read_to_string(f).unwrap().lines().count();
+        assert!(lines <= 400, "{} has {lines} lines", f.display());
+    }
+}

@@ -98,16 +98,11 @@ pub fn conv_rows(repeats: usize, sgemm: f64, out: &mut Rows) -> Result<()> {
 /// speed does not depend on the pixels.
 fn random_cifar() -> Cifar {
     let mut rng = Rng::new(6, 0);
-    let mut images = |n: usize| Dataset {
-        images: ndarray::Array2::from_shape_fn((n, 3072), |_| rng.uniform() as f32),
-        labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        classes: 10,
-        sha256: "random".into(),
-        split: Split::All,
-    };
+    let train = Dataset::random(1000, 3072, 10, &mut rng);
+    let test = Dataset::random(200, 3072, 10, &mut rng);
     Cifar {
         folder: "random".into(),
-        train: images(1000),
-        test: images(200),
+        train,
+        test,
     }
 }

@@ -38,7 +38,7 @@ pub struct Imitation {
 }
 
 /// How an imitation step weighs each coordinate's error r_i = output_scale · m_i − Δ*_i.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImitationLoss {
     /// (1/n) Σ_i r_i²: the coordinates with the largest updates (on an MLP, the output layer)
     /// dominate, and an error that is small in absolute terms goes unpunished, such as a
@@ -58,7 +58,7 @@ impl ImitationLoss {
 }
 
 /// Whose updates an imitation trajectory follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rollout {
     /// The teacher's (off-policy, behaviour cloning): the LSTM only ever sees the states the
     /// teacher visits.
@@ -94,7 +94,7 @@ pub enum MetaGradient {
 }
 
 /// Which LSTM weights evolution strategies perturbs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EsScope {
     /// The linear output layer only (hidden + 1 weights): few directions, so few pairs give a
     /// usable estimate; suited to refining a trained optimizer.
@@ -198,55 +198,6 @@ impl MetaTrainConfig {
         };
         format!("{settings:?} source={source}")
     }
-}
-
-/// The names of the settings that differ between two fingerprints, `source` included; `None`
-/// when `saved` is not a fingerprint of this form (a resume state of an earlier version).
-pub(crate) fn differing_settings(saved: &str, wanted: &str) -> Option<Vec<String>> {
-    let (saved, wanted) = (fields(saved)?, fields(wanted)?);
-    let mut names: Vec<String> = wanted
-        .iter()
-        .filter(|field| !saved.contains(field))
-        .map(|(name, _)| name.clone())
-        .collect();
-    names.dedup();
-    Some(names)
-}
-
-/// `MetaTrainSettings { name: value, … } source=S` as (name, value) pairs, `source` last.
-fn fields(fingerprint: &str) -> Option<Vec<(String, String)>> {
-    let body = fingerprint.strip_prefix("MetaTrainSettings { ")?;
-    let (mut out, mut depth, mut quoted, mut start) = (Vec::new(), 0i32, false, 0);
-    let mut end = None;
-    let mut previous = ' ';
-    for (i, ch) in body.char_indices() {
-        match ch {
-            '"' if previous != '\\' => quoted = !quoted,
-            '(' | '[' | '{' if !quoted => depth += 1,
-            ')' | ']' if !quoted => depth -= 1,
-            '}' if !quoted && depth == 0 => {
-                end = Some(i);
-                break;
-            }
-            '}' if !quoted => depth -= 1,
-            ',' if !quoted && depth == 0 => {
-                out.push(body[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        previous = ch;
-    }
-    let end = end?;
-    out.push(body[start..end].trim().to_string());
-    let mut pairs: Vec<(String, String)> = out
-        .iter()
-        .filter_map(|f| f.split_once(": "))
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    let source = body[end + 1..].trim().strip_prefix("source=")?;
-    pairs.push(("source".to_string(), source.to_string()));
-    Some(pairs)
 }
 
 impl MetaTrainSettings {

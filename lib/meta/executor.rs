@@ -199,7 +199,7 @@ impl MetaTrainer {
         let saved = npz.text("settings")?;
         let wanted = t.config.fingerprint(source);
         if saved != wanted {
-            let detail = match super::config::differing_settings(&saved, &wanted) {
+            let detail = match super::fingerprint::differing_settings(&saved, &wanted) {
                 Some(names) => format!(
                     "resume state was made with other settings ({} differ); delete it or pass \
                      --restart",

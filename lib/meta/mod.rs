@@ -18,6 +18,7 @@ pub(crate) mod bptt;
 pub mod config;
 pub mod es;
 pub mod executor;
+mod fingerprint;
 pub(crate) mod imitation;
 pub mod objective;
 pub(crate) mod second_order;

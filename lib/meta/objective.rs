@@ -4,7 +4,7 @@
 use ndarray::Array2;
 
 /// The meta-loss of a trajectory, eq. (3) with w_t = 1 or its logarithmic form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MetaLoss {
     /// Σ_t f(θ_t), the paper's eq. (3) with w_t = 1.
     Sum,

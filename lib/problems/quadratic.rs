@@ -16,7 +16,7 @@ pub const MAX_DIMS: usize = 10_000;
 pub const MAX_THETA0_STD: f32 = 1e6;
 
 /// The distribution of the entries of W and y.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ValueDistribution {
     /// iid N(0, 1), as the paper states.
     Normal,

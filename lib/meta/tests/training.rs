@@ -297,8 +297,10 @@ fn every_setting_but_the_epoch_budget_must_match_to_resume() {
     for (name, change) in &changes {
         let mut changed = start.clone();
         change(&mut changed);
-        let differ =
-            super::super::config::differing_settings(&fingerprint(&changed), &fingerprint(&start));
+        let differ = super::super::fingerprint::differing_settings(
+            &fingerprint(&changed),
+            &fingerprint(&start),
+        );
         assert_eq!(differ, Some(vec![name.to_string()]), "changing {name}");
     }
     let longer = MetaTrainSettings {
@@ -308,12 +310,12 @@ fn every_setting_but_the_epoch_budget_must_match_to_resume() {
     assert_eq!(fingerprint(&longer), fingerprint(&start));
     let moved = start.clone().check().unwrap().fingerprint("another spec");
     assert_eq!(
-        super::super::config::differing_settings(&moved, &fingerprint(&start)),
+        super::super::fingerprint::differing_settings(&moved, &fingerprint(&start)),
         Some(vec!["source".to_string()])
     );
     // A resume state of the hand-formatted kind earlier versions wrote is told apart.
     assert_eq!(
-        super::super::config::differing_settings("hidden=20 batch=1 source=spec", &moved),
+        super::super::fingerprint::differing_settings("hidden=20 batch=1 source=spec", &moved),
         None
     );
 }

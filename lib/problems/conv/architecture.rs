@@ -16,7 +16,7 @@ pub const MAX_LAYERS: usize = 16;
 
 /// Which learned network serves which parameter (§3.3: "one proposes parameter updates for the
 /// fully connected layers and the other updates the convolutional layer parameters").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupAssignment {
     /// The paper's: every parameter of a conv layer (kernel, bias, γ, β) to the `conv`
     /// network; every parameter of the fully connected and output layers to the `fc` one.

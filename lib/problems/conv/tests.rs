@@ -7,17 +7,12 @@ use super::*;
 fn random_cifar(shape: (usize, usize, usize), train: usize, test: usize) -> Arc<Cifar> {
     let mut rng = Rng::new(9, 0);
     let (c, h, w) = shape;
-    let mut make = |n: usize| Dataset {
-        images: Array2::from_shape_fn((n, c * h * w), |_| rng.uniform() as f32),
-        labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        classes: 10,
-        sha256: "random".into(),
-        split: crate::datasets::Split::All,
-    };
+    let train = Dataset::random(train, c * h * w, 10, &mut rng);
+    let test = Dataset::random(test, c * h * w, 10, &mut rng);
     Arc::new(Cifar {
         folder: "random".into(),
-        train: make(train),
-        test: make(test),
+        train,
+        test,
     })
 }
 

@@ -7,7 +7,7 @@ pub const MAX_WIDTH: usize = 100_000;
 /// The most hidden layers.
 pub const MAX_LAYERS: usize = 100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Activation {
     Sigmoid,
     Relu,

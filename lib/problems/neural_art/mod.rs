@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub const MAX_SIZE: usize = 512;
 
 /// Where θ starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Start {
     /// The content crop itself, so the content term starts at 0 (docs/neural_art.md).
     Content,
