@@ -198,7 +198,8 @@ impl MetaTrainer {
         let mut npz = Npz::open(path)?;
         let saved = npz.text("settings")?;
         let wanted = t.config.fingerprint(source);
-        if saved != wanted {
+        let earlier = saved == super::fingerprint::earlier_record(t.config.settings(), source);
+        if saved != wanted && !earlier {
             let detail = match super::fingerprint::differing_settings(&saved, &wanted) {
                 Some(names) => format!(
                     "resume state was made with other settings ({} differ); delete it or pass \
@@ -209,9 +210,8 @@ impl MetaTrainer {
                         names.join(", ")
                     }
                 ),
-                None => "resume state was written by an earlier version of l2l, whose record of \
-                         the settings this one cannot compare; pass --restart to train from the \
-                         start"
+                None => "resume state was made by an earlier version of l2l with other settings; \
+                         delete it or pass --restart"
                     .to_string(),
             };
             return Err(Error::bad_file(path, detail));
