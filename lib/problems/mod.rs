@@ -7,11 +7,12 @@ pub mod mlp;
 pub mod neural_art;
 pub mod quadratic;
 pub mod recorded;
+pub mod sampling;
 pub mod separable;
 pub mod spec;
 
 pub use quadratic::{QuadraticFamily, QuadraticSet, QuadraticSource, ValueDistribution};
-pub use spec::{load_companion, FromSpec, SetVisitor, SourceVisitor, Spec};
+pub use spec::{load_companion, FromSpec, SetVisitor, SourceVisitor, Spec, SpecSampler};
 
 /// A set of problems of equal dimension, evaluated one problem at a time. Loss and gradient
 /// are required; Hessian-vector products ([`ProblemSet::hessian`]) and parameter groups

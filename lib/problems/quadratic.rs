@@ -1,10 +1,11 @@
 //! Random quadratics f(θ) = ‖Wθ − y‖² (§3.1).
 
 use super::recorded::{write_header, MAX_ENTRIES};
+use super::sampling::{Draw, SampleSpec};
 use super::{HessianVector, ProblemSet};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
-use crate::rng::Rng;
+use crate::rng::{streams, Rng};
 use ndarray::{Array2, Array3, Ix2, Ix3};
 use std::path::Path;
 
@@ -43,6 +44,53 @@ impl ValueDistribution {
             ValueDistribution::Normal => rng.normal() as f32,
             ValueDistribution::Uniform => rng.uniform() as f32,
         }
+    }
+}
+
+/// Random quadratics f(θ) = ‖Wθ − y‖² (§3.1). Writes W [n,d,d], y [n,d] and theta0 [n,d] as
+/// float32, plus the family and seed so that meta-train can draw fresh problems like them.
+#[derive(clap::Args)]
+pub struct QuadraticSampling {
+    /// Dimension d of θ.
+    #[arg(long, default_value_t = 10)]
+    pub dims: usize,
+    /// Distribution of the entries of W and y: normal = N(0,1) (the paper), uniform = U[0,1)
+    /// (the original TensorFlow code).
+    #[arg(long, value_enum, default_value_t = ValueDistribution::Normal)]
+    pub dist: ValueDistribution,
+    /// Standard deviation σ of the iid Gaussian θ0 ~ N(0, σ²).
+    #[arg(long = "theta0-std", default_value_t = 1.0)]
+    pub theta0_std: f32,
+    #[command(flatten)]
+    pub draw: Draw,
+}
+
+impl SampleSpec for QuadraticSampling {
+    type Set = QuadraticSet;
+
+    fn draw(&self) -> &Draw {
+        &self.draw
+    }
+
+    fn inputs(&self) -> Vec<(&'static str, &Path)> {
+        Vec::new()
+    }
+
+    fn sample(self) -> Result<(QuadraticSet, String)> {
+        let Draw { count, seed, .. } = self.draw;
+        self.draw.check()?;
+        let family = QuadraticFamily {
+            dims: self.dims,
+            distribution: self.dist,
+            theta0_std: self.theta0_std,
+        };
+        family.validate()?;
+        family.check_count(count)?;
+        let set = family.sample(seed, count, streams::spec_problem);
+        Ok((
+            set,
+            format!("{count} quadratics of dimension {}", self.dims),
+        ))
     }
 }
 

@@ -3,9 +3,11 @@
 //! the names of its arrays. The registry ([`families!`]) is the one place that turns a kind into
 //! a concrete problem set, so neither this file nor any binary matches on kinds itself.
 
-use super::conv::{ConvSet, ConvSource};
-use super::mlp::{MlpSet, MlpSource};
-use super::neural_art::{NeuralArtSet, NeuralArtSource};
+use super::conv::{ConvSampling, ConvSet, ConvSource};
+use super::mlp::{MlpSampling, MlpSet, MlpSource};
+use super::neural_art::{NeuralArtSampling, NeuralArtSet, NeuralArtSource};
+use super::quadratic::QuadraticSampling;
+use super::sampling::{Draw, SampleSpec};
 use super::{ProblemSet, QuadraticSet, QuadraticSource, TrainingSource};
 use crate::error::{Error, Result};
 use crate::io::{describe, Npz};
@@ -15,15 +17,45 @@ pub use super::recorded::SPEC_VERSION;
 
 /// The problem families, one line each: a spec's `kind`, the [`Spec`] variant and problem set
 /// that hold it, how its set is read (`npz`, and `data`: the dataset or feature network where
-/// the spec's recorded path is not wanted), and how a spec's set becomes the training source of
-/// meta-training (`seed` picks minibatches of a spec that records no family). Adding a family
-/// is a folder under problems/, a line here, and its `sample-optimizee` subcommand
-/// (docs/formats.md, "Adding a problem family").
+/// the spec's recorded path is not wanted), how a spec's set becomes the training source of
+/// meta-training (`seed` picks minibatches of a spec that records no family), and the settings
+/// that draw a new set (the family's `sample-optimizee` subcommand, named after its variant).
+/// Adding a family is a folder under problems/ and a line here (docs/formats.md, "Adding a
+/// problem family").
 macro_rules! families {
-    ($($kind:literal => $variant:ident($set:ty, $load:expr, $source:expr)),+ $(,)?) => {
+    ($($kind:literal => $variant:ident($set:ty, $load:expr, $source:expr, $sampling:ty)),+ $(,)?) => {
         /// A spec file of any problem kind.
         pub enum Spec {
             $($variant($set)),+
+        }
+
+        /// The settings of a draw of any family: `sample-optimizee`'s subcommands.
+        #[derive(clap::Subcommand)]
+        pub enum SpecSampler {
+            $($variant($sampling)),+
+        }
+
+        impl SpecSampler {
+            pub fn draw(&self) -> &Draw {
+                match self {
+                    $(SpecSampler::$variant(s) => s.draw()),+
+                }
+            }
+
+            /// The files the draw reads, each with the flag that names it.
+            pub fn inputs(&self) -> Vec<(&'static str, &Path)> {
+                match self {
+                    $(SpecSampler::$variant(s) => s.inputs()),+
+                }
+            }
+
+            /// Checks the settings, reads the inputs and draws the problems, with a line that
+            /// says what was drawn.
+            pub fn sample(self) -> Result<(Spec, String)> {
+                match self {
+                    $(SpecSampler::$variant(s) => s.sample().map(|(set, what)| (Spec::$variant(set), what))),+
+                }
+            }
         }
 
         /// Every kind a spec may record, in the registry's order.
@@ -35,6 +67,13 @@ macro_rules! families {
                 match kind {
                     $($kind => Some(($load)(npz, data).map(Spec::$variant)),)+
                     _ => None,
+                }
+            }
+
+            /// Writes the spec (`-`: standard output).
+            pub fn save(&self, path: &Path) -> Result<()> {
+                match self {
+                    $(Spec::$variant(set) => set.save(path)),+
                 }
             }
 
@@ -75,10 +114,10 @@ macro_rules! families {
 }
 
 families! {
-    "quadratic" => Quadratic(QuadraticSet, |npz: &mut Npz, _| QuadraticSet::load(npz), QuadraticSource::from_spec),
-    "mlp" => Mlp(MlpSet, MlpSet::load, |like, _| MlpSource { like }),
-    "conv" => Conv(ConvSet, ConvSet::load, |like, _| ConvSource { like }),
-    "neural_art" => NeuralArt(NeuralArtSet, NeuralArtSet::load, |like, _| NeuralArtSource { like }),
+    "quadratic" => Quadratic(QuadraticSet, |npz: &mut Npz, _| QuadraticSet::load(npz), QuadraticSource::from_spec, QuadraticSampling),
+    "mlp" => Mlp(MlpSet, MlpSet::load, |like, _| MlpSource { like }, MlpSampling),
+    "conv" => Conv(ConvSet, ConvSet::load, |like, _| ConvSource { like }, ConvSampling),
+    "neural_art" => NeuralArt(NeuralArtSet, NeuralArtSet::load, |like, _| NeuralArtSource { like }, NeuralArtSampling),
 }
 
 /// What runs on a problem set of any kind (evaluation, tuning).

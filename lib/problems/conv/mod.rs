@@ -15,6 +15,7 @@
 
 mod architecture;
 mod network;
+mod sampling;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use architecture::{BlockKind, ConvArchitecture, GroupAssignment};
 use ndarray::{Array1, Array2, Ix1};
 pub use network::ConvScratch;
 use network::{conv_loss, conv_loss_and_gradient, Layout};
+pub use sampling::{CifarSplit, ConvSampling};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

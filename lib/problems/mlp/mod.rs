@@ -9,6 +9,7 @@
 
 mod architecture;
 mod network;
+mod sampling;
 
 use super::recorded::{read_split, write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
 use super::{HessianVector, ProblemSet, TrainingSource};
@@ -20,6 +21,7 @@ pub use architecture::{Activation, MlpArchitecture};
 use ndarray::{Array1, Array2, Ix1};
 pub use network::MlpScratch;
 use network::{mlp_hessian_vector, mlp_loss_and_gradient};
+pub use sampling::MlpSampling;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -11,6 +11,7 @@
 
 pub mod features;
 pub mod loss;
+mod sampling;
 mod spec_file;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use crate::rng::Rng;
 use features::{forward, FeatureNet, FeaturePass};
 use loss::{art_loss, layer_gram, ArtScratch, LossLayers, LossTerms, LossWeights, Targets};
 use ndarray::Array2;
+pub use sampling::NeuralArtSampling;
 
 use std::sync::Arc;
 
