@@ -166,7 +166,7 @@ isa-check: | deps
 	done
 	sha256sum $(foreach t,$(ISA_TARGETS),$(ISA)/$(t).npz)
 	L2L_ISA_TRAJECTORIES="$(foreach t,$(ISA_TARGETS),$(ISA)/$(t).parquet)" \
-	  $(CARGO) test --release --locked --test isa_paths -- --nocapture
+	  $(CARGO) test --release --locked --test harness -- isa_paths:: --nocapture
 
 # The results page, out/report/index.html, and its Markdown twin REPORT.md (committed), from
 # whatever out/ and figures/ hold now: a claim whose outputs are missing says "not run". With

@@ -1,11 +1,9 @@
 //! `evaluate`: learning curves on every kind of spec, deterministic, tuned on validation
 //! problems only, and every bad input refused in one line with no output file.
 
-mod common;
 // The tests of several horizons at once, in a file of their own.
-#[path = "evaluate/horizons.rs"]
 mod horizons;
-use common::*;
+use crate::common::*;
 use l2l::io::write_npz;
 use l2l::trajectory::read_trajectories;
 use ndarray::Array2;

@@ -1,8 +1,7 @@
 //! `l2l-bench`: its help. The benchmark itself runs with `make bench`, never in the tests
 //! (speed lives in the benchmark, not in timed tests).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn has_help() {

@@ -1,8 +1,7 @@
 //! `meta-train`: determinism, resume, the recipes beyond the paper through the binary, and
 //! the settings it refuses before any work.
 
-mod common;
-use common::*;
+use crate::common::*;
 use l2l::io::write_npz;
 use l2l::learned::LearnedOptimizer;
 

@@ -1,8 +1,7 @@
 //! `plot`: learning-curve panels and the architecture sweep from real trajectory files, and a
 //! file that is not a trajectory refused.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 #[test]

@@ -1,8 +1,7 @@
 //! `report`: the results page from a real (tiny) pipeline's outputs, an empty output folder,
 //! a corrupt input, and the page rendered in headless Chromium where it is installed.
 
-mod common;
-use common::*;
+use crate::common::*;
 use l2l::report::mean_and_se;
 use l2l::trajectory::read_trajectories;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! `sample-optimizee`: specs are deterministic, carry their kind and format version, and bad
 //! requests are refused in one line with no file left behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 use l2l::io::Npz;
 
 #[test]

@@ -2,8 +2,7 @@
 //! output) and named pipes. Every stream here is the test's own: nothing touches the system's
 //! `/dev` paths.
 
-mod common;
-use common::*;
+use crate::common::*;
 use l2l::trajectory::read_trajectories;
 use std::os::unix::fs::FileTypeExt;
 

@@ -1,7 +1,7 @@
 //! `evaluate --steps 100,200`: several horizons from one set of runs, each output the same
 //! bytes as a run with that horizon alone, tuning and held-out losses included.
 
-use super::common::*;
+use crate::common::*;
 
 /// `evaluate` on `spec` with `--steps steps`, one output (and tuning table) per name in
 /// `outputs`, baselines tuned on `validation`, `extra` flags added; returns stderr.
