@@ -368,6 +368,26 @@ fn no_library_file_is_over_600_lines_before_its_tests() {
     }
 }
 
+/// One layout of unit tests: inline (`mod tests { … }`) in a file module; `mod tests;` (a
+/// `tests.rs`, or a `tests/` folder when they span several files) only beside a folder
+/// module's `mod.rs`; no `#[path]`.
+#[test]
+fn unit_tests_have_one_layout() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(!text.contains("#[path"), "{} uses #[path]", f.display());
+        let folder_module = f.file_stem().is_some_and(|s| s == "mod" || s == "lib");
+        assert!(
+            folder_module || !text.lines().any(|l| l.trim() == "mod tests;"),
+            "{} keeps its tests in another file; a file module keeps them inline",
+            f.display()
+        );
+    }
+}
+
 /// The binaries stay thin: their flags and the calls into the library, no file over 400 lines.
 #[test]
 fn no_binary_file_is_over_400_lines() {

@@ -108,7 +108,11 @@ fn every_public_target_plans_from_a_clean_tree() {
         // Every kernel path: the portable and AVX2 builds at least, then the comparison.
         (
             "isa-check",
-            vec!["x86-64 x86-64-v3", "--lib kernels::", "--test harness -- isa_paths::"],
+            vec![
+                "x86-64 x86-64-v3",
+                "--lib kernels::",
+                "--test harness -- isa_paths::",
+            ],
         ),
         (
             "figure5",

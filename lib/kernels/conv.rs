@@ -1,5 +1,5 @@
 //! Kernels of the conv-net optimizee (§3.3) besides the convolutions themselves
-//! (`direct_conv.rs`): the adjoint convolution's kernel, 2×2 max-pooling with stride 2, batch
+//! (`direct_conv/`): the adjoint convolution's kernel, 2×2 max-pooling with stride 2, batch
 //! normalisation with minibatch statistics, and ReLU.
 //!
 //! Activations are channel-major, `[C, B, H, W]` row-major (one row of `B·H·W` values per

@@ -52,7 +52,7 @@ pub const MAX_TILE_ROWS: usize = {
     most
 };
 
-/// The register tiles of the direct convolution kernels (`kernels/direct_conv.rs`), whose
+/// The register tiles of the direct convolution kernels (`kernels/direct_conv/`), whose
 /// vectors are runs of 8 pixels (one register with AVX2 or AVX-512, two with NEON or SSE2):
 /// - the forward one keeps `rows × runs` vectors of sums, `runs` vectors of inputs and one
 ///   broadcast weight;

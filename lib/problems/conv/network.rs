@@ -1,5 +1,5 @@
 //! The conv net's forward and backward passes over one minibatch (§3.3): the convolutions are
-//! direct kernels over blocks of a few images (`kernels/direct_conv.rs`), every fully
+//! direct kernels over blocks of a few images (`kernels/direct_conv/`), every fully
 //! connected layer one BLAS GEMM over the whole minibatch; batch norm uses the minibatch's
 //! statistics (training mode).
 

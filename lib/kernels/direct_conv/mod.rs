@@ -449,5 +449,4 @@ pub fn finish_kernel_gradient(lanes: &[f32], dkernel: &mut [f32]) {
 }
 
 #[cfg(test)]
-#[path = "direct_conv_tests.rs"]
 mod tests;
