@@ -41,6 +41,16 @@ fn layer(top: &str) -> usize {
 }
 
 /// Every `.rs` file under `dir`.
+/// Every Rust file under `folder` of the repository.
+fn sources_under(folder: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(folder),
+        &mut files,
+    );
+    files
+}
+
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -221,8 +231,7 @@ fn referenced(lines: &[String], own: &[String], is_mod_file: bool) -> References
 #[test]
 fn no_import_runs_up_a_layer_and_there_are_no_circles() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
+    let mut files = sources_under("lib");
     files.sort();
     let modules: BTreeMap<Vec<String>, PathBuf> = files
         .iter()
@@ -351,9 +360,7 @@ fn no_import_runs_up_a_layer_and_there_are_no_circles() {
 
 #[test]
 fn no_library_file_is_over_600_lines_before_its_tests() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
+    let files = sources_under("lib");
     for f in files
         .iter()
         .filter(|f| f.file_stem().is_some_and(|s| s != "tests"))
@@ -373,9 +380,7 @@ fn no_library_file_is_over_600_lines_before_its_tests() {
 /// module's `mod.rs`; no `#[path]`.
 #[test]
 fn unit_tests_have_one_layout() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
+    let files = sources_under("lib");
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         assert!(!text.contains("#[path"), "{} uses #[path]", f.display());
@@ -391,9 +396,7 @@ fn unit_tests_have_one_layout() {
 /// The binaries stay thin: their flags and the calls into the library, no file over 400 lines.
 #[test]
 fn no_binary_file_is_over_400_lines() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bins");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
+    let files = sources_under("bins");
     for f in &files {
         let lines = std::fs::read_to_string(f).unwrap().lines().count();
         assert!(lines <= 400, "{} has {lines} lines", f.display());
