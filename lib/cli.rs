@@ -91,12 +91,24 @@ pub fn finish_in_job(
     }
 }
 
+/// The flag that gives a library setting: its name in kebab case (`meta_lr`: `--meta-lr`), but
+/// for the settings whose flag says more than their field.
+pub fn flag(setting: &str) -> String {
+    match setting {
+        "loss_from" => "--meta-loss-from".into(),
+        s => format!("--{}", s.replace('_', "-")),
+    }
+}
+
 /// The error and its causes on one line, each cause once: a library error that already
 /// shows its cause (e.g. `path: No such file or directory`) is not followed by it again.
 fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref::<Error>() {
+            Some(e) => e.naming_settings(&flag),
+            None => cause.to_string(),
+        };
         if !line.ends_with(&text) {
             if !line.is_empty() {
                 line.push_str(": ");

@@ -127,7 +127,7 @@ fn tuning_over_a_window_of_steps_is_that_mean_and_is_recorded() {
         "evaluate",
         &args("7", "bad.parquet"),
         "bad.parquet",
-        "--validation-window must be between 1 and the validation steps (6), got 7",
+        "--validation-window must be between 1 and the steps of a validation run (6), got 7",
     );
 }
 
@@ -268,7 +268,12 @@ fn bad_inputs_fail_cleanly() {
     eval("test.npz", "lstm:franken.npz", "5", "another architecture");
     // An unknown optimizer, and zero steps.
     eval("test.npz", "lbfgs", "5", "unknown optimizer 'lbfgs'");
-    eval("test.npz", "sgd", "0", "--steps must be at least 1");
+    eval(
+        "test.npz",
+        "sgd",
+        "0",
+        "--steps must be between 1 and 1000000, got 0",
+    );
     // Two optimizers that the trajectory could not tell apart.
     eval("test.npz", "sgd,sgd=0.1", "5", "both be labelled 'sgd'");
     std::fs::create_dir_all(d.path("other")).unwrap();
@@ -646,7 +651,7 @@ fn sizes_beyond_their_bounds_and_inconsistent_mlp_specs_are_refused() {
                 "x.parquet",
             ],
             "x.parquet",
-            "--steps must be at most 1000000",
+            "--steps must be between 1 and 1000000",
         );
     }
     let m = Dir::new();

@@ -268,7 +268,7 @@ fn a_correction_to_a_base_rule_trains_and_evaluates() {
         "plain.npz",
     ];
     args.extend_from_slice(TINY_TRAIN);
-    d.fails("meta-train", &args, "plain.npz", "pass --base nag=");
+    d.fails("meta-train", &args, "plain.npz", "set --base nag=");
     d.fails(
         "meta-train",
         &[&["--base", "nag=1", "--imitate", "nag=1"], &args[..]].concat(),
@@ -370,7 +370,7 @@ fn bad_settings_are_refused_before_any_work() {
     meta_train(
         train,
         &["--steps", "6", "--unroll", "3", "--validation-window", "0"],
-        "--validation-window must be between 1 and the validation steps (6), got 0",
+        "--validation-window must be between 1 and the steps of a validation run (6), got 0",
     );
     meta_train(train, &["--init", "text.npz"], "starting checkpoint");
     meta_train(train, &["--epochs", "0"], "--epochs must be at least 1");

@@ -30,13 +30,12 @@ pub const MAX_LOSSES: usize = 100_000_000;
 
 /// Checks a run's length before any work: at least 1 and at most [`MAX_STEPS`].
 pub fn validate_steps(steps: usize) -> Result<()> {
-    if steps == 0 {
-        return Err(Error::Config("--steps must be at least 1".into()));
-    }
-    if steps > MAX_STEPS {
-        return Err(Error::Config(format!(
-            "--steps must be at most {MAX_STEPS}, got {steps}"
-        )));
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(Error::setting(
+            "steps",
+            format!("between 1 and {MAX_STEPS}"),
+            steps,
+        ));
     }
     Ok(())
 }

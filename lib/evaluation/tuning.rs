@@ -107,10 +107,14 @@ impl ValidationMeasure {
     /// Refuses a window that is empty or longer than the run.
     pub fn validate(&self) -> Result<()> {
         if self.window == 0 || self.window > self.steps {
-            return Err(Error::Config(format!(
-                "--validation-window must be between 1 and the validation steps ({}), got {}",
-                self.steps, self.window
-            )));
+            return Err(Error::setting(
+                "validation_window",
+                format!(
+                    "between 1 and the steps of a validation run ({})",
+                    self.steps
+                ),
+                self.window,
+            ));
         }
         Ok(())
     }

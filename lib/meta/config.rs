@@ -5,7 +5,7 @@
 //! settings whose rules already have their rates. Nothing else makes a `MetaTrainConfig`.
 
 use crate::baselines::{BaseStep, Baseline, CorrectionForm};
-use crate::error::{config_error, Result};
+use crate::error::{config_error, setting_error, settings_error, Result};
 use crate::evaluation::{self, TuningPoint};
 use crate::learned::lstm::LstmShape;
 use crate::learned::{Networks, Preprocessing, ALL_PARAMETERS};
@@ -15,9 +15,14 @@ use crate::ranks::Ranks;
 pub use super::objective::MetaLoss;
 pub use crate::trajectory::MAX_STEPS;
 
-/// The most problems per epoch (`--batch`).
+/// Refused in both checks: a correction of a rule and an imitation of one.
+const BASE_AND_IMITATE: &str =
+    "`base` and `imitate` do not go together (a fresh run with `base` already starts as its \
+     rule); drop one";
+
+/// The most problems per epoch (`batch`).
 pub const MAX_BATCH: usize = 100_000;
-/// The most antithetic pairs per ES epoch (`--es-pairs`).
+/// The most antithetic pairs per ES epoch (`es_pairs`).
 pub const MAX_ES_PAIRS: usize = 10_000;
 
 /// Imitation of a hand-designed optimizer (Chen et al., NeurIPS 2020): for the first
@@ -213,130 +218,105 @@ impl MetaTrainSettings {
             return config_error("a learned optimizer needs at least one parameter group");
         }
         if self.hidden == 0 || self.hidden > 256 {
-            return config_error(format!(
-                "--hidden must be between 1 and 256, got {}",
-                self.hidden
-            ));
+            return setting_error("hidden", "between 1 and 256", self.hidden);
         }
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
-            return config_error(format!(
-                "--output-scale must be positive, got {}",
-                self.output_scale
-            ));
+            return setting_error("output_scale", "positive", self.output_scale);
         }
         if !self.forget_bias.is_finite() {
-            return config_error(format!(
-                "--forget-bias must be a finite number, got {}",
-                self.forget_bias
-            ));
+            return setting_error("forget_bias", "a finite number", self.forget_bias);
         }
         if self.batch == 0 || self.batch > MAX_BATCH {
-            return config_error(format!(
-                "--batch must be between 1 and {MAX_BATCH}, got {}",
-                self.batch
-            ));
+            return setting_error("batch", format!("between 1 and {MAX_BATCH}"), self.batch);
         }
-        for (flag, steps) in [
-            ("--steps", self.steps),
-            ("--validation-steps", self.validation_steps),
+        for (setting, steps) in [
+            ("steps", self.steps),
+            ("validation_steps", self.validation_steps),
         ] {
             if steps > MAX_STEPS {
-                return config_error(format!("{flag} must be at most {MAX_STEPS}, got {steps}"));
+                return setting_error(setting, format!("at most {MAX_STEPS}"), steps);
             }
         }
         if self.steps == 0 || self.unroll == 0 || self.steps % self.unroll != 0 {
-            return config_error(format!(
-                "--steps ({}) must be a positive multiple of --unroll ({})",
-                self.steps, self.unroll
-            ));
+            return setting_error(
+                "steps",
+                format!("a positive multiple of `unroll` ({})", self.unroll),
+                self.steps,
+            );
         }
         if !(self.meta_lr.is_finite() && self.meta_lr > 0.0) {
-            return config_error(format!("--meta-lr must be positive, got {}", self.meta_lr));
+            return setting_error("meta_lr", "positive", self.meta_lr);
         }
         if !(self.meta_lr_decay > 0.0 && self.meta_lr_decay <= 1.0) {
-            return config_error(format!(
-                "--meta-lr-decay must be in (0, 1], got {}",
-                self.meta_lr_decay
-            ));
+            return setting_error("meta_lr_decay", "in (0, 1]", self.meta_lr_decay);
         }
         if matches!(self.clip, Some(c) if !(c > 0.0)) {
-            return config_error("--clip must be positive");
+            return setting_error("clip", "positive", self.clip.unwrap_or_default());
         }
         if self.epochs == 0 {
-            return config_error(
-                "--epochs must be at least 1 (no epoch would write an untrained checkpoint)",
+            return setting_error(
+                "epochs",
+                "at least 1 (no epoch would write an untrained checkpoint)",
+                0,
             );
         }
         if self.eval_every == 0 {
-            return config_error("--eval-every must be at least 1");
+            return setting_error("eval_every", "at least 1", 0);
         }
         if self.curriculum == Some(0) {
-            return config_error("--curriculum must be at least 1 epoch per stage");
+            return setting_error("curriculum", "at least 1 epoch per stage", 0);
         }
         if let Some(im) = &self.imitation {
             if !(im.meta_lr.is_finite() && im.meta_lr > 0.0) {
-                return config_error(format!(
-                    "--imitation-meta-lr must be positive, got {}",
-                    im.meta_lr
-                ));
+                return setting_error("imitation_meta_lr", "positive", im.meta_lr);
             }
             if !(im.lr.is_finite() && im.lr > 0.0) {
-                return config_error(format!(
-                    "the imitated optimizer's learning rate must be positive, got {}",
-                    im.lr
-                ));
+                return setting_error("imitate", "a rule with a positive learning rate", im.lr);
             }
         }
         if let MetaGradient::Es { pairs, sigma, .. } = self.meta_gradient {
             if pairs == 0 || pairs > MAX_ES_PAIRS {
-                return config_error(format!(
-                    "--es-pairs must be between 1 and {MAX_ES_PAIRS}, got {pairs}"
-                ));
+                return setting_error("es_pairs", format!("between 1 and {MAX_ES_PAIRS}"), pairs);
             }
             if !(sigma.is_finite() && sigma > 0.0) {
-                return config_error(format!("--es-sigma must be positive, got {sigma}"));
+                return setting_error("es_sigma", "positive", sigma);
             }
         }
         if self.validation_steps == 0 {
-            return config_error("--validation-steps must be at least 1");
+            return setting_error("validation_steps", "at least 1", 0);
         }
         self.validation_measure().validate()?;
         if self.loss_from == 0 || self.loss_from > self.steps {
-            return config_error(format!(
-                "--meta-loss-from must be between 1 and --steps ({}), got {}",
-                self.steps, self.loss_from
-            ));
+            return setting_error(
+                "loss_from",
+                format!("between 1 and `steps` ({})", self.steps),
+                self.loss_from,
+            );
         }
         if let Some(base) = self.base {
             if !(base.lr.is_finite() && base.lr > 0.0) {
-                return config_error(format!(
-                    "--base needs a positive learning rate, got {}",
-                    base.lr
-                ));
+                return setting_error("base", "a rule with a positive learning rate", base.lr);
             }
             if self.imitation.is_some() {
-                return config_error(
-                    "--base and --imitate do not go together (a fresh run with --base already \
-                     starts as its rule); drop one",
-                );
+                return settings_error(BASE_AND_IMITATE);
             }
             if self.meta_gradient == MetaGradient::SecondOrder {
-                return config_error(
-                    "--base is not implemented for --meta-gradient second-order; use bptt or es",
+                return settings_error(
+                    "`base` is not implemented for `meta_gradient` second-order; use bptt or es",
                 );
             }
             if base.form == CorrectionForm::Scaled
                 && !matches!(self.meta_gradient, MetaGradient::Es { .. })
             {
-                return config_error(
-                    "--base-form scaled trains by --meta-gradient es (BPTT through Δ·exp(s·m) \
-                     is not implemented); add --meta-gradient es or use --base-form added",
+                return settings_error(
+                    "`base_form` scaled trains by `meta_gradient` es (BPTT through Δ·exp(s·m) \
+                     is not implemented); set `meta_gradient` es or `base_form` added",
                 );
             }
         }
         if self.loss_from > 1 && self.curriculum.is_some() {
-            return config_error(
-                "--meta-loss-from needs whole trajectories; drop --curriculum or --meta-loss-from",
+            return settings_error(
+                "`loss_from` needs whole trajectories; drop `curriculum` or `loss_from`",
             );
         }
         Ok(())
@@ -498,23 +478,20 @@ impl MetaTrainParams {
     pub fn check_settings(&self, can_tune: bool) -> Result<()> {
         self.settings.validate()?;
         if self.imitate.is_some() && self.imitation_epochs == 0 {
-            return config_error("--imitation-epochs must be at least 1 with --imitate");
+            return setting_error("imitation_epochs", "at least 1 with `imitate`", 0);
         }
         if self.imitate.is_some() && self.base.is_some() {
-            return config_error(
-                "--base and --imitate do not go together (a fresh run with --base already \
-                 starts as its rule); drop one",
-            );
+            return settings_error(BASE_AND_IMITATE);
         }
         if self.base.is_none() && self.base_form != CorrectionForm::Added {
-            return config_error(
-                "--base-form says how the LSTM corrects a --base rule; give --base NAME[=LR]",
+            return settings_error(
+                "`base_form` says how the LSTM corrects a `base` rule; give `base` NAME[=LR]",
             );
         }
-        for (flag, rule) in [("--imitate", self.imitate), ("--base", self.base)] {
+        for (setting, rule) in [("imitate", self.imitate), ("base", self.base)] {
             if matches!(rule, Some(RuleRequest { lr: None, .. })) && !can_tune {
-                return config_error(format!(
-                    "{flag} without a learning rate tunes it on --validation; give --validation or NAME=LR"
+                return settings_error(format!(
+                    "`{setting}` without a learning rate tunes it on `validation`; give `validation` or NAME=LR"
                 ));
             }
         }

@@ -7,7 +7,7 @@ use super::bptt::{run_unroll, Objective, Unroll};
 use super::config::{MetaGradient, MetaTrainConfig};
 use super::workspace::Workspace;
 use crate::baselines::BaseStep;
-use crate::error::{config_error, Result};
+use crate::error::{config_error, settings_error, Result};
 use crate::evaluation::{self, Curves};
 use crate::learned::{LearnedOptimizer, Networks, OptimizerChoice};
 use crate::problems::ProblemSet;
@@ -86,12 +86,12 @@ impl MetaTrainer {
         let cfg = &t.config;
         if start.base != cfg.base {
             let name = |b: Option<BaseStep>| b.map_or("none".to_string(), |b| b.to_string());
-            return config_error(format!(
+            return settings_error(format!(
                 "the starting checkpoint's base rule is {}, but this run asks for {}; {}",
                 name(start.base),
                 name(cfg.base),
-                start.base.map_or("drop --base".to_string(), |b| format!(
-                    "pass --base {}={} --base-form {}",
+                start.base.map_or("drop `base`".to_string(), |b| format!(
+                    "set `base` {}={} and `base_form` {}",
                     b.kind.name(),
                     b.lr,
                     b.form.name()

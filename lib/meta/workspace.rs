@@ -5,7 +5,7 @@
 
 use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig, MetaTrainSettings};
 use crate::baselines::BaselineRule;
-use crate::error::{config_error, Result};
+use crate::error::{config_error, Error, Result};
 use crate::evaluation::SHARD_ROWS;
 use crate::learned::step::LearnedStep;
 use crate::problems::{shard_ranges, ProblemSet};
@@ -75,10 +75,12 @@ impl<S: Send> Workspace<S> {
         let f = config.preprocessing.features();
         let second_order = usize::from(config.meta_gradient == MetaGradient::SecondOrder);
         if second_order == 1 && like.hessian().is_none() {
-            return config_error(
-                "--meta-gradient second-order needs Hessian-vector products, which these \
-                 problems do not have; use bptt or es",
-            );
+            return Err(Error::setting(
+                "meta_gradient",
+                "bptt or es: second-order needs Hessian-vector products, which these problems \
+                 do not have",
+                "second-order",
+            ));
         }
         let all_shards = shard_ranges(config.batch, dim, SHARD_ROWS);
         refuse_idle_ranks(config, all_shards.len(), ranks.size())?;

@@ -9,7 +9,7 @@ use crate::rng::{streams, Rng};
 use ndarray::{Array2, Array3, Ix2, Ix3};
 use std::path::Path;
 
-/// The largest dimension of a quadratic (`--dims`).
+/// The largest dimension of a quadratic (`dims`).
 pub const MAX_DIMS: usize = 10_000;
 /// The largest standard deviation of θ0: with W's entries of order 1 the initial loss is of
 /// order dims²·σ², which at 10,000 dimensions and σ = 10⁶ is 10²⁰, far inside f32, while
@@ -106,10 +106,11 @@ pub struct QuadraticFamily {
 impl QuadraticFamily {
     pub fn validate(&self) -> Result<()> {
         if self.dims == 0 || self.dims > MAX_DIMS {
-            return Err(Error::Config(format!(
-                "--dims must be between 1 and {MAX_DIMS}, got {}",
-                self.dims
-            )));
+            return Err(Error::setting(
+                "dims",
+                format!("between 1 and {MAX_DIMS}"),
+                self.dims,
+            ));
         }
         if !(self.theta0_std >= 0.0 && self.theta0_std <= MAX_THETA0_STD) {
             return Err(Error::Config(format!(

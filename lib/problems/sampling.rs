@@ -23,7 +23,7 @@ impl Draw {
     /// Refuses an empty draw.
     pub fn check(&self) -> Result<()> {
         if self.count == 0 {
-            return Err(Error::Config("--count must be at least 1".into()));
+            return Err(Error::setting("count", "at least 1", 0));
         }
         Ok(())
     }

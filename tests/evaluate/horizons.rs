@@ -123,6 +123,6 @@ fn horizons_without_their_outputs_are_refused() {
         "evaluate",
         &with(&["--steps", "4,0", "-o", "x.parquet", "-o", "y.parquet"]),
         "y.parquet",
-        "--steps must be at least 1",
+        "--steps must be between 1 and 1000000, got 0",
     );
 }

@@ -199,7 +199,10 @@ fn bad_settings_are_refused_before_training() {
         },
     ] {
         let e = trainer(cfg).err().expect("refused").to_string();
-        assert!(e.contains("--base"), "{e}");
+        assert!(
+            e.starts_with("invalid setting: ") && e.contains("base"),
+            "{e}"
+        );
     }
     // A checkpoint continues only under its own base rule.
     let plain = trainer(tiny_config(Preprocessing::Scale(1.0)))
@@ -209,7 +212,7 @@ fn bad_settings_are_refused_before_training() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("drop --base"), "{e}");
+    assert!(e.contains("drop `base`"), "{e}");
 }
 
 /// Every setting but the epoch budget is part of the resume fingerprint, which is derived from

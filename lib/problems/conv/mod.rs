@@ -225,9 +225,11 @@ impl ConvSet {
             )));
         }
         if batch_size == 0 || batch_size > MAX_MINIBATCH {
-            return Err(Error::Config(format!(
-                "--batch-size must be between 1 and {MAX_MINIBATCH}, got {batch_size}"
-            )));
+            return Err(Error::setting(
+                "batch_size",
+                format!("between 1 and {MAX_MINIBATCH}"),
+                batch_size,
+            ));
         }
         let (c, h, w) = architecture.input;
         if data.train.pixels() != c * h * w || data.test.pixels() != c * h * w {

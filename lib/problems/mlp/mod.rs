@@ -25,7 +25,7 @@ pub use sampling::MlpSampling;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The most examples per minibatch (`--batch-size`, a spec's `batch_size`).
+/// The most examples per minibatch (a spec's `batch_size`).
 pub const MAX_MINIBATCH: usize = 100_000;
 
 /// A set of MLP training runs on one dataset.
@@ -60,9 +60,11 @@ impl MlpSet {
     ) -> Result<Self> {
         architecture.validate()?;
         if batch_size == 0 || batch_size > MAX_MINIBATCH {
-            return Err(Error::Config(format!(
-                "--batch-size must be between 1 and {MAX_MINIBATCH}, got {batch_size}"
-            )));
+            return Err(Error::setting(
+                "batch_size",
+                format!("between 1 and {MAX_MINIBATCH}"),
+                batch_size,
+            ));
         }
         if data.pixels() != architecture.inputs || data.classes > architecture.classes {
             return Err(Error::Config(format!(

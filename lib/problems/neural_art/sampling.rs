@@ -73,10 +73,11 @@ impl SampleSpec for NeuralArtSampling {
     fn sample(self) -> Result<(NeuralArtSet, String)> {
         self.draw.check()?;
         let [content, style, tv] = self.weights[..] else {
-            return Err(Error::Config(format!(
-                "--weights takes α,β,γ (three numbers), got {}",
-                self.weights.len()
-            )));
+            return Err(Error::setting(
+                "weights",
+                "α,β,γ (three numbers)",
+                format!("{} numbers", self.weights.len()),
+            ));
         };
         let settings = ArtSettings {
             size: self.size,
