@@ -21,7 +21,10 @@
 # Horizon: 100 steps in training and at test, as the original code trained (unrolls of 20).
 # make figure7 runs its jobs CIFAR_JOBS at a time (one per core), each on one thread.
 
-CIFAR10 ?= ../shared/data/cifar10
+# The binary-format folder (data_batch_*.bin, test_batch.bin). By default the official archive,
+# fetched into $(DATA) with its published MD5 on first use; CIFAR10=DIR names any other copy.
+CIFAR_DEFAULT := $(DATA)/cifar-10-batches-bin
+CIFAR10 ?= $(CIFAR_DEFAULT)
 C := $(OUT)/cifar
 CIFAR_STEPS ?= 100
 CIFAR_EPOCHS ?= 15
@@ -70,25 +73,26 @@ figure7: $(BUILD) $(CIFAR_STAMP)
 
 cifar-data: $(CIFAR_STAMP)
 
-# The local copy is checked against the SHA256SUMS beside it; `make cifar-download` fetches the
-# official archive instead.
-$(CIFAR_STAMP): | $(DATA)/
-	@if [ ! -e $(CIFAR10)/test_batch.bin ]; then \
-	  echo "make: CIFAR10=$(CIFAR10) holds no test_batch.bin; point CIFAR10 at the official binary \
-	folder (cifar-10-batches-bin), or run make cifar-download where the network allows" >&2; exit 1; fi
-	if [ -e $(CIFAR10)/SHA256SUMS ]; then cd $(CIFAR10) && sha256sum --check --quiet --ignore-missing SHA256SUMS; fi
-	@touch $@
-
-# The official archive (Krizhevsky 2009). Its page publishes an MD5, not a SHA-256, so that is
-# what is checked.
+# A copy with a SHA256SUMS beside it is checked against it; the default folder is fetched from
+# the official archive (Krizhevsky 2009), whose page publishes an MD5, not a SHA-256, so that is
+# what is checked. Where the network does not allow it, the message says what to do.
 CIFAR_URL ?= https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
 CIFAR_MD5 := c32a1d4ab5d03f1284b67883e8d87530
-.PHONY: cifar-download
-cifar-download: | $(DATA)/
-	curl -fL --retry 3 -o $(DATA)/cifar-10-binary.tar.gz.tmp $(CIFAR_URL)
-	echo "$(CIFAR_MD5)  $(DATA)/cifar-10-binary.tar.gz.tmp" | md5sum --check --quiet
-	tar -xzf $(DATA)/cifar-10-binary.tar.gz.tmp -C $(DATA) && rm $(DATA)/cifar-10-binary.tar.gz.tmp
-	@echo "make: CIFAR-10 is in $(DATA)/cifar-10-batches-bin; run make figure7 CIFAR10=$(DATA)/cifar-10-batches-bin"
+$(CIFAR_STAMP): | $(DATA)/
+	@if [ ! -e $(CIFAR10)/test_batch.bin ] && [ "$(CIFAR10)" != "$(CIFAR_DEFAULT)" ]; then \
+	  echo "make: CIFAR10=$(CIFAR10) holds no test_batch.bin; point CIFAR10 at the official binary \
+	folder (cifar-10-batches-bin), or leave it unset to fetch that" >&2; exit 1; fi
+	@if [ ! -e $(CIFAR10)/test_batch.bin ]; then \
+	  echo "make: fetching CIFAR-10 from $(CIFAR_URL)"; \
+	  curl -fsSL --retry 2 -o $(DATA)/cifar-10-binary.tar.gz.tmp $(CIFAR_URL) || { rm -f \
+	    $(DATA)/cifar-10-binary.tar.gz.tmp; echo "make: could not fetch $(CIFAR_URL); download it \
+	where the network allows, unpack it into $(DATA)/, or point CIFAR10 at a folder of \
+	data_batch_*.bin and test_batch.bin" >&2; exit 1; }; \
+	  echo "$(CIFAR_MD5)  $(DATA)/cifar-10-binary.tar.gz.tmp" | md5sum --check --quiet || { \
+	    echo "make: $(CIFAR_URL) did not match its published MD5 $(CIFAR_MD5)" >&2; exit 1; }; \
+	  tar -xzf $(DATA)/cifar-10-binary.tar.gz.tmp -C $(DATA) && rm $(DATA)/cifar-10-binary.tar.gz.tmp; fi
+	if [ -e $(CIFAR10)/SHA256SUMS ]; then cd $(CIFAR10) && sha256sum --check --quiet --ignore-missing SHA256SUMS; fi
+	@touch $@
 
 # $(call cifar_spec,SET,ROLE,SEED,RUNS,SPLIT): SPLIT train draws minibatches from
 # data_batch_*.bin, test from test_batch.bin (docs/formats.md, "Splits"). The training specs'

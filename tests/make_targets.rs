@@ -36,8 +36,8 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A temporary folder holding `l2l/`, a copy of the Makefile's inputs with nothing built,
-/// fetched or run, and `shared/` beside it where the checkout has one (the default data folders
-/// of Figures 7 and 8 are `../shared/data/...`).
+/// fetched or run, and `shared/` beside it where the checkout has one (the default data folder
+/// of Figure 8 is `../shared/data/neural_art`).
 fn clean_tree() -> tempfile::TempDir {
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
@@ -131,7 +131,7 @@ fn every_public_target_plans_from_a_clean_tree() {
                 "--measure test-loss",
             ],
         ),
-        ("cifar-download", vec!["md5sum", "tar"]),
+        ("cifar-data", vec!["curl", "md5sum", "tar"]),
         (
             "figure8",
             vec![
