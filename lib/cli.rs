@@ -303,14 +303,21 @@ pub fn check_horizons(
 pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerChoice, bool)> {
     if let Some(path) = arg.strip_prefix("lstm:") {
         let optimizer = LearnedOptimizer::load(Path::new(path))?;
-        // A learned correction to a rule is labelled as one ("nag+lstm", or "nagxlstm" for a
-        // step scaled by the LSTM), not as the paper's pure LSTM.
+        // Labelled by its architecture ("lstm", "lstm-gac"); a learned correction to a rule
+        // as one ("nag+lstm", or "nagxlstm" for a step scaled by the LSTM), not as the
+        // paper's pure LSTM.
+        let network = optimizer
+            .networks
+            .iter()
+            .next()
+            .map(|n| n.architecture.label());
+        let network = network.unwrap_or("lstm");
         let label = match &optimizer.base {
             Some(base) if base.form == CorrectionForm::Scaled => {
-                format!("{}xlstm", base.kind.name())
+                format!("{}x{network}", base.kind.name())
             }
-            Some(base) => format!("{}+lstm", base.kind.name()),
-            None => "lstm".into(),
+            Some(base) => format!("{}+{network}", base.kind.name()),
+            None => network.into(),
         };
         return Ok((
             OptimizerChoice::Learned {

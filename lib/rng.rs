@@ -96,6 +96,11 @@ pub mod streams {
     }
     /// Weight initialisation of a learned optimizer.
     pub const LSTM_INIT: u64 = 1 << 61;
+    /// The read and write heads of a learned optimizer with a memory (Appendix D), whose
+    /// controller's weights come from `network_stream`.
+    pub fn heads_init(network_stream: u64) -> u64 {
+        network_stream | (1 << 59)
+    }
     /// Perturbation `pair` of the evolution-strategies meta-gradient of epoch `epoch`.
     pub fn es_perturbation(epoch: u64, pair: u64) -> u64 {
         (1 << 60) | (epoch << 24) | pair

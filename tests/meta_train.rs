@@ -560,6 +560,113 @@ fn a_build_without_mpi_refuses_to_run_as_several_ranks() {
     }
 }
 
+/// Appendix D's architectures through the binaries: the same bytes on 1 and 2 threads, each
+/// evaluated under its own label, a run resumed only as itself; their sizes, a problem beyond
+/// NTM-BFGS's memory and an architecture unknown to this build are refused in one line.
+#[test]
+fn appendix_d_architectures_train_evaluate_and_bad_sizes_are_refused() {
+    let d = Dir::new();
+    specs(&d);
+    for arch in ["lstm-gac", "ntm-bfgs", "ntm-lbfgs"] {
+        for threads in ["1", "2"] {
+            let out = format!("{arch}-{threads}.npz");
+            let flags = ["--architecture", arch, "--threads", threads];
+            train_with(&d, &flags, &out);
+        }
+        assert!(
+            std::fs::read(d.path(&format!("{arch}-1.npz"))).unwrap()
+                == std::fs::read(d.path(&format!("{arch}-2.npz"))).unwrap(),
+            "{arch}: the thread count changed the checkpoint"
+        );
+        let opt = LearnedOptimizer::load(&d.path(&format!("{arch}-1.npz"))).unwrap();
+        let describe = opt.networks.describe();
+        assert!(
+            describe.contains(&format!("{arch}(layers=2, hidden=4, averaging_cells=2")),
+            "{describe}"
+        );
+        let out = format!("{arch}.parquet");
+        evaluate_briefly(&d, &format!("lstm:{arch}-1.npz,nag"), &out);
+        let rows = l2l::trajectory::read_trajectories(&d.path(&out)).unwrap();
+        let mut labels: Vec<&str> = rows.iter().map(|r| r.optimizer.as_str()).collect();
+        labels.dedup();
+        assert_eq!(labels, vec![arch, "nag"]);
+    }
+    let gac = ["--architecture", "lstm-gac", "--averaging-cells", "2"];
+    // NTM-BFGS's n × n memory has a bound; a problem beyond it is refused before any run.
+    d.ok(
+        "sample-optimizee",
+        &[
+            "quadratic",
+            "--dims",
+            "2049",
+            "--count",
+            "1",
+            "--seed",
+            "5",
+            "-o",
+            "wide.npz",
+        ],
+    );
+    d.fails(
+        "evaluate",
+        &[
+            "--spec",
+            "wide.npz",
+            "--steps",
+            "2",
+            "-O",
+            "lstm:ntm-bfgs-1.npz",
+            "-o",
+            "w.parquet",
+        ],
+        "w.parquet",
+        "n = 2049 coordinates",
+    );
+    let args = tiny_training("bad.npz");
+    let refused = |flags: &[&str], expect: &str| {
+        d.fails(
+            "meta-train",
+            &[flags, &args[..]].concat(),
+            "bad.npz",
+            expect,
+        )
+    };
+    refused(
+        &["--averaging-cells", "2"],
+        "--averaging-cells is a size of --architecture lstm-gac",
+    );
+    for cells in ["0", "5"] {
+        refused(
+            &["--architecture", "lstm-gac", "--averaging-cells", cells],
+            &format!("--averaging-cells must be between 1 and --hidden (4), got {cells}"),
+        );
+    }
+    refused(&["--architecture", "ntm"], "invalid value 'ntm'");
+    // A run of one architecture does not resume as another.
+    let mut short = [&gac[..], &tiny_training("switched.npz")[..]].concat();
+    short[gac.len() + EPOCHS_AT] = "2";
+    d.ok("meta-train", &short);
+    std::fs::remove_file(d.path("switched.npz")).unwrap();
+    d.fails(
+        "meta-train",
+        &tiny_training("switched.npz"),
+        "switched.npz",
+        "architecture",
+    );
+    // A checkpoint of an architecture this build does not know.
+    std::fs::copy(d.path("lstm-gac-1.npz"), d.path("unknown.npz")).unwrap();
+    rewrite_member(&d.path("unknown.npz"), "architecture", |a| {
+        *a = ndarray::ArrayD::from_shape_vec(vec![3], b"ntm".iter().map(|&b| b as f64).collect())
+            .unwrap();
+    });
+    d.fails(
+        "evaluate",
+        &["--spec", "test.npz", "--steps", "6", "-O", "lstm:unknown.npz", "-o", "u.parquet"],
+        "u.parquet",
+        "architecture 'ntm' is unknown to this build of l2l, which knows coordinatewise-lstm, lstm-gac, ntm-bfgs, ntm-lbfgs",
+    );
+}
+
 #[test]
 fn has_help() {
     assert_help("meta-train");

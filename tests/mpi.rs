@@ -94,6 +94,12 @@ fn meta_training_on_two_ranks_writes_the_bytes_of_one_process() {
             ][..],
         ),
         ("base", &["--base", "nag", "--lr-grid", "1e-2:1:2"][..]),
+        ("lstm-gac", &["--architecture", "lstm-gac"][..]),
+        ("ntm-bfgs", &["--architecture", "ntm-bfgs"][..]),
+        (
+            "ntm-lbfgs",
+            &["--architecture", "ntm-lbfgs", "--history", "2"][..],
+        ),
     ] {
         let one = quadratic_training(&format!("{name}-1.npz"), extra);
         let two = quadratic_training(&format!("{name}-2.npz"), extra);

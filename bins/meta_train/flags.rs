@@ -2,7 +2,8 @@
 
 use clap::{Parser, ValueEnum};
 use l2l::baselines::{Baseline, CorrectionForm};
-use l2l::learned::Preprocessing;
+use l2l::learned::ntm::MemoryKind;
+use l2l::learned::{ArchitectureChoice, Preprocessing};
 use l2l::meta::{
     EsScope, ImitationLoss, MetaGradient, MetaLoss, MetaTrainParams, MetaTrainSettings, Rollout,
     RuleRequest,
@@ -118,6 +119,27 @@ pub struct Args {
     /// Hidden units in each of the two LSTM layers.
     #[arg(long, default_value_t = 20)]
     pub hidden: usize,
+    /// The learned optimizer: `lstm`, the coordinatewise LSTM of §2.1; Appendix D's
+    /// `lstm-gac`, whose last --averaging-cells units of each layer are averaged over every
+    /// coordinate of a problem at each step; `ntm-bfgs`, an LSTM+GAC controller with
+    /// --read-heads and --write-heads on an n × n memory per problem; `ntm-lbfgs`, the same
+    /// with the writes of the last --history steps in place of the memory.
+    #[arg(long, value_enum, default_value_t = Arch::Lstm)]
+    pub architecture: Arch,
+    /// Global averaging cells per layer of lstm-gac, ntm-bfgs and ntm-lbfgs (at most --hidden;
+    /// default 2, what Appendix D's construction of BFGS needs).
+    #[arg(long = "averaging-cells", value_name = "N")]
+    pub averaging_cells: Option<usize>,
+    /// Read heads of ntm-bfgs and ntm-lbfgs (default 1).
+    #[arg(long = "read-heads", value_name = "N")]
+    pub read_heads: Option<usize>,
+    /// Write heads of ntm-bfgs and ntm-lbfgs (default 3, which Appendix D says can simulate
+    /// BFGS).
+    #[arg(long = "write-heads", value_name = "N")]
+    pub write_heads: Option<usize>,
+    /// Steps whose writes ntm-lbfgs keeps (default 5).
+    #[arg(long, value_name = "K")]
+    pub history: Option<usize>,
     /// Input processing: `scale` multiplies the gradient by --input-scale (§2.1; the paper's
     /// quadratics use none, i.e. scale 1); `log-sign` is Appendix A with parameter --p.
     #[arg(long, value_enum, default_value_t = Pre::Scale)]
@@ -189,6 +211,62 @@ pub enum Estimator {
     Es,
 }
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum Arch {
+    Lstm,
+    LstmGac,
+    NtmBfgs,
+    NtmLbfgs,
+}
+
+/// The sizes of Appendix D's architectures unless their flags say otherwise: the two averaging
+/// cells and the one read and three write heads of Appendix D's construction of BFGS, and a
+/// history of five steps.
+const AVERAGING_CELLS: usize = 2;
+const READ_HEADS: usize = 1;
+const WRITE_HEADS: usize = 3;
+const HISTORY: usize = 5;
+
+/// The architecture the flags ask for; a size given to an architecture without it is refused.
+fn architecture(args: &Args) -> anyhow::Result<ArchitectureChoice> {
+    use Arch::*;
+    let sizes = [
+        (
+            "--averaging-cells",
+            args.averaging_cells,
+            &[LstmGac, NtmBfgs, NtmLbfgs][..],
+        ),
+        ("--read-heads", args.read_heads, &[NtmBfgs, NtmLbfgs][..]),
+        ("--write-heads", args.write_heads, &[NtmBfgs, NtmLbfgs][..]),
+        ("--history", args.history, &[NtmLbfgs][..]),
+    ];
+    for (flag, value, takers) in sizes {
+        if value.is_some() && !takers.contains(&args.architecture) {
+            let names: Vec<_> = takers
+                .iter()
+                .map(|a| a.to_possible_value().unwrap().get_name().to_string())
+                .collect();
+            anyhow::bail!(
+                "{flag} is a size of --architecture {}; drop it or choose one of those",
+                names.join(" or ")
+            );
+        }
+    }
+    let averaging = args.averaging_cells.unwrap_or(AVERAGING_CELLS);
+    let ntm = |memory| ArchitectureChoice::Ntm {
+        averaging,
+        reads: args.read_heads.unwrap_or(READ_HEADS),
+        writes: args.write_heads.unwrap_or(WRITE_HEADS),
+        memory,
+    };
+    Ok(match args.architecture {
+        Lstm => ArchitectureChoice::Lstm,
+        LstmGac => ArchitectureChoice::LstmGac { averaging },
+        NtmBfgs => ntm(MemoryKind::Full),
+        NtmLbfgs => ntm(MemoryKind::History(args.history.unwrap_or(HISTORY))),
+    })
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Pre {
     Scale,
@@ -245,6 +323,7 @@ pub fn params(args: &Args) -> anyhow::Result<MetaTrainParams> {
         epochs: args.epochs,
         eval_every: args.eval_every,
         seed: args.seed,
+        architecture: architecture(args)?,
         ..MetaTrainSettings::default()
     };
     Ok(MetaTrainParams {

@@ -63,7 +63,11 @@ pub fn run(settings: &BenchSettings) -> Result<Vec<Row>> {
     crate::init_blas_threads(1);
     let mut rows = Rows::default();
     let sgemm = throughput::rows(settings, &mut rows)?;
-    let shape = mnist_settings(1).shape();
+    let mnist = mnist_settings(1);
+    let shape = crate::learned::lstm::LstmShape {
+        inputs: mnist.preprocessing.features(),
+        hidden: mnist.hidden,
+    };
     lstm_kernel::lstm_kernel_rows(shape, sgemm, settings.repeats, &mut rows);
     products::product_rows(settings.repeats, &mut rows);
     conv::conv_rows(settings.repeats, sgemm, &mut rows)?;

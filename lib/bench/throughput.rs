@@ -7,7 +7,7 @@ use crate::baselines::Baseline;
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluation::run as run_optimizer;
-use crate::learned::{Architecture, LearnedOptimizer, Networks, OptimizerChoice, Preprocessing};
+use crate::learned::{LearnedOptimizer, OptimizerChoice, Preprocessing};
 use crate::meta::{MetaTrainSettings, Workspace};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use crate::problems::separable::SeparableQuadratic;
@@ -57,11 +57,11 @@ pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
     // The same number of coordinates with a gradient that costs nothing: the LSTM alone.
     let stream = SeparableQuadratic::new(15_910, eval_runs, 9);
     let coordinates = big.dim();
-    let shape = big_cfg.shape();
-    let (fwd_flops, bwd_flops) = shape.flops_per_coordinate();
+    let networks = big_cfg.networks();
+    let (fwd_flops, bwd_flops) = networks.0[0].architecture.flops_per_coordinate();
     let learned = Arc::new(LearnedOptimizer {
-        networks: Networks::single(Arc::new(shape)),
-        weights: shape.init(0, crate::rng::streams::LSTM_INIT, 1.0),
+        weights: networks.init(0, crate::rng::streams::LSTM_INIT, 1.0),
+        networks,
         preprocessing: big_cfg.preprocessing,
         output_scale: 0.1,
         base: None,

@@ -1,10 +1,35 @@
 //! What a learned optimizer architecture provides: a network applied to every coordinate of
 //! the optimizee, with weights φ in one flat f32 vector (docs/method.md, "The optimizer").
-//! The coordinatewise LSTM of §2.1 ([`crate::learned::lstm`]) is the first; a second
-//! architecture (e.g. Appendix D's, whose cells average over all coordinates) implements the
-//! same two traits and is found by `checkpoint::read_architecture` under its checkpoint name.
+//! The coordinatewise LSTM of §2.1 ([`crate::learned::lstm`]) is the first, Appendix D's
+//! LSTM+GAC ([`crate::learned::gac`]), whose averaging cells see every coordinate of a problem,
+//! the second. An architecture implements these two traits and is named once in
+//! [`crate::learned::registry`], which builds it from settings and reads it from checkpoints.
 
 use crate::io::NpzArrays;
+
+/// The rows a tape serves: `problems` problems of `rows / problems` rows each, one after
+/// another. An architecture that shares information between coordinates (Appendix D) does so
+/// only inside one problem's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapeRows {
+    pub rows: usize,
+    pub problems: usize,
+}
+
+impl TapeRows {
+    /// Rows of `problems` problems of `per_problem` rows each.
+    pub fn new(problems: usize, per_problem: usize) -> Self {
+        TapeRows {
+            rows: problems * per_problem,
+            problems,
+        }
+    }
+
+    /// Rows of each problem (0 for no problem).
+    pub fn per_problem(&self) -> usize {
+        self.rows.checked_div(self.problems).unwrap_or(0)
+    }
+}
 
 /// The forward and backward state of an architecture over `rows` coordinates (one row each),
 /// with room for the steps of one truncated unroll.
@@ -37,6 +62,8 @@ pub trait CoordinateTape: Send {
 pub trait Architecture: Send + Sync + std::fmt::Debug {
     /// The name recorded in checkpoints (`architecture`).
     fn name(&self) -> &'static str;
+    /// Its short name in a trajectory's `optimizer` column (`lstm`, `lstm-gac`).
+    fn label(&self) -> &'static str;
     /// Every size that matters, for messages and equality.
     fn describe(&self) -> String;
     /// Features per coordinate it reads (1 for a scaled gradient, 2 for Appendix A's).
@@ -48,9 +75,13 @@ pub trait Architecture: Send + Sync + std::fmt::Debug {
     /// Fresh weights from stream `stream` of `seed`; `forget_bias` is the initial bias of any
     /// forget gates.
     fn init(&self, seed: u64, stream: u64, forget_bias: f32) -> Vec<f32>;
-    /// A tape over `rows` coordinates: forward-only with `slots == 1`, else recording `slots`
-    /// steps for BPTT.
-    fn tape(&self, rows: usize, slots: usize) -> Box<dyn CoordinateTape>;
+    /// Refuses rows it cannot serve (a memory beyond its bound), before any tape is made.
+    fn check_rows(&self, _rows: TapeRows) -> crate::error::Result<()> {
+        Ok(())
+    }
+    /// A tape over `rows` (every problem's coordinates, problem after problem): forward-only
+    /// with `slots == 1`, else recording `slots` steps for BPTT.
+    fn tape(&self, rows: TapeRows, slots: usize) -> Box<dyn CoordinateTape>;
     /// The weight blocks in φ's order, as checkpoint array names and shapes.
     fn checkpoint_blocks(&self) -> Vec<(&'static str, Vec<usize>)>;
     /// Writes the scalars that describe the architecture, under `prefix`.

@@ -12,17 +12,15 @@
 //! or several. Each optimizer is written in the oldest version that holds it, so readers of
 //! version 1 keep reading optimizers with one network and no base rule.
 
-use super::architecture::Architecture;
-use super::lstm::{LstmShape, ARCHITECTURE as LSTM, NUM_LAYERS as LSTM_LAYERS};
 use super::optimizer::{LearnedOptimizer, Network, Networks};
 use super::preprocessing::Preprocessing;
+use super::registry::read_architecture;
 use crate::baselines::{validate_lr, BaseStep, Baseline, CorrectionForm};
 use crate::datasets::DataSplit;
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz, NpzArrays};
 use ndarray::{Array1, Array2};
 use std::path::Path;
-use std::sync::Arc;
 
 pub const CHECKPOINT_VERSION: i64 = 4;
 
@@ -260,31 +258,6 @@ impl LearnedOptimizer {
     }
 }
 
-/// Reads the architecture recorded under `prefix` of a checkpoint and checks its sizes: the
-/// one place that knows every architecture by its checkpoint name.
-pub fn read_architecture(npz: &mut Npz, prefix: &str) -> Result<Arc<dyn Architecture>> {
-    let bad = |npz: &Npz, d: String| Error::bad_file(npz.path(), d);
-    let arch = npz.text(&format!("{prefix}architecture"))?;
-    let layers = npz.scalar(&format!("{prefix}num_layers"))? as i64;
-    if arch != LSTM || layers != LSTM_LAYERS {
-        return Err(bad(npz, format!(
-            "checkpoint is for architecture '{arch}' with {layers} layers; this l2l runs '{LSTM}' with {LSTM_LAYERS}"
-        )));
-    }
-    let hidden = npz.scalar(&format!("{prefix}hidden_size"))?;
-    let inputs = npz.scalar(&format!("{prefix}input_features"))?;
-    if !(1.0..=256.0).contains(&hidden) || !(1.0..=2.0).contains(&inputs) {
-        return Err(bad(
-            npz,
-            format!("implausible sizes: hidden_size {hidden}, input_features {inputs}"),
-        ));
-    }
-    Ok(Arc::new(LstmShape {
-        inputs: inputs as usize,
-        hidden: hidden as usize,
-    }))
-}
-
 /// φ of `networks` from the weight blocks stored under `prefix`, each checked against the
 /// shape its architecture expects.
 fn read_weights(npz: &mut Npz, prefix: &str, networks: &Networks) -> Result<Vec<f32>> {
@@ -314,7 +287,10 @@ fn read_weights(npz: &mut Npz, prefix: &str, networks: &Networks) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learned::lstm::LstmShape;
+    use crate::learned::Architecture;
     use crate::rng::streams::LSTM_INIT;
+    use std::sync::Arc;
 
     fn version_of(path: &Path) -> f64 {
         Npz::open(path).unwrap().scalar("format_version").unwrap()

@@ -5,12 +5,16 @@
 pub mod architecture;
 pub mod checkpoint;
 pub mod choice;
+pub mod gac;
 pub mod lstm;
+pub mod ntm;
 pub mod optimizer;
 pub mod preprocessing;
+pub mod registry;
 pub mod step;
 
-pub use architecture::{Architecture, CoordinateTape};
+pub use architecture::{Architecture, CoordinateTape, TapeRows};
 pub use choice::{LearnedRule, OptimizerChoice};
 pub use optimizer::{LearnedOptimizer, Network, Networks, ALL_PARAMETERS};
 pub use preprocessing::Preprocessing;
+pub use registry::ArchitectureChoice;

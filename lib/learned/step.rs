@@ -8,7 +8,7 @@
 //! one contiguous block of rows per network, and the outputs scattered back. The paper's single
 //! network serves every row in place, with no copy.
 
-use super::architecture::CoordinateTape;
+use super::architecture::{CoordinateTape, TapeRows};
 use super::optimizer::Networks;
 use super::preprocessing::Preprocessing;
 use crate::baselines::{BaseStep, BaselineRule, CorrectionForm, UpdateRule};
@@ -77,6 +77,11 @@ impl LearnedStep {
             })?;
             served[k].extend(g.ranges.iter().cloned());
         }
+        for (net, within) in networks.iter().zip(&served) {
+            let per_problem = within.iter().map(|r| r.len()).sum();
+            net.architecture
+                .check_rows(TapeRows::new(problems, per_problem))?;
+        }
         let ranges = networks.ranges();
         let parts = networks
             .iter()
@@ -94,7 +99,9 @@ impl LearnedStep {
                 let gathered = |width: usize| if whole { Vec::new() } else { vec![0.0; width] };
                 Part {
                     weights,
-                    tape: net.architecture.tape(n, slots),
+                    tape: net
+                        .architecture
+                        .tape(TapeRows::new(problems, n / problems.max(1)), slots),
                     features: gathered(n * f),
                     outputs: gathered(n),
                     d_outputs: if slots > 1 {

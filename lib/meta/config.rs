@@ -7,7 +7,7 @@
 use crate::baselines::{BaseStep, Baseline, CorrectionForm};
 use crate::error::{config_error, setting_error, settings_error, Result};
 use crate::evaluation::{self, TuningPoint};
-use crate::learned::lstm::LstmShape;
+use crate::learned::ArchitectureChoice;
 use crate::learned::{Networks, Preprocessing, ALL_PARAMETERS};
 use crate::problems::ProblemSet;
 use crate::ranks::Ranks;
@@ -167,6 +167,9 @@ pub struct MetaTrainSettings {
     /// Validate (and keep the best weights) every this many epochs.
     pub eval_every: u64,
     pub seed: u64,
+    /// Which learned optimizer (§2.1's LSTM, or one of Appendix D's); last, so that the resume
+    /// fingerprints of runs written before it existed stay as they were (see `fingerprint`).
+    pub architecture: ArchitectureChoice,
 }
 
 /// Settings that passed [`MetaTrainSettings::check`]: every run takes one, so its settings
@@ -201,7 +204,13 @@ impl MetaTrainConfig {
             epochs: 0,
             ..self.0.clone()
         };
-        format!("{settings:?} source={source}")
+        // The paper's LSTM, the only architecture before the setting existed, is left out,
+        // so that resume states of that time still match.
+        let record = format!("{settings:?} source={source}");
+        match settings.architecture {
+            ArchitectureChoice::Lstm => record.replacen(", architecture: Lstm }", " }", 1),
+            _ => record,
+        }
     }
 }
 
@@ -220,6 +229,7 @@ impl MetaTrainSettings {
         if self.hidden == 0 || self.hidden > 256 {
             return setting_error("hidden", "between 1 and 256", self.hidden);
         }
+        self.architecture.validate(self.hidden)?;
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
             return setting_error("output_scale", "positive", self.output_scale);
         }
@@ -322,16 +332,12 @@ impl MetaTrainSettings {
         Ok(())
     }
 
-    /// The networks this run trains: one coordinatewise LSTM per parameter group.
+    /// The networks this run trains: one of its architecture per parameter group.
     pub fn networks(&self) -> Networks {
-        Networks::per_group(&self.groups, std::sync::Arc::new(self.shape()))
-    }
-
-    pub fn shape(&self) -> LstmShape {
-        LstmShape {
-            inputs: self.preprocessing.features(),
-            hidden: self.hidden,
-        }
+        let architecture = self
+            .architecture
+            .build(self.preprocessing.features(), self.hidden);
+        Networks::per_group(&self.groups, architecture)
     }
 
     /// The imitation settings if epoch `epoch` imitates.
@@ -394,6 +400,7 @@ impl Default for MetaTrainSettings {
             epochs: 1000,
             eval_every: 10,
             seed: 0,
+            architecture: ArchitectureChoice::Lstm,
         }
     }
 }

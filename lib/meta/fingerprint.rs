@@ -14,6 +14,13 @@ pub(crate) fn differing_settings(saved: &str, wanted: &str) -> Option<Vec<String
         .filter(|field| !saved.contains(field))
         .map(|(name, _)| name.clone())
         .collect();
+    // A setting left out at its first value (the architecture) is in one of them only.
+    names.extend(
+        saved
+            .iter()
+            .filter(|(name, _)| !wanted.iter().any(|(n, _)| n == name))
+            .map(|(name, _)| name.clone()),
+    );
     names.dedup();
     Some(names)
 }

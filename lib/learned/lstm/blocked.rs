@@ -1,7 +1,7 @@
 //! The coordinatewise LSTM over many rows, cut into blocks of a fixed number of rows that run
 //! in parallel; the [`CoordinateTape`] of [`LstmShape`].
 
-use super::tape::Tape;
+use super::tape::{Averaging, Tape};
 use super::{LstmShape, Weights};
 use crate::learned::architecture::{Architecture, CoordinateTape};
 use rayon::prelude::*;
@@ -22,14 +22,34 @@ pub const BLOCK_ROWS: usize = 512;
 
 impl BlockedTape {
     pub fn new(shape: LstmShape, rows: usize, slots: usize) -> Self {
-        let block_rows = BLOCK_ROWS;
+        Self::cut(shape, rows, BLOCK_ROWS, slots, None)
+    }
+
+    /// A tape with `averaging.cells` global averaging cells per layer over `rows` rows of
+    /// whole problems: each block holds whole problems (as many as fit in [`BLOCK_ROWS`], at
+    /// least one), so that every average is taken inside one block.
+    pub(crate) fn averaging(
+        shape: LstmShape,
+        rows: usize,
+        slots: usize,
+        averaging: Averaging,
+    ) -> Self {
+        let per = averaging.rows_per_problem;
+        let block_rows = per * (BLOCK_ROWS / per).max(1);
+        Self::cut(shape, rows, block_rows, slots, Some(averaging))
+    }
+
+    fn cut(
+        shape: LstmShape,
+        rows: usize,
+        block_rows: usize,
+        slots: usize,
+        averaging: Option<Averaging>,
+    ) -> Self {
         let blocks: Vec<Tape> = (0..rows.div_ceil(block_rows).max(1))
             .map(|b| {
-                Tape::new(
-                    shape,
-                    block_rows.min(rows - (b * block_rows).min(rows)),
-                    slots,
-                )
+                let len = block_rows.min(rows - (b * block_rows).min(rows));
+                Tape::with_averaging(shape, len, slots, averaging)
             })
             .collect();
         let block_grads = if slots > 1 {

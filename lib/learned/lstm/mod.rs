@@ -9,7 +9,7 @@
 pub mod blocked;
 pub(crate) mod tape;
 
-use super::architecture::{Architecture, CoordinateTape};
+use super::architecture::{Architecture, CoordinateTape, TapeRows};
 use crate::io::NpzArrays;
 use crate::rng::Rng;
 use ndarray::ArrayView2;
@@ -96,6 +96,9 @@ impl Architecture for LstmShape {
     fn name(&self) -> &'static str {
         ARCHITECTURE
     }
+    fn label(&self) -> &'static str {
+        "lstm"
+    }
     fn describe(&self) -> String {
         format!(
             "{ARCHITECTURE}(layers={NUM_LAYERS}, hidden={}, inputs={})",
@@ -137,8 +140,8 @@ impl Architecture for LstmShape {
         w
     }
 
-    fn tape(&self, rows: usize, slots: usize) -> Box<dyn CoordinateTape> {
-        Box::new(BlockedTape::new(*self, rows, slots))
+    fn tape(&self, rows: TapeRows, slots: usize) -> Box<dyn CoordinateTape> {
+        Box::new(BlockedTape::new(*self, rows.rows, slots))
     }
 
     fn checkpoint_blocks(&self) -> Vec<(&'static str, Vec<usize>)> {
@@ -146,13 +149,7 @@ impl Architecture for LstmShape {
     }
 
     fn write_metadata(&self, a: &mut NpzArrays, prefix: &str) {
-        a.add(
-            &format!("{prefix}architecture"),
-            ndarray::Array1::from(ARCHITECTURE.as_bytes().to_vec()),
-        );
-        a.scalar_i64(&format!("{prefix}num_layers"), NUM_LAYERS);
-        a.scalar_i64(&format!("{prefix}hidden_size"), self.hidden as i64);
-        a.scalar_i64(&format!("{prefix}input_features"), self.inputs as i64);
+        self.write_sizes(a, prefix, ARCHITECTURE);
     }
 
     fn flops_per_coordinate(&self) -> (f64, f64) {
@@ -160,6 +157,20 @@ impl Architecture for LstmShape {
             self.forward_flops_per_coordinate(),
             self.backward_flops_per_coordinate(),
         )
+    }
+}
+
+impl LstmShape {
+    /// Writes `architecture` (as `name`) and the LSTM's sizes under `prefix`: the scalars of
+    /// this architecture, and of those built on it.
+    pub(crate) fn write_sizes(&self, a: &mut NpzArrays, prefix: &str, name: &str) {
+        a.add(
+            &format!("{prefix}architecture"),
+            ndarray::Array1::from(name.as_bytes().to_vec()),
+        );
+        a.scalar_i64(&format!("{prefix}num_layers"), NUM_LAYERS);
+        a.scalar_i64(&format!("{prefix}hidden_size"), self.hidden as i64);
+        a.scalar_i64(&format!("{prefix}input_features"), self.inputs as i64);
     }
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct Tape {
     c2s: Vec<f32>,
     tc2: Vec<f32>,
     h2s: Vec<f32>,
+    /// Appendix D's global averaging cells, if any: the outputs of the last units of each
+    /// layer are replaced by their mean over each problem's rows.
+    averaging: Option<Averaging>,
     /// Per gate column: 2 for the cell candidate (tanh x = 2σ(2x) − 1), 1 for σ gates.
     gate_scale: Vec<f32>,
     // Backward scratch: one step's pre-activation gradients of each layer, which stay in cache
@@ -57,8 +60,52 @@ pub(crate) struct Tape {
     db_out: f32,
 }
 
+/// Appendix D's global averaging cells (docs/method.md, "Sharing between coordinates"): the
+/// last `cells` units of each layer, whose outputs h are averaged over the `rows_per_problem`
+/// rows of each problem as soon as the layer has computed them, so that the next layer, the
+/// output and the next step all see the average. Their cell states c stay per coordinate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Averaging {
+    pub(crate) cells: usize,
+    pub(crate) rows_per_problem: usize,
+}
+
+impl Averaging {
+    /// Replaces the last `cells` of the `h` columns of `values` (rows × h) by their mean over
+    /// each problem's rows. The map is a symmetric projection, so the same call carries a
+    /// gradient with respect to the averaged outputs back to the cells' own outputs.
+    pub(crate) fn apply(&self, values: &mut [f32], h: usize) {
+        let per = self.rows_per_problem;
+        let scale = 1.0 / per as f32;
+        for problem in values.chunks_exact_mut(per * h) {
+            for k in h - self.cells..h {
+                let sum: f32 = problem.chunks_exact(h).map(|row| row[k]).sum();
+                let mean = sum * scale;
+                problem.chunks_exact_mut(h).for_each(|row| row[k] = mean);
+            }
+        }
+    }
+}
+
 impl Tape {
+    /// A tape of the coordinatewise LSTM (no averaging cells).
+    #[cfg(test)]
     pub fn new(shape: LstmShape, rows: usize, slots: usize) -> Self {
+        Self::with_averaging(shape, rows, slots, None)
+    }
+
+    /// A tape whose rows are whole problems of `averaging.rows_per_problem` rows each, with
+    /// that many averaging cells per layer (`None`: the coordinatewise LSTM).
+    pub fn with_averaging(
+        shape: LstmShape,
+        rows: usize,
+        slots: usize,
+        averaging: Option<Averaging>,
+    ) -> Self {
+        if let Some(a) = averaging {
+            assert!(a.cells <= shape.hidden && a.rows_per_problem > 0);
+            assert_eq!(rows % a.rows_per_problem, 0, "a tape holds whole problems");
+        }
         assert!(slots >= 1);
         let (f, h) = (shape.inputs, shape.hidden);
         let state = || vec![0.0f32; rows * h];
@@ -106,6 +153,7 @@ impl Tape {
             c2s: record(h),
             tc2: record(h),
             h2s: record(h),
+            averaging,
             gate_scale: gate_scale(h),
             dz1: scratch(4 * h),
             dz2: scratch(4 * h),
@@ -203,6 +251,9 @@ impl Tape {
             h_out: &mut self.h1,
         };
         lstm_layer_forward(inputs, w.w1(), w.b1(), &self.gate_scale, a1, cell, h);
+        if let Some(averaging) = &self.averaging {
+            averaging.apply(&mut self.h1, h);
+        }
         if recording {
             let xh2 = &mut self.xh2[slot * n * 2 * h..(slot + 1) * n * 2 * h];
             join_rows(xh2, &self.h1, h, &self.h2, h);
@@ -220,6 +271,9 @@ impl Tape {
             h_out: &mut self.h2,
         };
         lstm_layer_forward(&self.h1, w.w2(), w.b2(), &self.gate_scale, a2, cell, h);
+        if let Some(averaging) = &self.averaging {
+            averaging.apply(&mut self.h2, h);
+        }
         if !h2s.is_empty() {
             h2s.copy_from_slice(&self.h2);
         }
@@ -231,6 +285,31 @@ impl Tape {
             *o = b_out + hv.iter().zip(w_out).map(|(a, b)| a * b).sum::<f32>();
         }
         self.recorded += 1;
+    }
+
+    /// Steps recorded since the unroll began.
+    pub fn recorded(&self) -> usize {
+        self.recorded
+    }
+
+    /// The second layer's output h2 (`rows × hidden`) of the last step: what the output layer
+    /// read, and what heads built on this LSTM read (Appendix D's NTM-BFGS).
+    pub fn h2(&self) -> &[f32] {
+        &self.h2
+    }
+
+    /// The second layer's output of recorded step `t`.
+    pub fn h2_at(&self, t: usize) -> &[f32] {
+        let len = self.rows * self.shape.hidden;
+        &self.h2s[t * len..(t + 1) * len]
+    }
+
+    /// Adds `dh2` to dL/dh2 of the step the next [`Tape::backward_step`] takes: the gradient
+    /// that heads reading h2 beside the output layer send back.
+    pub fn add_to_dh2(&mut self, dh2: &[f32]) {
+        for (a, b) in self.dh2_next.iter_mut().zip(dh2) {
+            *a += b;
+        }
     }
 
     /// BPTT over the steps recorded since [`Tape::start_unroll`].
@@ -301,6 +380,10 @@ impl Tape {
                 dh2[k] += d * w_out[k];
             }
         }
+        // Through the averaging: dL/dh of the cells' own outputs.
+        if let Some(averaging) = &self.averaging {
+            averaging.apply(&mut self.dh2_next, h);
+        }
         // Layer 2 cell; its weight gradient dW2 += [h1_t | h2_{t-1}]ᵀ · dz2 while dz2 is in
         // cache; then its input gradient [dh1_t | dh2_{t-1}] = dz2 · W2ᵀ.
         gates_backward(
@@ -339,6 +422,9 @@ impl Tape {
                 dh1[k] += dx[k];
             }
             dh2.copy_from_slice(&dx[h..]);
+        }
+        if let Some(averaging) = &self.averaging {
+            averaging.apply(&mut self.dh1_next, h);
         }
         // Layer 1 cell; dW1 += [x_t | h1_{t-1}]ᵀ · dz1; [dx_t | dh1_{t-1}] = dz1 · W1ᵀ, where
         // the paper's BPTT needs no dx_t.

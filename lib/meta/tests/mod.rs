@@ -7,7 +7,7 @@ use super::bptt::{run_unroll, Objective, Unroll};
 use super::*;
 use crate::baselines::{BaseStep, Baseline, CorrectionForm};
 use crate::evaluation;
-use crate::learned::{OptimizerChoice, Preprocessing};
+use crate::learned::{ArchitectureChoice, OptimizerChoice, Preprocessing};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use crate::problems::{
     HessianVector, ParamGroup, ProblemSet, QuadraticFamily, QuadraticSet, QuadraticSource,
@@ -154,8 +154,9 @@ fn check_gradient_on<P: ProblemSet>(
         );
     }
     eprintln!(
-        "gradient check ({preprocessing}, {meta_loss} meta-loss, imitation {:?}, hidden {}, groups {:?}): {} of {n} weights, worst relative error {worst:.2e}",
+        "gradient check ({preprocessing}, {meta_loss} meta-loss, imitation {:?}, {:?}, hidden {}, groups {:?}): {} of {n} weights, worst relative error {worst:.2e}",
         cfg.imitation.map(|im| (im.rollout, im.loss)),
+        cfg.architecture,
         cfg.hidden,
         cfg.groups,
         checked.len()
