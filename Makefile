@@ -118,9 +118,11 @@ REPORT_FIGURES := $(FIGURES)
 comma := ,
 
 include data/*.mk
-# mnist.mk defines what the figure fragments share, so it comes first.
+# mnist.mk defines what the figure fragments share, so it comes first; appendix_d.mk tests
+# Figure 4's optimizers and reads its folders, so it comes last.
 include pipelines/mnist.mk
-include $(filter-out pipelines/mnist.mk,$(sort $(wildcard pipelines/*.mk)))
+include $(filter-out pipelines/mnist.mk pipelines/appendix_d.mk,$(sort $(wildcard pipelines/*.mk)))
+include pipelines/appendix_d.mk
 
 # More meta-training draws of a figure: for each K of SEEDS, SEEDS_TARGET's pipeline again
 # under $(OUT)/seeds/K with META_SEED=K (its figure goes to $(OUT)/seeds/K/figures). `make

@@ -336,9 +336,9 @@ pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerC
         }
         None => (arg, None),
     };
-    let kind = Baseline::from_name(name).ok_or_else(|| {
+    let kind = Baseline::evaluated_from_name(name).ok_or_else(|| {
         Error::Config(format!(
-            "unknown optimizer '{name}'; use one of lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam (optionally NAME=LR)"
+            "unknown optimizer '{name}'; use one of lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam, lbfgs (optionally NAME=LR)"
         ))
     })?;
     let explicit = lr.is_some() || default_lr.is_some();
@@ -403,8 +403,13 @@ mod tests {
         );
         let (c, explicit) = parse_optimizer("rmsprop", None).unwrap();
         assert_eq!((c.lr(), explicit), (Some(1e-2), false));
-        let e = parse_optimizer("lbfgs", None).err().unwrap().to_string();
-        assert!(e.contains("unknown optimizer 'lbfgs'"), "{e}");
+        let (c, explicit) = parse_optimizer("lbfgs", None).unwrap();
+        assert_eq!(
+            (c.label(), c.lr(), explicit),
+            ("lbfgs".into(), Some(1.0), false)
+        );
+        let e = parse_optimizer("bfgs", None).err().unwrap().to_string();
+        assert!(e.contains("unknown optimizer 'bfgs'"), "{e}");
         assert!(parse_optimizer("sgd=-1", None).is_err());
     }
 

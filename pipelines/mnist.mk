@@ -126,15 +126,17 @@ $(M)/$(MNIST_NAME).npz: $(M)/optimizer.npz
 	cp $< $@.tmp && mv $@.tmp $@
 endif
 
-# $(call mnist_panel,TEST,VALIDATION,STEPS,OUTPUTS): the learned optimizers and the four
-# baselines, each baseline tuned on VALIDATION for STEPS steps, on the runs of TEST. STEPS may
-# list horizons (100,200) with one output each: evaluate runs once, to the longest, and writes
-# each horizon's panel, the same bytes as a run of its own (tuning included).
-define mnist_panel
-	$(LAUNCH) $(RELEASE)/evaluate --spec $(1) --steps $(3) $(foreach c,$(MNIST_CHECKPOINTS),-O lstm:$(c)) \
-	  -O sgd,nag,rmsprop,adam --validation $(2) \
-	  $(foreach o,$(4),-o $(o) --tuning-output $(basename $(o)).tuning.parquet) --threads $(THREADS) --tune
+# $(call learned_panel,CHECKPOINTS,TEST,VALIDATION,STEPS,OUTPUTS[,MORE]): the learned optimizers
+# of CHECKPOINTS and the four baselines (and MORE, e.g. `,lbfgs`), each baseline tuned on VALIDATION for STEPS steps, on the
+# runs of TEST. STEPS may list horizons (100,200) with one output each: evaluate runs once, to
+# the longest, and writes each horizon's panel, the same bytes as a run of its own (tuning
+# included). mnist_panel is it with the MNIST checkpoints.
+define learned_panel
+	$(LAUNCH) $(RELEASE)/evaluate --spec $(2) --steps $(4) $(foreach c,$(1),-O lstm:$(c)) \
+	  -O sgd,nag,rmsprop,adam$(6) --validation $(3) \
+	  $(foreach o,$(5),-o $(o) --tuning-output $(basename $(o)).tuning.parquet) --threads $(THREADS) --tune
 endef
+mnist_panel = $(call learned_panel,$(MNIST_CHECKPOINTS),$(1),$(2),$(3),$(4))
 
 # Both horizons of Figure 4's MNIST panels, from one set of runs (a grouped target).
 $(M)/base_100.parquet $(M)/base_200.parquet &: $(MNIST_CHECKPOINTS) $(M)/test.npz $(M)/validation.npz $(BUILD)

@@ -267,7 +267,7 @@ fn bad_inputs_fail_cleanly() {
     .unwrap();
     eval("test.npz", "lstm:franken.npz", "5", "another architecture");
     // An unknown optimizer, and zero steps.
-    eval("test.npz", "lbfgs", "5", "unknown optimizer 'lbfgs'");
+    eval("test.npz", "bfgs", "5", "unknown optimizer 'bfgs'");
     eval(
         "test.npz",
         "sgd",

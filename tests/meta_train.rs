@@ -591,6 +591,12 @@ fn appendix_d_architectures_train_evaluate_and_bad_sizes_are_refused() {
         labels.dedup();
         assert_eq!(labels, vec![arch, "nag"]);
     }
+    // L-BFGS, the algorithm NTM-BFGS is built to imitate, is tuned like the baselines.
+    evaluate_tuned(&d, "lstm:ntm-bfgs-1.npz,lbfgs,adam", "lbfgs.parquet");
+    let rows = l2l::trajectory::read_trajectories(&d.path("lbfgs.parquet")).unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r.optimizer == "lbfgs" && r.lr.is_some()));
     let gac = ["--architecture", "lstm-gac", "--averaging-cells", "2"];
     // NTM-BFGS's n × n memory has a bound; a problem beyond it is refused before any run.
     d.ok(

@@ -86,7 +86,7 @@ impl OptimizerChoice {
             OptimizerChoice::Learned { optimizer, .. } => {
                 Box::new(LearnedRule::new(optimizer.clone(), groups, dim, problems)?)
             }
-            OptimizerChoice::Baseline { kind, lr } => Box::new(kind.rule(*lr, problems * dim)),
+            OptimizerChoice::Baseline { kind, lr } => kind.rule_for(*lr, problems, dim),
         })
     }
 }

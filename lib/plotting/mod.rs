@@ -224,6 +224,11 @@ fn color_for(name: &str) -> RGBColor {
         "nag" => PALETTE[4],
         "rmsprop" => PALETTE[2],
         "adam" => PALETTE[3],
+        "lbfgs" => PALETTE[8],
+        // Appendix D's architectures, each its own colour.
+        n if n.ends_with("LSTM+GAC") => PALETTE[5],
+        n if n.ends_with("NTM-BFGS") => PALETTE[7],
+        n if n.ends_with("NTM-L-BFGS") => PALETTE[6],
         // Several learned optimizers in one panel (Figure 7): a rule's correction in black,
         // one trained on other labels (`-sub`) in a lighter colour.
         n if n.starts_with("lstm:") && n.contains('+') && n.ends_with("-sub") => PALETTE[7],

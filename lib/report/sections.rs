@@ -229,6 +229,17 @@ const FIGURES: &[FigureEntry] = &[
     ("figure12.png", "Figure 12 (Appendix B).", "appendix-b", &[]),
     ("figure13.png", "Figure 13 (Appendix B).", "appendix-b", &[]),
     (
+        "appendix-d.png",
+        "Appendix D (no figure in the paper): the LSTM, LSTM+GAC, NTM-BFGS and NTM-L-BFGS, meta-trained alike on 10-d quadratics, against the tuned baselines on fresh 10-d quadratics, 30-d ones, 10-d ones with W ~ U[0, 1), and the MNIST base network (no NTM-BFGS: its n × n memory does not fit), over 200 steps (trained for 100).",
+        "appendix-d",
+        &[
+            ("LSTM", "appendix-d/LSTM.npz"),
+            ("LSTM+GAC", "appendix-d/LSTM+GAC.npz"),
+            ("NTM-BFGS", "appendix-d/NTM-BFGS.npz"),
+            ("NTM-L-BFGS", "appendix-d/NTM-L-BFGS.npz"),
+        ],
+    ),
+    (
         "fashion_mnist.png",
         "Beyond the paper: the MNIST optimizers, unchanged, on Fashion-MNIST.",
         "fashion-mnist",

@@ -328,7 +328,36 @@ pub fn specs() -> Vec<ClaimSpec> {
             Wins,
         ),
     ]
+    .into_iter()
+    .chain(APPENDIX_D.iter().map(|&(section, file)| {
+        paired(
+            section,
+            APPENDIX_D_QUESTION,
+            "appendix-d",
+            vec![vec![format!("appendix-d/{file}")]],
+            Loss,
+            Wins,
+        )
+    }))
+    .collect()
 }
+
+/// Appendix D gives no number: its rows ask of each architecture what the paper asks of the
+/// LSTM, and say what l2l measured.
+const APPENDIX_D_QUESTION: &str =
+    "No claim in the paper; measured: does it beat every tuned baseline?";
+
+/// Appendix D's panels and horizons (trained for 100 steps on 10-d quadratics).
+const APPENDIX_D: [(&str, &str); 8] = [
+    ("App. D, 10-d quadratics, step 100", "quadratic_100.parquet"),
+    ("App. D, 10-d quadratics, step 200", "quadratic_200.parquet"),
+    ("App. D, 30-d quadratics, step 100", "wide_100.parquet"),
+    ("App. D, 30-d quadratics, step 200", "wide_200.parquet"),
+    ("App. D, 10-d, W ~ U[0, 1), step 100", "uniform_100.parquet"),
+    ("App. D, 10-d, W ~ U[0, 1), step 200", "uniform_200.parquet"),
+    ("App. D, MNIST base network, step 100", "mnist_100.parquet"),
+    ("App. D, MNIST base network, step 200", "mnist_200.parquet"),
+];
 
 /// Per optimizer (trajectory name, in the order of the files), its rate and, per step and
 /// problem, the value.

@@ -1,5 +1,8 @@
 //! The hand-designed optimizers of the paper's comparisons (§3), with Torch7 `optim`'s
-//! defaults, and the [`UpdateRule`] interface that the learned optimizers share.
+//! defaults, and the [`UpdateRule`] interface that the learned optimizers share; and L-BFGS
+//! ([`lbfgs`]), the algorithm Appendix D's NTM-BFGS is built to imitate.
+
+pub mod lbfgs;
 
 use crate::error::{Error, Result};
 
@@ -20,6 +23,9 @@ pub enum Baseline {
     Nag,
     Rmsprop,
     Adam,
+    /// L-BFGS without a line search ([`lbfgs`]): not coordinatewise, so a baseline of
+    /// `evaluate` only, never a base or imitated rule.
+    Lbfgs,
 }
 
 /// Torch7 `optim` defaults other than the learning rate.
@@ -44,11 +50,31 @@ impl Baseline {
             Baseline::Nag => "nag",
             Baseline::Rmsprop => "rmsprop",
             Baseline::Adam => "adam",
+            Baseline::Lbfgs => "lbfgs",
         }
     }
 
+    /// One of the paper's four coordinatewise baselines, by name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Any baseline `evaluate` runs, by name: the paper's four and L-BFGS.
+    pub fn evaluated_from_name(name: &str) -> Option<Self> {
+        Self::from_name(name).or((name == "lbfgs").then_some(Baseline::Lbfgs))
+    }
+
+    /// Its update rule over `problems` problems of `dim` coordinates.
+    pub fn rule_for(self, lr: f64, problems: usize, dim: usize) -> Box<dyn UpdateRule> {
+        match self {
+            Baseline::Lbfgs => Box::new(lbfgs::LbfgsRule::new(
+                lr,
+                lbfgs::LBFGS_HISTORY,
+                problems,
+                dim,
+            )),
+            _ => Box::new(self.rule(lr, problems * dim)),
+        }
     }
 
     /// Torch7's default learning rate, used when none is given.
@@ -56,9 +82,12 @@ impl Baseline {
         match self {
             Baseline::Sgd | Baseline::Nag | Baseline::Adam => 1e-3,
             Baseline::Rmsprop => 1e-2,
+            Baseline::Lbfgs => 1.0,
         }
     }
 
+    /// The rule of a coordinatewise baseline over `rows` coordinates (L-BFGS's is
+    /// [`Baseline::rule_for`]'s).
     pub fn rule(self, lr: f64, rows: usize) -> BaselineRule {
         let with_state = |k: usize| vec![0.0f32; rows * k];
         BaselineRule {
@@ -191,6 +220,8 @@ impl BaselineRule {
                     apply(x, -(step * *m / (v.sqrt() + ADAM_EPSILON)));
                 }
             }
+            // Never built: `from_name`, which names base and imitated rules, leaves it out.
+            Baseline::Lbfgs => unreachable!("L-BFGS is not coordinatewise (Baseline::rule_for)"),
         }
     }
 }
