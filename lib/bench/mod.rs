@@ -4,6 +4,7 @@
 //! table documented in docs/formats.md.
 
 mod across_ranks;
+mod architectures;
 mod conv;
 mod lstm_kernel;
 mod neural_art;
@@ -70,6 +71,7 @@ pub fn run(settings: &BenchSettings) -> Result<Vec<Row>> {
     };
     lstm_kernel::lstm_kernel_rows(shape, sgemm, settings.repeats, &mut rows);
     products::product_rows(settings.repeats, &mut rows);
+    architectures::architecture_rows(settings, sgemm, &mut rows)?;
     conv::conv_rows(settings.repeats, sgemm, &mut rows)?;
     match &settings.features {
         Some(path) => neural_art::neural_art_rows(path, settings.repeats, sgemm, &mut rows)?,

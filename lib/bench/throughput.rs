@@ -19,7 +19,7 @@ use crate::rng::Rng;
 use std::sync::Arc;
 
 /// Steps of each evaluation run.
-const EVAL_STEPS: usize = 100;
+pub(super) const EVAL_STEPS: usize = 100;
 
 /// Adds the rows, and returns sgemm's 1-thread rate (GFLOP/s) for the rows that follow.
 pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
@@ -37,23 +37,8 @@ pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
     };
     let quad_batch = QuadraticSource::Family { family, seed: 1 }.draw(0, 128);
     let big_cfg = mnist_settings(1).check()?;
-    let data = match &settings.mnist {
-        Some(p) => Dataset::load(p)?,
-        // Random images of MNIST's shape: the speed does not depend on the pixels.
-        None => Dataset::random(5000, 784, 10, &mut Rng::new(5, 0)),
-    };
-    let arch = MlpArchitecture {
-        inputs: 784,
-        hidden: vec![20],
-        classes: 10,
-        activation: Activation::Sigmoid,
-    };
-    let data = Arc::new(data);
-    let data_path = settings.mnist.clone().unwrap_or_default();
-    let big = MlpSet::sample(arch.clone(), 128, data.clone(), data_path.clone(), 1, 7)?;
-    // `evaluate` runs many runs at once (20 to 40 in the pipeline), in parallel.
+    let (big, eval_set) = mnist_sets(settings)?;
     let eval_runs = settings.eval_runs;
-    let eval_set = MlpSet::sample(arch, 128, data, data_path, eval_runs, 8)?;
     // The same number of coordinates with a gradient that costs nothing: the LSTM alone.
     let stream = SeparableQuadratic::new(15_910, eval_runs, 9);
     let coordinates = big.dim();
@@ -194,8 +179,29 @@ pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
     Ok(sgemm_by_threads[0])
 }
 
+/// The MNIST MLP of §3.2: one run (a meta-training epoch's problem), and `eval_runs` runs at
+/// once, as `evaluate` runs them (20 to 40 in the pipeline), in parallel.
+pub(super) fn mnist_sets(settings: &BenchSettings) -> Result<(MlpSet, MlpSet)> {
+    let data = match &settings.mnist {
+        Some(p) => Dataset::load(p)?,
+        // Random images of MNIST's shape: the speed does not depend on the pixels.
+        None => Dataset::random(5000, 784, 10, &mut Rng::new(5, 0)),
+    };
+    let arch = MlpArchitecture {
+        inputs: 784,
+        hidden: vec![20],
+        classes: 10,
+        activation: Activation::Sigmoid,
+    };
+    let data = Arc::new(data);
+    let data_path = settings.mnist.clone().unwrap_or_default();
+    let big = MlpSet::sample(arch.clone(), 128, data.clone(), data_path.clone(), 1, 7)?;
+    let eval_set = MlpSet::sample(arch, 128, data, data_path, settings.eval_runs, 8)?;
+    Ok((big, eval_set))
+}
+
 /// Seconds per evaluation of `choice` on every run of `set` for [`EVAL_STEPS`] steps.
-fn evaluation_seconds<P: ProblemSet>(
+pub(super) fn evaluation_seconds<P: ProblemSet>(
     set: &P,
     choice: &OptimizerChoice,
     repeats: usize,
