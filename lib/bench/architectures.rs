@@ -3,16 +3,15 @@
 //! where the architecture fits (NTM-BFGS's n × n memory does not), each as optimizee steps per
 //! second and, on MNIST, as a fraction of the same run's sgemm.
 
-use super::throughput::{evaluation_seconds, mnist_sets, EVAL_STEPS};
+use super::throughput::{evaluation_seconds, mnist_sets, untrained, EVAL_STEPS};
 use super::{epoch_seconds, mnist_settings, BenchSettings, Rows};
 use crate::error::{Error, Result};
 use crate::learned::ntm::MemoryKind;
-use crate::learned::{ArchitectureChoice, LearnedOptimizer, OptimizerChoice, Preprocessing};
+use crate::learned::{ArchitectureChoice, Preprocessing};
 use crate::meta::MetaTrainSettings;
 use crate::problems::{
     ProblemSet, QuadraticFamily, QuadraticSource, TrainingSource, ValueDistribution,
 };
-use std::sync::Arc;
 
 /// Appendix D's defaults (`meta-train --architecture`), and the LSTM to compare with.
 const ARCHITECTURES: [(&str, ArchitectureChoice); 4] = [
@@ -97,19 +96,7 @@ pub fn architecture_rows(settings: &BenchSettings, sgemm: f64, out: &mut Rows) -
             coordinate_steps * (fwd + bwd) / epoch / 1e9 / sgemm,
             "ratio",
         );
-        let learned = OptimizerChoice::Learned {
-            label: name.into(),
-            optimizer: Arc::new(LearnedOptimizer {
-                weights: networks.init(0, crate::rng::streams::LSTM_INIT, 1.0),
-                networks,
-                preprocessing: big_cfg.preprocessing,
-                output_scale: 0.1,
-                base: None,
-                epoch: 0,
-                validation_loss: f64::NAN,
-                trained_on: None,
-            }),
-        };
+        let learned = untrained(&big_cfg, name);
         let seconds = pool.install(|| evaluation_seconds(&eval_set, &learned, repeats))?;
         let runs = eval_set.count();
         let steps = (runs * EVAL_STEPS) as f64;

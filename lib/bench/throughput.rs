@@ -8,7 +8,7 @@ use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::evaluation::run as run_optimizer;
 use crate::learned::{LearnedOptimizer, OptimizerChoice, Preprocessing};
-use crate::meta::{MetaTrainSettings, Workspace};
+use crate::meta::{MetaTrainConfig, MetaTrainSettings, Workspace};
 use crate::problems::mlp::{Activation, MlpArchitecture, MlpSet};
 use crate::problems::separable::SeparableQuadratic;
 use crate::problems::{
@@ -42,22 +42,8 @@ pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
     // The same number of coordinates with a gradient that costs nothing: the LSTM alone.
     let stream = SeparableQuadratic::new(15_910, eval_runs, 9);
     let coordinates = big.dim();
-    let networks = big_cfg.networks();
-    let (fwd_flops, bwd_flops) = networks.0[0].architecture.flops_per_coordinate();
-    let learned = Arc::new(LearnedOptimizer {
-        weights: networks.init(0, crate::rng::streams::LSTM_INIT, 1.0),
-        networks,
-        preprocessing: big_cfg.preprocessing,
-        output_scale: 0.1,
-        base: None,
-        epoch: 0,
-        validation_loss: f64::NAN,
-        trained_on: None,
-    });
-    let lstm = OptimizerChoice::Learned {
-        label: "lstm".into(),
-        optimizer: learned,
-    };
+    let (fwd_flops, bwd_flops) = big_cfg.networks().0[0].architecture.flops_per_coordinate();
+    let lstm = untrained(&big_cfg, "lstm");
     let adam = OptimizerChoice::Baseline {
         kind: Baseline::Adam,
         lr: 0.01,
@@ -177,6 +163,25 @@ pub fn rows(settings: &BenchSettings, out: &mut Rows) -> Result<f64> {
         "MiB",
     );
     Ok(sgemm_by_threads[0])
+}
+
+/// A learned optimizer of `cfg`'s networks, freshly initialised (the speed does not depend on
+/// the weights), labelled `label`.
+pub(super) fn untrained(cfg: &MetaTrainConfig, label: &str) -> OptimizerChoice {
+    let networks = cfg.networks();
+    OptimizerChoice::Learned {
+        label: label.into(),
+        optimizer: Arc::new(LearnedOptimizer {
+            weights: networks.init(0, crate::rng::streams::LSTM_INIT, 1.0),
+            networks,
+            preprocessing: cfg.preprocessing,
+            output_scale: 0.1,
+            base: None,
+            epoch: 0,
+            validation_loss: f64::NAN,
+            trained_on: None,
+        }),
+    }
 }
 
 /// The MNIST MLP of §3.2: one run (a meta-training epoch's problem), and `eval_runs` runs at

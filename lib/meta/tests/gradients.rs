@@ -172,20 +172,7 @@ fn lstm_gac_gradient_matches_finite_differences() {
     let gac = |cfg: &mut MetaTrainSettings| {
         cfg.architecture = ArchitectureChoice::LstmGac { averaging: 1 }
     };
-    for second in [false, true] {
-        check_gradient_on(
-            &tiny_batch(),
-            Preprocessing::LogSign { p: 10.0 },
-            MetaLoss::Sum,
-            None,
-            |cfg| {
-                gac(cfg);
-                if second {
-                    second_order(cfg);
-                }
-            },
-        );
-    }
+    with_and_without_second_order(gac);
     let family = QuadraticFamily {
         dims: 5,
         distribution: ValueDistribution::Normal,
@@ -249,20 +236,7 @@ fn ntm_gradients_match_finite_differences() {
                 memory,
             }
         };
-        for second in [false, true] {
-            check_gradient_on(
-                &tiny_batch(),
-                Preprocessing::LogSign { p: 10.0 },
-                MetaLoss::Sum,
-                None,
-                |cfg| {
-                    ntm(cfg);
-                    if second {
-                        second_order(cfg);
-                    }
-                },
-            );
-        }
+        with_and_without_second_order(ntm);
         let family = QuadraticFamily {
             dims: 10,
             distribution: ValueDistribution::Normal,
@@ -281,6 +255,25 @@ fn ntm_gradients_match_finite_differences() {
                     writes: 3,
                     memory,
                 };
+            },
+        );
+    }
+}
+
+/// The check on the tiny quadratics with `architecture` set by `choose`, by BPTT and with the
+/// Hessian terms.
+fn with_and_without_second_order(choose: impl Fn(&mut MetaTrainSettings)) {
+    for second in [false, true] {
+        check_gradient_on(
+            &tiny_batch(),
+            Preprocessing::LogSign { p: 10.0 },
+            MetaLoss::Sum,
+            None,
+            |cfg| {
+                choose(cfg);
+                if second {
+                    second_order(cfg);
+                }
             },
         );
     }
