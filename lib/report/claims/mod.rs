@@ -42,6 +42,9 @@ pub struct ClaimSpec {
     pub expect: Expect,
     /// Figure 6: the sources are the cells of a sweep, compared cell by cell.
     pub sweep: bool,
+    /// Compare the other learned optimizers with this one (its trajectory name) rather than
+    /// with the best tuned baseline (Appendix D: each architecture against the LSTM).
+    pub against: Option<&'static str>,
 }
 
 /// What the outputs say of one learned optimizer on one claim.
@@ -199,7 +202,7 @@ struct PanelResult {
     learned: Vec<(String, f64, Vec<f64>)>,
 }
 
-fn compare(values: &Values) -> Option<PanelResult> {
+fn compare(values: &Values, against: Option<&str>) -> Option<PanelResult> {
     // The last step every optimizer measured.
     let step = values
         .iter()
@@ -211,14 +214,17 @@ fn compare(values: &Values) -> Option<PanelResult> {
             .find(|(n, _)| n == name)
             .and_then(|(_, (_, s))| s.get(&step))
     };
-    let (baseline, base) = values
-        .iter()
-        .filter(|(_, (lr, _))| lr.is_some())
-        .filter_map(|(name, _)| at(name).map(|v| (name.clone(), v)))
-        .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))?;
+    let (baseline, base) = match against {
+        Some(reference) => (reference.to_string(), at(reference)?),
+        None => values
+            .iter()
+            .filter(|(_, (lr, _))| lr.is_some())
+            .filter_map(|(name, _)| at(name).map(|v| (name.clone(), v)))
+            .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))?,
+    };
     let learned = values
         .iter()
-        .filter(|(_, (lr, _))| lr.is_none())
+        .filter(|(name, (lr, _))| lr.is_none() && Some(name.as_str()) != against)
         .filter_map(|(name, _)| {
             let mine = at(name)?;
             let d = mine
@@ -269,7 +275,7 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
         let Some(rows) = read_set(out, files)? else {
             continue;
         };
-        let Some(panel) = compare(&tabulate(&rows, spec.measure)) else {
+        let Some(panel) = compare(&tabulate(&rows, spec.measure), spec.against) else {
             continue;
         };
         // The other draws of the same files, each on the same test runs.
@@ -277,7 +283,7 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
         for &k in &seeds {
             let seeded: Vec<String> = files.iter().map(|f| format!("seeds/{k}/{f}")).collect();
             if let Some(rows) = read_set(out, &seeded)? {
-                if let Some(p) = compare(&tabulate(&rows, spec.measure)) {
+                if let Some(p) = compare(&tabulate(&rows, spec.measure), spec.against) {
                     others.push((k, p));
                 }
             }
@@ -349,7 +355,7 @@ fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
         let mut step = 0;
         for cell in cells {
             let rows = read_trajectories(&out.join(cell))?;
-            if let Some(panel) = compare(&tabulate(&rows, spec.measure)) {
+            if let Some(panel) = compare(&tabulate(&rows, spec.measure), spec.against) {
                 step = panel.step;
                 for (name, m, _) in panel.learned {
                     per.entry(name).or_default().push((m, panel.baseline_mean));

@@ -27,6 +27,7 @@ pub fn specs() -> Vec<ClaimSpec> {
         measure,
         expect,
         sweep: false,
+        against: None,
     };
     let split = |panel: &str, kind: &str| {
         vec![vec![
@@ -105,6 +106,7 @@ pub fn specs() -> Vec<ClaimSpec> {
             measure: Loss,
             expect: Wins,
             sweep: true,
+            against: None,
         },
         paired(
             "§3.3, Figure 7 left",
@@ -198,8 +200,23 @@ pub fn specs() -> Vec<ClaimSpec> {
             Wins,
         )
     }))
+    .chain(APPENDIX_D.iter().map(|&(section, file)| ClaimSpec {
+        against: Some("lstm:LSTM"),
+        ..paired(
+            section,
+            APPENDIX_D_AGAINST_LSTM,
+            "appendix-d",
+            vec![vec![format!("appendix-d/{file}")]],
+            Loss,
+            Wins,
+        )
+    }))
     .collect()
 }
+
+/// Appendix D's rows against the coordinatewise LSTM of the same training.
+const APPENDIX_D_AGAINST_LSTM: &str =
+    "No claim in the paper; measured: is it lower than the coordinatewise LSTM?";
 
 /// Appendix D gives no number: its rows ask of each architecture what the paper asks of the
 /// LSTM, and say what l2l measured.

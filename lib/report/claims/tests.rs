@@ -12,7 +12,7 @@ fn the_comparison_pairs_problems_against_the_best_baseline_at_the_last_step() {
         rows.push(row("adam", p, 2, 1.0 + p as f64, Some(0.01)));
         rows.push(row("lstm", p, 2, 0.5 + 2.0 * p as f64, None));
     }
-    let panel = compare(&tabulate(&rows, Measure::Loss)).unwrap();
+    let panel = compare(&tabulate(&rows, Measure::Loss), None).unwrap();
     assert_eq!((panel.step, panel.baseline.as_str()), (2, "ADAM"));
     assert_eq!(panel.baseline_mean, 2.0);
     let (name, m, d) = &panel.learned[0];
@@ -29,6 +29,29 @@ fn the_comparison_pairs_problems_against_the_best_baseline_at_the_last_step() {
     assert_eq!(
         Verdict::of(Expect::Loses, mean, se),
         Verdict::NotDistinguishable
+    );
+}
+
+/// Against a named learned optimizer (Appendix D's rows), the others are paired with it, and
+/// the baselines play no part.
+#[test]
+fn the_comparison_against_a_learned_optimizer_pairs_the_others_with_it() {
+    let mut rows = Vec::new();
+    for p in 0..2 {
+        rows.push(row("adam", p, 2, 0.1, Some(0.01)));
+        rows.push(row("lstm:LSTM", p, 2, 1.0 + p as f64, None));
+        rows.push(row("lstm:LSTM+GAC", p, 2, 0.5 + 3.0 * p as f64, None));
+    }
+    let panel = compare(&tabulate(&rows, Measure::Loss), Some("lstm:LSTM")).unwrap();
+    assert_eq!(
+        (panel.baseline.as_str(), panel.baseline_mean),
+        ("LSTM", 1.5)
+    );
+    assert_eq!(panel.learned.len(), 1);
+    let (name, m, d) = &panel.learned[0];
+    assert_eq!(
+        (name.as_str(), *m, d),
+        ("lstm:LSTM+GAC", 2.0, &vec![-0.5, 1.5])
     );
 }
 
