@@ -90,6 +90,26 @@ pub trait Architecture: Send + Sync + std::fmt::Debug {
     fn flops_per_coordinate(&self) -> (f64, f64);
 }
 
+/// Gradients of the parts of a tape (blocks of rows, or problems), one per part, allocated for a
+/// recording tape only; [`add_in_order`] sums them.
+pub(crate) fn part_gradients(parts: usize, params: usize, slots: usize) -> Vec<Vec<f32>> {
+    if slots > 1 {
+        vec![vec![0.0; params]; parts]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Adds the parts' gradients to `grad` in part order, so that the sum does not depend on which
+/// thread took which part.
+pub(crate) fn add_in_order(parts: &[Vec<f32>], grad: &mut [f32]) {
+    for g in parts {
+        for (a, b) in grad.iter_mut().zip(g) {
+            *a += b;
+        }
+    }
+}
+
 impl Clone for Box<dyn CoordinateTape> {
     fn clone(&self) -> Self {
         self.boxed_clone()

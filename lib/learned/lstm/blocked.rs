@@ -3,7 +3,7 @@
 
 use super::tape::{Averaging, Tape};
 use super::{LstmShape, Weights};
-use crate::learned::architecture::{Architecture, CoordinateTape};
+use crate::learned::architecture::{add_in_order, part_gradients, Architecture, CoordinateTape};
 use rayon::prelude::*;
 
 /// A tape over many rows, cut into blocks of a fixed number of rows that run in parallel.
@@ -52,27 +52,13 @@ impl BlockedTape {
                 Tape::with_averaging(shape, len, slots, averaging)
             })
             .collect();
-        let block_grads = if slots > 1 {
-            vec![vec![0.0; shape.num_params()]; blocks.len()]
-        } else {
-            Vec::new()
-        };
+        let block_grads = part_gradients(blocks.len(), shape.num_params(), slots);
         BlockedTape {
             shape,
             blocks,
             block_grads,
             block_rows,
             rows,
-        }
-    }
-
-    /// Adds the block gradients to `grad` in block order, so the sum does not depend on the
-    /// thread count.
-    fn add_block_grads(&self, grad: &mut [f32]) {
-        for g in &self.block_grads {
-            for (a, b) in grad.iter_mut().zip(g) {
-                *a += b;
-            }
         }
     }
 }
@@ -121,7 +107,7 @@ impl CoordinateTape for BlockedTape {
                     tape.backward(w, d_outputs, rows, b * block_rows, g);
                 });
         }
-        self.add_block_grads(grad);
+        add_in_order(&self.block_grads, grad);
     }
 
     fn backward_begin(&mut self) {
@@ -154,7 +140,7 @@ impl CoordinateTape for BlockedTape {
                 g.fill(0.0);
                 tape.backward_finish(g);
             });
-        self.add_block_grads(grad);
+        add_in_order(&self.block_grads, grad);
     }
 }
 

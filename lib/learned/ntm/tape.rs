@@ -4,7 +4,9 @@
 use super::memory::Memory;
 use super::NtmShape;
 use crate::kernels::join_rows;
-use crate::learned::architecture::{Architecture, CoordinateTape, TapeRows};
+use crate::learned::architecture::{
+    add_in_order, part_gradients, Architecture, CoordinateTape, TapeRows,
+};
 use crate::learned::lstm::tape::{Averaging, Tape};
 use crate::learned::lstm::Weights;
 use rayon::prelude::*;
@@ -183,25 +185,13 @@ impl NtmTape {
         let problems: Vec<ProblemTape> = (0..rows.problems)
             .map(|_| ProblemTape::new(shape, n, slots))
             .collect();
-        let grads = if slots > 1 {
-            vec![vec![0.0; shape.num_params()]; problems.len()]
-        } else {
-            Vec::new()
-        };
+        let grads = part_gradients(problems.len(), shape.num_params(), slots);
         NtmTape {
             shape,
             problems,
             grads,
             rows: rows.rows,
             n,
-        }
-    }
-
-    fn add_grads(&self, grad: &mut [f32]) {
-        for g in &self.grads {
-            for (a, b) in grad.iter_mut().zip(g) {
-                *a += b;
-            }
         }
     }
 }
@@ -255,7 +245,7 @@ impl CoordinateTape for NtmTape {
                 g.fill(0.0);
                 p.backward_finish(g);
             });
-        self.add_grads(grad);
+        add_in_order(&self.grads, grad);
     }
     fn backward_begin(&mut self) {
         self.problems
@@ -281,7 +271,7 @@ impl CoordinateTape for NtmTape {
                 g.fill(0.0);
                 p.backward_finish(g);
             });
-        self.add_grads(grad);
+        add_in_order(&self.grads, grad);
     }
     fn boxed_clone(&self) -> Box<dyn CoordinateTape> {
         Box::new(self.clone())
