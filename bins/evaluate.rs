@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use l2l::baselines::{lbfgs::LBFGS_HISTORIES, Baseline};
 use l2l::evaluation::{
     refuse_seen_data, run_observed, run_with_held_out, tune_choices, validate_steps, write_tuning,
     Curves, FinalPoints, LrGrid, ValidationMeasure,
@@ -29,7 +30,9 @@ struct Args {
     /// Problem spec to run on.
     #[arg(long)]
     spec: PathBuf,
-    /// Optimizers to run (repeat the flag or separate with commas).
+    /// Optimizers to run (repeat the flag or separate with commas): lstm:<checkpoint.npz>, sgd,
+    /// nag, rmsprop, adam, or lbfgs (L-BFGS without a line search; --tune tunes its history of
+    /// pairs with its rate, and lbfgs-mK fixes the history at K), each optionally NAME=LR.
     #[arg(
         long = "optimizer",
         short = 'O',
@@ -328,15 +331,20 @@ fn tune_each_horizon<P: FromSpec>(
         measures.push(measure);
     }
     if leader {
-        let names: Vec<&str> = per_horizon[0]
+        let to_tune: Vec<Baseline> = per_horizon[0]
             .iter()
             .filter_map(|(c, explicit)| match c {
-                OptimizerChoice::Baseline { kind, .. } if !explicit => Some(kind.name()),
+                OptimizerChoice::Baseline { kind, .. } if !explicit => Some(*kind),
                 _ => None,
             })
             .collect();
+        let names: Vec<String> = to_tune.iter().map(|b| b.tuning_name()).collect();
+        let histories = match to_tune.contains(&Baseline::Lbfgs { history: None }) {
+            true => format!(" (lbfgs with each history of {LBFGS_HISTORIES:?})"),
+            false => String::new(),
+        };
         eprintln!(
-            "evaluate: tuning {} over {} learning rates on {} validation problems",
+            "evaluate: tuning {} over {} learning rates{histories} on {} validation problems",
             names.join(", "),
             grid.rates().len(),
             validation.count()
@@ -352,7 +360,7 @@ fn tune_each_horizon<P: FromSpec>(
         for p in points.iter().filter(|p| p.chosen && leader) {
             eprintln!(
                 "evaluate: {} lr = {} (validation mean {}{at} {:.4})",
-                p.optimizer.name(),
+                p.optimizer.tuning_name(),
                 p.lr,
                 measure.describe(),
                 p.validation_final_loss

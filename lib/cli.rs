@@ -338,7 +338,7 @@ pub fn parse_optimizer(arg: &str, default_lr: Option<f64>) -> Result<(OptimizerC
     };
     let kind = Baseline::evaluated_from_name(name).ok_or_else(|| {
         Error::Config(format!(
-            "unknown optimizer '{name}'; use one of lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam, lbfgs (optionally NAME=LR)"
+            "unknown optimizer '{name}'; use one of lstm:<checkpoint.npz>, sgd, nag, rmsprop, adam, lbfgs or lbfgs-mK for a history of K pairs (optionally NAME=LR)"
         ))
     })?;
     let explicit = lr.is_some() || default_lr.is_some();

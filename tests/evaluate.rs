@@ -3,6 +3,7 @@
 
 // The tests of several horizons at once, in a file of their own.
 mod horizons;
+mod lbfgs;
 use crate::common::*;
 use l2l::io::write_npz;
 use l2l::trajectory::read_trajectories;

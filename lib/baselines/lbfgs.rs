@@ -1,6 +1,6 @@
 //! L-BFGS without a line search (Nocedal and Wright 2006, Algorithm 7.4): the hand-designed
 //! algorithm Appendix D's NTM-BFGS is built to imitate, as a baseline whose rate is tuned like
-//! the others'. Each problem keeps the last `history` curvature pairs s = θ_{k+1} − θ_k,
+//! the others', together with its history. Each problem keeps the last `history` curvature pairs s = θ_{k+1} − θ_k,
 //! y = ∇_{k+1} − ∇_k; the step is θ ← θ − lr · H∇, H∇ from the two-loop recursion with
 //! H_0 = (sᵀy / yᵀy) I from the newest pair (I before any). A pair whose sᵀy is not positive
 //! (no curvature along s, which minibatch gradients can give) is not kept, so H stays
@@ -9,8 +9,16 @@
 use super::UpdateRule;
 use std::collections::VecDeque;
 
-/// Curvature pairs kept (the common default of L-BFGS codes, e.g. SciPy's).
+/// Curvature pairs kept when the rate is given and the history is not (the common default of
+/// L-BFGS codes, e.g. SciPy's).
 pub const LBFGS_HISTORY: usize = 10;
+
+/// The histories a tuning tries, each with every rate of the grid: from a few pairs, which
+/// forget curvature that minibatch noise has made stale, to twice the common default.
+pub const LBFGS_HISTORIES: [u16; 4] = [3, 5, 10, 20];
+
+/// The longest history `lbfgs-mK` accepts.
+pub const MAX_LBFGS_HISTORY: u16 = 1000;
 
 /// One problem's pairs and last point.
 #[derive(Clone)]

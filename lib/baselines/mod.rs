@@ -24,8 +24,12 @@ pub enum Baseline {
     Rmsprop,
     Adam,
     /// L-BFGS without a line search ([`lbfgs`]): not coordinatewise, so a baseline of
-    /// `evaluate` only, never a base or imitated rule.
-    Lbfgs,
+    /// `evaluate` only, never a base or imitated rule. `history`: the curvature pairs kept;
+    /// `None` (plain `lbfgs`) is tuned over [`lbfgs::LBFGS_HISTORIES`] with the rate, or is
+    /// [`lbfgs::LBFGS_HISTORY`] when the rate is given.
+    Lbfgs {
+        history: Option<u16>,
+    },
 }
 
 /// Torch7 `optim` defaults other than the learning rate.
@@ -50,8 +54,37 @@ impl Baseline {
             Baseline::Nag => "nag",
             Baseline::Rmsprop => "rmsprop",
             Baseline::Adam => "adam",
-            Baseline::Lbfgs => "lbfgs",
+            Baseline::Lbfgs { .. } => "lbfgs",
         }
+    }
+
+    /// Its name in a tuning table and on `evaluate`'s command line: the name, and for L-BFGS
+    /// with a set history the history, `lbfgs-m5`, which names what tuning chose.
+    pub fn tuning_name(self) -> String {
+        match self {
+            Baseline::Lbfgs {
+                history: Some(history),
+            } => format!("lbfgs-m{history}"),
+            _ => self.name().into(),
+        }
+    }
+
+    /// The baselines a tuning of this one tries, each with the grid's rates: itself, or for
+    /// L-BFGS without a history, one per history of [`lbfgs::LBFGS_HISTORIES`].
+    pub fn tuning_variants(self) -> Vec<Baseline> {
+        match self {
+            Baseline::Lbfgs { history: None } => lbfgs::LBFGS_HISTORIES
+                .iter()
+                .map(|&h| Baseline::Lbfgs { history: Some(h) })
+                .collect(),
+            _ => vec![self],
+        }
+    }
+
+    /// Whether `tried`, a point of a tuning, tunes this baseline (is one of its
+    /// [`Baseline::tuning_variants`]).
+    pub fn is_tuned_by(self, tried: Baseline) -> bool {
+        self.tuning_variants().contains(&tried)
     }
 
     /// One of the paper's four coordinatewise baselines, by name.
@@ -59,17 +92,29 @@ impl Baseline {
         Self::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    /// Any baseline `evaluate` runs, by name: the paper's four and L-BFGS.
+    /// Any baseline `evaluate` runs, by name: the paper's four, and L-BFGS as `lbfgs` or with
+    /// its history, `lbfgs-mK` (K from 1 to [`lbfgs::MAX_LBFGS_HISTORY`]).
     pub fn evaluated_from_name(name: &str) -> Option<Self> {
-        Self::from_name(name).or((name == "lbfgs").then_some(Baseline::Lbfgs))
+        let history = match name.strip_prefix("lbfgs") {
+            Some("") => None,
+            Some(rest) => {
+                let digits = rest.strip_prefix("-m")?;
+                let k: u16 = digits.parse().ok()?;
+                let canonical = k.to_string() == digits;
+                let known = canonical && (1..=lbfgs::MAX_LBFGS_HISTORY).contains(&k);
+                Some(known.then_some(k)?)
+            }
+            None => return Self::from_name(name),
+        };
+        Some(Baseline::Lbfgs { history })
     }
 
     /// Its update rule over `problems` problems of `dim` coordinates.
     pub fn rule_for(self, lr: f64, problems: usize, dim: usize) -> Box<dyn UpdateRule> {
         match self {
-            Baseline::Lbfgs => Box::new(lbfgs::LbfgsRule::new(
+            Baseline::Lbfgs { history } => Box::new(lbfgs::LbfgsRule::new(
                 lr,
-                lbfgs::LBFGS_HISTORY,
+                history.map_or(lbfgs::LBFGS_HISTORY, usize::from),
                 problems,
                 dim,
             )),
@@ -82,7 +127,7 @@ impl Baseline {
         match self {
             Baseline::Sgd | Baseline::Nag | Baseline::Adam => 1e-3,
             Baseline::Rmsprop => 1e-2,
-            Baseline::Lbfgs => 1.0,
+            Baseline::Lbfgs { .. } => 1.0,
         }
     }
 
@@ -221,7 +266,9 @@ impl BaselineRule {
                 }
             }
             // Never built: `from_name`, which names base and imitated rules, leaves it out.
-            Baseline::Lbfgs => unreachable!("L-BFGS is not coordinatewise (Baseline::rule_for)"),
+            Baseline::Lbfgs { .. } => {
+                unreachable!("L-BFGS is not coordinatewise (Baseline::rule_for)")
+            }
         }
     }
 }

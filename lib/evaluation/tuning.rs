@@ -156,7 +156,8 @@ pub fn tune_horizons<P: ProblemSet>(
     let grid = grid.rates();
     let pairs: Vec<(Baseline, f64)> = baselines
         .iter()
-        .flat_map(|&b| grid.iter().map(move |&lr| (b, lr)))
+        .flat_map(|b| b.tuning_variants())
+        .flat_map(|b| grid.iter().map(move |&lr| (b, lr)))
         .collect();
     let mine: Vec<Vec<f64>> = pairs[ranks.share(pairs.len())]
         .par_iter()
@@ -187,7 +188,8 @@ pub fn tune_horizons<P: ProblemSet>(
         .collect())
 }
 
-/// The tuning table of `pairs` judged by `finals`, each baseline's best rate marked chosen.
+/// The tuning table of `pairs` judged by `finals`, each baseline's best point (its rate, and
+/// for L-BFGS its history) marked chosen.
 fn choose_rates(
     pairs: &[(Baseline, f64)],
     finals: impl Iterator<Item = f64>,
@@ -207,7 +209,7 @@ fn choose_rates(
         let best = points
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.optimizer == b)
+            .filter(|(_, p)| b.is_tuned_by(p.optimizer))
             .min_by(|a, c| {
                 a.1.validation_final_loss
                     .total_cmp(&c.1.validation_final_loss)
@@ -252,9 +254,9 @@ pub fn tune_choices<P: ProblemSet>(
                 if let OptimizerChoice::Baseline { kind, lr } = choice {
                     let chosen = points
                         .iter()
-                        .find(|p| p.chosen && p.optimizer == *kind && !*explicit);
+                        .find(|p| p.chosen && kind.is_tuned_by(p.optimizer) && !*explicit);
                     if let Some(p) = chosen {
-                        *lr = p.lr;
+                        (*kind, *lr) = (p.optimizer, p.lr);
                     }
                 }
             }
@@ -263,7 +265,8 @@ pub fn tune_choices<P: ProblemSet>(
         .collect())
 }
 
-/// Writes a tuning grid as parquet: optimizer, lr, validation_final_loss (the measure: the
+/// Writes a tuning grid as parquet: optimizer (its [`Baseline::tuning_name`]), lr,
+/// validation_final_loss (the measure: the
 /// final loss, or the mean over the last `validation_window` steps, which the file's metadata
 /// then records), chosen.
 pub fn write_tuning(path: &Path, points: &[TuningPoint], measure: ValidationMeasure) -> Result<()> {
@@ -278,12 +281,7 @@ pub fn write_tuning(path: &Path, points: &[TuningPoint], measure: ValidationMeas
         vec![
             (
                 "optimizer",
-                Column::Utf8(
-                    points
-                        .iter()
-                        .map(|p| p.optimizer.name().to_string())
-                        .collect(),
-                ),
+                Column::Utf8(points.iter().map(|p| p.optimizer.tuning_name()).collect()),
             ),
             (
                 "lr",
