@@ -2,6 +2,7 @@
 //! defaults, and the [`UpdateRule`] interface that the learned optimizers share; and L-BFGS
 //! ([`lbfgs`]), the algorithm Appendix D's NTM-BFGS is built to imitate.
 
+pub mod adam;
 pub mod lbfgs;
 
 use crate::error::{Error, Result};
@@ -36,9 +37,12 @@ pub enum Baseline {
 pub const NAG_MOMENTUM: f32 = 0.9;
 pub const RMSPROP_ALPHA: f32 = 0.99;
 pub const RMSPROP_EPSILON: f32 = 1e-8;
-pub const ADAM_BETA1: f32 = 0.9;
-pub const ADAM_BETA2: f32 = 0.999;
-pub const ADAM_EPSILON: f32 = 1e-8;
+/// Adam as Torch7's `optim.adam` runs it, with its defaults.
+pub const TORCH_ADAM: adam::Adam<f32> = adam::Adam {
+    beta1: 0.9,
+    beta2: 0.999,
+    epsilon: 1e-8,
+};
 
 impl Baseline {
     pub const ALL: [Baseline; 4] = [
@@ -251,18 +255,15 @@ impl BaselineRule {
                 // optim.adam: ε is added to √v before the bias corrections, which fold into
                 // the step size.
                 self.t += 1;
-                let bc1 = 1.0 - ADAM_BETA1.powi(self.t);
-                let bc2 = 1.0 - ADAM_BETA2.powi(self.t);
-                let step = lr * bc2.sqrt() / bc1;
-                for (((x, m), v), g) in out
+                let step = TORCH_ADAM.torch_step_size(lr, self.t);
+                for (((x, m), v), &g) in out
                     .iter_mut()
                     .zip(&mut self.first)
                     .zip(&mut self.second)
                     .zip(grad)
                 {
-                    *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-                    *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-                    apply(x, -(step * *m / (v.sqrt() + ADAM_EPSILON)));
+                    (*m, *v) = TORCH_ADAM.moments(*m, *v, g);
+                    apply(x, TORCH_ADAM.torch_step(step, *m, *v));
                 }
             }
             // Never built: `from_name`, which names base and imitated rules, leaves it out.

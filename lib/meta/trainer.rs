@@ -6,6 +6,7 @@
 use super::bptt::{run_unroll, Objective, Unroll};
 use super::config::{MetaGradient, MetaTrainConfig};
 use super::workspace::Workspace;
+use crate::baselines::adam::Adam;
 use crate::baselines::BaseStep;
 use crate::error::{config_error, settings_error, Result};
 use crate::evaluation::{self, Curves};
@@ -47,9 +48,12 @@ pub struct MetaTrainer {
     pub log: TrainingLog,
 }
 
-const META_BETA1: f64 = 0.9;
-const META_BETA2: f64 = 0.999;
-const META_EPSILON: f64 = 1e-8;
+/// The meta-optimizer of φ: Adam in Kingma and Ba's form, in f64 (docs/method.md).
+const META_ADAM: Adam<f64> = Adam {
+    beta1: 0.9,
+    beta2: 0.999,
+    epsilon: 1e-8,
+};
 
 impl MetaTrainer {
     /// A fresh run. With a base rule the output layers start at zero, i.e. the run starts as
@@ -224,20 +228,18 @@ impl MetaTrainer {
             Some(im) => im.meta_lr,
             None => cfg.meta_lr * cfg.meta_lr_decay.powf(self.epoch as f64),
         };
-        let bc1 = 1.0 - META_BETA1.powi(t);
-        let bc2 = 1.0 - META_BETA2.powi(t);
+        let bc = META_ADAM.bias_corrections(t);
         for ((w, (m, v)), &gi) in self
             .weights
             .iter_mut()
             .zip(self.adam_m.iter_mut().zip(self.adam_v.iter_mut()))
             .zip(grad)
         {
-            let gi = gi as f64 * clip;
-            let m64 = META_BETA1 * *m as f64 + (1.0 - META_BETA1) * gi;
-            let v64 = META_BETA2 * *v as f64 + (1.0 - META_BETA2) * gi * gi;
+            // The moments are kept in f32 and updated in f64.
+            let (m64, v64) = META_ADAM.moments(*m as f64, *v as f64, gi as f64 * clip);
             *m = m64 as f32;
             *v = v64 as f32;
-            *w -= (lr * (m64 / bc1) / ((v64 / bc2).sqrt() + META_EPSILON)) as f32;
+            *w -= META_ADAM.kingma_decrement(lr, m64, v64, bc) as f32;
         }
     }
 
