@@ -47,39 +47,43 @@ impl ProbeRequest {
                     .map(|k| lo + (hi - lo) * k as f32 / (n - 1) as f32)
                     .collect())
             }
-            _ => Err(Error::Config(format!(
-                "--probe-gradients {text}: expected LO:HI:N with LO < HI and 2 ≤ N ≤ 10000, \
-                 e.g. -1:1:41"
-            ))),
+            _ => Err(Error::setting(
+                "probe_gradients",
+                "LO:HI:N with LO < HI and 2 ≤ N ≤ 10000, e.g. -1:1:41",
+                text,
+            )),
         }
     }
 
     /// Checks the request against the set, before any work.
     pub fn validate<P: ProblemSet>(&self, set: &P) -> Result<()> {
         if self.problem >= set.count() {
-            return Err(Error::Config(format!(
-                "--probe-run {} does not exist: the spec holds runs 0-{}",
+            return Err(Error::setting(
+                "probe_run",
+                format!("a run the spec holds, 0-{}", set.count() - 1),
                 self.problem,
-                set.count() - 1
-            )));
-        }
-        if let Some(c) = self.coordinates.iter().find(|&&c| c >= set.dim()) {
-            return Err(Error::Config(format!(
-                "--probe coordinate {c} does not exist: the problems have {} coordinates",
-                set.dim()
-            )));
-        }
-        if self.coordinates.is_empty() {
-            return Err(Error::Config(
-                "--probe needs at least one coordinate".into(),
             ));
         }
+        if let Some(c) = self.coordinates.iter().find(|&&c| c >= set.dim()) {
+            return Err(Error::setting(
+                "probe",
+                format!("coordinates the problems have, 0-{}", set.dim() - 1),
+                c,
+            ));
+        }
+        if self.coordinates.is_empty() {
+            return Err(Error::setting("probe", "at least one coordinate", "none"));
+        }
         if let Some(s) = self.sweep_steps.iter().find(|&&s| s >= self.steps) {
-            return Err(Error::Config(format!(
-                "--probe-sweep-steps {s} is not a step of a run of {} steps (0-{})",
-                self.steps,
-                self.steps - 1
-            )));
+            return Err(Error::setting(
+                "probe_sweep_steps",
+                format!(
+                    "steps of a run of {} steps, 0-{}",
+                    self.steps,
+                    self.steps - 1
+                ),
+                s,
+            ));
         }
         Ok(())
     }
@@ -234,7 +238,10 @@ mod tests {
         let err = probe(&set, &sgd(0.1), &[], &request)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("coordinate 10 does not exist"), "{err}");
+        assert!(
+            err.contains("probe must be coordinates the problems have, 0-9, got 10"),
+            "{err}"
+        );
         let request = ProbeRequest {
             coordinates: vec![1],
             sweep_steps: vec![5],
@@ -243,6 +250,9 @@ mod tests {
         let err = probe(&set, &sgd(0.1), &[], &request)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--probe-sweep-steps 5"), "{err}");
+        assert!(
+            err.contains("probe_sweep_steps must be steps of a run of 5 steps, 0-4, got 5"),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use super::config::{ImitationLoss, MetaGradient, MetaTrainConfig, MetaTrainSettings};
 use crate::baselines::BaselineRule;
-use crate::error::{config_error, Error, Result};
+use crate::error::{config_error, settings_error, Error, Result};
 use crate::evaluation::SHARD_ROWS;
 use crate::learned::step::LearnedStep;
 use crate::problems::{shard_ranges, ProblemSet};
@@ -212,7 +212,7 @@ fn refuse_idle_ranks(config: &MetaTrainSettings, shards: usize, ranks: usize) ->
         MetaGradient::Es { pairs, .. } => (
             2 * pairs,
             format!("{pairs} antithetic pairs, i.e. {} runs", 2 * pairs),
-            "raise --es-pairs",
+            "raise `es_pairs`",
         ),
         _ => (
             shards,
@@ -221,12 +221,13 @@ fn refuse_idle_ranks(config: &MetaTrainSettings, shards: usize, ranks: usize) ->
                 config.batch,
                 if shards == 1 { "" } else { "s" }
             ),
-            "raise --batch",
+            "raise `batch`",
         ),
     };
     if ranks > units {
-        return config_error(format!(
-            "{ranks} ranks but {what}, so at most {units} ranks can share an epoch; run              mpirun -np {units} or fewer, or {fix}"
+        return settings_error(format!(
+            "{ranks} ranks but {what}, so at most {units} ranks can share an epoch; run \
+             mpirun -np {units} or fewer, or {fix}"
         ));
     }
     Ok(())
