@@ -21,25 +21,20 @@ pub trait AdamFloat:
     fn powi(self, n: i32) -> Self;
 }
 
-impl AdamFloat for f32 {
-    const ONE: Self = 1.0;
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-    fn powi(self, n: i32) -> Self {
-        f32::powi(self, n)
-    }
+macro_rules! adam_float {
+    ($($t:ty),*) => {$(
+        impl AdamFloat for $t {
+            const ONE: Self = 1.0;
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn powi(self, n: i32) -> Self {
+                <$t>::powi(self, n)
+            }
+        }
+    )*};
 }
-
-impl AdamFloat for f64 {
-    const ONE: Self = 1.0;
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-    fn powi(self, n: i32) -> Self {
-        f64::powi(self, n)
-    }
-}
+adam_float!(f32, f64);
 
 /// Adam's decay rates and ε.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -41,19 +41,7 @@ fn lbfgs_is_tuned_over_histories_and_its_pick_runs_again_by_name() {
     );
 
     let again = format!("{name}={lr}");
-    d.ok(
-        "evaluate",
-        &[
-            "--spec",
-            "test.npz",
-            "--steps",
-            "6",
-            "-O",
-            &again,
-            "-o",
-            "again.parquet",
-        ],
-    );
+    evaluate_briefly(&d, &again, "again.parquet");
     let losses = |p: &str| -> Vec<(String, f64)> {
         read_trajectories(&d.path(p))
             .unwrap()
