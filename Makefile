@@ -147,12 +147,14 @@ bench: $(BUILD) $(MPI_BUILD) $(MNIST)
 
 # Every kernel path this CPU can run (docs/performance.md, "Kernel shapes per instruction
 # set"): for each target, a build of its own (target/isa/TARGET), the kernels' tests, and a
-# small quadratic meta-training and evaluation; then the trajectories of every path are
-# compared with the portable one's to a tolerance, and the checkpoints' SHA-256 printed (equal
-# sums: identical results). x86-64 is the portable path (SSE2, no FMA), x86-64-v3 AVX2 + FMA,
-# x86-64-v4 AVX-512 (only where the CPU has it).
+# small quadratic meta-training of each architecture (the LSTM, and Appendix D's LSTM+GAC,
+# NTM-BFGS and NTM-L-BFGS) and their evaluation, in $(ISA)/TARGET; then the trajectories of
+# every path are compared with the portable one's to a tolerance, and the checkpoints' SHA-256
+# printed (equal sums: identical results). x86-64 is the portable path (SSE2, no FMA),
+# x86-64-v3 AVX2 + FMA, x86-64-v4 AVX-512 (only where the CPU has it).
 ISA_TARGETS ?= x86-64 x86-64-v3 $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),x86-64-v4)
 ISA := $(OUT)/isa
+ISA_ARCHITECTURES := LSTM=lstm LSTM+GAC=lstm-gac NTM-BFGS=ntm-bfgs NTM-L-BFGS=ntm-lbfgs
 .PHONY: isa-check
 isa-check: | deps
 	@mkdir -p $(ISA)
@@ -160,14 +162,19 @@ isa-check: | deps
 	  export RUSTFLAGS="-C target-cpu=$$t" CARGO_TARGET_DIR=target/isa/$$t; \
 	  $(CARGO) test --release --locked --lib kernels::; \
 	  $(CARGO) build --release --locked --bin sample-optimizee --bin meta-train --bin evaluate; \
-	  b=target/isa/$$t/release; rm -f $(ISA)/$$t.*; \
+	  b=target/isa/$$t/release; rm -rf $(ISA)/$$t; mkdir -p $(ISA)/$$t; \
 	  [ -e $(ISA)/train.npz ] || $$b/sample-optimizee quadratic --count 128 --seed 1 -o $(ISA)/train.npz; \
 	  [ -e $(ISA)/test.npz ] || $$b/sample-optimizee quadratic --count 32 --seed 3 -o $(ISA)/test.npz; \
-	  $$b/meta-train --train $(ISA)/train.npz --epochs 20 --eval-every 20 -o $(ISA)/$$t.npz; \
-	  $$b/evaluate --spec $(ISA)/test.npz --steps 100 -O lstm:$(ISA)/$$t.npz,adam=0.1 -o $(ISA)/$$t.parquet; \
+	  optimizers=adam=0.1; \
+	  for a in $(ISA_ARCHITECTURES); do \
+	    $$b/meta-train --train $(ISA)/train.npz --epochs 20 --eval-every 20 \
+	      --architecture $${a#*=} -o $(ISA)/$$t/$${a%%=*}.npz; \
+	    optimizers=lstm:$(ISA)/$$t/$${a%%=*}.npz,$$optimizers; \
+	  done; \
+	  $$b/evaluate --spec $(ISA)/test.npz --steps 100 -O $$optimizers -o $(ISA)/$$t/curves.parquet; \
 	done
-	sha256sum $(foreach t,$(ISA_TARGETS),$(ISA)/$(t).npz)
-	L2L_ISA_TRAJECTORIES="$(foreach t,$(ISA_TARGETS),$(ISA)/$(t).parquet)" \
+	sha256sum $(foreach t,$(ISA_TARGETS),$(ISA)/$(t)/*.npz)
+	L2L_ISA_TRAJECTORIES="$(foreach t,$(ISA_TARGETS),$(ISA)/$(t)/curves.parquet)" \
 	  $(CARGO) test --release --locked --test harness -- isa_paths:: --nocapture
 
 # The results page, out/report/index.html, and its Markdown twin REPORT.md (committed), from
