@@ -288,12 +288,15 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 }
             }
         }
-        for (name, learned_mean, d) in panel.learned {
+        for (name, _, d) in panel.learned {
             let learned = display_name(&name);
             if found.iter().any(|e| e.learned == learned) {
                 continue;
             }
             let mut draws = vec![(0, d.clone())];
+            // What each draw is compared with: the same baseline runs in every draw, or the
+            // draw's own learned optimizer for a claim against one (`ClaimSpec::against`).
+            let mut references = vec![panel.baseline_mean];
             for (k, p) in &others {
                 if p.step != panel.step {
                     continue;
@@ -301,14 +304,13 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 if let Some((_, _, dk)) = p.learned.iter().find(|(n, _, _)| n == &name) {
                     if dk.len() == d.len() {
                         draws.push((*k, dk.clone()));
+                        references.push(p.baseline_mean);
                     }
                 }
             }
             let per_draw: Vec<Vec<f64>> = draws.iter().map(|(_, d)| d.clone()).collect();
             let (difference, standard_error) = pool_draws(&per_draw);
-            // The baseline's runs are the same in every draw: the learned mean moves as the
-            // difference does.
-            let pooled_mean = learned_mean + difference - mean_and_se(&d).0;
+            let reference = references.iter().sum::<f64>() / references.len() as f64;
             let runs = d.len();
             let lower = (0..runs)
                 .filter(|&r| per_draw.iter().map(|dk| dk[r]).sum::<f64>() < 0.0)
@@ -317,9 +319,9 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 learned,
                 file: files[0].clone(),
                 step: panel.step,
-                learned_mean: pooled_mean,
+                learned_mean: reference + difference,
                 baseline: panel.baseline.clone(),
-                baseline_mean: panel.baseline_mean,
+                baseline_mean: reference,
                 difference,
                 standard_error,
                 count: runs,

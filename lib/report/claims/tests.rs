@@ -110,3 +110,42 @@ fn with_no_outputs_every_claim_has_no_evidence() {
     assert!(claims.len() >= 10);
     assert!(claims.iter().all(|c| c.evidence.is_empty()));
 }
+
+/// Against a learned optimizer each draw is paired with its own, so the reference's mean is
+/// the draws' mean, and the learned mean is it plus the pooled difference.
+#[test]
+fn a_learned_reference_is_pooled_over_the_draws() {
+    use crate::trajectory::{write_trajectories, Curves};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |draw: &str, lstm: f64, gac: f64| {
+        let path = dir
+            .path()
+            .join(draw)
+            .join("appendix-d/quadratic_100.parquet");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let curves = |label: &str, last: f64| Curves {
+            label: label.into(),
+            lr: None,
+            losses: ndarray::Array2::from_shape_fn((2, 101), |(p, s)| match s {
+                100 => last + p as f64,
+                _ => 10.0,
+            }),
+            test_losses: None,
+        };
+        let both = [curves("lstm:LSTM", lstm), curves("lstm:LSTM+GAC", gac)];
+        write_trajectories(&path, &both).unwrap();
+    };
+    write("", 1.0, 1.5);
+    write("seeds/1", 3.0, 3.1);
+    let spec = specs()
+        .into_iter()
+        .find(|s| s.against.is_some() && s.section.contains("10-d quadratics, step 100"))
+        .unwrap();
+    let evidence = paired_evidence(dir.path(), &spec).unwrap();
+    let e = &evidence[0];
+    assert_eq!((e.learned.as_str(), e.draws.len()), ("LSTM+GAC", 2));
+    // The LSTM's means are 1.5 and 3.5; the differences 0.5 and 0.1.
+    assert!((e.baseline_mean - 2.5).abs() < 1e-12, "{}", e.baseline_mean);
+    assert!((e.difference - 0.3).abs() < 1e-12, "{}", e.difference);
+    assert!((e.learned_mean - 2.8).abs() < 1e-12, "{}", e.learned_mean);
+}
