@@ -1,10 +1,10 @@
 //! L-BFGS without a line search (Nocedal and Wright 2006, Algorithm 7.4): the hand-designed
 //! algorithm Appendix D's NTM-BFGS is built to imitate, as a baseline whose rate is tuned like
-//! the others', together with its history. Each problem keeps the last `history` curvature pairs s = θ_{k+1} − θ_k,
-//! y = ∇_{k+1} − ∇_k; the step is θ ← θ − lr · H∇, H∇ from the two-loop recursion with
-//! H_0 = (sᵀy / yᵀy) I from the newest pair (I before any). A pair whose sᵀy is not positive
-//! (no curvature along s, which minibatch gradients can give) is not kept, so H stays
-//! positive definite.
+//! the others', together with its history. Each problem keeps the last `history` curvature
+//! pairs s = θ_{k+1} − θ_k, y = ∇_{k+1} − ∇_k; the step is θ ← θ − lr · H∇, H∇ from the
+//! two-loop recursion with H_0 = (sᵀy / yᵀy) I from the newest pair (I before any). A pair
+//! whose sᵀy is not positive (no curvature along s, which minibatch gradients can give) is not
+//! kept, so H stays positive definite.
 
 use super::UpdateRule;
 use std::collections::VecDeque;
