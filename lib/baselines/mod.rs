@@ -88,7 +88,12 @@ impl Baseline {
     /// Whether `tried`, a point of a tuning, tunes this baseline (is one of its
     /// [`Baseline::tuning_variants`]).
     pub fn is_tuned_by(self, tried: Baseline) -> bool {
-        self.tuning_variants().contains(&tried)
+        match (self, tried) {
+            (Baseline::Lbfgs { history: None }, Baseline::Lbfgs { history: Some(h) }) => {
+                lbfgs::LBFGS_HISTORIES.contains(&h)
+            }
+            _ => self == tried,
+        }
     }
 
     /// One of the paper's four coordinatewise baselines, by name.

@@ -266,9 +266,8 @@ pub fn tune_choices<P: ProblemSet>(
 }
 
 /// Writes a tuning grid as parquet: optimizer (its [`Baseline::tuning_name`]), lr,
-/// validation_final_loss (the measure: the
-/// final loss, or the mean over the last `validation_window` steps, which the file's metadata
-/// then records), chosen.
+/// validation_final_loss (the measure: the final loss, or the mean over the last
+/// `validation_window` steps, which the file's metadata then records), chosen.
 pub fn write_tuning(path: &Path, points: &[TuningPoint], measure: ValidationMeasure) -> Result<()> {
     let metadata = (measure.window != 1).then(|| {
         vec![parquet::file::metadata::KeyValue::new(
