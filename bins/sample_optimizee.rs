@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use l2l::io::describe;
 use l2l::problems::SpecSampler;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Draw optimizee problems and write them as a spec (.npz that numpy.load opens).
@@ -18,7 +19,11 @@ struct Args {
 fn run(args: Args) -> anyhow::Result<()> {
     let sampler = args.family;
     let output = sampler.draw().output.clone();
-    let _claims = l2l::cli::claim_outputs(&[("--output", output.as_path())], &sampler.inputs())?;
+    let inputs: Vec<(String, &Path)> = (sampler.inputs().into_iter())
+        .map(|(setting, path)| (l2l::cli::flag(setting), path))
+        .collect();
+    let inputs: Vec<(&str, &Path)> = inputs.iter().map(|(f, p)| (f.as_str(), *p)).collect();
+    let _claims = l2l::cli::claim_outputs(&[("--output", output.as_path())], &inputs)?;
     let (spec, what) = sampler.sample()?;
     spec.save(&output)
         .with_context(|| format!("writing {}", describe(&output, true)))?;

@@ -161,7 +161,7 @@ impl Dataset {
             _ => Err(Error::bad_file(
                 path,
                 format!(
-                    "has no {} split of its own: give a folder of train-* and t10k-* IDX files, a .csv[.gz] file, or --split all",
+                    "has no {} split of its own: give a folder of train-* and t10k-* IDX files, a .csv[.gz] file, or `split` all",
                     split.name()
                 ),
             )),

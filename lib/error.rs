@@ -27,7 +27,7 @@ pub enum Error {
         value: String,
     },
     /// Settings that do not go together; the text names each setting in backticks
-    /// (`` `base` ``), as [`Error::naming_settings`] expects.
+    /// (`` `base` ``), as every message the library words itself does ([`Error::naming_settings`]).
     #[error("invalid setting: {0}")]
     Settings(String),
     #[error("{0}")]
@@ -54,8 +54,9 @@ impl Error {
     }
 
     /// The message with every setting named by `name` (a binary's flag for it): the setting of
-    /// [`Error::Setting`] and each backticked name in its bound or in [`Error::Settings`].
-    /// Other errors keep their message.
+    /// [`Error::Setting`], and each backticked name in the text of any error the library words
+    /// itself ("pass `restart`"). Errors that carry another's text (the system's, a parquet
+    /// reader's, a path) keep it as it is.
     pub fn naming_settings(&self, name: &dyn Fn(&str) -> String) -> String {
         let rename = |text: &str| {
             let mut out = String::new();
@@ -86,7 +87,11 @@ impl Error {
                 name(setting),
                 rename(bound)
             ),
-            Error::Settings(text) => format!("invalid setting: {}", rename(text)),
+            Error::Settings(text) | Error::Config(text) => {
+                format!("invalid setting: {}", rename(text))
+            }
+            Error::Other(text) => rename(text),
+            Error::BadFile { path, detail } => format!("{}: {}", path.display(), rename(detail)),
             other => other.to_string(),
         }
     }
@@ -123,7 +128,7 @@ mod tests {
     use super::*;
 
     /// The library names a setting by its own term; a binary's naming renames it and every
-    /// setting its bound names, and leaves other errors alone.
+    /// setting named in a message the library words itself, and leaves the text of others alone.
     #[test]
     fn a_setting_is_named_by_the_library_and_renamed_by_a_binary() {
         let e = Error::setting("steps", "a positive multiple of `unroll` (20)", 30);
@@ -141,7 +146,18 @@ mod tests {
             both.naming_settings(&flag),
             "invalid setting: --base-form needs --base; a stray ` stays"
         );
-        let other = Error::Other("`kept` as it is".into());
-        assert_eq!(other.naming_settings(&flag), "`kept` as it is");
+        let advice = Error::bad_file("state.npz", "another architecture; pass `restart`");
+        assert_eq!(
+            advice.naming_settings(&flag),
+            "state.npz: another architecture; pass --restart"
+        );
+        let theirs = Error::Parquet {
+            path: "t.parquet".into(),
+            detail: "column `kept` as it is".into(),
+        };
+        assert_eq!(
+            theirs.naming_settings(&flag),
+            "t.parquet: parquet: column `kept` as it is"
+        );
     }
 }

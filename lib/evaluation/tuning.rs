@@ -38,7 +38,7 @@ impl LrGrid {
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |why: &str| {
             Error::Config(format!(
-                "--lr-grid {text:?}: {why}; expected LO:HI:PER_DECADE, e.g. 1e-4:10:4"
+                "`lr_grid` {text:?}: {why}; expected LO:HI:PER_DECADE, e.g. 1e-4:10:4"
             ))
         };
         let parts: Vec<&str> = text.split(':').map(str::trim).collect();

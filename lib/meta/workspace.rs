@@ -162,7 +162,7 @@ impl<S: Send> Workspace<S> {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         config_error(format!(
             "meta-training {} problems of {} parameters in unrolls of {} steps needs {:.1} GiB \
-             for its tapes, more than the {:.1} GiB of memory available; lower --batch or --unroll",
+             for its tapes, more than the {:.1} GiB of memory available; lower `batch` or `unroll`",
             config.batch,
             like.dim(),
             config.unroll,

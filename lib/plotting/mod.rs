@@ -135,7 +135,7 @@ impl Panel {
                 Measure::Loss => format!("panel '{title}': the trajectory file has no rows"),
                 Measure::TestLoss => format!(
                     "panel '{title}': the trajectory file has no held-out losses (test_loss); \
-                     evaluate records them on problems with held-out data (--test-every)"
+                     evaluate records them on problems with held-out data (`test_every`)"
                 ),
             }));
         }
@@ -193,7 +193,7 @@ fn register_font(path: &Path) -> Result<()> {
     DONE.get_or_init(|| {
         let bytes = std::fs::read(path).map_err(|e| {
             format!(
-                "font {}: {e}; install it (apt-get install fonts-dejavu-core) or pass --font",
+                "font {}: {e}; install it (apt-get install fonts-dejavu-core) or pass `font`",
                 path.display()
             )
         })?;

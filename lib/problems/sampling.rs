@@ -34,7 +34,7 @@ pub trait SampleSpec {
     /// The problem set drawn.
     type Set;
     fn draw(&self) -> &Draw;
-    /// The files the draw reads, each with the flag that names it (none may be the output).
+    /// The files the draw reads, each with the setting that names it (none may be the output).
     fn inputs(&self) -> Vec<(&'static str, &Path)>;
     /// Checks the settings, reads the inputs and draws the problems; the text says what was
     /// drawn ("40 runs of the MLP …"), for the progress line.

@@ -131,7 +131,7 @@ impl Architecture for NtmShape {
             return Err(Error::Config(format!(
                 "ntm-bfgs keeps an n × n memory per problem, and this problem has n = {n} \
                  coordinates ({:.1} GiB a problem, beyond its bound of n = {MAX_FULL_MEMORY_ROWS}); \
-                 use --architecture ntm-lbfgs, whose memory is a history of writes",
+                 use `architecture` ntm-lbfgs, whose memory is a history of writes",
                 (n * n * 4) as f64 / (1u64 << 30) as f64
             )));
         }

@@ -131,7 +131,7 @@ fn check_resume(cfg: MetaTrainSettings) {
         &source.describe(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--restart"), "{err}");
+    assert!(err.to_string().contains("pass `restart`"), "{err}");
 }
 
 #[test]

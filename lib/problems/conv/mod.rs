@@ -264,7 +264,7 @@ impl ConvSet {
             Split::All => {
                 return Err(Error::Config(
                     "a CIFAR-10 run draws from the train split (data_batch_*.bin) or the test \
-                     split (test_batch.bin); give --split train or --split test"
+                     split (test_batch.bin); give `split` train or `split` test"
                         .into(),
                 ))
             }
@@ -450,7 +450,7 @@ impl ConvSet {
             bad(
                 npz,
                 format!(
-                    "its CIFAR-10 folder: {e}; run from where the spec was made or pass --data DIR"
+                    "its CIFAR-10 folder: {e}; run from where the spec was made or pass `data` DIR"
                 ),
             )
         })?;

@@ -65,7 +65,7 @@ impl SampleSpec for ConvSampling {
     }
 
     fn inputs(&self) -> Vec<(&'static str, &Path)> {
-        vec![("--data", self.data.as_path())]
+        vec![("data", self.data.as_path())]
     }
 
     fn sample(self) -> Result<(ConvSet, String)> {

@@ -206,7 +206,7 @@ impl MlpSet {
                 npz,
                 format!(
                     "its dataset {} is missing (a relative path counts from the folder \
-                     sample-optimizee ran in); run from there or pass --data PATH",
+                     sample-optimizee ran in); run from there or pass `data` PATH",
                     path.display()
                 ),
             ));

@@ -43,7 +43,7 @@ impl SampleSpec for MlpSampling {
     }
 
     fn inputs(&self) -> Vec<(&'static str, &Path)> {
-        vec![("--data", self.data.as_path())]
+        vec![("data", self.data.as_path())]
     }
 
     fn sample(self) -> Result<(MlpSet, String)> {

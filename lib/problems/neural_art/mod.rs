@@ -270,7 +270,7 @@ impl NeuralArtSet {
                 &small.path,
                 format!(
                     "is {w}×{h} px: a crop of {0}×{0} px is larger than the image (crops are never \
-                     upscaled; use a smaller --size or a larger photo)",
+                     upscaled; use a smaller `size` or a larger photo)",
                     settings.size
                 ),
             ));

@@ -63,10 +63,10 @@ impl SampleSpec for NeuralArtSampling {
         let mut inputs: Vec<(&'static str, &Path)> = self
             .content
             .iter()
-            .map(|p| ("--content", p.as_path()))
+            .map(|p| ("content", p.as_path()))
             .collect();
-        inputs.push(("--style", self.style.as_path()));
-        inputs.push(("--features", self.features.as_path()));
+        inputs.push(("style", self.style.as_path()));
+        inputs.push(("features", self.features.as_path()));
         inputs
     }
 

@@ -208,7 +208,7 @@ impl NeuralArtSet {
         let recorded = std::path::PathBuf::from(npz.text("feature_net_path")?);
         let net_path = features.unwrap_or(&recorded);
         let net = FeatureNet::load(net_path).map_err(|e| {
-            bad(npz, format!("its feature network: {e}; run from where the spec was made or pass --data FILE"))
+            bad(npz, format!("its feature network: {e}; run from where the spec was made or pass `data` FILE"))
         })?;
         let sha = npz.text("feature_net_sha256")?;
         if net.sha256 != sha {
