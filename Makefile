@@ -49,7 +49,7 @@ BUILD := $(MPI_BUILD)
 LAUNCH := $(MPIRUN) -np $(MPI_RANKS) $(MPI_ROOT) $(MPIRUN_FLAGS)
 endif
 
-.PHONY: all test test-mpi mpi mpi-deps bench fuzz deps build clean
+.PHONY: all test test-mpi mpi mpi-deps python-deps python-debs bench fuzz deps build clean
 all: figure4
 
 # System packages: OpenBLAS (BLAS for ndarray, through pkg-config) and the font of the figures.
@@ -81,9 +81,22 @@ $(MPI_BUILD): $(SOURCES) | mpi-deps
 build: $(BUILD)
 mpi: $(MPI_BUILD)
 
+# Python with numpy serves the external optimizees of tests/external.rs (python/); installed
+# from Debian only where no python3 here imports numpy.
+PY_DEB_PACKAGES := python3 python3-numpy
+python-deps:
+	@python3 -c "import numpy" >/dev/null 2>&1 || $(MAKE) --no-print-directory python-debs
+python-debs:
+	$(call install_missing,$(PY_DEB_PACKAGES))
+
 # The tests of the default build, which has no MPI; then the MPI tests (tests/mpi.rs) on a
 # build of their own.
 test: | deps
+	@$(MAKE) --no-print-directory python-deps || echo "make: $(PY_DEB_PACKAGES) could not be installed"
+	@if python3 -c "import numpy" >/dev/null 2>&1; then \
+	  echo "make: the external-optimizee tests run on $$(python3 --version) with numpy"; \
+	  python3 -m unittest discover -s python/tests; \
+	else echo "make: no python3 with numpy: the Python helper's tests and tests/external.rs skip"; fi
 	$(CARGO) test --release --locked
 	$(MAKE) --no-print-directory test-mpi
 

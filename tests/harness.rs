@@ -4,6 +4,7 @@
 
 mod common;
 mod evaluate;
+mod external;
 mod isa_paths;
 mod l2l_bench;
 mod layers;

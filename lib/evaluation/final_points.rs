@@ -24,7 +24,8 @@ pub fn refuse_seen_data<P: ProblemSet>(
             if let Some(trained) = optimizer.trained_on.as_ref().filter(|t| t.overlaps(&test)) {
                 return Err(Error::Config(format!(
                     "{} draws from the {} split of the data {label} was meta-trained on (its {} \
-                     split); make the test spec with sample-optimizee --split test",
+                     split); make the test spec from held-out data: sample-optimizee's `split` \
+                     test, or `role` test for an external optimizee",
                     crate::io::describe(spec, false),
                     test.split.name(),
                     trained.split.name()

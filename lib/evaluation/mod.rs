@@ -161,6 +161,7 @@ pub fn run_observed<P: ProblemSet>(
             Ok((losses, held_out_losses))
         })
         .collect::<Result<_>>()?;
+    set.fault()?;
     let parts = if ranks.size() > 1 {
         gather_shard_curves(&shards, steps, held_out_every > 0, parts, ranks)
     } else {

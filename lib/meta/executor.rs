@@ -87,6 +87,9 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         }
         let ws = workspace.as_mut().expect("made above");
         let report = trainer.train_epoch(&batch, ws, ranks);
+        // A fault ends the run here, before the resume state is saved: it keeps the last
+        // good epoch's.
+        batch.fault()?;
         let epoch = trainer.epoch;
         let due = epoch % cfg.eval_every == 0 || epoch == cfg.epochs;
         let mut validation_loss = None;
@@ -141,7 +144,7 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
         return Err(Error::Other(format!(
             "nothing was trained: all {} unrolls were skipped because the loss or the \
              meta-gradient was NaN or Inf; check the training problems (their size, NaN or Inf) \
-             and try a lower --meta-lr or --output-scale. No checkpoint was written",
+             and try a lower `meta_lr` or `output_scale`. No checkpoint was written",
             trainer.skipped_unrolls
         )));
     }
@@ -203,7 +206,7 @@ impl MetaTrainer {
             let detail = match super::fingerprint::differing_settings(&saved, &wanted) {
                 Some(names) => format!(
                     "resume state was made with other settings ({} differ); delete it or pass \
-                     --restart",
+                     `restart`",
                     if names.is_empty() {
                         "their form".to_string()
                     } else {
@@ -211,7 +214,7 @@ impl MetaTrainer {
                     }
                 ),
                 None => "resume state was made by an earlier version of l2l with other settings; \
-                         delete it or pass --restart"
+                         delete it or pass `restart`"
                     .to_string(),
             };
             return Err(Error::bad_file(path, detail));
@@ -220,7 +223,7 @@ impl MetaTrainer {
         if current.networks != t.networks {
             return Err(Error::bad_file(
                 path,
-                "resume state has another architecture; pass --restart",
+                "resume state has another architecture; pass `restart`",
             ));
         }
         t.weights = current.weights.clone();
@@ -248,7 +251,7 @@ impl MetaTrainer {
                     path,
                     format!(
                         "'{name}' holds NaN, infinite or negative values, which meta-train never \
-                         writes; delete it or pass --restart"
+                         writes; delete it or pass `restart`"
                     ),
                 ));
             }

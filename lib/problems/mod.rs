@@ -3,6 +3,7 @@
 //! becomes one row of the coordinatewise LSTM.
 
 pub mod conv;
+pub mod external;
 pub mod mlp;
 pub mod neural_art;
 pub mod quadratic;
@@ -67,6 +68,13 @@ pub trait ProblemSet: Sync {
     /// A picture of θ, where θ is an image (§3.4, Figure 9: content | θ | style).
     fn render(&self, _problem: usize, _theta: &[f32]) -> Option<Picture> {
         None
+    }
+
+    /// The first failure of a problem computed elsewhere (an external optimizee's process
+    /// that died, hung or answered wrongly), whose losses and gradients were NaN from then
+    /// on. Runs check it before they report or write anything.
+    fn fault(&self) -> crate::Result<()> {
+        Ok(())
     }
 }
 

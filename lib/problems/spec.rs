@@ -4,6 +4,7 @@
 //! a concrete problem set, so neither this file nor any binary matches on kinds itself.
 
 use super::conv::{ConvSampling, ConvSet, ConvSource};
+use super::external::{ExternalSampling, ExternalSet, ExternalSource};
 use super::mlp::{MlpSampling, MlpSet, MlpSource};
 use super::neural_art::{NeuralArtSampling, NeuralArtSet, NeuralArtSource};
 use super::quadratic::QuadraticSampling;
@@ -42,7 +43,7 @@ macro_rules! families {
                 }
             }
 
-            /// The files the draw reads, each with the flag that names it.
+            /// The files the draw reads, each with the setting that names it.
             pub fn inputs(&self) -> Vec<(&'static str, &Path)> {
                 match self {
                     $(SpecSampler::$variant(s) => s.inputs()),+
@@ -118,6 +119,7 @@ families! {
     "mlp" => Mlp(MlpSet, MlpSet::load, |like, _| MlpSource { like }, MlpSampling),
     "conv" => Conv(ConvSet, ConvSet::load, |like, _| ConvSource { like }, ConvSampling),
     "neural_art" => NeuralArt(NeuralArtSet, NeuralArtSet::load, |like, _| NeuralArtSource { like }, NeuralArtSampling),
+    "external" => External(ExternalSet, ExternalSet::load, |like, _| ExternalSource { like }, ExternalSampling),
 }
 
 /// What runs on a problem set of any kind (evaluation, tuning).

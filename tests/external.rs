@@ -1,0 +1,232 @@
+//! External optimizees (docs/formats.md, "External optimizees"): a model served by another
+//! process over l2l's protocol gives the same trajectories as l2l's own, and every fault of
+//! the process is refused in one line with nothing written and meta-train's resume state kept.
+//! The servers are the Python helper's (python/); where python3 with numpy is missing, the
+//! tests that need it say so and pass.
+
+use crate::common::*;
+use l2l::trajectory::read_trajectories;
+
+fn python_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// Whether python3 with numpy runs here; if not, says which test skips.
+fn python_present(test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("{test}: skipped, no python3 with numpy here (make test installs them)");
+    }
+    ok
+}
+
+fn server(mode: &str, k: usize) -> String {
+    let script = python_dir().join("tests/fault_server.py");
+    format!("python3 {} {mode} {k}", script.display())
+}
+
+fn external_spec(d: &Dir, command: &str, role: &str, count: &str, out: &str) {
+    d.ok(
+        "sample-optimizee",
+        &[
+            "external",
+            "--command",
+            command,
+            "--role",
+            role,
+            "--count",
+            count,
+            "--seed",
+            "0",
+            "--timeout",
+            "5",
+            "-o",
+            out,
+        ],
+    );
+}
+
+/// Refused in one line (the process's own traceback aside), exit non-zero, no output.
+fn refused(d: &Dir, bin: &str, args: &[&str], output: &str, names: &[&str]) {
+    let out = d.run(bin, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{bin} {args:?} succeeded:\n{stderr}");
+    let line = stderr.lines().last().unwrap_or("");
+    assert!(line.starts_with(&format!("{bin}: error: ")), "{stderr}");
+    for name in names {
+        assert!(line.contains(name), "'{name}' missing from: {line}");
+    }
+    assert!(!d.path(output).exists(), "{output} was written");
+}
+
+#[test]
+fn quadratics_served_from_python_give_the_specs_trajectories_bit_for_bit() {
+    if !python_present("quadratics_served_from_python") {
+        return;
+    }
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let script = python_dir().join("examples/quadratic_spec.py");
+    external_spec(
+        &d,
+        &format!("python3 {} test.npz", script.display()),
+        "test",
+        "6",
+        "served.npz",
+    );
+    let optimizers = "lstm:opt.npz,sgd=0.03,nag=0.01,rmsprop=0.01,adam=0.1,lbfgs=1";
+    for (spec, out) in [
+        ("test.npz", "own.parquet"),
+        ("served.npz", "served.parquet"),
+    ] {
+        d.ok(
+            "evaluate",
+            &["--spec", spec, "--steps", "20", "-O", optimizers, "-o", out],
+        );
+    }
+    let own = read_trajectories(&d.path("own.parquet")).unwrap();
+    let served = read_trajectories(&d.path("served.parquet")).unwrap();
+    assert_eq!(own.len(), 6 * 6 * 21);
+    let key = |r: &l2l::trajectory::TrajectoryRow| (r.optimizer.clone(), r.problem, r.step);
+    for (a, b) in own.iter().zip(&served) {
+        assert_eq!(key(a), key(b));
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn every_fault_of_the_process_is_one_line_naming_the_problem_and_step() {
+    if !python_present("every_fault_of_the_process") {
+        return;
+    }
+    let d = Dir::new();
+    for mode in ["exit", "hang", "short", "length", "nan", "fail"] {
+        let spec = format!("{mode}.npz");
+        external_spec(&d, &server(mode, 3), "test", "4", &spec);
+        std::fs::write(d.path("fault"), "").unwrap();
+        let args = [
+            "--spec",
+            &spec,
+            "--steps",
+            "6",
+            "-O",
+            "adam=0.1",
+            "-o",
+            "out.parquet",
+        ];
+        refused(
+            &d,
+            "evaluate",
+            &args,
+            "out.parquet",
+            &["test problem", "step 3"],
+        );
+        std::fs::remove_file(d.path("fault")).unwrap();
+        d.ok("evaluate", &args);
+        std::fs::remove_file(d.path("out.parquet")).unwrap();
+    }
+}
+
+#[test]
+fn a_dead_command_a_wrong_version_or_too_many_problems_is_refused_at_the_handshake() {
+    let d = Dir::new();
+    let draw = |command: &str, count: &str| {
+        let args = [
+            "external",
+            "--command",
+            command,
+            "--role",
+            "test",
+            "--count",
+            count,
+            "--seed",
+            "0",
+            "-o",
+            "s.npz",
+        ];
+        args.map(str::to_string)
+    };
+    let refuse = |args: [String; 11], names: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&d, "sample-optimizee", &args, "s.npz", names);
+    };
+    refuse(draw("exit 3", "2"), &["handshake", "exit status: 3"]);
+    if !python_present("a_wrong_version") {
+        return;
+    }
+    std::fs::write(d.path("fault"), "").unwrap();
+    refuse(draw(&server("version", 0), "2"), &["protocol version 2"]);
+    refuse(draw(&server("ok", 0), "9"), &["--count 9", "0 to 7"]);
+}
+
+#[test]
+fn a_fault_in_meta_training_keeps_the_resume_state_and_the_run_resumes_to_the_same_result() {
+    if !python_present("a_fault_in_meta_training") {
+        return;
+    }
+    let d = Dir::new();
+    // Epoch e trains on problems 2e and 2e + 1: problem 6 is the fourth epoch's.
+    let command = server("train-exit", 6);
+    external_spec(&d, &command, "train", "64", "train.npz");
+    external_spec(&d, &command, "validation", "4", "val.npz");
+    let run = |out: &str| -> Vec<String> {
+        [
+            "--train",
+            "train.npz",
+            "--validation",
+            "val.npz",
+            "--epochs",
+            "6",
+            "--batch",
+            "2",
+            "--steps",
+            "20",
+            "--unroll",
+            "10",
+            "--eval-every",
+            "1",
+            "--threads",
+            "2",
+            "-o",
+            out,
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let args = |v: &[String]| v.iter().map(String::clone).collect::<Vec<_>>();
+    let straight = args(&run("straight.npz"));
+    d.ok(
+        "meta-train",
+        &straight.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    std::fs::write(d.path("fault"), "").unwrap();
+    let resumed = args(&run("resumed.npz"));
+    let resumed: Vec<&str> = resumed.iter().map(String::as_str).collect();
+    refused(
+        &d,
+        "meta-train",
+        &resumed,
+        "resumed.npz",
+        &["train problem 6", "step 0"],
+    );
+    assert!(d.path("resumed.resume.npz").exists());
+    std::fs::remove_file(d.path("fault")).unwrap();
+    let stderr = d.ok("meta-train", &resumed);
+    assert!(stderr.contains("at epoch 3"), "{stderr}");
+    assert_eq!(
+        std::fs::read(d.path("straight.npz")).unwrap(),
+        std::fs::read(d.path("resumed.npz")).unwrap()
+    );
+    let log = |name: &str| {
+        let (t, _) = l2l::training_log::TrainingLog::read(&d.path(name)).unwrap();
+        t.rows
+            .iter()
+            .map(|r| r.training_final_loss.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(log("straight.log.parquet"), log("resumed.log.parquet"));
+}
