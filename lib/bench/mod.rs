@@ -6,6 +6,7 @@
 mod across_ranks;
 mod architectures;
 mod conv;
+mod external;
 mod lstm_kernel;
 mod neural_art;
 mod products;
@@ -77,6 +78,7 @@ pub fn run(settings: &BenchSettings) -> Result<Vec<Row>> {
         Some(path) => neural_art::neural_art_rows(path, settings.repeats, sgemm, &mut rows)?,
         None => eprintln!("l2l-bench: no --features; the neural-art rows are skipped"),
     }
+    external::external_rows(settings, &mut rows)?;
     rows.add(
         "process",
         "peak resident memory",

@@ -1,5 +1,6 @@
-"""An external optimizee for l2l's tests: small quadratics (dim 4) served through l2l.serve, or
-one fault on purpose. Usage: fault_server.py MODE [K]
+"""An external optimizee for l2l's tests and bench: f(θ) = s‖θ‖² (s = 1 + index mod 3) of
+DIM parameters (4 unless given) served through l2l.serve, or one fault on purpose. Usage:
+fault_server.py MODE [K [DIM]]
 
 MODE ok answers correctly. The other modes answer correctly until the request for step K (or,
 for train-exit, train problem K), then: exit (exits with status 3), hang (never answers),
@@ -19,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import l2l  # noqa: E402
 
-DIM = 4
+DIM = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 
 
 def raw(tag, payload):
