@@ -28,8 +28,12 @@ use std::process::ExitCode;
 #[command(version, about, long_about)]
 struct Args {
     /// Problem spec to run on.
-    #[arg(long)]
-    spec: PathBuf,
+    #[arg(long, required_unless_present = "serve_updates")]
+    spec: Option<PathBuf>,
+    /// Instead of a spec: step a training loop in another process with the one -O optimizer,
+    /// over standard input and output (docs/formats.md, "Learned updates").
+    #[arg(long = "serve-updates", conflicts_with_all = ["spec", "output", "tune"])]
+    serve_updates: bool,
     /// Optimizers to run (repeat the flag or separate with commas): lstm:<checkpoint.npz>, sgd,
     /// nag, rmsprop, adam, or lbfgs (L-BFGS without a line search; --tune tunes its history of
     /// pairs with its rate, and lbfgs-mK fixes the history at K), each optionally NAME=LR.
@@ -76,7 +80,7 @@ struct Args {
     #[arg(long = "tuning-output")]
     tuning_output: Vec<PathBuf>,
     /// Output trajectory file (.parquet); one per --steps horizon.
-    #[arg(short, long, required = true)]
+    #[arg(short, long, required_unless_present = "serve_updates")]
     output: Vec<PathBuf>,
     /// On problems with held-out data (CIFAR-10's test images), record the loss there at step
     /// 0, every N steps and at the last step, in the column test_loss (0: never).
@@ -122,6 +126,17 @@ struct Args {
 
 fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
     l2l::cli::init_threads_in_job(args.threads, ranks)?;
+    let Some(spec) = args.spec.as_deref() else {
+        anyhow::ensure!(
+            args.optimizers.len() == 1,
+            "--serve-updates serves one -O optimizer"
+        );
+        let (choice, _) = l2l::cli::parse_optimizer(args.optimizers[0].trim(), args.lr)?;
+        let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
+        let steps = l2l::learned::serve::serve_updates(&choice, input, output)?;
+        eprintln!("evaluate: served {steps} steps of {}", choice.label());
+        return Ok(());
+    };
     l2l::cli::check_horizons(
         &args.steps,
         args.output.len(),
@@ -142,7 +157,7 @@ fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
         .iter()
         .filter_map(|o| o.trim().strip_prefix("lstm:").map(PathBuf::from))
         .collect();
-    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--spec", args.spec.as_path())];
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--spec", spec)];
     inputs.extend(args.validation.as_deref().map(|p| ("--validation", p)));
     inputs.extend(args.data.as_deref().map(|p| ("--data", p)));
     inputs.extend(
@@ -179,7 +194,7 @@ fn run(args: Args, ranks: &dyn Ranks) -> anyhow::Result<()> {
         choices.push(l2l::cli::parse_optimizer(arg.trim(), args.lr)?);
     }
     l2l::cli::label_learned_by_file(&mut choices, &args.optimizers)?;
-    Spec::load(&args.spec, args.data.as_deref())?.visit(Evaluation {
+    Spec::load(spec, args.data.as_deref())?.visit(Evaluation {
         args: &args,
         grid,
         choices,
@@ -214,7 +229,8 @@ fn evaluate_on<P: FromSpec>(
     let longest = *args.steps.iter().max().expect("clap gives a default");
     l2l::evaluation::validate_run_size(set.count(), longest)?;
     let learned: Vec<OptimizerChoice> = choices.iter().map(|(c, _)| c.clone()).collect();
-    refuse_seen_data(&learned, set, &args.spec)?;
+    let spec = args.spec.as_deref().expect("a spec is evaluated");
+    refuse_seen_data(&learned, set, spec)?;
     // Checked before any run, as everything else.
     let probe_request = match &args.probe_output {
         Some(_) => {

@@ -230,3 +230,90 @@ fn a_fault_in_meta_training_keeps_the_resume_state_and_the_run_resumes_to_the_sa
     };
     assert_eq!(log("straight.log.parquet"), log("resumed.log.parquet"));
 }
+
+#[test]
+fn a_training_loop_stepped_by_serve_updates_takes_evaluates_steps_bit_for_bit() {
+    if !python_present("a_training_loop_stepped_by_serve_updates") {
+        return;
+    }
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    let driver = python_dir().join("tests/loop_with_updates.py");
+    for optimizer in ["lstm:opt.npz", "lbfgs=1", "nag=0.03"] {
+        d.ok(
+            "evaluate",
+            &[
+                "--spec",
+                "test.npz",
+                "--steps",
+                "12",
+                "-O",
+                optimizer,
+                "-o",
+                "e.parquet",
+            ],
+        );
+        let rows = read_trajectories(&d.path("e.parquet")).unwrap();
+        let want: Vec<u64> = (rows.iter().filter(|r| r.problem == 0))
+            .map(|r| r.loss.to_bits())
+            .collect();
+        let out = std::process::Command::new("python3")
+            .arg(&driver)
+            .args(["test.npz", optimizer, env!("CARGO_BIN_EXE_evaluate"), "12"])
+            .current_dir(d.path(""))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<u64> = (String::from_utf8(out.stdout).unwrap().lines())
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(got, want, "{optimizer}");
+        std::fs::remove_file(d.path("e.parquet")).unwrap();
+    }
+}
+
+#[test]
+fn serve_updates_refuses_a_wrong_frame_in_one_line() {
+    let d = Dir::new();
+    let hello: Vec<u8> = [&b"HELO"[..], &40u32.to_le_bytes(), &1u32.to_le_bytes()]
+        .concat()
+        .into_iter()
+        .chain([3u64, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()))
+        .chain(0u32.to_le_bytes())
+        .collect();
+    let step = |values: usize| -> Vec<u8> {
+        let body: Vec<u8> = (0..values).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+        [&b"STEP"[..], &(body.len() as u32).to_le_bytes(), &body].concat()
+    };
+    for (input, names) in [
+        ([&hello[..], &step(5)].concat(), &["step 0", "24"][..]),
+        (
+            [&hello[..], &step(6), &step(6), b"STOP\0\0\0\0"].concat(),
+            &["step 2", "STOP"][..],
+        ),
+        (step(6), &["HELO"][..]),
+        (hello[..20].to_vec(), &["HELO"][..]),
+    ] {
+        let mut child = d
+            .command("evaluate", &["--serve-updates", "-O", "adam=0.1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "'{name}' missing from: {stderr}");
+        }
+    }
+}

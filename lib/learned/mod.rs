@@ -11,6 +11,7 @@ pub mod ntm;
 pub mod optimizer;
 pub mod preprocessing;
 pub mod registry;
+pub mod serve;
 pub mod step;
 
 pub use architecture::{Architecture, CoordinateTape, TapeRows};

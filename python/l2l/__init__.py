@@ -26,6 +26,7 @@ per thread and sends any problem to any of them.
 """
 
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 PROTOCOL_VERSION = 1
 ROLES = ("train", "validation", "test")
 
-__all__ = ["Optimizee", "serve", "PROTOCOL_VERSION", "ROLES"]
+__all__ = ["Optimizee", "serve", "LearnedUpdates", "PROTOCOL_VERSION", "ROLES"]
 
 
 class Optimizee:
@@ -62,10 +63,13 @@ class Optimizee:
 
 
 def _handshake(model):
-    dim = int(model.dim)
     counts = [int(model.offered.get(role, 0)) for role in ROLES]
+    return _hello(int(model.dim), counts, getattr(model, "groups", None))
+
+
+def _hello(dim, counts, groups):
     out = struct.pack("<IQQQQ", PROTOCOL_VERSION, dim, *counts)
-    groups = getattr(model, "groups", None) or {}
+    groups = groups or {}
     out += struct.pack("<I", len(groups))
     for name, ranges in groups.items():
         encoded = name.encode("utf-8")
@@ -128,3 +132,48 @@ def serve(model, stdin=None, stdout=None):
             tag, answer = b"FAIL", f"{type(e).__name__}: {e}".encode("utf-8")
         stdout.write(tag + struct.pack("<I", len(answer)) + answer)
         stdout.flush()
+
+
+class LearnedUpdates:
+    """A learned optimizer (or a baseline) of l2l stepping your own training loop.
+
+    `optimizer` is what `evaluate -O` takes ("lstm:out/mnist-paper/LSTM.npz", "adam=0.01").
+    l2l's `evaluate --serve-updates` keeps the optimizer's state (the LSTM's cells) between
+    steps; `step(theta, grad)` returns the parameters it steps to, the same bits `evaluate`
+    computes on a spec. `dim` is the number of parameters, `groups` as in `Optimizee`.
+    """
+
+    def __init__(self, optimizer, dim, groups=None, evaluate="evaluate"):
+        self.dim = int(dim)
+        self.process = subprocess.Popen(
+            [evaluate, "--serve-updates", "-O", optimizer, "--threads", "1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        answer = self._ask(b"HELO", _hello(self.dim, [0, 0, 0], groups))
+        if struct.unpack("<I", answer)[0] != PROTOCOL_VERSION:
+            raise RuntimeError("l2l speaks another protocol version")
+
+    def _ask(self, tag, payload):
+        try:
+            self.process.stdin.write(tag + struct.pack("<I", len(payload)) + payload)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass
+        header = _read_exact(self.process.stdout, 8)
+        if header is None or header[:4] != tag:
+            raise RuntimeError("l2l's evaluate --serve-updates stopped; its message is above")
+        return _read_exact(self.process.stdout, struct.unpack("<I", header[4:])[0])
+
+    def step(self, theta, grad):
+        payload = _vector(theta, self.dim, "theta") + _vector(grad, self.dim, "the gradient")
+        return np.frombuffer(self._ask(b"STEP", payload), dtype="<f4").copy()
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

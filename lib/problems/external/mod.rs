@@ -19,7 +19,10 @@ use crate::datasets::{DataSplit, Split};
 use crate::error::{Error, Result};
 use crate::io::{write_npz, Npz};
 use ndarray::{Array1, Array2, Ix2};
-pub use protocol::{check_groups, Connection, Handshake, Role, PROTOCOL_VERSION};
+pub use protocol::{
+    check_groups, parse_handshake, read_frame, read_values, write_frame, Connection, Handshake,
+    Role, PROTOCOL_VERSION,
+};
 pub use sampling::ExternalSampling;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -153,12 +153,7 @@ impl Connection {
     fn ask(&mut self, tag: &[u8; 4], payload: &[u8]) -> Result<Vec<u8>, String> {
         let name = String::from_utf8_lossy(tag).into_owned();
         let stdin = self.stdin.as_mut().ok_or("its input is closed")?;
-        let sent = stdin
-            .write_all(tag)
-            .and_then(|_| stdin.write_all(&(payload.len() as u32).to_le_bytes()))
-            .and_then(|_| stdin.write_all(payload))
-            .and_then(|_| stdin.flush());
-        if sent.is_err() {
+        if write_frame(stdin, tag, payload).is_err() {
             return Err(self.ended(&name));
         }
         match self.frames.recv_timeout(self.timeout) {
@@ -229,7 +224,9 @@ impl Drop for Connection {
     }
 }
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<([u8; 4], Vec<u8>)> {
+/// Reads one frame: its tag and payload. A payload longer than the protocol allows, or cut
+/// short, is `InvalidData`; the end of the input before a frame is `UnexpectedEof`.
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<([u8; 4], Vec<u8>)> {
     let mut header = [0u8; 8];
     r.read_exact(&mut header)?;
     let tag: [u8; 4] = header[..4].try_into().expect("4 bytes");
@@ -254,9 +251,17 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<([u8; 4], Vec<u8>)> {
     Ok((tag, body))
 }
 
+/// Writes one frame and flushes it.
+pub fn write_frame(w: &mut impl Write, tag: &[u8; 4], payload: &[u8]) -> std::io::Result<()> {
+    w.write_all(tag)?;
+    w.write_all(&(payload.len() as u32).to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
 /// Fills `out` with the little-endian f32 values of `bytes`, which must be exactly as many,
 /// and all finite.
-fn read_values(bytes: &[u8], out: &mut [f32], what: &str) -> Result<(), String> {
+pub fn read_values(bytes: &[u8], out: &mut [f32], what: &str) -> Result<(), String> {
     if bytes.len() != 4 * out.len() {
         return Err(format!(
             "sent a {what} of {} bytes; {} parameters take {}",
@@ -275,7 +280,7 @@ fn read_values(bytes: &[u8], out: &mut [f32], what: &str) -> Result<(), String> 
 }
 
 /// Reads a `HELO` answer: version, dim, the three roles' counts, then the groups.
-fn parse_handshake(bytes: &[u8]) -> Result<Handshake, String> {
+pub fn parse_handshake(bytes: &[u8]) -> Result<Handshake, String> {
     let mut r = Fields { bytes, at: 0 };
     let version = r.u32()?;
     if version != PROTOCOL_VERSION {
