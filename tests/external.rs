@@ -299,16 +299,7 @@ fn serve_updates_refuses_a_wrong_frame_in_one_line() {
         (step(6), &["HELO"][..]),
         (hello[..20].to_vec(), &["HELO"][..]),
     ] {
-        let mut child = d
-            .command("evaluate", &["--serve-updates", "-O", "adam=0.1"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = d.run_fed("evaluate", &["--serve-updates", "-O", "adam=0.1"], &input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");

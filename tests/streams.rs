@@ -196,15 +196,8 @@ fn misuses_of_the_standard_streams_are_refused() {
     }
     // A checkpoint where a spec belongs, piped in, is refused as from a file.
     let checkpoint = std::fs::read(d.path("opt.npz")).unwrap();
-    let mut child = d
-        .command("evaluate", &["--spec", "-", "-O", "sgd", "-o", "t.parquet"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&checkpoint).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args = ["--spec", "-", "-O", "sgd", "-o", "t.parquet"];
+    let out = d.run_fed("evaluate", &args, &checkpoint);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -44,6 +44,19 @@ impl Dir {
         command.args(args).current_dir(self.tmp.path());
         command
     }
+    /// Runs a real binary with `stdin` as its standard input.
+    pub fn run_fed(&self, bin: &str, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = (self.command(bin, args).stdin(Stdio::piped()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A binary that refuses its input early closes the pipe: what it did not read is moot.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        child.wait_with_output().unwrap()
+    }
     pub fn ok(&self, bin: &str, args: &[&str]) -> String {
         let out = self.run(bin, args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
