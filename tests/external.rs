@@ -308,3 +308,93 @@ fn serve_updates_refuses_a_wrong_frame_in_one_line() {
         }
     }
 }
+
+#[test]
+fn meta_training_on_served_quadratics_writes_the_same_checkpoint() {
+    if !python_present("meta_training_on_served_quadratics") {
+        return;
+    }
+    let d = Dir::new();
+    // Specs without a family, so that l2l's own source trains on the spec's one problem every
+    // epoch, as the served spec's source does.
+    numpy_spec(&d.path("pool.npz"), 1, 3, "W", 1, false);
+    numpy_spec(&d.path("val.npz"), 4, 3, "W", 4, false);
+    let script = python_dir().join("examples/quadratic_spec.py");
+    for (spec, role, count, out) in [
+        ("pool.npz", "train", "1", "served-pool.npz"),
+        ("val.npz", "validation", "4", "served-val.npz"),
+    ] {
+        let command = format!("python3 {} {spec}", script.display());
+        external_spec(&d, &command, role, count, out);
+    }
+    let flags = [
+        "--epochs",
+        "6",
+        "--batch",
+        "1",
+        "--steps",
+        "12",
+        "--unroll",
+        "6",
+        "--eval-every",
+        "2",
+    ];
+    d.ok(
+        "meta-train",
+        &[
+            &[
+                "--train",
+                "pool.npz",
+                "--validation",
+                "val.npz",
+                "-o",
+                "own.npz",
+            ],
+            &flags[..],
+        ]
+        .concat(),
+    );
+    d.ok(
+        "meta-train",
+        &[
+            &[
+                "--train",
+                "served-pool.npz",
+                "--validation",
+                "served-val.npz",
+                "-o",
+                "served.npz",
+            ],
+            &flags[..],
+        ]
+        .concat(),
+    );
+    // Every array the same bytes; the served checkpoint adds only where it was trained.
+    let compare = "import numpy as np\n\
+        a, b = np.load('own.npz'), np.load('served.npz')\n\
+        assert set(b.files) - set(a.files) == {'training_data'}, b.files\n\
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a.files)\n\
+        print(len(a.files))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", compare])
+        .current_dir(d.path(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = |name: &str| {
+        let (t, _) = l2l::training_log::TrainingLog::read(&d.path(name)).unwrap();
+        (t.rows.iter())
+            .map(|r| {
+                (
+                    r.training_final_loss.to_bits(),
+                    r.validation_loss.map(f64::to_bits),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(log("own.log.parquet"), log("served.log.parquet"));
+}
