@@ -93,11 +93,11 @@ python-debs:
 # build of their own.
 test: | deps
 	@$(MAKE) --no-print-directory python-deps || echo "make: $(PY_DEB_PACKAGES) could not be installed"
-	@if python3 -c "import numpy" >/dev/null 2>&1; then \
-	  echo "make: the external-optimizee tests run on $$(python3 --version) with numpy"; \
-	  python3 -m unittest discover -s python/tests; \
-	else echo "make: no python3 with numpy: the Python helper's tests and tests/external.rs skip"; fi
 	$(CARGO) test --release --locked
+	@if python3 -c "import numpy" >/dev/null 2>&1; then \
+	  echo "make: the Python helper's tests (python/tests), on $$(python3 --version) with numpy"; \
+	  python3 -m unittest discover -s python/tests; \
+	else echo "make: no python3 with numpy: the Python helper's tests and tests/external.rs skipped"; fi
 	$(MAKE) --no-print-directory test-mpi
 
 test-mpi:

@@ -3,12 +3,13 @@
 # LSTM (100 steps in unrolls of 20, Appendix A's preprocessing, meta-Adam 1e-3; SEED picks the
 # meta-training draw), then runs it and Adam (its rate tuned on validation problems)
 # on 40 held-out test problems, and prints the paired difference of their losses at step 100.
-# Run from the repository root after `make build`: sh python/examples/run_digits.sh [OUT]
+# Run from the repository root after `make build`: sh python/examples/run_digits.sh [OUT].
+# SERVE="python3 python/examples/torch_digits.py" serves the same model written in PyTorch.
 set -eu
 B=target/release
 OUT=${1:-out/digits}
 SEED=${SEED:-1}
-SERVE="python3 python/examples/digits_mlp.py"
+SERVE=${SERVE:-python3 python/examples/digits_mlp.py}
 mkdir -p "$OUT"
 $B/sample-optimizee external --command "$SERVE" --role train --count 1000000 --seed 0 -o "$OUT/train.npz"
 $B/sample-optimizee external --command "$SERVE" --role validation --count 10 --seed 0 -o "$OUT/validation.npz"
