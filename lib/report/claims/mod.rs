@@ -345,23 +345,20 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
 }
 
 /// Figure 6: per learned optimizer, the cells where it is below the best baseline, and the
-/// mean over cells of the difference of the means, judged as a paired difference over cells.
-/// Only complete sweeps count.
+/// mean over cells of the difference of the means, judged as a paired difference over cells
+/// and pooled over the draws whose sweep is complete, as [`pool_draws`] pools runs. Only
+/// complete sweeps count.
 fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
     let mut found: Vec<Evidence> = Vec::new();
     for cells in &spec.sources {
-        if !cells.iter().all(|f| out.join(f).is_file()) {
+        let Some((step, per)) = sweep_means(out, cells, spec)? else {
             continue;
-        }
-        let mut per: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        let mut step = 0;
-        for cell in cells {
-            let rows = read_trajectories(&out.join(cell))?;
-            if let Some(panel) = compare(&tabulate(&rows, spec.measure), spec.against) {
-                step = panel.step;
-                for (name, m, _) in panel.learned {
-                    per.entry(name).or_default().push((m, panel.baseline_mean));
-                }
+        };
+        let mut others = Vec::new();
+        for k in seed_dirs(out) {
+            let seeded: Vec<String> = cells.iter().map(|f| format!("seeds/{k}/{f}")).collect();
+            if let Some((_, p)) = sweep_means(out, &seeded, spec)? {
+                others.push((k, p));
             }
         }
         for (name, pairs) in per {
@@ -369,29 +366,76 @@ fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
             if pairs.len() != cells.len() || found.iter().any(|e| e.learned == learned) {
                 continue;
             }
-            let d: Vec<f64> = pairs.iter().map(|(l, b)| l - b).collect();
-            let (difference, standard_error) = mean_and_se(&d);
-            let lower = d.iter().filter(|x| **x < 0.0).count();
-            let n = pairs.len() as f64;
+            let mut draws = vec![(0, pairs)];
+            for (k, p) in &others {
+                if let Some(pk) = p.get(&name).filter(|pk| pk.len() == cells.len()) {
+                    draws.push((*k, pk.clone()));
+                }
+            }
+            let per_draw: Vec<Vec<f64>> = (draws.iter())
+                .map(|(_, pairs)| pairs.iter().map(|(l, b)| l - b).collect())
+                .collect();
+            let (difference, standard_error) = pool_draws(&per_draw);
+            let lower = (0..cells.len())
+                .filter(|&c| per_draw.iter().map(|d| d[c]).sum::<f64>() < 0.0)
+                .count();
+            let mean_of = |f: fn(&(f64, f64)) -> f64| {
+                let all: Vec<f64> = draws.iter().flat_map(|(_, p)| p.iter().map(f)).collect();
+                all.iter().sum::<f64>() / all.len() as f64
+            };
             found.push(Evidence {
                 learned,
                 file: cells[0].split("/fig6/").next().map_or(String::new(), |d| {
                     format!("{d}/fig6/*/trajectories.parquet")
                 }),
                 step,
-                learned_mean: pairs.iter().map(|p| p.0).sum::<f64>() / n,
+                learned_mean: mean_of(|p| p.0),
                 baseline: "best per cell".into(),
-                baseline_mean: pairs.iter().map(|p| p.1).sum::<f64>() / n,
+                baseline_mean: mean_of(|p| p.1),
                 difference,
                 standard_error,
-                count: pairs.len(),
+                count: cells.len(),
                 lower,
                 verdict: Verdict::of(spec.expect, difference, standard_error),
-                draws: Vec::new(),
+                draws: (draws.iter().zip(&per_draw))
+                    .map(|((k, _), d)| {
+                        let (difference, standard_error) = mean_and_se(d);
+                        Draw {
+                            seed: *k,
+                            difference,
+                            standard_error,
+                        }
+                    })
+                    .collect(),
             });
         }
     }
     Ok(found)
+}
+
+/// Learned optimizer → (its mean, the cell's best baseline's mean) per cell of a complete
+/// sweep, with the step; None where a cell is missing.
+type SweepMeans = BTreeMap<String, Vec<(f64, f64)>>;
+fn sweep_means(
+    out: &Path,
+    cells: &[String],
+    spec: &ClaimSpec,
+) -> Result<Option<(i64, SweepMeans)>> {
+    if !cells.iter().all(|f| out.join(f).is_file()) {
+        return Ok(None);
+    }
+    let mut per = SweepMeans::new();
+    let mut step = 0;
+    for cell in cells {
+        let rows = read_trajectories(&out.join(cell))?;
+        if let Some(panel) = compare(&tabulate(&rows, spec.measure), spec.against) {
+            step = panel.step;
+            for (name, m, _) in panel.learned {
+                per.entry(name).or_default().push((m, panel.baseline_mean));
+            }
+        }
+    }
+    Ok(Some((step, per)))
 }
 
 #[cfg(test)]

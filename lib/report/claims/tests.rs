@@ -149,3 +149,49 @@ fn a_learned_reference_is_pooled_over_the_draws() {
     assert!((e.difference - 0.3).abs() < 1e-12, "{}", e.difference);
     assert!((e.learned_mean - 2.8).abs() < 1e-12, "{}", e.learned_mean);
 }
+
+/// Figure 6's sweep pools its complete draws cell by cell, as a claim pools runs.
+#[test]
+fn a_sweep_pools_its_draws() {
+    use crate::trajectory::{write_trajectories, Curves};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = specs().into_iter().find(|s| s.sweep).unwrap();
+    let write = |draw: &str, learned: f64| {
+        for cell in &spec.sources[0] {
+            let path = dir.path().join(draw).join(cell);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let curves = |label: &str, last: f64| Curves {
+                label: label.into(),
+                lr: Some(0.1).filter(|_| label == "nag"),
+                losses: ndarray::Array2::from_shape_fn((2, 101), |(_, s)| match s {
+                    100 => last,
+                    _ => 10.0,
+                }),
+                test_losses: None,
+            };
+            write_trajectories(&path, &[curves("lstm:LSTM", learned), curves("nag", 1.0)]).unwrap();
+        }
+    };
+    write("", 1.5);
+    write("seeds/1", 0.9);
+    // A draw with a cell missing does not count.
+    write("seeds/2", 0.0);
+    std::fs::remove_file(dir.path().join("seeds/2").join(&spec.sources[0][3])).unwrap();
+    let evidence = sweep_evidence(dir.path(), &spec).unwrap();
+    let e = &evidence[0];
+    assert_eq!(
+        (e.learned.as_str(), e.draws.len(), e.count),
+        ("LSTM", 2, 15)
+    );
+    let seeds: Vec<u64> = e.draws.iter().map(|d| d.seed).collect();
+    assert_eq!(seeds, [0, 1]);
+    // Cells agree within a draw; the draws' +0.5 and −0.1 spread by 0.3 in SE.
+    assert!((e.difference - 0.2).abs() < 1e-12, "{}", e.difference);
+    assert!(
+        (e.standard_error - 0.3).abs() < 1e-12,
+        "{}",
+        e.standard_error
+    );
+    assert_eq!(e.lower, 0);
+    assert_eq!(e.verdict, Verdict::NotDistinguishable);
+}
