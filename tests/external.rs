@@ -23,6 +23,18 @@ fn python_present(test: &str) -> bool {
     ok
 }
 
+/// The harness's quadratic specs and a tiny optimizer trained on them (opt.npz), where python3
+/// with numpy runs.
+fn trained_quadratics(test: &str) -> Option<Dir> {
+    if !python_present(test) {
+        return None;
+    }
+    let d = Dir::new();
+    specs(&d);
+    train(&d, "opt.npz");
+    Some(d)
+}
+
 fn server(mode: &str, k: usize) -> String {
     let script = python_dir().join("tests/fault_server.py");
     format!("python3 {} {mode} {k}", script.display())
@@ -64,12 +76,9 @@ fn refused(d: &Dir, bin: &str, args: &[&str], output: &str, names: &[&str]) {
 
 #[test]
 fn quadratics_served_from_python_give_the_specs_trajectories_bit_for_bit() {
-    if !python_present("quadratics_served_from_python") {
+    let Some(d) = trained_quadratics("quadratics_served_from_python") else {
         return;
-    }
-    let d = Dir::new();
-    specs(&d);
-    train(&d, "opt.npz");
+    };
     let script = python_dir().join("examples/quadratic_spec.py");
     external_spec(
         &d,
@@ -233,12 +242,9 @@ fn a_fault_in_meta_training_keeps_the_resume_state_and_the_run_resumes_to_the_sa
 
 #[test]
 fn a_training_loop_stepped_by_serve_updates_takes_evaluates_steps_bit_for_bit() {
-    if !python_present("a_training_loop_stepped_by_serve_updates") {
+    let Some(d) = trained_quadratics("a_training_loop_stepped_by_serve_updates") else {
         return;
-    }
-    let d = Dir::new();
-    specs(&d);
-    train(&d, "opt.npz");
+    };
     let driver = python_dir().join("tests/loop_with_updates.py");
     for optimizer in ["lstm:opt.npz", "lbfgs=1", "nag=0.03"] {
         d.ok(
