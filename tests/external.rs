@@ -35,6 +35,19 @@ fn trained_quadratics(test: &str) -> Option<Dir> {
     Some(d)
 }
 
+/// Runs python3 with `args` in the test's folder; its standard output, after checking that
+/// it succeeded.
+fn python(d: &Dir, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .args(args)
+        .current_dir(d.path(""))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python3 {args:?} failed:\n{stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn server(mode: &str, k: usize) -> String {
     let script = python_dir().join("tests/fault_server.py");
     format!("python3 {} {mode} {k}", script.display())
@@ -264,20 +277,18 @@ fn a_training_loop_stepped_by_serve_updates_takes_evaluates_steps_bit_for_bit() 
         let want: Vec<u64> = (rows.iter().filter(|r| r.problem == 0))
             .map(|r| r.loss.to_bits())
             .collect();
-        let out = std::process::Command::new("python3")
-            .arg(&driver)
-            .args(["test.npz", optimizer, env!("CARGO_BIN_EXE_evaluate"), "12"])
-            .current_dir(d.path(""))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let driver = driver.to_str().unwrap();
+        let stdout = python(
+            &d,
+            &[
+                driver,
+                "test.npz",
+                optimizer,
+                env!("CARGO_BIN_EXE_evaluate"),
+                "12",
+            ],
         );
-        let got: Vec<u64> = (String::from_utf8(out.stdout).unwrap().lines())
-            .map(|l| l.parse().unwrap())
-            .collect();
+        let got: Vec<u64> = (stdout.lines()).map(|l| l.parse().unwrap()).collect();
         assert_eq!(got, want, "{optimizer}");
         std::fs::remove_file(d.path("e.parquet")).unwrap();
     }
@@ -381,16 +392,7 @@ fn meta_training_on_served_quadratics_writes_the_same_checkpoint() {
         assert set(b.files) - set(a.files) == {'training_data'}, b.files\n\
         assert all(a[k].tobytes() == b[k].tobytes() for k in a.files)\n\
         print(len(a.files))";
-    let out = std::process::Command::new("python3")
-        .args(["-c", compare])
-        .current_dir(d.path(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python(&d, &["-c", compare]);
     let log = |name: &str| {
         let (t, _) = l2l::training_log::TrainingLog::read(&d.path(name)).unwrap();
         (t.rows.iter())
