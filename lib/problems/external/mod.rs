@@ -31,6 +31,18 @@ use std::time::Duration;
 /// The longest a request may wait for its answer, in seconds (`timeout_s`).
 pub const MAX_TIMEOUT_S: f64 = 86_400.0;
 
+/// Refuses a timeout that is not a positive number of seconds up to [`MAX_TIMEOUT_S`].
+pub fn check_timeout(timeout_s: f64) -> Result<()> {
+    if timeout_s > 0.0 && timeout_s <= MAX_TIMEOUT_S {
+        return Ok(());
+    }
+    Err(Error::setting(
+        "timeout",
+        format!("above 0 and at most {MAX_TIMEOUT_S} seconds"),
+        timeout_s,
+    ))
+}
+
 /// The processes serving one command, and the first fault any of them showed.
 struct Served {
     command: String,
@@ -106,13 +118,7 @@ impl ExternalSet {
         seed: u64,
         count: usize,
     ) -> Result<Self> {
-        if !(timeout_s > 0.0 && timeout_s <= MAX_TIMEOUT_S) {
-            return Err(Error::setting(
-                "timeout",
-                format!("above 0 and at most {MAX_TIMEOUT_S} seconds"),
-                timeout_s,
-            ));
-        }
+        check_timeout(timeout_s)?;
         let offered = hello.offered[role.code() as usize];
         let end = seed.checked_add(count as u64);
         if count == 0 || end.is_none_or(|end| end > offered) {

@@ -41,13 +41,8 @@ impl SampleSpec for ExternalSampling {
     fn sample(self) -> Result<(ExternalSet, String)> {
         self.draw.check()?;
         let role = Role::parse(&self.role).expect("clap allows only the roles");
-        if !(self.timeout > 0.0 && self.timeout <= super::MAX_TIMEOUT_S) {
-            return Err(Error::setting(
-                "timeout",
-                format!("above 0 and at most {} seconds", super::MAX_TIMEOUT_S),
-                self.timeout,
-            ));
-        }
+        // Before the command is started.
+        super::check_timeout(self.timeout)?;
         let (_process, hello) =
             Connection::start(&self.command, Duration::from_secs_f64(self.timeout)).map_err(
                 |why| {
