@@ -28,6 +28,11 @@ CIFAR10 ?= $(CIFAR_DEFAULT)
 C := $(OUT)/cifar
 CIFAR_STEPS ?= 100
 CIFAR_EPOCHS ?= 15
+# Early stopping for the paper's recipe: with CIFAR_PATIENCE=N a network stops once N
+# validations in a row (5N epochs) find nothing better, within CIFAR_EPOCHS. Empty: every epoch
+# runs. The budget that decides the claim is about 300 epochs with N of 12 or more, 70-90
+# minutes a network on one core, beyond the hour (docs/cifar.md, "Cost").
+CIFAR_PATIENCE ?=
 # The corrections' budget: 10 epochs of evolution strategies, each 4 antithetic pairs of
 # whole runs (docs/cifar.md).
 CIFAR_CORRECTION_EPOCHS ?= 10
@@ -115,7 +120,7 @@ $(C)/$(1).npz: $(C)/$(2)/train.npz $(C)/$(2)/validation.npz $(BUILD)
 	  $(CIFAR_META_FLAGS) $(3) --seed $(META_SEED) --threads $(CIFAR_THREADS) -o $$@
 endef
 # The paper's recipe: truncated BPTT, meta-Adam 1e-3.
-CIFAR_PAPER := --epochs $(CIFAR_EPOCHS) --meta-lr 1e-3
+CIFAR_PAPER := --epochs $(CIFAR_EPOCHS) --meta-lr 1e-3 $(if $(CIFAR_PATIENCE),--patience $(CIFAR_PATIENCE))
 # The correction: ES on the two output layers (42 weights, σ 0.01), every perturbed optimizer
 # run for the whole 100 steps and scored by Σ log f over steps 81-100, meta-Adam 3e-4.
 CIFAR_CORRECTION := --epochs $(CIFAR_CORRECTION_EPOCHS) --base $(CIFAR_BASE) --lr-grid $(CIFAR_LR_GRID) \

@@ -97,6 +97,36 @@ fn killed_training_resumes_where_it_stopped() {
     );
 }
 
+#[test]
+fn patience_stops_early_and_a_rerun_writes_the_same_checkpoint() {
+    let d = Dir::new();
+    specs(&d);
+    let mut args = tiny_training("stopped.npz");
+    args[EPOCHS_AT] = "300";
+    args.extend(["--patience", "2"]);
+    let stderr = d.ok("meta-train", &args);
+    let (log, best) = l2l::training_log::TrainingLog::read(&d.path("stopped.log.parquet")).unwrap();
+    let (reached, best) = (log.rows.last().unwrap().epoch, best.unwrap());
+    // Two validations (every 2 epochs) after the best, none better.
+    assert_eq!(reached, best + 4, "{stderr}");
+    assert!(
+        stderr.contains(&format!("stopped at epoch {reached} of 300")),
+        "{stderr}"
+    );
+    // Where it stopped, nothing else changed: a budget of that many epochs keeps the same.
+    let mut budget = tiny_training("budget.npz");
+    let reached_text = reached.to_string();
+    budget[EPOCHS_AT] = &reached_text;
+    d.ok("meta-train", &budget);
+    let bytes = |name: &str| std::fs::read(d.path(name)).unwrap();
+    assert_eq!(bytes("stopped.npz"), bytes("budget.npz"));
+    // Run again, it resumes where it stopped and trains no further.
+    std::fs::remove_file(d.path("stopped.npz")).unwrap();
+    let again = d.ok("meta-train", &args);
+    assert!(again.contains(&format!("at epoch {reached}")), "{again}");
+    assert_eq!(bytes("stopped.npz"), bytes("budget.npz"));
+}
+
 /// Rewrites every member of the npz at `path` as float64 (which every reader converts back
 /// exactly), with `change` applied to member `name`.
 fn rewrite_member(path: &std::path::Path, name: &str, change: impl Fn(&mut ndarray::ArrayD<f64>)) {

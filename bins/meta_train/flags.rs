@@ -116,6 +116,10 @@ pub struct Args {
     /// Validate and keep the best weights every this many epochs.
     #[arg(long = "eval-every", default_value_t = 10)]
     pub eval_every: u64,
+    /// Stop early once N validations in a row found no better weights, before --epochs if
+    /// need be (default: run every epoch). A run may resume with another N, or none.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub patience: Option<u64>,
     /// Hidden units in each of the two LSTM layers.
     #[arg(long, default_value_t = 20)]
     pub hidden: usize,

@@ -4,7 +4,7 @@ use anyhow::Context;
 use l2l::learned::LearnedOptimizer;
 use l2l::meta::{
     check_ranks, resume_path, train, GradientAgreement, MetaGradient, MetaTrainConfig,
-    MetaTrainParams, MetaTrainer, Progress,
+    MetaTrainParams, MetaTrainer, Progress, Stopping,
 };
 use l2l::problems::{load_companion, FromSpec, ProblemSet, SourceVisitor, Spec, TrainingSource};
 use l2l::ranks::Ranks;
@@ -144,12 +144,16 @@ fn train_with<S: TrainingSource>(
     let mut last_print = Instant::now();
     let started = Instant::now();
     let mut last: Option<Progress> = None;
+    let first_epoch = trainer.epoch;
     let best = train(
         trainer,
         &source,
         validation.as_ref(),
         &args.output,
         ranks,
+        Stopping {
+            patience: args.patience,
+        },
         |p| {
             let now = Instant::now();
             if p.validation_loss.is_some() && (now - last_print).as_secs_f64() >= 2.0
@@ -175,10 +179,18 @@ fn train_with<S: TrainingSource>(
         },
     )?;
     let secs = started.elapsed().as_secs_f64();
-    let rate = last.map(|p| p.optimizee_steps_per_second).unwrap_or(0.0);
     if !leader {
         return Ok(());
     }
+    let reached = last.as_ref().map_or(first_epoch, |p| p.epoch);
+    if let (Some(patience), true) = (args.patience, reached < config.epochs) {
+        eprintln!(
+            "meta-train: stopped at epoch {reached} of {}: {patience} validations in a row found \
+             no better weights than epoch {}'s",
+            config.epochs, best.epoch
+        );
+    }
+    let rate = last.map(|p| p.optimizee_steps_per_second).unwrap_or(0.0);
     eprintln!(
         "meta-train: wrote {} (epoch {}, validation loss {:.4}) after {secs:.1}s, {rate:.0} optimizee steps/s",
         l2l::io::describe(&args.output, true),

@@ -30,6 +30,27 @@ pub struct Progress {
     pub resumed_from: Option<u64>,
 }
 
+/// When a run stops before its epoch budget: early stopping after `patience` validations in a
+/// row that found no better weights (None: every epoch of the budget runs). It is not a
+/// setting of the training itself, so a run may resume with another patience, or none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stopping {
+    pub patience: Option<u64>,
+}
+
+impl Stopping {
+    /// Whether a run at `epoch`, whose best weights are those of `best_epoch` (None: no
+    /// validation was finite), validating every `eval_every` epochs, has spent its patience.
+    pub fn spent(&self, epoch: u64, best_epoch: Option<u64>, eval_every: u64) -> bool {
+        self.patience.is_some_and(|p| {
+            epoch
+                >= best_epoch
+                    .unwrap_or(0)
+                    .saturating_add(p.saturating_mul(eval_every))
+        })
+    }
+}
+
 /// The resume-state file kept beside a checkpoint. A checkpoint written to standard output
 /// (`-`), a pipe or a device has no folder of its own to keep one in, so that run keeps none
 /// and cannot be resumed.
@@ -37,10 +58,10 @@ pub fn resume_path(output: &Path) -> Option<PathBuf> {
     companion(output, ".resume.npz")
 }
 
-/// Runs `trainer` to `config.epochs`, validating the starting point and then every
-/// `eval_every` epochs, and keeping the best weights. The resume state is saved at every
-/// validation, so a killed run loses at most
-/// `eval_every` epochs; the checkpoint at `output` is written once training is complete.
+/// Runs `trainer` to `config.epochs`, or until `stopping` says so, validating the starting
+/// point and then every `eval_every` epochs, and keeping the best weights. The resume state is
+/// saved at every validation, so a killed run loses at most `eval_every` epochs; the
+/// checkpoint at `output` is written once training is complete.
 /// Under K > 1 `ranks` every rank runs this with the same arguments and holds the same state
 /// throughout; rank 0 alone writes the files and is shown the progress.
 pub fn train<Src: TrainingSource, V: ProblemSet>(
@@ -49,6 +70,7 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
     validation: Option<&V>,
     output: &Path,
     ranks: &dyn Ranks,
+    stopping: Stopping,
     mut observe: impl FnMut(&Progress),
 ) -> Result<LearnedOptimizer> {
     let leader = ranks.is_leader();
@@ -76,7 +98,10 @@ pub fn train<Src: TrainingSource, V: ProblemSet>(
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    while trainer.epoch < cfg.epochs {
+    let best_epoch = |t: &MetaTrainer| t.best.as_ref().map(|b| b.epoch);
+    while trainer.epoch < cfg.epochs
+        && !stopping.spent(trainer.epoch, best_epoch(&trainer), cfg.eval_every)
+    {
         let batch = source.draw(trainer.epoch, cfg.batch);
         optimizee_steps += cfg.optimizee_steps_at(trainer.epoch) as f64;
         if workspace.is_none() {

@@ -33,6 +33,6 @@ pub use config::{
     EsScope, Imitation, ImitationLoss, MetaGradient, MetaLoss, MetaTrainConfig, MetaTrainParams,
     MetaTrainSettings, Rollout, RuleRequest, TunedRate,
 };
-pub use executor::{resume_path, train, Progress};
+pub use executor::{resume_path, train, Progress, Stopping};
 pub use trainer::{EpochReport, MetaTrainer};
 pub use workspace::{check_ranks, Workspace};

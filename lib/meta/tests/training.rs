@@ -102,6 +102,7 @@ fn check_resume(cfg: MetaTrainSettings) {
             Some(&validation),
             out,
             &OneProcess,
+            Stopping::default(),
             |_| {},
         )
         .unwrap()
