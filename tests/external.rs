@@ -101,18 +101,30 @@ fn quadratics_served_from_python_give_the_specs_trajectories_bit_for_bit() {
         "served.npz",
     );
     let optimizers = "lstm:opt.npz,sgd=0.03,nag=0.01,rmsprop=0.01,adam=0.1,lbfgs=1";
-    for (spec, out) in [
-        ("test.npz", "own.parquet"),
-        ("served.npz", "served.parquet"),
-    ] {
+    same_trajectories(&d, ["test.npz", "served.npz"], optimizers, 20, 6 * 6 * 21);
+}
+
+/// `evaluate` of `optimizers` for `steps` on l2l's own spec and on the served one gives `rows`
+/// rows, each loss the same bits.
+fn same_trajectories(
+    d: &Dir,
+    [own, served]: [&str; 2],
+    optimizers: &str,
+    steps: usize,
+    rows: usize,
+) {
+    let steps = steps.to_string();
+    for (spec, out) in [(own, "own.parquet"), (served, "served.parquet")] {
         d.ok(
             "evaluate",
-            &["--spec", spec, "--steps", "20", "-O", optimizers, "-o", out],
+            &[
+                "--spec", spec, "--steps", &steps, "-O", optimizers, "-o", out,
+            ],
         );
     }
     let own = read_trajectories(&d.path("own.parquet")).unwrap();
     let served = read_trajectories(&d.path("served.parquet")).unwrap();
-    assert_eq!(own.len(), 6 * 6 * 21);
+    assert_eq!((own.len(), served.len()), (rows, rows));
     let key = |r: &l2l::trajectory::TrajectoryRow| (r.optimizer.clone(), r.problem, r.step);
     for (a, b) in own.iter().zip(&served) {
         assert_eq!(key(a), key(b));
@@ -433,25 +445,13 @@ fn the_mlp_served_from_numpy_gives_its_trajectories_bit_for_bit() {
     };
     train_tiny_mlp(&d, "opt.npz", "2");
     let optimizers = "lstm:opt.npz,sgd=0.5,nag=0.1,rmsprop=0.01,adam=0.03,lbfgs=1";
-    for (spec, out) in [
-        ("test.npz", "own.parquet"),
-        ("served-test.npz", "served.parquet"),
-    ] {
-        d.ok(
-            "evaluate",
-            &["--spec", spec, "--steps", "8", "-O", optimizers, "-o", out],
-        );
-    }
-    let own = read_trajectories(&d.path("own.parquet")).unwrap();
-    let served = read_trajectories(&d.path("served.parquet")).unwrap();
-    assert_eq!(own.len(), 6 * 3 * 9);
-    for (a, b) in own.iter().zip(&served) {
-        assert_eq!(
-            (&a.optimizer, a.problem, a.step),
-            (&b.optimizer, b.problem, b.step)
-        );
-        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "{a:?} {b:?}");
-    }
+    same_trajectories(
+        &d,
+        ["test.npz", "served-test.npz"],
+        optimizers,
+        8,
+        6 * 3 * 9,
+    );
 }
 
 #[test]
