@@ -168,9 +168,13 @@ class LearnedUpdates:
         return np.frombuffer(self._ask(b"STEP", payload), dtype="<f4").copy()
 
     def close(self):
+        """Ends `evaluate --serve-updates` and closes both pipes."""
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if not pipe.closed:
+                pipe.close()
 
     def __enter__(self):
         return self
