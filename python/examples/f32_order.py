@@ -23,6 +23,11 @@ K_BLOCK = 256
 _MASK = (1 << 64) - 1
 
 
+def u64(x):
+    """An integer as l2l's u64 holds it (npz files store seeds as int64)."""
+    return int(x) & _MASK
+
+
 def fma(a, b, c):
     """a·b + c in float32 with a single rounding, elementwise (arrays broadcast)."""
     return fma_exact_product(np.multiply(np.float64(a), np.float64(b)), c)

@@ -27,11 +27,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import l2l  # noqa: E402
-from f32_order import F32, Rng, expf, gemm, logf, sigmoid  # noqa: E402
+from f32_order import F32, Rng, expf, gemm, logf, sigmoid, u64  # noqa: E402
 
 INIT_STD = 0.01
 SIGMOID, RELU = 0, 1
-_MASK = (1 << 64) - 1
 
 
 def text(spec, key):
@@ -78,16 +77,17 @@ class SpecMlp(l2l.Optimizee):
         self.activation = int(spec["activation"])
         self.batch_size = int(spec["batch_size"])
         self.theta0 = spec["theta0"].astype(F32)
-        self.minibatch_seeds = [int(s) & _MASK for s in spec["minibatch_seeds"]]
-        self.seed = int(spec["seed"]) & _MASK
+        self.minibatch_seeds = [u64(s) for s in spec["minibatch_seeds"]]
+        self.seed = u64(spec["seed"])
         count, self.dim = self.theta0.shape
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
+        starts = np.cumsum([0] + [i * o + o for i, o in shapes[:-1]])
+        # (fan in, fan out, where its weights start in θ) of every layer.
+        self._layers = [(i, o, int(start)) for (i, o), start in zip(shapes, starts)]
         self.offered = {role: count for role in l2l.ROLES}
         self.training_batch = training_batch
         if training_batch:
             self.offered["train"] = 1 << 40
-
-    def layers(self):
-        return list(zip(self.sizes[:-1], self.sizes[1:]))
 
     def drawn_for_training(self, role, index):
         """The (init, minibatch) seeds of a meta-training draw, or None for a spec's run."""
@@ -111,14 +111,13 @@ class SpecMlp(l2l.Optimizee):
         return self.forward_backward(theta, self.images[picks], self.labels[picks])
 
     def params(self, flat, layer):
-        offset = sum(i * o + o for i, o in self.layers()[:layer])
-        i, o = self.layers()[layer]
+        i, o, offset = self._layers[layer]
         w = flat[offset : offset + i * o].reshape(i, o)
         return w, flat[offset + i * o : offset + i * o + o]
 
     def forward_backward(self, theta, x, labels):
         """lib/problems/mlp/network.rs, operation for operation."""
-        last = len(self.layers()) - 1
+        last = len(self._layers) - 1
         inputs, activations = [x], []
         for layer in range(last + 1):
             w, b = self.params(theta, layer)
