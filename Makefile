@@ -81,11 +81,15 @@ $(MPI_BUILD): $(SOURCES) | mpi-deps
 build: $(BUILD)
 mpi: $(MPI_BUILD)
 
-# Python with numpy serves the external optimizees of tests/external.rs (python/); installed
-# from Debian only where no python3 here imports numpy.
+# Python with numpy serves the external optimizees of tests/external.rs and the bench
+# (python/); installed from Debian only where no Python here imports numpy. The first of
+# L2L_PYTHON (where set), python3 on PATH and Debian's /usr/bin/python3 that imports numpy runs
+# them: a pyenv or virtualenv python3 on PATH does not see Debian's python3-numpy.
 PY_DEB_PACKAGES := python3 python3-numpy
+PYTHON_WITH_NUMPY = for p in $(or $(L2L_PYTHON),python3 /usr/bin/python3); do \
+  if $$p -c "import numpy" >/dev/null 2>&1; then echo $$p; break; fi; done
 python-deps:
-	@python3 -c "import numpy" >/dev/null 2>&1 || $(MAKE) --no-print-directory python-debs
+	@[ -n "$$($(PYTHON_WITH_NUMPY))" ] || $(MAKE) --no-print-directory python-debs
 python-debs:
 	$(call install_missing,$(PY_DEB_PACKAGES))
 
@@ -93,10 +97,11 @@ python-debs:
 # build of their own.
 test: | deps
 	@$(MAKE) --no-print-directory python-deps || echo "make: $(PY_DEB_PACKAGES) could not be installed"
-	$(CARGO) test --release --locked
-	@if python3 -c "import numpy" >/dev/null 2>&1; then \
-	  echo "make: the Python helper's tests (python/tests), on $$(python3 --version) with numpy"; \
-	  python3 -m unittest discover -s python/tests; \
+	@py=$$($(PYTHON_WITH_NUMPY)); echo "L2L_PYTHON=$$py $(CARGO) test --release --locked"; \
+	L2L_PYTHON=$$py $(CARGO) test --release --locked || exit 1; \
+	if [ -n "$$py" ]; then \
+	  echo "make: the Python helper's tests (python/tests), on $$py ($$($$py --version)) with numpy"; \
+	  $$py -m unittest discover -s python/tests; \
 	else echo "make: no python3 with numpy: the Python helper's tests and tests/external.rs skipped"; fi
 	$(MAKE) --no-print-directory test-mpi
 
@@ -155,7 +160,7 @@ seeds: $(BUILD)
 # With the rows of meta-training under mpirun -np 1 and 2 (the binaries of `make mpi`).
 bench: $(BUILD) $(MPI_BUILD) $(MNIST)
 	@mkdir -p $(OUT)/bench
-	$(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
+	L2L_PYTHON=$$($(PYTHON_WITH_NUMPY)) $(RELEASE)/l2l-bench --data $(MNIST) $(if $(wildcard $(NA_FEATURES)),--features $(NA_FEATURES)) \
 	  --mpi-bin $(MPI_TARGET)/release --output $(OUT)/bench/results.parquet
 
 # Every kernel path this CPU can run (docs/performance.md, "Kernel shapes per instruction

@@ -1,30 +1,35 @@
 //! External optimizees (docs/formats.md, "External optimizees"): a model served by another
 //! process over l2l's protocol gives the same trajectories as l2l's own, and every fault of
 //! the process is refused in one line with nothing written and meta-train's resume state kept.
-//! The servers are the Python helper's (python/); where python3 with numpy is missing, the
-//! tests that need it say so and pass.
+//! The servers are the Python helper's (python/), run by `L2L_PYTHON` (python3 where unset;
+//! `make test` names one that imports numpy); where it lacks numpy, the tests that need it say
+//! so and pass.
 
 use crate::common::*;
+use l2l::bench::python_interpreter as interpreter;
 use l2l::trajectory::read_trajectories;
 
 fn python_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
-/// Whether python3 with numpy runs here; if not, says which test skips.
+/// Whether the interpreter imports numpy here; if not, says which test skips.
 fn python_present(test: &str) -> bool {
-    let ok = std::process::Command::new("python3")
+    let ok = std::process::Command::new(interpreter())
         .args(["-c", "import numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("{test}: skipped, no python3 with numpy here (make test installs them)");
+        eprintln!(
+            "{test}: skipped, no {} with numpy here (make test installs them)",
+            interpreter()
+        );
     }
     ok
 }
 
-/// The harness's quadratic specs and a tiny optimizer trained on them (opt.npz), where python3
-/// with numpy runs.
+/// The harness's quadratic specs and a tiny optimizer trained on them (opt.npz), where the
+/// interpreter imports numpy.
 fn trained_quadratics(test: &str) -> Option<Dir> {
     if !python_present(test) {
         return None;
@@ -35,22 +40,26 @@ fn trained_quadratics(test: &str) -> Option<Dir> {
     Some(d)
 }
 
-/// Runs python3 with `args` in the test's folder; its standard output, after checking that
+/// Runs the interpreter with `args` in the test's folder; its standard output, after checking that
 /// it succeeded.
 fn python(d: &Dir, args: &[&str]) -> String {
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(interpreter())
         .args(args)
         .current_dir(d.path(""))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python3 {args:?} failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{stderr}",
+        interpreter()
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn server(mode: &str, k: usize) -> String {
     let script = python_dir().join("tests/fault_server.py");
-    format!("python3 {} {mode} {k}", script.display())
+    format!("{} {} {mode} {k}", interpreter(), script.display())
 }
 
 fn external_spec(d: &Dir, command: &str, role: &str, count: &str, out: &str) {
@@ -95,7 +104,7 @@ fn quadratics_served_from_python_give_the_specs_trajectories_bit_for_bit() {
     let script = python_dir().join("examples/quadratic_spec.py");
     external_spec(
         &d,
-        &format!("python3 {} test.npz", script.display()),
+        &format!("{} {} test.npz", interpreter(), script.display()),
         "test",
         "6",
         "served.npz",
@@ -353,7 +362,7 @@ fn meta_training_on_served_quadratics_writes_the_same_checkpoint() {
         ("pool.npz", "train", "1", "served-pool.npz"),
         ("val.npz", "validation", "4", "served-val.npz"),
     ] {
-        let command = format!("python3 {} {spec}", script.display());
+        let command = format!("{} {} {spec}", interpreter(), script.display());
         external_spec(&d, &command, role, count, out);
     }
     let flags = [
@@ -432,7 +441,7 @@ fn mlp_specs_and_their_servers(test: &str) -> Option<Dir> {
         ),
         ("served-val.npz", "validation", "2", "val.npz"),
     ] {
-        let command = format!("python3 {} {args}", script.display());
+        let command = format!("{} {} {args}", interpreter(), script.display());
         external_spec(&d, &command, role, count, served);
     }
     Some(d)

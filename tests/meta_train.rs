@@ -22,14 +22,21 @@ fn the_same_seeds_give_the_same_checkpoint() {
     );
 }
 
-/// Meta-training makes the same bytes whichever sgemm kernel OpenBLAS runs (each one forced in
-/// turn, and none): l2l's products are its own (kernels/gemm.rs), summed in one order on every
-/// CPU. A quadratic and an MLP checkpoint, as Figure 4's two families.
+/// Meta-training makes the same bytes whichever sgemm kernel OpenBLAS runs (each one this CPU
+/// can run forced in turn, and none): l2l's products are its own (kernels/gemm.rs), summed in
+/// one order on every CPU. A quadratic and an MLP checkpoint, as Figure 4's two families.
 #[test]
 fn checkpoints_do_not_depend_on_the_blas_kernel() {
-    let avx512 = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" avx512bw"));
-    let mut kernels = vec![None, Some("Prescott"), Some("Haswell")];
-    if avx512 {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has = |flag: &str| flags.contains(&format!(" {flag}"));
+    let mut kernels = vec![None, Some("Prescott"), Some("Core2"), Some("Nehalem")];
+    if has("avx") {
+        kernels.push(Some("Sandybridge"));
+    }
+    if has("avx2") && has("fma") {
+        kernels.extend([Some("Haswell"), Some("Zen")]);
+    }
+    if has("avx512bw") {
         kernels.push(Some("SkylakeX"));
     }
     let mut made: Vec<(Option<&str>, Vec<u8>, Vec<u8>)> = Vec::new();

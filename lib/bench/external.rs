@@ -12,20 +12,30 @@ use std::time::Duration;
 const SERVER: &str = "python/tests/fault_server.py";
 const STEPS: usize = 200;
 
+/// The Python interpreter that serves the helper's models (python/): `L2L_PYTHON` where set
+/// (`make bench` and `make test` name one that imports numpy), else python3.
+pub fn python_interpreter() -> String {
+    std::env::var("L2L_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
 pub fn external_rows(settings: &BenchSettings, out: &mut Rows) -> Result<()> {
-    let python = std::process::Command::new("python3")
+    let python = python_interpreter();
+    let numpy = std::process::Command::new(&python)
         .args(["-c", "import numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !python || !std::path::Path::new(SERVER).exists() {
+    if !numpy || !std::path::Path::new(SERVER).exists() {
         eprintln!(
-            "l2l-bench: no python3 with numpy, or no {SERVER} here; the external rows are skipped"
+            "l2l-bench: no {python} with numpy, or no {SERVER} here; the external rows are skipped"
         );
         return Ok(());
     }
     let (own, _) = throughput::mnist_sets(settings)?;
     let dim = own.dim();
-    let command = format!("python3 {SERVER} ok 0 {dim}");
+    let command = format!("{python} {SERVER} ok 0 {dim}");
     let hello = Connection::start(&command, Duration::from_secs(60))
         .map_err(|e| crate::Error::Other(format!("{command}: {e}")))?
         .1;

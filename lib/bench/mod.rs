@@ -12,6 +12,8 @@ mod neural_art;
 mod products;
 mod throughput;
 
+pub use external::python_interpreter;
+
 use crate::error::Result;
 use crate::io::{write_table, Column};
 use crate::meta::{MetaTrainConfig, MetaTrainSettings, MetaTrainer, Workspace};
