@@ -60,7 +60,9 @@ $(NA)/$(1).npz: $(NA_STAMP) $(BUILD) | $(NA)/
 	  --style $(NEURAL_ART)/style/$(3) --size $(4) --count $(5) --seed $(6) \
 	  --features $(NA_FEATURES) -o $$@
 endef
-$(eval $(call na_spec,train,$(NA_TRAIN_PHOTOS),$(NA_TRAIN_STYLE),64,$(NA_TRAIN_CROPS),101))
+# The training crops move with META_SEED (another meta-training draw); validation and test crops
+# stay the same for every draw.
+$(eval $(call na_spec,train,$(NA_TRAIN_PHOTOS),$(NA_TRAIN_STYLE),64,$(NA_TRAIN_CROPS),$(call meta_seeded,101)))
 $(eval $(call na_spec,validation,$(NA_VALIDATION_PHOTOS),$(NA_TRAIN_STYLE),64,$(NA_VALIDATION_CROPS),102))
 # Each panel: test crops (the same boxes at both sizes: same photos, same seed) and
 # validation crops for tuning, in the panel's style and size.
@@ -86,7 +88,7 @@ define na_optimizer
 $(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
 	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(NA)/train.npz --validation $(NA)/validation.npz \
-	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --threads $(NA_THREADS) -o $$@
+	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED) --threads $(NA_THREADS) -o $$@
 endef
 NA_LEARNED := LSTM Adam+LSTM
 $(eval $(call na_optimizer,LSTM,$(NA_PAPER_FLAGS)))

@@ -174,6 +174,46 @@ fn every_public_target_plans_from_a_clean_tree() {
     }
 }
 
+/// `META_SEED=K` draws another meta-training of every figure (`make seeds`): each `meta-train`
+/// a target plans gets `--seed K`, and Figure 8's training crops move with it, so no two draws
+/// are the same run.
+#[test]
+fn every_meta_training_takes_the_draw() {
+    if !make_is_installed() {
+        return;
+    }
+    for target in [
+        "figure4",
+        "figure5",
+        "figure6",
+        "fashion-mnist",
+        "figure7",
+        "figure8",
+        "appendix-b",
+        "appendix-d",
+    ] {
+        let text = plan(target, &["META_SEED=7"]).replace("\\\n", " ");
+        let trainings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("/meta-train "))
+            .collect();
+        assert!(!trainings.is_empty(), "make -n {target} plans no meta-train");
+        for line in trainings {
+            assert!(
+                line.contains("--seed 7 "),
+                "make -n {target} META_SEED=7 plans a meta-train without --seed 7:\n{line}"
+            );
+        }
+        if target == "figure8" {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains("--seed 7101") && l.ends_with("/train.npz")),
+                "Figure 8's training crops do not move with META_SEED:\n{text}"
+            );
+        }
+    }
+}
+
 /// `MNIST_RECIPE=paper` trains only the paper's LSTM, apart from the default recipe's files.
 #[test]
 fn the_paper_recipe_has_its_own_outputs() {
