@@ -197,7 +197,10 @@ fn every_meta_training_takes_the_draw() {
             .lines()
             .filter(|l| l.contains("/meta-train "))
             .collect();
-        assert!(!trainings.is_empty(), "make -n {target} plans no meta-train");
+        assert!(
+            !trainings.is_empty(),
+            "make -n {target} plans no meta-train"
+        );
         for line in trainings {
             assert!(
                 line.contains("--seed 7 "),

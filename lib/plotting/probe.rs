@@ -86,6 +86,12 @@ pub fn draw_probe(rows: &[Proposal], view: ProbeView, png: &Path, font: &Path) -
     )
 }
 
+/// A proposed update's axis label; values below `zero` in magnitude are zero.
+fn update_tick(v: f64, zero: f64) -> String {
+    let v = if v.abs() < zero { 0.0 } else { v };
+    format!("{v:.2e}")
+}
+
 fn draw_panels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     panels: &[ProbePanel],
@@ -102,18 +108,21 @@ fn draw_panels<DB: DrawingBackend>(
             let pad = ((hi - lo) * 0.05).max(1e-12);
             (lo - pad)..(hi + pad)
         };
+        let y_range = range(|p| p.1);
+        // A tick that sums to a rounding residue of zero (6.9e-18) reads as zero.
+        let y_zero = (y_range.end - y_range.start) * 1e-9;
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, (FONT, 18))
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(range(|p| p.0), range(|p| p.1))?;
+            .build_cartesian_2d(range(|p| p.0), y_range)?;
         chart
             .configure_mesh()
             .x_desc(panel.x_label)
             .y_desc("proposed update")
             .label_style((FONT, 12))
-            .y_label_formatter(&|v| format!("{v:.2e}"))
+            .y_label_formatter(&|v| update_tick(*v, y_zero))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (optimizer, curve) in &panel.curves {
@@ -136,4 +145,16 @@ fn draw_panels<DB: DrawingBackend>(
         draw_legend(&mut chart)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::update_tick;
+
+    #[test]
+    fn a_rounding_residue_of_zero_is_labelled_zero() {
+        assert_eq!(update_tick(6.94e-18, 1e-10), "0.00e0");
+        assert_eq!(update_tick(-0.02, 1e-10), "-2.00e-2");
+        assert_eq!(update_tick(4e-11, 1e-12), "4.00e-11");
+    }
 }
