@@ -6,7 +6,7 @@
 //! so and pass.
 
 use crate::common::*;
-use l2l::bench::python_interpreter as interpreter;
+use l2l::bench::{python_has_numpy, python_interpreter as interpreter};
 use l2l::trajectory::read_trajectories;
 
 fn python_dir() -> std::path::PathBuf {
@@ -15,10 +15,7 @@ fn python_dir() -> std::path::PathBuf {
 
 /// Whether the interpreter imports numpy here; if not, says which test skips.
 fn python_present(test: &str) -> bool {
-    let ok = std::process::Command::new(interpreter())
-        .args(["-c", "import numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = python_has_numpy();
     if !ok {
         eprintln!(
             "{test}: skipped, no {} with numpy here (make test installs them)",

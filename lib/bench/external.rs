@@ -21,13 +21,17 @@ pub fn python_interpreter() -> String {
         .unwrap_or_else(|| "python3".into())
 }
 
-pub fn external_rows(settings: &BenchSettings, out: &mut Rows) -> Result<()> {
-    let python = python_interpreter();
-    let numpy = std::process::Command::new(&python)
+/// Whether [`python_interpreter`] runs here and imports numpy, as the helper needs.
+pub fn python_has_numpy() -> bool {
+    std::process::Command::new(python_interpreter())
         .args(["-c", "import numpy"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !numpy || !std::path::Path::new(SERVER).exists() {
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn external_rows(settings: &BenchSettings, out: &mut Rows) -> Result<()> {
+    let python = python_interpreter();
+    if !python_has_numpy() || !std::path::Path::new(SERVER).exists() {
         eprintln!(
             "l2l-bench: no {python} with numpy, or no {SERVER} here; the external rows are skipped"
         );

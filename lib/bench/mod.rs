@@ -12,7 +12,7 @@ mod neural_art;
 mod products;
 mod throughput;
 
-pub use external::python_interpreter;
+pub use external::{python_has_numpy, python_interpreter};
 
 use crate::error::Result;
 use crate::io::{write_table, Column};
