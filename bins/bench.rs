@@ -22,7 +22,7 @@ struct Args {
     /// without it the MLP trains on random images of the same shape.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The neural-art feature network (shared/data/neural_art/mobilenet_v1/mobilenet_v1.npz);
+    /// The neural-art feature network (NEURAL_ART/mobilenet_v1/mobilenet_v1.npz);
     /// without it the neural-art rows are skipped.
     #[arg(long)]
     features: Option<PathBuf>,

@@ -1,7 +1,7 @@
 # Figure 8 (§3.4): learned optimizers on neural art against SGD, RMSprop, Adam and NAG with
 # rates tuned on validation images. Each problem is one image θ (3 × S × S) whose loss weighs
 # a content crop of a photo against a style painting on MobileNet v1's features
-# (shared/data/neural_art/PROBLEM.md; the paper used VGG-19, whose weights are not available).
+# (docs/neural_art.md; the paper used VGG-19, whose weights are not available).
 # Panels (test crops of photos seen neither in training nor in validation):
 #   the training style at the training size (64 px)  |  a new style at double the size (128 px)
 #   and the two mixed panels: the training style at 128 px, the new style at 64 px.
@@ -13,7 +13,6 @@
 #          tuned on the validation crops, from a zero output (exactly tuned Adam), trained on
 #          Σ log f (--meta-loss log), as Figure 4's correction to NAG was.
 
-NEURAL_ART ?= ../shared/data/neural_art
 NA := $(OUT)/neural_art
 NA_FEATURES = $(NEURAL_ART)/mobilenet_v1/mobilenet_v1.npz
 NA_STEPS ?= 128
@@ -23,9 +22,9 @@ NA_JOBS ?= $(shell nproc)
 NA_THREADS ?= 1
 NA_TRAIN_STYLE ?= starry_night.jpg
 NA_NEW_STYLE ?= the_scream.jpg
-# Photos by split: every third photo (in name order) is a test photo, four others are
-# validation photos, and the other fourteen are training photos.
-NA_PHOTOS = $(sort $(notdir $(wildcard $(NEURAL_ART)/content/*)))
+# Photos (those data/neural_art.sha256 lists) by split: every third photo (in name order) is a
+# test photo, four others are validation photos, and the other fourteen are training photos.
+NA_PHOTOS := $(sort $(notdir $(filter content/%,$(shell cut -d' ' -f3 data/neural_art.sha256))))
 NA_TEST_PHOTOS = $(foreach i,1 4 7 10 13 16 19 22 25,$(word $(i),$(NA_PHOTOS)))
 NA_VALIDATION_PHOTOS = $(foreach i,2 8 14 20,$(word $(i),$(NA_PHOTOS)))
 NA_TRAIN_PHOTOS = $(filter-out $(NA_TEST_PHOTOS) $(NA_VALIDATION_PHOTOS),$(NA_PHOTOS))
@@ -39,19 +38,11 @@ NA_META_FLAGS ?= --steps $(NA_STEPS) --unroll 32 --batch 1 --eval-every 10 \
   --preprocessing log-sign --p 10 --meta-lr 1e-3
 NA_PAPER_FLAGS ?= --output-scale 1
 NA_CORRECTION_FLAGS ?= --output-scale 0.1 --base adam --lr-grid $(NA_LR_GRID) --meta-loss log
-NA_STAMP := $(DATA)/neural_art.checked
 na_photos = $(subst $(eval) ,$(comma),$(addprefix $(NEURAL_ART)/content/,$(1)))
 
-.PHONY: figure8 neural-art-data
+.PHONY: figure8
 figure8: $(BUILD) $(NA_STAMP)
 	$(MAKE) --no-print-directory -j$(NA_JOBS) $(FIGURES)/figure8.png
-neural-art-data: $(NA_STAMP)
-
-$(NA_STAMP): | $(DATA)/
-	@if [ ! -e $(NA_FEATURES) ]; then echo "make: NEURAL_ART=$(NEURAL_ART) holds no \
-	mobilenet_v1/mobilenet_v1.npz; point NEURAL_ART at the neural-art folder" >&2; exit 1; fi
-	cd $(NEURAL_ART) && sha256sum --check --quiet SHA256SUMS
-	@touch $@
 
 # $(call na_spec,NAME,PHOTOS,STYLE,SIZE,COUNT,SEED)
 define na_spec

@@ -36,8 +36,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A temporary folder holding `l2l/`, a copy of the Makefile's inputs with nothing built,
-/// fetched or run, and `shared/` beside it where the checkout has one (the default data folder
-/// of Figure 8 is `../shared/data/neural_art`).
+/// fetched or run, and `shared/` beside it where the checkout has one.
 fn clean_tree() -> tempfile::TempDir {
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();

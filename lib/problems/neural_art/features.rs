@@ -1,7 +1,7 @@
 //! The feature network of the neural-art loss (§3.4): a chain of standard and depthwise
 //! convolutions, each followed by its bias and ReLU6, read from an npz of float32 arrays in
-//! the layout of `shared/data/neural_art/mobilenet_v1/` (MobileNet v1; the paper used VGG-19,
-//! whose weights are not available here). Forward to any depth, and backward to the input
+//! the layout docs/formats.md gives ("Feature network"; MobileNet v1's weights by default, as
+//! docs/neural_art.md says; the paper used VGG-19, whose weights are not available here). Forward to any depth, and backward to the input
 //! image from gradients at any of the layers.
 
 use crate::error::{Error, Result};

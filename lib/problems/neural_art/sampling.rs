@@ -28,8 +28,8 @@ pub struct NeuralArtSampling {
     /// Side of the image θ in pixels (the paper trains at 64 and tests at 64 and 128).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
-    /// Feature network: an npz in the layout of shared/data/neural_art/mobilenet_v1 (a layer
-    /// table and convNN_w, convNN_b).
+    /// Feature network: an npz in the layout of docs/formats.md's "Feature network" (a layer
+    /// table and convNN_w, convNN_b), such as NEURAL_ART/mobilenet_v1/mobilenet_v1.npz.
     #[arg(long)]
     pub features: PathBuf,
     /// The content layer (0-based; after its ReLU6).

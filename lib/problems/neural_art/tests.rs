@@ -12,12 +12,19 @@ use crate::rng::Rng;
 use ndarray::{Array1, Array4};
 use std::path::PathBuf;
 
-/// `shared/data/neural_art/mobilenet_v1`, or None (with a note) where it is absent.
+/// MobileNet v1's folder: `L2L_MOBILENET`, else the one `make neural-art-data` built under
+/// `out/data`, else a neural-art folder in `../shared/data`; None (with a note) where none is.
 fn mobilenet_folder() -> Option<PathBuf> {
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = checkout.join("out/data/neural_art/mobilenet_v1");
     let dir = std::env::var_os("L2L_MOBILENET")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/neural_art/mobilenet_v1")
+            if built.join("mobilenet_v1.npz").exists() {
+                built
+            } else {
+                checkout.join("../shared/data/neural_art/mobilenet_v1")
+            }
         });
     if dir.join("mobilenet_v1.npz").exists() {
         Some(dir)
