@@ -148,6 +148,10 @@ fn every_public_target_plans_from_a_clean_tree() {
         ),
         ("appendix-c", vec!["appendix-c-new128-03.png"]),
         (
+            "neural-art-data",
+            vec!["neural_art_fetch.sh", "data/neural_art.sha256"],
+        ),
+        (
             "appendix-b",
             vec![
                 "--probe 2080,4786",
@@ -171,6 +175,48 @@ fn every_public_target_plans_from_a_clean_tree() {
             );
         }
     }
+}
+
+/// Every neural-art target checks its data folder against `data/neural_art.sha256` first: a
+/// folder without the feature network, or with a file that differs, stops `make` with a line
+/// that says what to do, before anything reads it.
+#[test]
+fn a_neural_art_folder_that_differs_is_refused() {
+    if !make_is_installed() {
+        return;
+    }
+    let tmp = clean_tree();
+    let tree = tmp.path().join("l2l");
+    let art = tmp.path().join("art");
+    fs::create_dir_all(&art).unwrap();
+    let make = || {
+        let out = Command::new("make")
+            .args(["--no-print-directory", "neural-art-data"])
+            .arg(format!("NEURAL_ART={}", art.display()))
+            .current_dir(&tree)
+            .output()
+            .expect("make runs");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = make();
+    assert!(
+        stderr.contains("holds no mobilenet_v1/mobilenet_v1.npz; point it at"),
+        "{stderr}"
+    );
+    // Every listed file present, but empty.
+    let sums = fs::read_to_string(tree.join("data/neural_art.sha256")).unwrap();
+    for line in sums.lines() {
+        let file = art.join(line.split_whitespace().nth(1).unwrap());
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, b"").unwrap();
+    }
+    let stderr = make();
+    assert!(
+        stderr.contains("differs from data/neural_art.sha256"),
+        "{stderr}"
+    );
+    assert!(!tree.join("out/data/neural_art.checked").exists());
 }
 
 /// `META_SEED=K` draws another meta-training of every figure (`make seeds`): each `meta-train`
