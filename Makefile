@@ -147,12 +147,20 @@ include pipelines/appendix_d.mk
 # report` pools every draw it finds with the default one (docs/experiments.md, "Meta-training
 # seeds"). The draws' runs take about as long as the target each; meta-train resumes, so they
 # can run in pieces.
+# What no draw changes, a pipeline lists in DRAW_INDEPENDENT_<target> (paths under $(OUT)): the
+# test and validation specs and the tuned baselines of Figures 7 and 8. Each draw starts from
+# draw 0's copies, their modification times kept, so make redoes one only where it would have
+# redone draw 0's (a newer build, changed inputs). The copying is part of the recipe line that
+# runs make, so `make -n seeds` does it too.
 SEEDS ?= 1 2
 SEEDS_TARGET ?= figure4
 .PHONY: seeds
 seeds: $(BUILD)
 	@for k in $(SEEDS); do \
 	  [ "$$k" != 0 ] || { echo "make: seed 0 is the figure target's own; SEEDS lists the others" >&2; exit 1; }; \
+	  for f in $(foreach t,$(SEEDS_TARGET),$(DRAW_INDEPENDENT_$(t))); do \
+	    if [ -e $(OUT)/$$f ] && [ ! -e $(OUT)/seeds/$$k/$$f ]; then \
+	      mkdir -p $$(dirname $(OUT)/seeds/$$k/$$f) && cp -p $(OUT)/$$f $(OUT)/seeds/$$k/$$f || exit 1; fi; done; \
 	  $(MAKE) --no-print-directory OUT=$(OUT)/seeds/$$k DATA=$(DATA) FIGURES=$(OUT)/seeds/$$k/figures \
 	    META_SEED=$$k $(SEEDS_TARGET) || exit 1; done
 

@@ -148,6 +148,9 @@ endef
 $(eval $(call cifar_panel,cifar10,LSTM $(CORR)+LSTM))
 $(eval $(call cifar_panel,cifar5,LSTM LSTM-sub $(CORR)+LSTM $(CORR)+LSTM-sub))
 $(eval $(call cifar_panel,cifar2,LSTM LSTM-sub $(CORR)+LSTM $(CORR)+LSTM-sub))
+# The same for every meta-training draw (`make seeds` reuses draw 0's).
+DRAW_INDEPENDENT_figure7 := $(foreach p,cifar10 cifar5 cifar2,$(addprefix cifar/$(p),/test.npz \
+  /validation.npz .baselines.parquet .tuning.parquet))
 
 CIFAR_PANELS = $(foreach s,cifar10=CIFAR-10 cifar5=CIFAR-5 cifar2=CIFAR-2,\
   --panel "$(C)/$(word 1,$(subst =, ,$(s))).learned.parquet,$(C)/$(word 1,$(subst =, ,$(s))).baselines.parquet=$(word 2,$(subst =, ,$(s)))")

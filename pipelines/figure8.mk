@@ -96,6 +96,9 @@ $(NA)/$(1).learned.parquet: $(NA)/$(1)/test.npz $(foreach o,$(NA_LEARNED),$(NA)/
 	  --threads $(NA_THREADS) -o $$@
 endef
 $(foreach p,$(NA_PANELS),$(eval $(call na_panel,$(p))))
+# The same for every meta-training draw (`make seeds` reuses draw 0's).
+DRAW_INDEPENDENT_figure8 := $(foreach p,$(NA_PANELS),$(addprefix neural_art/$(p),/test.npz \
+  /validation.npz .baselines.parquet .tuning.parquet))
 
 NA_PLOT_PANELS = $(foreach p,$(NA_PANELS),--panel "$(NA)/$(p).learned.parquet,$(NA)/$(p).baselines.parquet=$(NA_TITLE_$(p))")
 

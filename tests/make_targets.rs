@@ -219,6 +219,82 @@ fn a_neural_art_folder_that_differs_is_refused() {
     assert!(!tree.join("out/data/neural_art.checked").exists());
 }
 
+/// Sets `path`'s modification time to `seconds` from now, creating it (and its folder) if need be.
+fn stamp(path: &Path, seconds: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let when = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds);
+    file.set_modified(when).unwrap();
+}
+
+/// `make seeds` starts each draw from draw 0's specs and tuned baselines of Figure 8 where
+/// make would not redo them, and redoes them after a newer build.
+#[test]
+fn the_draws_reuse_what_no_draw_changes() {
+    if !make_is_installed() {
+        return;
+    }
+    let tmp = clean_tree();
+    let tree = tmp.path().join("l2l");
+    let seeds = |tree: &Path| {
+        let out = Command::new("make")
+            .args([
+                "-n",
+                "--no-print-directory",
+                "seeds",
+                "SEEDS=1",
+                "SEEDS_TARGET=figure8",
+            ])
+            .args(["NEURAL_ART=art"])
+            .current_dir(tree)
+            .output()
+            .expect("make runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Draw 0 made by this build: the build, then the data's check, then its outputs.
+    stamp(&tree.join("target/release/.l2l-built"), 100);
+    stamp(&tree.join("out/data/neural_art.checked"), 200);
+    for panel in ["train64", "new128", "train128", "new64"] {
+        for (file, after) in [
+            (format!("{panel}/test.npz"), 300),
+            (format!("{panel}/validation.npz"), 300),
+            (format!("{panel}.baselines.parquet"), 400),
+            (format!("{panel}.tuning.parquet"), 400),
+        ] {
+            stamp(&tree.join("out/neural_art").join(file), after);
+        }
+    }
+    let text = seeds(&tree);
+    assert!(
+        text.contains("meta-train") && text.contains("--seed 1 "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("--tune") && !text.contains("--seed 103"),
+        "{text}"
+    );
+    assert!(tree
+        .join("out/seeds/1/neural_art/new128.baselines.parquet")
+        .exists());
+    // A build newer than draw 0's outputs: the draw redoes them.
+    fs::remove_dir_all(tree.join("out/seeds")).unwrap();
+    stamp(&tree.join("target/release/.l2l-built"), 500);
+    let text = seeds(&tree);
+    assert!(
+        text.contains("--tune") && text.contains("--seed 103"),
+        "{text}"
+    );
+}
+
 /// `META_SEED=K` draws another meta-training of every figure (`make seeds`): each `meta-train`
 /// a target plans gets `--seed K`, and Figure 8's training crops move with it, so no two draws
 /// are the same run.
