@@ -55,16 +55,23 @@ fn clean_tree() -> tempfile::TempDir {
     tmp
 }
 
+/// `make ARGS...` in `tree`.
+fn make_in(tree: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("make")
+        .args(args)
+        .current_dir(tree)
+        .output()
+        .expect("make runs")
+}
+
 /// `make -n target VARIABLES...` in a clean tree.
 fn plan(target: &str, variables: &[&str]) -> String {
     let tmp = clean_tree();
-    let out = Command::new("make")
-        .arg("-n")
-        .arg(target)
-        .args(variables)
-        .current_dir(tmp.path().join("l2l"))
-        .output()
-        .expect("make runs");
+    let args: Vec<&str> = ["-n", target]
+        .into_iter()
+        .chain(variables.iter().copied())
+        .collect();
+    let out = make_in(&tmp.path().join("l2l"), &args);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -189,13 +196,12 @@ fn a_neural_art_folder_that_differs_is_refused() {
     let tree = tmp.path().join("l2l");
     let art = tmp.path().join("art");
     fs::create_dir_all(&art).unwrap();
+    let art_variable = format!("NEURAL_ART={}", art.display());
     let make = || {
-        let out = Command::new("make")
-            .args(["--no-print-directory", "neural-art-data"])
-            .arg(format!("NEURAL_ART={}", art.display()))
-            .current_dir(&tree)
-            .output()
-            .expect("make runs");
+        let out = make_in(
+            &tree,
+            &["--no-print-directory", "neural-art-data", &art_variable],
+        );
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -241,18 +247,17 @@ fn the_draws_reuse_what_no_draw_changes() {
     let tmp = clean_tree();
     let tree = tmp.path().join("l2l");
     let seeds = |tree: &Path| {
-        let out = Command::new("make")
-            .args([
+        let out = make_in(
+            tree,
+            &[
                 "-n",
                 "--no-print-directory",
                 "seeds",
                 "SEEDS=1",
                 "SEEDS_TARGET=figure8",
-            ])
-            .args(["NEURAL_ART=art"])
-            .current_dir(tree)
-            .output()
-            .expect("make runs");
+                "NEURAL_ART=art",
+            ],
+        );
         assert!(
             out.status.success(),
             "{}",
