@@ -56,7 +56,13 @@ pub fn ln_f32(x: f32) -> f32 {
 
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_f32(-x))
+    reciprocal_one_plus_exp(-x)
+}
+
+/// 1 / (1 + eˣ): σ(−x), for callers that have −x at hand.
+#[inline(always)]
+pub fn reciprocal_one_plus_exp(x: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(x))
 }
 
 #[inline(always)]

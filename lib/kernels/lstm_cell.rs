@@ -2,7 +2,7 @@
 //! tiles of rows, and the gates' backward. Free functions over slices, shared by every LSTM
 //! the learned optimizers build.
 
-use super::fastmath::{sigmoid, tanh};
+use super::fastmath::{reciprocal_one_plus_exp, tanh};
 use super::isa::{self, multiply_add, TileShape, MAX_TILE_ROWS};
 use super::record_rows;
 use ndarray::ArrayView2;
@@ -173,6 +173,18 @@ fn matmul_tile_pass<const L: usize, const R: usize, const C: usize>(
         h,
         g4,
     } = *t;
+    // Every read below is inside these bounds, so the loop reads without a check per value,
+    // which cost about a sixth of the tile's time on an Intel Xeon with AVX-512
+    // (docs/performance.md, "The bound, measured").
+    assert!(
+        input.len() >= R * a
+            && recurrent.len() >= R * h
+            && w.len() >= (a + h) * g4
+            && j0 + C * L <= g4
+            && bias.len() >= g4
+            && out.len() >= R * g4,
+        "a tile's operands are smaller than its shape"
+    );
     let mut acc = [[[0.0f32; L]; C]; R];
     for row in acc.iter_mut() {
         for (c, v) in row.iter_mut().enumerate() {
@@ -180,15 +192,19 @@ fn matmul_tile_pass<const L: usize, const R: usize, const C: usize>(
         }
     }
     // The input columns, then the recurrent ones, in the order of W's rows.
-    for (source, width, w_row0) in [(&input[..R * a], a, 0), (&recurrent[..R * h], h, a)] {
+    for (source, width, w_row0) in [(input.as_ptr(), a, 0), (recurrent.as_ptr(), h, a)] {
         for kk in 0..width {
+            let w_at = (w_row0 + kk) * g4 + j0;
             let mut wv = [[0.0f32; L]; C];
             for (c, v) in wv.iter_mut().enumerate() {
-                let at = (w_row0 + kk) * g4 + j0 + c * L;
-                v.copy_from_slice(&w[at..at + L]);
+                for (l, x) in v.iter_mut().enumerate() {
+                    // SAFETY: w_at + C·L ≤ (a + h)·g4 ≤ w.len(), asserted above.
+                    *x = unsafe { *w.as_ptr().add(w_at + c * L + l) };
+                }
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let x = source[r * width + kk];
+                // SAFETY: r·width + kk < R·width ≤ the source's length, asserted above.
+                let x = unsafe { *source.add(r * width + kk) };
                 for (v_acc, v) in row.iter_mut().zip(&wv) {
                     for l in 0..L {
                         v_acc[l] = multiply_add(x, v[l], v_acc[l]);
@@ -228,9 +244,11 @@ pub fn lstm_cell_forward(
                 *x += b;
             }
         }
+        // s·σ(s·z) − (s − 1) as one multiply-add, and σ's −s·z as one product: s is 1 or
+        // 2, so s·σ and −s·z are exact and these give the bits of the plain formula.
         for k in 0..g4 {
             let s = scale[k];
-            zr[k] = s * sigmoid(s * zr[k]) - (s - 1.0);
+            zr[k] = multiply_add(s, reciprocal_one_plus_exp(zr[k] * -s), 1.0 - s);
         }
     }
     let CellBuffers {
