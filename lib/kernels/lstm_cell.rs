@@ -332,10 +332,7 @@ pub fn lstm_cell_backward(
     h: usize,
 ) {
     let db = &mut out.db[..4 * h];
-    let (db_i, rest) = db.split_at_mut(h);
-    let (db_f, rest) = rest.split_at_mut(h);
-    let (db_g, db_o) = rest.split_at_mut(h);
-    for (((((ar, zr), tc), cp), dhr), dcr) in acts
+    for (((((acts, dz), tanh_c), c_prev), dh), dc_carry) in acts
         .chunks_exact(4 * h)
         .zip(out.dz.chunks_exact_mut(4 * h))
         .zip(tanh_c.chunks_exact(h))
@@ -343,32 +340,89 @@ pub fn lstm_cell_backward(
         .zip(dh.chunks_exact(h))
         .zip(out.dc_carry.chunks_exact_mut(h))
     {
-        let (ai, af, ag, ao) = (
-            &ar[..h],
-            &ar[h..2 * h],
-            &ar[2 * h..3 * h],
-            &ar[3 * h..4 * h],
-        );
-        let (zi, rest) = zr.split_at_mut(h);
-        let (zf, rest) = rest.split_at_mut(h);
-        let (zg, zo) = rest.split_at_mut(h);
-        let (zi, zf, zg, zo) = (&mut zi[..h], &mut zf[..h], &mut zg[..h], &mut zo[..h]);
-        let (tc, cp, dhr, dcr) = (&tc[..h], &cp[..h], &dhr[..h], &mut dcr[..h]);
-        for k in 0..h {
-            let (i, f, g, o) = (ai[k], af[k], ag[k], ao[k]);
-            let dc = dhr[k] * o * (1.0 - tc[k] * tc[k]) + dcr[k];
-            let d_o = dhr[k] * tc[k];
-            zi[k] = dc * g * i * (1.0 - i);
-            zf[k] = dc * cp[k] * f * (1.0 - f);
-            zg[k] = dc * i * (1.0 - g * g);
-            zo[k] = d_o * o * (1.0 - o);
-            dcr[k] = dc * f;
-            db_i[k] += zi[k];
-            db_f[k] += zf[k];
-            db_g[k] += zg[k];
-            db_o[k] += zo[k];
+        let mut row = BackwardRow {
+            acts,
+            tanh_c,
+            c_prev,
+            dh,
+            dz,
+            db: &mut *db,
+            dc_carry,
+            h,
+        };
+        let mut k = 0;
+        while k + 16 <= h {
+            backward_run::<16>(&mut row, k);
+            k += 16;
+        }
+        while k + 4 <= h {
+            backward_run::<4>(&mut row, k);
+            k += 4;
+        }
+        while k < h {
+            backward_run::<1>(&mut row, k);
+            k += 1;
         }
     }
+}
+
+/// One row of [`lstm_cell_backward`]: its gate activations (i, f, g, o; 4H), tanh(c_t),
+/// c_{t−1}, dh and the cell-state carry (H each); its dz (4H) and the bias gradient (4H).
+struct BackwardRow<'a> {
+    acts: &'a [f32],
+    tanh_c: &'a [f32],
+    c_prev: &'a [f32],
+    dh: &'a [f32],
+    dz: &'a mut [f32],
+    db: &'a mut [f32],
+    dc_carry: &'a mut [f32],
+    h: usize,
+}
+
+/// Units `k..k + W` of a [`BackwardRow`]. Every operand is read into arrays of W values and
+/// every result written back from them, so that a run becomes whole vectors: written over the
+/// row's slices, the loop stayed scalar, as LLVM could not rule out that the eleven slices
+/// overlap (docs/performance.md, "The bound, measured"). Each value is computed by the same
+/// operations in the same order either way, so the bits are the same.
+#[inline(always)]
+fn backward_run<const W: usize>(row: &mut BackwardRow, k: usize) {
+    let h = row.h;
+    let run = |values: &[f32], at: usize| -> [f32; W] {
+        let mut run = [0.0f32; W];
+        run.copy_from_slice(&values[at..at + W]);
+        run
+    };
+    let (i, f, g, o) = (
+        run(row.acts, k),
+        run(row.acts, h + k),
+        run(row.acts, 2 * h + k),
+        run(row.acts, 3 * h + k),
+    );
+    let (tc, cp, dh, carry_in) = (
+        run(row.tanh_c, k),
+        run(row.c_prev, k),
+        run(row.dh, k),
+        run(row.dc_carry, k),
+    );
+    let mut dz = [[0.0f32; W]; 4];
+    let mut carry = [0.0f32; W];
+    for l in 0..W {
+        let dc = dh[l] * o[l] * (1.0 - tc[l] * tc[l]) + carry_in[l];
+        let d_o = dh[l] * tc[l];
+        dz[0][l] = dc * g[l] * i[l] * (1.0 - i[l]);
+        dz[1][l] = dc * cp[l] * f[l] * (1.0 - f[l]);
+        dz[2][l] = dc * i[l] * (1.0 - g[l] * g[l]);
+        dz[3][l] = d_o * o[l] * (1.0 - o[l]);
+        carry[l] = dc * f[l];
+    }
+    for (gate, d) in dz.iter().enumerate() {
+        let at = gate * h + k;
+        row.dz[at..at + W].copy_from_slice(d);
+        for (b, v) in row.db[at..at + W].iter_mut().zip(d) {
+            *b += v;
+        }
+    }
+    row.dc_carry[k..k + W].copy_from_slice(&carry);
 }
 
 #[cfg(test)]
