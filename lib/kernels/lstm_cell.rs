@@ -348,7 +348,6 @@ pub fn lstm_cell_backward(
             dz,
             db: &mut *db,
             dc_carry,
-            h,
         };
         let mut k = 0;
         while k + 16 <= h {
@@ -367,7 +366,8 @@ pub fn lstm_cell_backward(
 }
 
 /// One row of [`lstm_cell_backward`]: its gate activations (i, f, g, o; 4H), tanh(c_t),
-/// c_{t−1}, dh and the cell-state carry (H each); its dz (4H) and the bias gradient (4H).
+/// c_{t−1}, dh and the cell-state carry (H each, so H is their length); its dz (4H) and the
+/// bias gradient (4H).
 struct BackwardRow<'a> {
     acts: &'a [f32],
     tanh_c: &'a [f32],
@@ -376,7 +376,6 @@ struct BackwardRow<'a> {
     dz: &'a mut [f32],
     db: &'a mut [f32],
     dc_carry: &'a mut [f32],
-    h: usize,
 }
 
 /// Units `k..k + W` of a [`BackwardRow`]. Every operand is read into arrays of W values and
@@ -386,23 +385,23 @@ struct BackwardRow<'a> {
 /// operations in the same order either way, so the bits are the same.
 #[inline(always)]
 fn backward_run<const W: usize>(row: &mut BackwardRow, k: usize) {
-    let h = row.h;
-    let run = |values: &[f32], at: usize| -> [f32; W] {
+    let h = row.tanh_c.len();
+    let load = |values: &[f32], at: usize| -> [f32; W] {
         let mut run = [0.0f32; W];
         run.copy_from_slice(&values[at..at + W]);
         run
     };
     let (i, f, g, o) = (
-        run(row.acts, k),
-        run(row.acts, h + k),
-        run(row.acts, 2 * h + k),
-        run(row.acts, 3 * h + k),
+        load(row.acts, k),
+        load(row.acts, h + k),
+        load(row.acts, 2 * h + k),
+        load(row.acts, 3 * h + k),
     );
     let (tc, cp, dh, carry_in) = (
-        run(row.tanh_c, k),
-        run(row.c_prev, k),
-        run(row.dh, k),
-        run(row.dc_carry, k),
+        load(row.tanh_c, k),
+        load(row.c_prev, k),
+        load(row.dh, k),
+        load(row.dc_carry, k),
     );
     let mut dz = [[0.0f32; W]; 4];
     let mut carry = [0.0f32; W];
