@@ -85,7 +85,7 @@ mpi: $(MPI_BUILD)
 # (python/); installed from Debian only where no Python here imports numpy. The first of
 # L2L_PYTHON (where set), python3 on PATH and Debian's /usr/bin/python3 that imports numpy runs
 # them: a pyenv or virtualenv python3 on PATH does not see Debian's python3-numpy.
-PY_DEB_PACKAGES := python3 python3-numpy
+PY_DEB_PACKAGES := python3 python3-numpy python3-flatbuffers
 PYTHON_WITH_NUMPY = for p in $(or $(L2L_PYTHON),python3 /usr/bin/python3); do \
   if $$p -c "import numpy" >/dev/null 2>&1; then echo $$p; break; fi; done
 python-deps:

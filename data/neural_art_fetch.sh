@@ -9,6 +9,8 @@
 #   Debian bookworm packages (apt-get download), checked against data/neural_art_sources.sha256;
 #   scikit-image's wheel from PyPI, checked the same way;
 #   six paintings from two GitHub repositories at fixed commits, checked after they are built;
+#   MobileNet v1's weights, Coral's uint8 .tflite from GitHub at a fixed commit, checked, then
+#   dequantised to mobilenet_v1.npz by data/mobilenet_tflite.py (numpy);
 #   Pillow 13.0.0 from PyPI, which data/neural_art_images.py needs to give the same bytes.
 # Where a source cannot be reached it says which, and how to supply it by hand.
 set -euo pipefail
@@ -19,12 +21,12 @@ sources=$dest.sources
 python=${PYTHON:-python3}
 sudo=${SUDO:-}
 mkdir -p "$dest" "$sources"/{deb,skimage,python} "$sources/github/neural-style" \
-  "$sources/github/fast-style-transfer"
+  "$sources/github/fast-style-transfer" "$sources/github/test_data"
 
 say() { echo "make: $*" >&2; }
 check() { # check FILE: FILE's SHA-256 against data/neural_art_sources.sha256
   (cd "$(dirname "$1")" && grep " $(basename "$1")\$" "$data/neural_art_sources.sha256" |
-    sha256sum --check --quiet) || { say "$1 does not match data/neural_art_sources.sha256"; exit 1; }
+    sha256sum --check --quiet) || { say "$1 does not match data/neural_art_sources.sha256; delete it and run make again"; exit 1; }
 }
 
 # Debian packages: the photos of MATE, KDE Plasma and Lomiri, and two paintings.
@@ -78,6 +80,8 @@ done
 for painting in wave.jpg udnie.jpg; do
   fetch_github lengstrom/fast-style-transfer 0d3d981 "examples/style/$painting" "$painting"
 done
+tflite=mobilenet_v1_1.0_224_quant_embedding_extractor.tflite
+fetch_github google-coral/test_data 104342d2d3480b3e66203073dac24f4e2dbb4c41 "$tflite" "$tflite"
 
 # Pillow at the version whose resampling and JPEG encoder give data/neural_art.sha256's bytes.
 if ! PYTHONPATH="$sources/python" "$python" -c "import PIL, sys; sys.exit(PIL.__version__ != '13.0.0')" 2>/dev/null; then
@@ -89,16 +93,28 @@ if ! PYTHONPATH="$sources/python" "$python" -c "import PIL, sys; sys.exit(PIL.__
 fi
 PYTHONPATH="$sources/python" "$python" "$data/neural_art_images.py" "$sources" "$dest"
 
+# MobileNet v1's weights: the .tflite checked, then dequantised with a python that has numpy.
+model=$sources/github/test_data/$tflite
+if [ -e "$model" ] && [ ! -e "$dest/mobilenet_v1/mobilenet_v1.npz" ]; then
+  check "$model"
+  numpy_python=
+  for p in "$python" /usr/bin/python3; do
+    if "$p" -c "import numpy" 2>/dev/null; then numpy_python=$p; break; fi
+  done
+  if [ -z "$numpy_python" ]; then
+    say "installing Debian's python3-numpy to convert MobileNet v1's weights"
+    $sudo apt-get install -y -qq python3-numpy >/dev/null ||
+      { say "apt-get could not install python3-numpy; point NEURAL_ART at a neural-art folder instead"; exit 1; }
+    numpy_python=/usr/bin/python3
+  fi
+  mkdir -p "$dest/mobilenet_v1"
+  "$numpy_python" "$data/mobilenet_tflite.py" "$model" "$dest/mobilenet_v1/mobilenet_v1.npz"
+fi
+
 if [ ${#unreached[@]} -gt 0 ]; then
-  say "could not fetch ${#unreached[@]} painting(s) from GitHub; download each URL where the \
+  say "could not fetch ${#unreached[@]} file(s) from GitHub; download each URL where the \
 network allows, save it as the path after ->, and run make again, or point NEURAL_ART at a \
 neural-art folder:"
   printf '  %s\n' "${unreached[@]}" >&2
-  exit 1
-fi
-if [ ! -e "$dest/mobilenet_v1/mobilenet_v1.npz" ]; then
-  say "MobileNet v1's weights are not fetched by l2l: they are converted from Coral's .tflite \
-(docs/neural_art.md, \"Data\"). Put mobilenet_v1.npz in $dest/mobilenet_v1/ (its SHA-256 is in \
-data/neural_art.sha256), or point NEURAL_ART at a neural-art folder"
   exit 1
 fi
