@@ -29,12 +29,31 @@ fn the_same_seeds_give_the_same_checkpoint() {
 fn checkpoints_do_not_depend_on_the_blas_kernel() {
     let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
-    let mut kernels = vec![None, Some("Prescott"), Some("Core2"), Some("Nehalem")];
+    // Every kernel of Debian's OpenBLAS 0.3.21 whose instructions the CPU has.
+    let mut kernels = vec![
+        None,
+        Some("Prescott"),
+        Some("Core2"),
+        Some("Nehalem"),
+        Some("Atom"),
+        Some("Penryn"),
+        Some("Dunnington"),
+        Some("Opteron"),
+    ];
+    if has("sse4a") {
+        kernels.push(Some("Barcelona"));
+    }
+    if has("fma4") {
+        kernels.push(Some("Bulldozer"));
+    }
     if has("avx") {
         kernels.push(Some("Sandybridge"));
     }
+    if has("avx") && has("fma") {
+        kernels.extend([Some("Piledriver"), Some("Steamroller")]);
+    }
     if has("avx2") && has("fma") {
-        kernels.extend([Some("Haswell"), Some("Zen")]);
+        kernels.extend([Some("Haswell"), Some("Zen"), Some("Excavator")]);
     }
     if has("avx512bw") {
         kernels.push(Some("SkylakeX"));
