@@ -176,15 +176,17 @@ def io_bytes(value):
 def main(argv):
     if len(argv) != 3:
         sys.exit("usage: mobilenet_tflite.py MODEL.tflite OUT.npz")
-    with open(argv[1], "rb") as f:
-        buf = f.read()
+    model, out = argv[1], argv[2]
     try:
-        arrays = convert(buf)
+        with open(model, "rb") as f:
+            arrays = convert(f.read())
+        with open(out + ".tmp", "wb") as f:
+            f.write(npz_bytes(arrays))
+        os.replace(out + ".tmp", out)
+    except OSError as e:
+        sys.exit(f"mobilenet_tflite.py: {e.filename}: {e.strerror}")
     except (ValueError, struct.error, IndexError) as e:
-        sys.exit(f"mobilenet_tflite.py: {argv[1]}: {e}")
-    with open(argv[2] + ".tmp", "wb") as f:
-        f.write(npz_bytes(arrays))
-    os.replace(argv[2] + ".tmp", argv[2])
+        sys.exit(f"mobilenet_tflite.py: {model}: {e}")
 
 
 if __name__ == "__main__":
