@@ -84,7 +84,8 @@ mpi: $(MPI_BUILD)
 # Python with numpy serves the external optimizees of tests/external.rs and the bench
 # (python/); installed from Debian only where no Python here imports numpy. The first of
 # L2L_PYTHON (where set), python3 on PATH and Debian's /usr/bin/python3 that imports numpy runs
-# them: a pyenv or virtualenv python3 on PATH does not see Debian's python3-numpy.
+# them: a pyenv or virtualenv python3 on PATH does not see Debian's python3-numpy. FlatBuffers
+# builds the small model that data/mobilenet_tflite.py's test converts (skipped without it).
 PY_DEB_PACKAGES := python3 python3-numpy python3-flatbuffers
 PYTHON_WITH_NUMPY = for p in $(or $(L2L_PYTHON),python3 /usr/bin/python3); do \
   if $$p -c "import numpy" >/dev/null 2>&1; then echo $$p; break; fi; done

@@ -103,7 +103,8 @@ if [ -e "$model" ] && [ ! -e "$dest/mobilenet_v1/mobilenet_v1.npz" ]; then
   done
   if [ -z "$numpy_python" ]; then
     say "installing Debian's python3-numpy to convert MobileNet v1's weights"
-    $sudo apt-get install -y -qq python3-numpy >/dev/null ||
+    { $sudo apt-get install -y -qq python3-numpy || { $sudo apt-get update -qq &&
+      $sudo apt-get install -y -qq python3-numpy; }; } >/dev/null ||
       { say "apt-get could not install python3-numpy; point NEURAL_ART at a neural-art folder instead"; exit 1; }
     numpy_python=/usr/bin/python3
   fi
