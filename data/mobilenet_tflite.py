@@ -152,7 +152,7 @@ def npz_bytes(arrays):
     1980-01-01, as numpy's savez writes it on Python 3.11.4 and later."""
     out, directory = bytearray(), bytearray()
     for name, value in arrays.items():
-        entry = io_bytes(value)
+        entry = npy_bytes(value)
         filename = (name + ".npy").encode()
         crc, size, offset = zlib.crc32(entry), len(entry), len(out)
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x21, crc,
@@ -167,7 +167,7 @@ def npz_bytes(arrays):
     return bytes(out + directory + end)
 
 
-def io_bytes(value):
+def npy_bytes(value):
     buf = io.BytesIO()
     npy_format.write_array(buf, np.asanyarray(value), allow_pickle=False)
     return buf.getvalue()
