@@ -7,7 +7,7 @@ use crate::datasets::Split;
 use crate::error::{Error, Result};
 use crate::io::{Npz, NpzArrays};
 use crate::rng::Rng;
-use ndarray::{Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1, Ix2};
 
 /// The newest spec format version this l2l writes; it reads every version from 1.
 /// Version 2 adds `split` to MLP and conv specs (docs/formats.md, "Splits").
@@ -71,6 +71,27 @@ impl RunSeeds {
             minibatch: rng.next_u64(),
         }
     }
+
+    /// Runs `0..count` of [`RunSeeds::derive`]'s family `family`: 0 for a spec's own runs,
+    /// epoch + 1 for meta-training's fresh runs of an epoch.
+    pub fn derive_runs(seed: u64, family: u64, count: usize) -> Vec<RunSeeds> {
+        (0..count as u64)
+            .map(|i| RunSeeds::derive(seed, family, i))
+            .collect()
+    }
+}
+
+/// Writes what [`RecordedRuns::read`] reads besides θ0, in the order every spec holds it:
+/// `batch_size`, each run's `init_seeds` and `minibatch_seeds`, then the `seed` they were
+/// derived from.
+pub(crate) fn write_runs(z: &mut NpzArrays, batch_size: usize, runs: &[RunSeeds], seed: u64) {
+    let each = |f: fn(&RunSeeds) -> u64| {
+        Array1::from(runs.iter().map(|r| f(r) as i64).collect::<Vec<_>>())
+    };
+    z.scalar_i64("batch_size", batch_size as i64);
+    z.add("init_seeds", each(|r| r.init));
+    z.add("minibatch_seeds", each(|r| r.minibatch));
+    z.scalar_i64("seed", seed as i64);
 }
 
 /// What every spec of trained runs records beside its network: the minibatch size, each run's

@@ -19,7 +19,9 @@ mod sampling;
 #[cfg(test)]
 mod tests;
 
-use super::recorded::{read_split, write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
+use super::recorded::{
+    read_split, write_header, write_runs, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES,
+};
 use super::{ParamGroup, ProblemSet, TrainingSource};
 use crate::datasets::{DataSplit, Dataset, Split};
 use crate::error::{Error, Result};
@@ -295,9 +297,7 @@ impl ConvSet {
         count: usize,
         seed: u64,
     ) -> Result<Self> {
-        let runs = (0..count as u64)
-            .map(|i| RunSeeds::derive(seed, 0, i))
-            .collect();
+        let runs = RunSeeds::derive_runs(seed, 0, count);
         Self::new(architecture, assignment, images, batch_size, runs, seed)
     }
 
@@ -366,21 +366,7 @@ impl ConvSet {
                 Array1::from(self.labels.iter().map(|&l| l as i64).collect::<Vec<_>>()),
             );
             z.scalar_i64("group_assignment", self.assignment.code());
-            z.scalar_i64("batch_size", self.batch_size as i64);
-            z.add(
-                "init_seeds",
-                Array1::from(self.runs.iter().map(|r| r.init as i64).collect::<Vec<_>>()),
-            );
-            z.add(
-                "minibatch_seeds",
-                Array1::from(
-                    self.runs
-                        .iter()
-                        .map(|r| r.minibatch as i64)
-                        .collect::<Vec<_>>(),
-                ),
-            );
-            z.scalar_i64("seed", self.seed as i64);
+            write_runs(z, self.batch_size, &self.runs, self.seed);
             let text = |s: &str| Array1::from(s.as_bytes().to_vec());
             z.add("dataset_path", text(&self.data.folder.to_string_lossy()));
             z.add("train_sha256", text(&self.data.train.sha256));
@@ -539,9 +525,7 @@ impl TrainingSource for ConvSource {
 
     fn draw(&self, epoch: u64, batch: usize) -> ConvSet {
         let l = &self.like;
-        let runs: Vec<RunSeeds> = (0..batch as u64)
-            .map(|i| RunSeeds::derive(l.seed, epoch + 1, i))
-            .collect();
+        let runs = RunSeeds::derive_runs(l.seed, epoch + 1, batch);
         // The spec's settings were checked when it was read; only the runs are new.
         ConvSet {
             architecture: l.architecture.clone(),

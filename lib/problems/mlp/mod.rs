@@ -11,7 +11,9 @@ mod architecture;
 mod network;
 mod sampling;
 
-use super::recorded::{read_split, write_header, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES};
+use super::recorded::{
+    read_split, write_header, write_runs, RecordedRuns, RunSeeds, INIT_STD, MAX_ENTRIES,
+};
 use super::{HessianVector, ProblemSet, TrainingSource};
 use crate::datasets::{DataSplit, Dataset, Split};
 use crate::error::{Error, Result};
@@ -108,9 +110,7 @@ impl MlpSet {
         count: usize,
         seed: u64,
     ) -> Result<Self> {
-        let runs = (0..count as u64)
-            .map(|i| RunSeeds::derive(seed, 0, i))
-            .collect();
+        let runs = RunSeeds::derive_runs(seed, 0, count);
         Self::new(architecture, batch_size, data, dataset_path, runs, seed)
     }
 
@@ -137,21 +137,7 @@ impl MlpSet {
             z.scalar_i64("inputs", a.inputs as i64);
             z.scalar_i64("classes", a.classes as i64);
             z.scalar_i64("activation", a.activation.code());
-            z.scalar_i64("batch_size", self.batch_size as i64);
-            z.add(
-                "init_seeds",
-                Array1::from(self.runs.iter().map(|r| r.init as i64).collect::<Vec<_>>()),
-            );
-            z.add(
-                "minibatch_seeds",
-                Array1::from(
-                    self.runs
-                        .iter()
-                        .map(|r| r.minibatch as i64)
-                        .collect::<Vec<_>>(),
-                ),
-            );
-            z.scalar_i64("seed", self.seed as i64);
+            write_runs(z, self.batch_size, &self.runs, self.seed);
             z.add(
                 "dataset_sha256",
                 Array1::from(self.data.sha256.as_bytes().to_vec()),
@@ -336,9 +322,7 @@ impl TrainingSource for MlpSource {
 
     fn draw(&self, epoch: u64, batch: usize) -> MlpSet {
         let l = &self.like;
-        let runs = (0..batch as u64)
-            .map(|i| RunSeeds::derive(l.seed, epoch + 1, i))
-            .collect();
+        let runs = RunSeeds::derive_runs(l.seed, epoch + 1, batch);
         MlpSet::new(
             l.architecture.clone(),
             l.batch_size,

@@ -80,6 +80,18 @@ pub struct Draw {
     pub standard_error: f64,
 }
 
+impl Draw {
+    /// Draw `seed`'s mean paired difference over `differences` and its standard error.
+    fn of(seed: u64, differences: &[f64]) -> Draw {
+        let (difference, standard_error) = mean_and_se(differences);
+        Draw {
+            seed,
+            difference,
+            standard_error,
+        }
+    }
+}
+
 /// The meta-training seeds whose outputs lie under `out/seeds/K/`, besides the default 0.
 fn seed_dirs(out: &Path) -> Vec<u64> {
     let mut seeds: Vec<u64> = std::fs::read_dir(out.join("seeds"))
@@ -327,17 +339,7 @@ fn paired_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 count: runs,
                 lower,
                 verdict: Verdict::of(spec.expect, difference, standard_error),
-                draws: draws
-                    .iter()
-                    .map(|(k, dk)| {
-                        let (difference, standard_error) = mean_and_se(dk);
-                        Draw {
-                            seed: *k,
-                            difference,
-                            standard_error,
-                        }
-                    })
-                    .collect(),
+                draws: draws.iter().map(|(k, dk)| Draw::of(*k, dk)).collect(),
             });
         }
     }
@@ -398,14 +400,7 @@ fn sweep_evidence(out: &Path, spec: &ClaimSpec) -> Result<Vec<Evidence>> {
                 lower,
                 verdict: Verdict::of(spec.expect, difference, standard_error),
                 draws: (draws.iter().zip(&per_draw))
-                    .map(|((k, _), d)| {
-                        let (difference, standard_error) = mean_and_se(d);
-                        Draw {
-                            seed: *k,
-                            difference,
-                            standard_error,
-                        }
-                    })
+                    .map(|((k, _), d)| Draw::of(*k, d))
                     .collect(),
             });
         }
