@@ -266,7 +266,10 @@ fn checkpoint_settings(out: &Path, legend: &str, path: &str) -> Result<Option<St
     if let Some(resume) = companion(&file, ".resume.npz").filter(|r| r.is_file()) {
         let mut npz = Npz::open(&resume)?;
         if npz.has("settings") {
-            text += &format!("; meta-train settings: {}", npz.text("settings")?);
+            // The resume state's settings leave the epoch budget out (a resumed run may extend
+            // it) by recording it as 0; the kept epoch is given above.
+            let settings = npz.text("settings")?.replacen(", epochs: 0,", ",", 1);
+            text += &format!("; meta-train settings: {settings}");
         }
     }
     Ok(Some(text))
