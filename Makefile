@@ -130,6 +130,20 @@ clean:
 # (.DELETE_ON_ERROR), and meta-train resumes it.
 fresh_training = @if [ -e $(1) ]; then rm -f $(basename $(1)).resume.npz; fi
 
+# What trained a checkpoint. $(call recipe_file,CHECKPOINT,SETTINGS) names a prerequisite of
+# CHECKPOINT; its rule writes the settings that change the checkpoint's bytes (flags, budget,
+# seed) to CHECKPOINT.recipe with $(call record_recipe,SETTINGS). Where the checkpoint exists and
+# that file holds other settings, the prerequisite is CHECKPOINT.recipe.changed, which nothing
+# makes, so make trains again: `make figure7 CIFAR_EPOCHS=400` after `make figure7` retrains
+# instead of keeping the 15-epoch networks, and `make -n` plans it without writing anything. A
+# checkpoint made before these files existed is taken as made by SETTINGS.
+recipe_file = $(1).recipe$(shell c='$(1)'; f="$$c.recipe"; t='$(strip $(2))'; \
+  if [ -e "$$c" ] && [ ! -e "$$f" ]; then printf '%s\n' "$$t" > "$$f" && touch -r "$$c" "$$f"; \
+  elif [ -e "$$c" ] && [ "$$(cat "$$f")" != "$$t" ]; then printf .changed; fi)
+# The file takes the checkpoint's time, so that it is never newer than what it describes.
+record_recipe = @printf '%s\n' '$(strip $(1))' > $@.recipe && touch -r $@ $@.recipe
+%.recipe %.recipe.changed: ;
+
 # The report reads the top figures folder, whatever MNIST_RECIPE makes of FIGURES below.
 REPORT_FIGURES := $(FIGURES)
 

@@ -22,11 +22,13 @@ AD_FLAGS_NTM-L-BFGS := --architecture ntm-lbfgs
 $(AD)/LSTM.npz: $(Q)/optimizer.npz | $(AD)/
 	cp $< $@.tmp && mv $@.tmp $@
 
+AD_RECIPE = $(QUAD_RECIPE) $(AD_FLAGS_$(1))
+$(foreach c,$(AD_SHARING),$(eval $(c): $(call recipe_file,$(c),$(call AD_RECIPE,$(basename $(notdir $(c)))))))
 $(AD_SHARING): $(AD)/%.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD) | $(AD)/
 	$(call fresh_training,$@)
 	$(LAUNCH) $(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
-	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) $(AD_FLAGS_$*) --seed $(META_SEED) \
-	  --threads $(THREADS) -o $@
+	  $(call AD_RECIPE,$*) --threads $(THREADS) -o $@
+	$(call record_recipe,$(call AD_RECIPE,$*))
 
 # The quadratics they were not trained on: test and validation specs with the seeds of
 # Figure 4's, in another shape.

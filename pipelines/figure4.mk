@@ -26,10 +26,13 @@ $(Q)/validation.npz: $(BUILD) | $(Q)/
 $(Q)/test.npz: $(BUILD) | $(Q)/
 	$(RELEASE)/sample-optimizee quadratic --count 100 --seed $(QUAD_TEST_SEED) -o $@
 
-$(Q)/optimizer.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD)
+QUAD_RECIPE = --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --seed $(META_SEED)
+$(Q)/optimizer.npz: $(Q)/train.npz $(Q)/validation.npz $(BUILD) \
+  $(call recipe_file,$(Q)/optimizer.npz,$(QUAD_RECIPE))
 	$(call fresh_training,$@)
 	$(LAUNCH) $(RELEASE)/meta-train --train $(Q)/train.npz --validation $(Q)/validation.npz \
-	  --epochs $(QUAD_EPOCHS) $(QUAD_META_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
+	  $(QUAD_RECIPE) --threads $(THREADS) -o $@
+	$(call record_recipe,$(QUAD_RECIPE))
 
 $(Q)/trajectories.parquet: $(Q)/optimizer.npz $(Q)/test.npz $(Q)/validation.npz $(BUILD)
 	$(LAUNCH) $(RELEASE)/evaluate --spec $(Q)/test.npz --steps 100 \

@@ -76,10 +76,12 @@ $(foreach p,$(NA_PANELS),$(NA)/$(p)/test.npz $(NA)/$(p)/validation.npz): | $(for
 
 # $(call na_optimizer,NAME,FLAGS) (one process under MPI_RANKS: --batch 1 is one shard of work)
 define na_optimizer
-$(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD)
+$(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD) \
+  $(call recipe_file,$(NA)/$(1).npz,--epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED))
 	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(NA)/train.npz --validation $(NA)/validation.npz \
 	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED) --threads $(NA_THREADS) -o $$@
+	$$(call record_recipe,--epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED))
 endef
 NA_LEARNED := LSTM Adam+LSTM
 $(eval $(call na_optimizer,LSTM,$(NA_PAPER_FLAGS)))

@@ -99,23 +99,32 @@ $(M)/test.npz: $(MNIST) $(BUILD) | $(M)/
 
 # Under MPI_RANKS these runs of one problem an epoch (--batch 1, one shard of work) stay one
 # process, as meta-train refuses more ranks than shards; their evaluations are shared.
-$(M)/trained.npz: $(M)/train.npz $(M)/validation.npz $(BUILD)
+MNIST_TRAINED_RECIPE = --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --seed $(META_SEED)
+$(M)/trained.npz: $(M)/train.npz $(M)/validation.npz $(BUILD) \
+  $(call recipe_file,$(M)/trained.npz,$(MNIST_TRAINED_RECIPE))
 	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
-	  --epochs $(MNIST_EPOCHS) $(MNIST_META_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
+	  $(MNIST_TRAINED_RECIPE) --threads $(THREADS) -o $@
+	$(call record_recipe,$(MNIST_TRAINED_RECIPE))
 
-$(M)/optimizer.npz: $(M)/trained.npz $(M)/train.npz $(M)/validation.npz $(BUILD)
+MNIST_REFINE_RECIPE = --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --seed $(META_SEED)
+$(M)/optimizer.npz: $(M)/trained.npz $(M)/train.npz $(M)/validation.npz $(BUILD) \
+  $(call recipe_file,$(M)/optimizer.npz,$(MNIST_REFINE_RECIPE))
 	$(call fresh_training,$@)
 	if [ "$(MNIST_REFINE_EPOCHS)" = 0 ]; then cp $< $@.tmp && mv $@.tmp $@; else \
 	  $(LAUNCH) $(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz --init $< \
-	    --epochs $(MNIST_REFINE_EPOCHS) $(MNIST_REFINE_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@; fi
+	    $(MNIST_REFINE_RECIPE) --threads $(THREADS) -o $@; fi
+	$(call record_recipe,$(MNIST_REFINE_RECIPE))
 
 # The paper's recipe, on the same training and validation runs (their seeds are every
 # recipe's). Its checkpoint's stem is its legend.
-$(MP)/LSTM.npz: $(M)/train.npz $(M)/validation.npz $(BUILD) | $(MP)/
+MNIST_PAPER_RECIPE = --epochs $(MNIST_PAPER_EPOCHS) $(MNIST_PAPER_FLAGS) --seed $(META_SEED)
+$(MP)/LSTM.npz: $(M)/train.npz $(M)/validation.npz $(BUILD) \
+  $(call recipe_file,$(MP)/LSTM.npz,$(MNIST_PAPER_RECIPE)) | $(MP)/
 	$(call fresh_training,$@)
 	$(RELEASE)/meta-train --train $(M)/train.npz --validation $(M)/validation.npz \
-	  --epochs $(MNIST_PAPER_EPOCHS) $(MNIST_PAPER_FLAGS) --seed $(META_SEED) --threads $(THREADS) -o $@
+	  $(MNIST_PAPER_RECIPE) --threads $(THREADS) -o $@
+	$(call record_recipe,$(MNIST_PAPER_RECIPE))
 
 # The checkpoints every MNIST panel evaluates; evaluate names several by their stems.
 ifeq ($(MNIST_RECIPE),paper)
