@@ -4,8 +4,7 @@ use super::claims::{Claim, Draw, Verdict};
 use super::{Block, Sources};
 use crate::error::Result;
 use crate::evaluation::tuning_window;
-use crate::io::read_table;
-use crate::io::{companion, Npz};
+use crate::io::{companion, read_table, Npz};
 use crate::learned::LearnedOptimizer;
 use crate::plotting::{display_name, training_curve_svg};
 use crate::training_log::TrainingLog;
@@ -248,7 +247,7 @@ const FIGURES: &[FigureEntry] = &[
 ];
 
 /// What trained a checkpoint: its kept epoch and validation loss, its rule, and meta-train's
-/// settings from the resume state beside it.
+/// settings from its resume state, less the epoch budget (0 there, as resuming may extend it).
 fn checkpoint_settings(out: &Path, legend: &str, path: &str) -> Result<Option<String>> {
     let file = out.join(path);
     if !file.is_file() {
@@ -266,8 +265,6 @@ fn checkpoint_settings(out: &Path, legend: &str, path: &str) -> Result<Option<St
     if let Some(resume) = companion(&file, ".resume.npz").filter(|r| r.is_file()) {
         let mut npz = Npz::open(&resume)?;
         if npz.has("settings") {
-            // The resume state's settings leave the epoch budget out (a resumed run may extend
-            // it) by recording it as 0; the kept epoch is given above.
             let settings = npz.text("settings")?.replacen(", epochs: 0,", ",", 1);
             text += &format!("; meta-train settings: {settings}");
         }
