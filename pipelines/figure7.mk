@@ -113,13 +113,14 @@ $(foreach s,cifar10 cifar5 cifar2,$(eval $(call cifar_spec,$(s),test,$(shell ech
 
 # $(call cifar_optimizer,NAME,SET,FLAGS): a learned optimizer trained on SET's runs (one process
 # under MPI_RANKS: --batch 1 is one shard of work).
+cifar_recipe = $(CIFAR_META_FLAGS) $(1) --seed $(META_SEED)
 define cifar_optimizer
 $(C)/$(1).npz: $(C)/$(2)/train.npz $(C)/$(2)/validation.npz $(BUILD) \
-  $(call recipe_file,$(C)/$(1).npz,$(CIFAR_META_FLAGS) $(3) --seed $(META_SEED))
+  $(call recipe_file,$(C)/$(1).npz,$(call cifar_recipe,$(3)))
 	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(C)/$(2)/train.npz --validation $(C)/$(2)/validation.npz \
-	  $(CIFAR_META_FLAGS) $(3) --seed $(META_SEED) --threads $(CIFAR_THREADS) -o $$@
-	$$(call record_recipe,$(CIFAR_META_FLAGS) $(3) --seed $(META_SEED))
+	  $(call cifar_recipe,$(3)) --threads $(CIFAR_THREADS) -o $$@
+	$$(call record_recipe,$(call cifar_recipe,$(3)))
 endef
 # The paper's recipe: truncated BPTT, meta-Adam 1e-3.
 CIFAR_PAPER := --epochs $(CIFAR_EPOCHS) --meta-lr 1e-3 $(if $(CIFAR_PATIENCE),--patience $(CIFAR_PATIENCE))

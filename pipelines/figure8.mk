@@ -75,13 +75,14 @@ $(foreach p,$(NA_PANELS),$(eval $(call na_spec,$(p)/validation,$(NA_VALIDATION_P
 $(foreach p,$(NA_PANELS),$(NA)/$(p)/test.npz $(NA)/$(p)/validation.npz): | $(foreach p,$(NA_PANELS),$(NA)/$(p)/)
 
 # $(call na_optimizer,NAME,FLAGS) (one process under MPI_RANKS: --batch 1 is one shard of work)
+na_recipe = --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(1) --seed $(META_SEED)
 define na_optimizer
 $(NA)/$(1).npz: $(NA)/train.npz $(NA)/validation.npz $(BUILD) \
-  $(call recipe_file,$(NA)/$(1).npz,--epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED))
+  $(call recipe_file,$(NA)/$(1).npz,$(call na_recipe,$(2)))
 	$$(call fresh_training,$$@)
 	$(RELEASE)/meta-train --train $(NA)/train.npz --validation $(NA)/validation.npz \
-	  --epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED) --threads $(NA_THREADS) -o $$@
-	$$(call record_recipe,--epochs $(NA_EPOCHS) $(NA_META_FLAGS) $(2) --seed $(META_SEED))
+	  $(call na_recipe,$(2)) --threads $(NA_THREADS) -o $$@
+	$$(call record_recipe,$(call na_recipe,$(2)))
 endef
 NA_LEARNED := LSTM Adam+LSTM
 $(eval $(call na_optimizer,LSTM,$(NA_PAPER_FLAGS)))
