@@ -32,8 +32,10 @@ impl CellBuffers<'_> {
 
 /// One LSTM layer forward for every row: z = [input | h_prev] · W + b, then the gates.
 /// `input` is `rows × a` with a = (rows of `w`) − h; h_prev is read from `cell.h_out`, which
-/// then receives the new h (each row's inputs are read before its h is written). `z`
-/// (`rows × 4H`) receives the gate activations.
+/// then receives the new h (each row's inputs are read before its h is written), so the rows
+/// are `cell.h_out`'s. `z` receives the gate activations: of every row (`rows × 4H`) where
+/// BPTT will read them, or, where it holds fewer rows (forward only), of one tile at a time,
+/// reused tile after tile so that it stays in L1 ([`gate_scratch_len`] values).
 ///
 /// When 4H is a multiple of the tile's lanes this is one fused pass over tiles of rows: W
 /// (at most a few tens of kB) stays in L1 while each tile's products accumulate in registers,
@@ -79,7 +81,12 @@ fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
 ) {
     let (k, g4) = w.dim();
     let a = k - h;
-    let rows = z.len() / g4;
+    let rows = cell.h_out.len() / h;
+    let keep_all = z.len() == rows * g4;
+    assert!(
+        keep_all || z.len() >= R * g4,
+        "gate activations hold neither every row nor a tile"
+    );
     let w = w.as_slice().expect("weights are contiguous");
     assert!(
         g4 % L == 0,
@@ -91,7 +98,11 @@ fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
     );
     for start in (0..rows).step_by(R) {
         let len = R.min(rows - start);
-        let z_tile = &mut z[start * g4..(start + len) * g4];
+        let z_tile = if keep_all {
+            &mut z[start * g4..(start + len) * g4]
+        } else {
+            &mut z[..len * g4]
+        };
         let mut tile = cell.rows(start, len, h);
         if len == R {
             let operands = TileOperands {
@@ -292,6 +303,12 @@ pub fn lstm_cell_forward(
             }
         }
     }
+}
+
+/// Values of the tile-sized gate scratch that a forward-only [`lstm_layer_forward`] of `h`
+/// units takes in place of every row's activations.
+pub fn gate_scratch_len(h: usize) -> usize {
+    MAX_TILE_ROWS * 4 * h
 }
 
 /// The per-gate scale s of [`lstm_cell_forward`] for `h` units: 2 for the cell candidate

@@ -183,6 +183,32 @@ mod tests {
         }
     }
 
+    /// A forward-only tape, whose gate activations are one tile's scratch, steps to the bits
+    /// of a tape that records every row's activations for BPTT, whole tiles and a partial one.
+    #[test]
+    fn forward_only_tape_gives_the_recording_tape_bits() {
+        for (hidden, rows) in [(20, BLOCK_ROWS), (20, 37), (4, 5)] {
+            let shape = LstmShape { inputs: 2, hidden };
+            let w = shape.init(3, LSTM_INIT, 1.0);
+            let (mut forward_only, mut recording) =
+                (Tape::new(shape, rows, 1), Tape::new(shape, rows, 5));
+            let (mut y1, mut y2) = (vec![0.0; rows], vec![0.0; rows]);
+            for step in 0..5 {
+                let x: Vec<f32> = (0..rows * 2)
+                    .map(|r| ((r * 37 + step * 5) % 11) as f32 * 0.1 - 0.5)
+                    .collect();
+                forward_only.forward(Weights::new(shape, &w), &x, &mut y1);
+                recording.forward(Weights::new(shape, &w), &x, &mut y2);
+                let bits = |y: &[f32]| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&y1),
+                    bits(&y2),
+                    "{hidden} units, {rows} rows, step {step}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn rows_are_independent() {
         // The same input in two rows gives the same output; the weights are shared.

@@ -3,7 +3,8 @@
 
 use super::{LstmShape, Weights};
 use crate::kernels::lstm_cell::{
-    gate_scale, lstm_cell_backward, lstm_layer_forward, CellBuffers, CellGradients,
+    gate_scale, gate_scratch_len, lstm_cell_backward, lstm_layer_forward, CellBuffers,
+    CellGradients,
 };
 use crate::kernels::{gemm, join_rows, record_rows, view, view_mut};
 
@@ -28,6 +29,7 @@ pub(crate) struct Tape {
     c1_start: Vec<f32>,
     c2_start: Vec<f32>,
     // Per slot: [x | h1_prev], gate activations, c and tanh(c) of layer 1; [h1 | h2_prev], gates, c, tanh(c) and h of layer 2.
+    // A forward-only tape keeps no record, and its gate activations are one tile's scratch.
     xh1: Vec<f32>,
     a1: Vec<f32>,
     c1s: Vec<f32>,
@@ -118,6 +120,15 @@ impl Tape {
                 Vec::new()
             }
         };
+        // Gate activations of every row and slot for BPTT, or a tile's scratch that stays in
+        // L1 (docs/performance.md, "The bound, measured").
+        let gates = || {
+            if slots > 1 {
+                per_slot(4 * h)
+            } else {
+                vec![0.0f32; gate_scratch_len(h)]
+            }
+        };
         let backward = slots > 1;
         let scratch = |width: usize| {
             if backward {
@@ -145,11 +156,11 @@ impl Tape {
             c1_start: state(),
             c2_start: state(),
             xh1: record(f + h),
-            a1: per_slot(4 * h),
+            a1: gates(),
             c1s: record(h),
             tc1: record(h),
             xh2: record(2 * h),
-            a2: per_slot(4 * h),
+            a2: gates(),
             c2s: record(h),
             tc2: record(h),
             h2s: record(h),
@@ -241,7 +252,7 @@ impl Tape {
             let xh1 = &mut self.xh1[slot * n * (f + h)..(slot + 1) * n * (f + h)];
             join_rows(xh1, inputs, f, &self.h1, h);
         }
-        let a1 = &mut self.a1[slot * n * g4..(slot + 1) * n * g4];
+        let a1 = gate_rows(&mut self.a1, recording, slot, n * g4);
         let c1s = slot_rows(&mut self.c1s, slot, n * h);
         let tc1 = slot_rows(&mut self.tc1, slot, n * h);
         let cell = CellBuffers {
@@ -260,7 +271,7 @@ impl Tape {
         }
 
         // Layer 2: [h1_t | h2_{t-1}] · W2 + b2.
-        let a2 = &mut self.a2[slot * n * g4..(slot + 1) * n * g4];
+        let a2 = gate_rows(&mut self.a2, recording, slot, n * g4);
         let c2s = slot_rows(&mut self.c2s, slot, n * h);
         let tc2 = slot_rows(&mut self.tc2, slot, n * h);
         let h2s = slot_rows(&mut self.h2s, slot, n * h);
@@ -491,6 +502,16 @@ impl Tape {
 /// Slot `slot` (of `len` values) of a per-slot record, or nothing for a record not kept.
 fn slot_rows(record: &mut [f32], slot: usize, len: usize) -> &mut [f32] {
     record_rows(record, slot * len..(slot + 1) * len)
+}
+
+/// Slot `slot` (of `len` values) of recorded gate activations, or the whole tile scratch of a
+/// tape that does not record.
+fn gate_rows(gates: &mut [f32], recording: bool, slot: usize, len: usize) -> &mut [f32] {
+    if recording {
+        &mut gates[slot * len..(slot + 1) * len]
+    } else {
+        gates
+    }
 }
 
 /// What one layer's forward pass recorded over an unroll, per slot: the gate activations, and
