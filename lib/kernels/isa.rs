@@ -40,7 +40,7 @@ pub const NEON_TILE: TileShape = TileShape::new(4, 5, 5);
 pub const PORTABLE_TILE: TileShape = TileShape::new(4, 6, 2);
 /// Every tile, so that a test can run each one in any build.
 pub const ALL_TILES: [TileShape; 4] = [AVX512_TILE, AVX2_TILE, NEON_TILE, PORTABLE_TILE];
-/// The most rows any tile has (sizes the padding of a partial tile).
+/// The most rows any tile has (sizes the gate scratch of a forward-only layer).
 pub const MAX_TILE_ROWS: usize = {
     let (mut most, mut i) = (0, 0);
     while i < ALL_TILES.len() {

@@ -92,10 +92,6 @@ fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
         g4 % L == 0,
         "4H = {g4} is not a whole number of {L}-lane vectors"
     );
-    assert!(
-        a <= 256 && h <= 256,
-        "layer wider than the fused kernel supports"
-    );
     for start in (0..rows).step_by(R) {
         let len = R.min(rows - start);
         let z_tile = if keep_all {
@@ -104,34 +100,23 @@ fn layer_forward_tiled<const L: usize, const R: usize, const C: usize>(
             &mut z[..len * g4]
         };
         let mut tile = cell.rows(start, len, h);
+        let operands = |first: usize, n: usize| TileOperands {
+            input: &input[(start + first) * a..(start + first + n) * a],
+            recurrent: &tile.h_out[first * h..(first + n) * h],
+            w,
+            bias,
+            a,
+            h,
+            g4,
+        };
         if len == R {
-            let operands = TileOperands {
-                input: &input[start * a..(start + R) * a],
-                recurrent: tile.h_out,
-                w,
-                bias,
-                a,
-                h,
-                g4,
-            };
-            matmul_tile::<L, R, C>(&operands, z_tile);
+            matmul_tile::<L, R, C>(&operands(0, R), z_tile);
         } else {
-            // The last, partial tile: pad its inputs with zero rows.
-            let (mut x, mut r) = ([0.0f32; MAX_TILE_ROWS * 256], [0.0f32; MAX_TILE_ROWS * 256]);
-            x[..len * a].copy_from_slice(&input[start * a..(start + len) * a]);
-            r[..len * h].copy_from_slice(tile.h_out);
-            let mut out = [0.0f32; MAX_TILE_ROWS * 4 * 256];
-            let operands = TileOperands {
-                input: &x[..R * a],
-                recurrent: &r[..R * h],
-                w,
-                bias,
-                a,
-                h,
-                g4,
-            };
-            matmul_tile::<L, R, C>(&operands, &mut out[..R * g4]);
-            z_tile.copy_from_slice(&out[..len * g4]);
+            // The last, partial tile, a row at a time: a one-row tile sums in the same order,
+            // so gives the same bits, and nothing is padded or copied.
+            for (row, z_row) in z_tile.chunks_exact_mut(g4).enumerate() {
+                matmul_tile::<L, 1, C>(&operands(row, 1), z_row);
+            }
         }
         lstm_cell_forward(z_tile, None, gate_scale, tile.rows(0, len, h), h);
     }
