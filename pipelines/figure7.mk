@@ -31,8 +31,8 @@ CIFAR_EPOCHS ?= 15
 # Early stopping for the paper's recipe: with CIFAR_PATIENCE=N a network stops once N
 # validations in a row (5N epochs) find nothing better, within CIFAR_EPOCHS. Empty: every epoch
 # runs. CIFAR_EPOCHS=400 CIFAR_PATIENCE=12 is the budget that decides the claim: 125-395 epochs
-# (LSTM-sub 205-340), 23-62 minutes a network on one core, beyond the hour (docs/cifar.md,
-# "Cost").
+# (LSTM-sub 205-340), 23-62 minutes a network on one core; the whole target took 1:26 on 2
+# cores, beyond the hour (docs/cifar.md, "Cost").
 CIFAR_PATIENCE ?=
 # The corrections' budget: 10 epochs of evolution strategies, each 4 antithetic pairs of
 # whole runs (docs/cifar.md).
