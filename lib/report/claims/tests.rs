@@ -111,6 +111,26 @@ fn with_no_outputs_every_claim_has_no_evidence() {
     assert!(claims.iter().all(|c| c.evidence.is_empty()));
 }
 
+/// A claim whose outputs are missing tells the user which make target writes them, so every
+/// target a claim names must be one the Makefile or a pipeline fragment defines.
+#[test]
+fn every_claim_names_a_make_target_that_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut make_text = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    for entry in std::fs::read_dir(root.join("pipelines")).unwrap() {
+        make_text += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    }
+    for spec in specs() {
+        let rule = format!("\n{}:", spec.target);
+        assert!(
+            make_text.contains(&rule),
+            "{}: no rule for {}",
+            spec.section,
+            spec.target
+        );
+    }
+}
+
 /// Against a learned optimizer each draw is paired with its own, so the reference's mean is
 /// the draws' mean, and the learned mean is it plus the pooled difference.
 #[test]
