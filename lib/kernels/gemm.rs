@@ -233,7 +233,16 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
     let (b_rows, b_cols) = (b.strides()[0], b.strides()[1]);
     let b_direct = b_cols == 1 && reads_in_place(b_rows);
     let a_direct = a_in_place(a.strides());
-    let mut b_pack = vec![0.0f32; block_strips * K_BLOCK.min(k) * nr];
+    // Packed strips of B: every strip of a block when B is packed, else only a block's last
+    // partial strip. Sized to what is packed: zeroing a whole block's worth (up
+    // to 256 KiB) on every call took 5% of the quadratics' meta-training (docs/performance.md,
+    // "Pack buffers sized to what is packed").
+    let pack_slots = match (b_direct, n % nr) {
+        (true, 0) => 0,
+        (true, _) => 1,
+        (false, _) => block_strips.min(strips),
+    };
+    let mut b_pack = vec![0.0f32; pack_slots * K_BLOCK.min(k) * nr];
     let mut a_pack = vec![0.0f32; R * K_BLOCK.min(k)];
     let mut b_strips = Vec::with_capacity(block_strips);
     for k0 in (0..k).step_by(K_BLOCK) {
@@ -245,8 +254,8 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
         };
         for s0 in (0..strips).step_by(block_strips) {
             b_strips.clear();
-            let packs = b_pack.chunks_exact_mut(kc * nr);
-            for (s, packed) in (s0..strips.min(s0 + block_strips)).zip(packs) {
+            let mut packs = b_pack.chunks_exact_mut(kc * nr);
+            for s in s0..strips.min(s0 + block_strips) {
                 let (j0, cols) = (s * nr, nr.min(n - s * nr));
                 b_strips.push(if b_direct && cols == nr {
                     Operand {
@@ -256,6 +265,7 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
                         lane: 1,
                     }
                 } else {
+                    let packed = packs.next().expect("a slot for every packed strip");
                     pack_panel(&b, (k0, kc), (j0, cols), nr, packed);
                     Operand {
                         ptr: packed.as_ptr(),
@@ -477,7 +487,8 @@ mod tests {
     }
 
     /// Every tile, both orientations and transposed operands give the reference's bits, on
-    /// shapes with partial tiles, several k blocks and the shapes l2l multiplies.
+    /// shapes with partial tiles, several k blocks, several blocks of B's strips and the shapes
+    /// l2l multiplies.
     #[test]
     fn every_tile_and_layout_gives_the_reference_bits() {
         let shapes = [
@@ -488,6 +499,7 @@ mod tests {
             (37, 80, 40),
             (22, 600, 80),
             (130, 20, 97),
+            (9, 600, 300),
         ];
         for (m, k, n) in shapes {
             let (a, b) = (matrix(m, k, 1), matrix(k, n, 2));
