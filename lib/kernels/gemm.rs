@@ -234,9 +234,9 @@ fn blocked<const L: usize, const R: usize, const C: usize>(
     let b_direct = b_cols == 1 && reads_in_place(b_rows);
     let a_direct = a_in_place(a.strides());
     // Packed strips of B: every strip of a block when B is packed, else only a block's last
-    // partial strip. Sized to what is packed: zeroing a whole block's worth (up
-    // to 256 KiB) on every call took 5% of the quadratics' meta-training (docs/performance.md,
-    // "Pack buffers sized to what is packed").
+    // partial strip. Sized to what is packed: zeroing a whole block's worth (up to 256 KiB)
+    // on every call took 5% of the quadratics' meta-training (docs/performance.md, "Pack
+    // buffers sized to what is packed").
     let pack_slots = match (b_direct, n % nr) {
         (true, 0) => 0,
         (true, _) => 1,
