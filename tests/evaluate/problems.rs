@@ -229,9 +229,9 @@ fn neural_art_problems_are_tuned_trained_and_evaluated() {
             "art.npz",
         ],
     );
-    let stderr = d.ok(
-        "evaluate",
-        &[
+    // Five steps of the trained optimizer on the test crops, with `extra` flags.
+    let evaluate_learned = |extra: &[&str]| {
+        let base = [
             "--spec",
             "art_test.npz",
             "--steps",
@@ -240,25 +240,13 @@ fn neural_art_problems_are_tuned_trained_and_evaluated() {
             "lstm:art.npz",
             "-o",
             "learned.parquet",
-        ],
-    );
+        ];
+        d.ok("evaluate", &[&base[..], extra].concat())
+    };
+    let stderr = evaluate_learned(&[]);
     assert!(stderr.contains("mean loss at step 5"), "{stderr}");
     std::fs::create_dir(d.path("imgs")).unwrap();
-    let stderr = d.ok(
-        "evaluate",
-        &[
-            "--spec",
-            "art_test.npz",
-            "--steps",
-            "5",
-            "-O",
-            "lstm:art.npz",
-            "--images",
-            "imgs",
-            "-o",
-            "learned.parquet",
-        ],
-    );
+    let stderr = evaluate_learned(&["--images", "imgs"]);
     assert!(stderr.contains("wrote 3 images of lstm"), "{stderr}");
     // content | result | style, 16 px each with 1-px gaps, enlarged 16 times to 256 px tall.
     let triple = image::open(d.path("imgs/lstm-02.png")).unwrap();
